@@ -1,0 +1,492 @@
+"""The alert engine: results in, alert state and outbox rows out, in the caller's transaction.
+
+Stages, as in Alertmanager's pipeline: rules judge results (``rules``), the
+lifecycle moves alerts (``lifecycle``), alerts join groups (``grouping``);
+when a group's timer expires its alerts pass the mute stage (silences,
+inhibitions: ``mute``) and the dedup stage per channel (``dedup``), and
+what is left becomes one notification per channel in the outbox
+(``outbox``), rendered by the channel (``channels``). Delivery is the
+dispatcher's job, after commit.
+
+Time is passed in (``now``): the daemon passes the wall clock, ``replay``
+event time. All state lives in the database, so a restart neither re-fires
+nor forgets, and ``reload`` only swaps the configuration.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+from sqlalchemy import Connection
+
+from driftwarden.alerts import outbox, store
+from driftwarden.alerts.channels import Channel, build_channels
+from driftwarden.alerts.config import AlertsConfig
+from driftwarden.alerts.dedup import Decision, decide
+from driftwarden.alerts.evidence import Evidence, Result
+from driftwarden.alerts.grouping import group_of
+from driftwarden.alerts.lifecycle import AlertState, advance, pending, resolve
+from driftwarden.alerts.mute import Inhibitor, Muter, Silencer
+from driftwarden.alerts.notification import AlertView, Notification, severity_rank
+from driftwarden.alerts.rules import Observation, Rule, result_fields
+from driftwarden.alerts.silences import active_silences
+from driftwarden.alerts.tables import alert_states
+from driftwarden.alerts.templates import ANNOTATION_DEFAULTS, render_source
+from driftwarden.alerts.times import duration_ms, to_ms
+
+_log = logging.getLogger("driftwarden.alerts")
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """An alert that changed state (``None``: no alert)."""
+
+    fingerprint: str
+    rule: str
+    model: str
+    subject: str
+    before: str | None
+    after: str | None
+    stale: bool
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedNotification:
+    """A notification written to the outbox."""
+
+    channel: str
+    channel_type: str
+    idempotency_key: str
+    model: str
+    status: str
+    rules: tuple[str, ...]
+    severity: str
+    alerts: int
+
+
+@dataclass(frozen=True, slots=True)
+class EvaluationReport:
+    """What one ``evaluate`` or ``tick`` did, for logs and metrics."""
+
+    transitions: tuple[Transition, ...] = ()
+    notifications: tuple[QueuedNotification, ...] = ()
+    stale_results: int = 0
+
+    def merge(self, other: EvaluationReport) -> EvaluationReport:
+        return EvaluationReport(
+            self.transitions + other.transitions,
+            self.notifications + other.notifications,
+            self.stale_results + other.stale_results,
+        )
+
+
+class _Setup:
+    """Everything derived from one configuration; swapped whole on reload."""
+
+    def __init__(self, config: AlertsConfig) -> None:
+        self.config = config
+        self.rules = {rule.name: Rule(rule) for rule in config.rules}
+        self.channels: dict[str, Channel] = build_channels(config)
+        self.group_wait = duration_ms(config.group_wait)
+        self.group_interval = duration_ms(config.group_interval)
+        self.repeat_interval = duration_ms(config.repeat_interval)
+
+
+class AlertEngine:
+    """Alert rules, lifecycle, grouping, muting and dedup over state kept in the database.
+
+    Parameters
+    ----------
+    config
+        The ``alerts`` section.
+    window_sizes
+        Each model's window size; a result is too old to notify when its
+        window ended more than ``max_window_age`` (default 2 × the window
+        size) before ``now``. Models not listed use their result's own
+        window length (count windows).
+    deliver
+        False for ``replay``: notifications are written as ``held`` rows,
+        which ``pending_notifications`` lists and no dispatcher ever claims,
+        even on a database a daemon shares.
+    """
+
+    def __init__(
+        self,
+        config: AlertsConfig,
+        window_sizes: Mapping[str, timedelta] | None = None,
+        *,
+        deliver: bool = True,
+    ) -> None:
+        self.window_sizes = dict(window_sizes or {})
+        self.deliver = deliver
+        self._setup = _Setup(config)
+
+    @property
+    def config(self) -> AlertsConfig:
+        return self._setup.config
+
+    def reload(self, config: AlertsConfig) -> None:
+        """Swap rules, channels, templates and timers; alert state stays in the database.
+
+        Alerts of rules that no longer exist are resolved by the next ``tick``.
+        """
+        self._setup = _Setup(config)
+
+    def evaluate(
+        self, results: Sequence[Result], now: datetime, connection: Connection
+    ) -> EvaluationReport:
+        """Judge ``results`` (of windows just closed or re-upserted), then run the timers.
+
+        Results of windows that ended more than ``max_window_age`` before
+        ``now`` move alert state but never notify. Nothing is committed: the
+        caller's transaction holds the state changes and outbox rows.
+        """
+        setup, moment = self._setup, to_ms(now)
+        observations = [
+            observation
+            for result in results
+            for fields in (result_fields(result),)
+            for rule in setup.rules.values()
+            if (observation := rule.observe(result, fields)) is not None
+        ]
+        if not observations:
+            return self.tick(now, connection)
+        states = store.alerts_of_models(connection, {o.model for o in observations})
+        changed: dict[str, AlertState] = {}
+        removed: set[str] = set()
+        groups: dict[str, store.Group] = {}
+        transitions: list[Transition] = []
+        stale_results = 0
+        for observation in sorted(observations, key=lambda o: o.evidence.window_index):
+            rule = setup.rules[observation.rule]
+            labels = rule.labels(observation.identity)
+            group_key, group_labels = group_of(labels, setup.config.group_by)
+            stale = self._stale(setup, rule, observation, moment)
+            stale_results += stale
+            before = states.get(observation.fingerprint)
+            after = advance(
+                before,
+                observation,
+                for_windows=rule.config.for_windows,
+                labels=labels,
+                group_key=group_key,
+                stale=stale,
+                now=moment,
+            )
+            if after is before:
+                continue
+            fingerprint = observation.fingerprint
+            if after is None:
+                states.pop(fingerprint, None)
+                changed.pop(fingerprint, None)
+                removed.add(fingerprint)
+            else:
+                states[fingerprint] = changed[fingerprint] = after
+                removed.discard(fingerprint)
+                if after.state != "pending":
+                    groups[group_key] = store.Group(
+                        group_key,
+                        group_labels,
+                        observation.model,
+                        moment + setup.group_wait,
+                        moment,
+                    )
+            old, new = (before.state if before else None), (after.state if after else None)
+            if old != new:
+                transitions.append(_transition(observation, old, new, stale))
+        for key in sorted(groups):
+            store.ensure_group(connection, groups[key])
+        store.save_alerts(connection, changed.values())
+        store.delete_alerts(connection, removed)
+        for transition in transitions:
+            _log_transition(transition)
+        report = EvaluationReport(tuple(transitions), (), stale_results)
+        return report.merge(self.tick(now, connection))
+
+    def tick(self, now: datetime, connection: Connection) -> EvaluationReport:
+        """Resolve what timed out, then flush every group whose timer expired."""
+        setup, moment = self._setup, to_ms(now)
+        transitions = self._expire(setup, moment, connection)
+        notifications: list[QueuedNotification] = []
+        groups = store.due_groups(connection, moment)
+        if groups:
+            muters = self._muters(setup, moment, connection)
+            for group in groups:
+                notifications += self._flush(setup, group, muters, moment, connection)
+        return EvaluationReport(tuple(transitions), tuple(notifications), 0)
+
+    def _stale(self, setup: _Setup, rule: Rule, observation: Observation, now: int) -> bool:
+        """Whether the observation's window is too old to notify.
+
+        The age runs from the window's end, or from the detection for
+        concept-drift records (``detected_at``); the limit is the rule's
+        ``max_window_age``, else the section's, else 2 × the window size.
+        """
+        evidence = observation.evidence
+        age = rule.config.max_window_age or setup.config.max_window_age
+        if age is not None:
+            limit = duration_ms(age)
+        elif observation.model in self.window_sizes:
+            limit = 2 * duration_ms(self.window_sizes[observation.model])
+        else:
+            limit = 2 * (evidence.window_end - evidence.window_start)
+        return now - (evidence.detected_at or evidence.window_end) > limit
+
+    def _expire(self, setup: _Setup, now: int, connection: Connection) -> list[Transition]:
+        """Resolve alerts of removed rules and alerts past their rule's ``resolve_after``."""
+        orphans = store.alerts_where(connection, alert_states.c.rule.not_in(list(setup.rules)))
+        expired = [alert for alert in orphans if alert.state == "firing"]
+        store.delete_alerts(connection, [a.fingerprint for a in orphans if a.state == "pending"])
+        for rule in setup.rules.values():
+            after = rule.config.resolve_after
+            if after is not None:
+                expired += store.alerts_where(
+                    connection,
+                    alert_states.c.rule == rule.name,
+                    alert_states.c.state == "firing",
+                    alert_states.c.last_active_at <= now - duration_ms(after),
+                )
+        store.save_alerts(connection, [resolve(alert, now, now) for alert in expired])
+        transitions = [
+            Transition(
+                a.fingerprint, a.rule, a.model, a.evidence.subject, "firing", "resolved", False
+            )
+            for a in expired
+        ]
+        for transition in transitions:
+            _log_transition(transition)
+        return transitions
+
+    def _muters(self, setup: _Setup, now: int, connection: Connection) -> list[Muter]:
+        muters: list[Muter] = [Silencer(active_silences(connection, now))]
+        rules = setup.config.inhibit_rules
+        if rules:
+            firing = {a.fingerprint: a.labels for a in store.firing_alerts(connection)}
+            muters.append(Inhibitor(rules, firing))
+        return muters
+
+    def _flush(
+        self,
+        setup: _Setup,
+        group: store.Group,
+        muters: Sequence[Muter],
+        now: int,
+        connection: Connection,
+    ) -> list[QueuedNotification]:
+        """One group's flush: mute, dedup per channel, queue notifications, reset the timer."""
+        alerts = {
+            alert.fingerprint: alert
+            for alert in store.alerts_of_group(connection, group.group_key)
+            if alert.state != "pending"
+        }
+        entries = store.log_entries(connection, group.group_key)
+        muted = {
+            fp for fp, alert in alerts.items() if any(m.mutes(fp, alert.labels) for m in muters)
+        }
+        routed: dict[str, set[str]] = defaultdict(set)
+        for fp, alert in alerts.items():
+            rule = setup.rules.get(alert.rule)
+            for channel in rule.channels if rule else ():
+                routed[channel].add(fp)
+        for channel, entry in entries.items():
+            routed[channel] |= entry.notified & alerts.keys()
+        views: dict[tuple[str, str], AlertView] = {}
+        queued: list[QueuedNotification] = []
+        kept = 0
+        for channel in sorted(routed.keys() | entries.keys()):
+            entry = entries.get(channel)
+            if channel not in setup.channels:
+                if entry is not None:
+                    store.delete_log(connection, group.group_key, channel)
+                continue
+            chosen = [alerts[fp] for fp in sorted(routed[channel])]
+            notified = entry.notified if entry else frozenset()
+            decision = decide(
+                entry,
+                group_key=group.group_key,
+                channel=channel,
+                firing={
+                    a.fingerprint: a.since
+                    for a in chosen
+                    if a.state == "firing"
+                    and a.fingerprint not in muted
+                    and (not a.stale or a.fingerprint in notified)
+                },
+                resolved=[
+                    a.fingerprint
+                    for a in chosen
+                    if a.state == "resolved" and a.fingerprint not in muted
+                ],
+                gone={fp for fp in notified if fp not in alerts or alerts[fp].state == "resolved"},
+                send_resolved=setup.config.send_resolved_for(channel),
+                repeat_interval=setup.repeat_interval,
+                now=now,
+            )
+            if decision.send:
+                item = self._queue(setup, group, channel, decision, alerts, views, now, connection)
+                queued += [item] if item else []
+            if decision.entry is not None:
+                store.save_log(connection, decision.entry)
+                kept += 1
+            elif entry is not None:
+                store.delete_log(connection, group.group_key, channel)
+        resolved = [a for a in alerts.values() if a.state == "resolved"]
+        store.delete_alerts(connection, [a.fingerprint for a in resolved if not a.streak])
+        store.save_alerts(connection, [pending(a) for a in resolved if a.streak])
+        if kept or any(alert.state == "firing" for alert in alerts.values()):
+            store.schedule_group(connection, group.group_key, now + setup.group_interval)
+        else:
+            store.delete_group(connection, group.group_key)
+        return queued
+
+    def _queue(
+        self,
+        setup: _Setup,
+        group: store.Group,
+        name: str,
+        decision: Decision,
+        alerts: Mapping[str, AlertState],
+        views: dict[tuple[str, str], AlertView],
+        now: int,
+        connection: Connection,
+    ) -> QueuedNotification | None:
+        """Render the decided notification for channel ``name`` and write it to the outbox."""
+        channel = setup.channels[name]
+        status = "firing" if decision.firing else "resolved"
+        if channel.once_per_incident:
+            if status == "firing" and decision.seq > 1:
+                return None
+            key = f"dw-{decision.incident_id}-{status}"
+        else:
+            key = f"dw-{decision.incident_id}-{decision.seq}"
+        listed = [(fp, "firing") for fp in decision.firing]
+        listed += [(fp, "resolved") for fp in decision.resolved]
+        for fp, state in listed:
+            if (fp, state) not in views:
+                views[fp, state] = self._view(setup, alerts[fp], state)
+        shown = sorted(
+            (views[item] for item in listed),
+            key=lambda v: (
+                v.state != "firing",
+                severity_rank(v.severity),
+                v.rule,
+                v.evidence.subject,
+            ),
+        )
+        notification = Notification(
+            channel=name,
+            idempotency_key=key,
+            incident_id=decision.incident_id,
+            group_key=group.group_key,
+            group_labels=group.labels,
+            status=status,
+            model=group.model,
+            alerts=tuple(shown),
+            created_at=now,
+            started_at=decision.started_at,
+        )
+        body = json.dumps(channel.render(notification), ensure_ascii=False, separators=(",", ":"))
+        row = {
+            "channel": name,
+            "channel_type": channel.type,
+            "idempotency_key": key,
+            "group_key": group.group_key,
+            "model": group.model,
+            "status": status,
+            "rules": notification.rules,
+            "severity": notification.top.severity,
+            "body": body,
+        }
+        if not outbox.enqueue(connection, row, now, held=not self.deliver):
+            return None
+        item = QueuedNotification(
+            name,
+            channel.type,
+            key,
+            group.model,
+            status,
+            tuple(notification.rules),
+            notification.top.severity,
+            len(shown),
+        )
+        _log.info(
+            "notification queued: %s %s %s (%d alerts) for %s",
+            status,
+            group.model,
+            ",".join(item.rules),
+            item.alerts,
+            name,
+            extra={
+                "event": "notification_queued",
+                "channel": name,
+                "idempotency_key": key,
+                "model": group.model,
+                "status": status,
+                "rules": list(item.rules),
+                "alerts": item.alerts,
+            },
+        )
+        return item
+
+    def _view(self, setup: _Setup, alert: AlertState, state: str) -> AlertView:
+        """The alert as notifications show it, with its rule's annotations rendered."""
+        rule = setup.rules.get(alert.rule)
+        view = AlertView(
+            fingerprint=alert.fingerprint,
+            rule=alert.rule,
+            severity=alert.labels.get("severity", "info"),
+            state="resolved" if state == "resolved" else "firing",
+            model=alert.model,
+            labels=alert.labels,
+            evidence=alert.evidence,
+            starts_at=alert.since,
+            ends_at=alert.resolved_at if state == "resolved" else None,
+        )
+        sources = rule.config.annotations.resolved() if rule else dict(ANNOTATION_DEFAULTS)
+        context = view.context()
+        annotations = {
+            name: render_source(source, f"annotations.{name}", context)
+            for name, source in sources.items()
+        }
+        return replace(view, annotations=annotations)
+
+
+def _transition(
+    observation: Observation, before: str | None, after: str | None, stale: bool
+) -> Transition:
+    evidence: Evidence = observation.evidence
+    return Transition(
+        observation.fingerprint,
+        observation.rule,
+        observation.model,
+        evidence.subject,
+        before,
+        after,
+        stale,
+    )
+
+
+def _log_transition(transition: Transition) -> None:
+    _log.info(
+        "alert %s %s %s: %s -> %s",
+        transition.rule,
+        transition.model,
+        transition.subject,
+        transition.before or "inactive",
+        transition.after or "inactive",
+        extra={
+            "event": "alert_state",
+            "rule": transition.rule,
+            "model": transition.model,
+            "subject": transition.subject,
+            "fingerprint": transition.fingerprint,
+            "from": transition.before or "inactive",
+            "to": transition.after or "inactive",
+            "stale": transition.stale,
+        },
+    )

@@ -1,0 +1,108 @@
+"""Rules compiled for evaluation: which results a rule judges, and how.
+
+A rule turns each result it matches into an ``Observation`` of one alert,
+identified by a fingerprint of its identity labels (rule, model, kind,
+detector, and feature, metric, group attribute where set). Severity and the
+rule's own labels are not part of the identity, so editing them on reload
+keeps the alert.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from driftwarden.alerts.config import RuleConfig
+from driftwarden.alerts.evidence import Evidence, Result
+from driftwarden.alerts.matchers import matches_all
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """What one result says about one alert: whether its condition holds, and the evidence."""
+
+    rule: str
+    fingerprint: str
+    model: str
+    identity: Mapping[str, str]
+    active: bool
+    evidence: Evidence
+
+
+def fingerprint(identity: Mapping[str, str]) -> str:
+    """A stable hash of identity labels (32 hex characters)."""
+    text = json.dumps(sorted(identity.items()), separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def result_fields(result: Result) -> dict[str, str | None]:
+    """The fields of a result that a rule's ``match`` can test."""
+    return {
+        "model": result.model,
+        "model_version": result.model_version,
+        "kind": result.kind,
+        "detector": result.detector,
+        "feature": result.feature,
+        "metric": result.metric,
+        "group_attribute": result.group_attribute,
+    }
+
+
+class Rule:
+    """A rule ready to judge results."""
+
+    def __init__(self, config: RuleConfig) -> None:
+        self.config = config
+        self.name = config.name
+        self.channels = tuple(config.channels)
+        self._equal = tuple((m.name, m.value) for m in config.match if m.op == "=")
+        self._other = tuple(m for m in config.match if m.op != "=")
+
+    def observe(self, result: Result, fields: Mapping[str, str | None]) -> Observation | None:
+        """The observation of ``result`` (its ``result_fields`` given), or None if not judged.
+
+        A result is judged when the rule matches it, its status is ``ok`` and it
+        has at least ``min_labeled`` labels; anything else leaves the alert as it is.
+        """
+        config = self.config
+        for name, value in self._equal:  # the common case, checked first and cheaply
+            if (fields[name] or "") != value:
+                return None
+        if not matches_all(self._other, fields) or result.status != "ok":
+            return None
+        if config.min_labeled is not None and (result.n_labeled or 0) < config.min_labeled:
+            return None
+        if config.above is not None or config.below is not None:
+            if result.value is None:
+                return None
+            if config.above is not None:
+                active, threshold, direction = result.value > config.above, config.above, "above"
+            else:
+                assert config.below is not None
+                active, threshold, direction = result.value < config.below, config.below, "below"
+        else:
+            active, threshold, direction = result.drift, result.threshold, result.direction
+        identity = {
+            "rule": self.name,
+            "model": result.model,
+            "kind": result.kind,
+            "detector": result.detector,
+        }
+        for name in ("feature", "metric", "group_attribute"):
+            value = fields[name]
+            if value is not None:
+                identity[name] = value
+        return Observation(
+            rule=self.name,
+            fingerprint=fingerprint(identity),
+            model=result.model,
+            identity=identity,
+            active=active,
+            evidence=Evidence.of(result, threshold, direction),
+        )
+
+    def labels(self, identity: Mapping[str, str]) -> dict[str, str]:
+        """An alert's labels: its identity, the rule's severity and the rule's labels."""
+        return {**identity, "severity": self.config.severity, **self.config.labels}
