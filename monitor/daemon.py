@@ -1,0 +1,424 @@
+"""``driftwarden run``: the long-running service.
+
+The main loop polls Kafka, decodes each poll as one batch per topic, folds it
+into windows, and checkpoints — consumer positions, window state, closed
+windows, results, dead letters — in one database transaction, at least every
+``storage.checkpoint_interval`` and whenever a window closes. A restart seeks
+every partition to its stored position, so it re-reads at most what arrived
+since the last checkpoint and counts nothing twice. On a rebalance the
+revoked side checkpoints before giving partitions up and the assigned side
+reloads state and seeks to the stored positions; rebalances only happen
+inside ``poll``, so no batch is ever half-processed when they do.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import Any
+
+import numpy as np
+from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
+from kafka.errors import KafkaConfigurationError
+from kafka.structs import OffsetAndMetadata
+from prometheus_client import CollectorRegistry
+from sqlalchemy import Connection
+
+from driftwarden.monitor import storage
+from driftwarden.monitor.config import Config
+from driftwarden.monitor.endpoints import EndpointServer, Health
+from driftwarden.monitor.errors import ConfigError
+from driftwarden.monitor.events import DecodedBatch, Messages
+from driftwarden.monitor.labels import JoinStore
+from driftwarden.monitor.metrics import Metrics
+from driftwarden.monitor.pipeline import BatchReport, Pipeline
+from driftwarden.monitor.runtime import build_pipeline, decoder
+
+log = logging.getLogger("driftwarden.daemon")
+
+
+def wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass
+class _Pending:
+    """What the next checkpoint writes."""
+
+    commit: storage.Commit
+    events: int = 0
+    windows: int = 0
+    kafka_offsets: dict[TopicPartition, int] = field(default_factory=dict)
+
+
+class Daemon:
+    """Consumes predictions, closes windows, serves metrics; ``run()`` until stopped."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        registry: CollectorRegistry | None = None,
+        clock: Callable[[], int] = wall_clock_ms,
+        config_hint: str = "driftwarden db upgrade --config FILE",
+    ) -> None:
+        self.config = config
+        self.clock = clock
+        self.registry = registry or CollectorRegistry()
+        self.metrics = Metrics(self.registry, config.models)
+        self.health = Health()
+        self._config_hint = config_hint
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._assigned: set[TopicPartition] = set()
+        self._positions: dict[tuple[str, int], int] = {}
+        self._generation = 0
+        self._unconfigured: dict[str, set[str]] = {}
+        self._pending = self._new_pending()
+        self._last_checkpoint = time.monotonic()
+        self.engine: Any = None
+        self._connection: Connection | None = None
+        self.store: storage.Store | None = None
+        self.pipeline: Pipeline | None = None
+        self.consumer: KafkaConsumer | None = None
+        self.server: EndpointServer | None = None
+
+    def stop(self) -> None:
+        """Stop intake after the current batch (safe from signal handlers and other threads)."""
+        self._stop.set()
+
+    def run(self) -> int:
+        """Start, consume until stopped, checkpoint, and close everything; the exit status."""
+        try:
+            self._start()
+            log.info(
+                "daemon started",
+                extra={
+                    "event": "started",
+                    "models": list(self.config.models),
+                    "metrics": f"{self.server.url}/metrics" if self.server else None,
+                },
+            )
+            while not self._stop.is_set():
+                self._poll_once()
+            return 0
+        finally:
+            self._shutdown()
+
+    @property
+    def metrics_url(self) -> str | None:
+        return None if self.server is None else f"{self.server.url}/metrics"
+
+    # -- start and stop --------------------------------------------------------------------
+
+    def _start(self) -> None:
+        config = self.config
+        self.server = EndpointServer(
+            config.http.host, config.http.port, self.registry, self.health
+        ).start()
+        self.engine = storage.create(config.storage.url)
+        storage.require_current(self.engine, self._config_hint)
+        self.store = storage.Store(self.engine)
+        self.pipeline = build_pipeline(config, self.store, resume=True, clock=self.clock)
+        self._decoders = {
+            config.kafka.predictions_topic: decoder(config, "prediction"),
+            config.kafka.labels_topic: decoder(config, "label"),
+        }
+        self._connection = self.engine.connect()
+        join_store = JoinStore(self.engine.dialect.name)
+        for name, model in self.pipeline.models.items():
+            self.metrics.reference_performance(name, model.profile.outcomes.reference_performance)
+            if model.labels is not None:
+                self.metrics.pending.labels(name).set(
+                    join_store.pending_count(self._connection, name)
+                )
+        self._connection.commit()
+        self.consumer = self._consumer()
+        topics = [config.kafka.predictions_topic]
+        if any(model.labels.enabled for model in config.models.values()):
+            topics.append(config.kafka.labels_topic)
+        self.consumer.subscribe(topics, listener=_Listener(self))
+
+    def _consumer(self) -> KafkaConsumer:
+        kafka = self.config.kafka
+        settings: dict[str, Any] = {
+            "bootstrap_servers": kafka.bootstrap_servers,
+            "group_id": kafka.group_id,
+            "enable_auto_commit": False,
+            "auto_offset_reset": kafka.start_from,
+            "max_poll_records": kafka.max_poll_records,
+            "client_id": "driftwarden",
+        }
+        settings.update(kafka.client)
+        try:
+            return KafkaConsumer(**settings)
+        except (KafkaConfigurationError, TypeError, AssertionError) as exc:
+            raise ConfigError(f"rejected by the Kafka client: {exc}", "kafka.client") from None
+
+    def _shutdown(self) -> None:
+        if self.consumer is not None:
+            with self._lock:
+                self._checkpoint()
+            self.consumer.close(autocommit=False)
+            self.consumer = None
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+        if self.server is not None:
+            self.server.stop()
+            self.server = None
+        if self.engine is not None:
+            self.engine.dispose()
+        log.info("daemon stopped", extra={"event": "stopped"})
+
+    def install_signal_handlers(self) -> None:
+        """SIGINT and SIGTERM stop intake; the current batch finishes and is persisted."""
+
+        def handle(signum: int, _frame: FrameType | None) -> None:
+            log.info("stopping", extra={"event": "stopping", "signal": signal.Signals(signum).name})
+            self.stop()
+
+        signal.signal(signal.SIGINT, handle)
+        signal.signal(signal.SIGTERM, handle)
+
+    # -- the loop --------------------------------------------------------------------------
+
+    def _poll_once(self) -> None:
+        assert self.consumer is not None and self.pipeline is not None
+        records = self._poll_batch()
+        self.health.beat()
+        with self._lock:
+            batches = _batches(records)
+            for topic in self._decoders:
+                if topic in batches:
+                    self._process(self._decoders[topic].decode(batches[topic]), topic)
+            idle = self.pipeline.owned(self._caught_up())
+            self._report(self.pipeline.tick(self._pending.commit, self._connection, idle))
+            interval = self.config.storage.checkpoint_interval.total_seconds()
+            due = time.monotonic() - self._last_checkpoint >= interval
+            if self._pending.windows or (due and self._pending.kafka_offsets):
+                self._checkpoint()
+
+    def _poll_batch(self) -> dict[TopicPartition, list[Any]]:
+        """Records of several polls, up to ``batch_records`` or ``batch_wait``: one decode and
+        one fold per batch, however small the broker's fetches are.
+
+        A rebalance during the polls discards them: nothing of them was processed, and the
+        partitions are read again from their stored positions.
+        """
+        assert self.consumer is not None
+        kafka = self.config.kafka
+        generation = self._generation
+        first = self.consumer.poll(
+            timeout_ms=int(kafka.poll_timeout.total_seconds() * 1000),
+            max_records=kafka.max_poll_records,
+        )
+        records = {tp: list(batch) for tp, batch in first.items()}
+        count = sum(len(batch) for batch in records.values())
+        deadline = time.monotonic() + kafka.batch_wait.total_seconds()
+        while count and count < kafka.batch_records and time.monotonic() < deadline:
+            more = self.consumer.poll(timeout_ms=0, max_records=kafka.max_poll_records)
+            if generation != self._generation:
+                return {}
+            if not more:
+                break
+            for tp, batch in more.items():
+                records.setdefault(tp, []).extend(batch)
+                count += len(batch)
+        return records if generation == self._generation else {}
+
+    def _process(self, batch: DecodedBatch, topic: str) -> None:
+        assert self.pipeline is not None
+        pending = self._pending
+        commit, connection = pending.commit, self._connection
+        if topic == self.config.kafka.labels_topic:
+            report = self.pipeline.process_labels(batch, commit, connection)
+        else:
+            report = self.pipeline.process(batch, commit, connection)
+        self._report(report)
+        messages = batch.messages
+        partitions = (
+            messages.partitions
+            if messages.partitions is not None
+            else np.full(len(messages.values), messages.partition)
+        )
+        for partition in np.unique(partitions):
+            offset = int(messages.offsets[partitions == partition].max()) + 1
+            pending.commit.positions[(topic, int(partition))] = offset
+            pending.kafka_offsets[TopicPartition(topic, int(partition))] = offset
+        for reason, count in batch.ignored.items():
+            self.metrics.ignored.labels(reason).inc(count)
+        for letter in batch.dead_letters:
+            self.metrics.dead_letters.labels(letter.reason).inc()
+            log.warning(
+                "dead letter",
+                extra={
+                    "event": "dead_letter",
+                    "reason": letter.reason,
+                    "detail": letter.detail,
+                    "model": letter.model,
+                    **letter.origin.as_dict(),
+                },
+            )
+        for model, names in batch.unconfigured_features.items():
+            self._unconfigured.setdefault(model, set()).update(names)
+            self.metrics.unconfigured_features.labels(model).set(len(self._unconfigured[model]))
+
+    def _report(self, report: BatchReport) -> None:
+        for model, count in report.events.items():
+            self.metrics.events.labels(model, "prediction").inc(count)
+            self._pending.events += count
+        for model, count in report.labels.items():
+            self.metrics.events.labels(model, "label").inc(count)
+        for model, joined in report.joins.items():
+            self.metrics.label_join(model, joined)
+        for model, count in report.expired.items():
+            self.metrics.expired.labels(model).inc(count)
+            self.metrics.pending.labels(model).dec(count)
+        for window, records in report.outcomes:
+            self.metrics.outcomes(window, records, self.config.models[window.model])
+        for window, records in report.closed:
+            self._pending.windows += 1
+            self.metrics.window_closed(window, records)
+            self.metrics.outcomes(window, records, self.config.models[window.model])
+            drifted = sorted({r.feature for r in records if r.drift and r.feature})
+            log.info(
+                "window closed",
+                extra={
+                    "event": "window_closed",
+                    "model": window.model,
+                    "window_index": window.index,
+                    "window_start": window.start,
+                    "window_end": window.end,
+                    "results": len(records),
+                    "drifted": drifted,
+                },
+            )
+
+    def _checkpoint(self) -> None:
+        """Commit everything since the last checkpoint, then offsets to Kafka (advisory).
+
+        The label join has written on the same connection as it went; positions,
+        window state, results and dead letters join it here, in one transaction.
+        """
+        assert self.store is not None and self.pipeline is not None
+        connection = self._connection
+        assert connection is not None
+        pending, self._pending = self._pending, self._new_pending()
+        started = time.perf_counter()
+        self._report(self.pipeline.expire(pending.commit, connection))
+        self.pipeline.snapshot(pending.commit, connection, changed_only=True)
+        self.store.write(connection, pending.commit)
+        connection.commit()
+        self.metrics.checkpoint_duration.observe(time.perf_counter() - started)
+        for letter in pending.commit.dead_letters:
+            if letter.reason == "orphan_label":
+                self.metrics.dead_letters.labels(letter.reason).inc()
+        self._last_checkpoint = time.monotonic()
+        if pending.kafka_offsets and self.consumer is not None:
+            offsets = {tp: OffsetAndMetadata(o, "", -1) for tp, o in pending.kafka_offsets.items()}
+            try:
+                self.consumer.commit_async(offsets)
+            except Exception as exc:  # the group commit is advisory: never fail on it
+                log.debug("advisory offset commit failed: %s", exc)
+
+    def _new_pending(self) -> _Pending:
+        return _Pending(storage.Commit(group_id=self.config.kafka.group_id))
+
+    def _caught_up(self) -> set[tuple[str, int]]:
+        """Assigned partitions read up to their high watermark (and publish the lag of each).
+
+        Only models on these partitions may close windows on the idle timeout: a
+        backlog or a rebalance pause is not an idle model.
+        """
+        assert self.consumer is not None
+        caught_up = set()
+        for tp in self._assigned:
+            key = (tp.topic, tp.partition)
+            highwater = self.consumer.highwater(tp)
+            position = self._pending.commit.positions.get(key, self._positions.get(key))
+            if position is not None:
+                self._positions[key] = position
+            if highwater is None or position is None:
+                continue
+            lag = max(highwater - position, 0)
+            self.metrics.lag.labels(tp.topic, str(tp.partition)).set(lag)
+            if lag == 0:
+                caught_up.add(key)
+        return caught_up
+
+    # -- rebalances (called inside poll) ---------------------------------------------------
+
+    def revoked(self, partitions: set[TopicPartition]) -> None:
+        """Checkpoint before partitions go to another member."""
+        with self._lock:
+            self._checkpoint()
+            self._assigned -= set(partitions)
+        self.health.set_ready(False, "rebalancing")
+        log.info(
+            "partitions revoked",
+            extra={"event": "rebalance", "revoked": sorted(_names(partitions))},
+        )
+
+    def assigned(self, partitions: set[TopicPartition]) -> None:
+        """Reload window state and seek every partition to its stored position."""
+        assert self.store is not None and self.pipeline is not None and self.consumer is not None
+        with self._lock:
+            self.pipeline.restore(self.store)
+            self._pending = self._new_pending()
+            self._assigned = set(partitions)
+            self._generation += 1
+            by_topic: dict[str, dict[int, int]] = {}
+            for tp in partitions:
+                stored = by_topic.setdefault(
+                    tp.topic, self.store.positions(self.config.kafka.group_id, tp.topic)
+                )
+                if tp.partition in stored:
+                    self.consumer.seek(tp, stored[tp.partition])
+                    self._positions[(tp.topic, tp.partition)] = stored[tp.partition]
+                elif self.config.kafka.start_from == "earliest":
+                    self.consumer.seek_to_beginning(tp)
+                else:
+                    self.consumer.seek_to_end(tp)
+        self.health.set_ready(True)
+        self.metrics.ready.set(1)
+        log.info(
+            "partitions assigned",
+            extra={"event": "rebalance", "assigned": sorted(_names(partitions))},
+        )
+
+
+class _Listener(ConsumerRebalanceListener):
+    def __init__(self, daemon: Daemon) -> None:
+        self.daemon = daemon
+
+    def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        self.daemon.revoked(set(revoked))
+
+    def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        self.daemon.assigned(set(assigned))
+
+
+def _names(partitions: set[TopicPartition]) -> list[str]:
+    return [f"{tp.topic}-{tp.partition}" for tp in partitions]
+
+
+def _batches(records: dict[TopicPartition, list[Any]]) -> dict[str, Messages]:
+    """One batch per topic from a poll, keeping each message's partition and offset."""
+    by_topic: dict[str, list[tuple[int, list[Any]]]] = {}
+    for tp, items in records.items():
+        by_topic.setdefault(tp.topic, []).append((tp.partition, items))
+    batches = {}
+    for topic, parts in by_topic.items():
+        values = [r.value if r.value is not None else b"" for _, items in parts for r in items]
+        offsets = np.fromiter((r.offset for _, items in parts for r in items), dtype=np.int64)
+        partitions = np.fromiter(
+            (p for p, items in parts for _ in items), dtype=np.int64, count=len(values)
+        )
+        batches[topic] = Messages(values, topic, None, offsets, partitions)
+    return batches

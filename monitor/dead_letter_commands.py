@@ -1,0 +1,161 @@
+"""``driftwarden dead-letters list|show|replay``: inspect dead letters and feed corrected ones back.
+
+``replay`` produces each message again to the Kafka topic it came from — the
+stored bytes as they are (after fixing the configuration, say), or corrected
+events from a file — and marks the originals as replayed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+
+from driftwarden.monitor import config as configuration
+from driftwarden.monitor import storage
+from driftwarden.monitor.errors import InputError
+from driftwarden.monitor.replay import dead_letter_json
+
+
+def add_commands(commands: argparse._SubParsersAction) -> None:
+    """Register ``dead-letters`` and its actions."""
+    parser = commands.add_parser("dead-letters", help="inspect and replay dead letters")
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+    listing = actions.add_parser("list", help="newest dead letters, one per line")
+    listing.add_argument("--config", type=Path, required=True)
+    listing.add_argument("--reason")
+    listing.add_argument("--model")
+    listing.add_argument("--limit", type=int, default=50)
+    listing.add_argument("--json", action="store_true", help="JSON lines with the raw bytes")
+    listing.set_defaults(handler=_list)
+
+    show = actions.add_parser("show", help="one dead letter in full")
+    show.add_argument("--config", type=Path, required=True)
+    show.add_argument("id", type=int)
+    show.set_defaults(handler=_show)
+
+    replay = actions.add_parser("replay", help="produce dead letters (or corrections) again")
+    replay.add_argument("--config", type=Path, required=True)
+    source = replay.add_mutually_exclusive_group(required=True)
+    source.add_argument("--id", type=int, nargs="+", dest="ids", help="replay these as stored")
+    source.add_argument(
+        "--file",
+        type=Path,
+        help='corrections: JSON lines {"dead_letter_id": N, "event": {...}}',
+    )
+    replay.set_defaults(handler=_replay)
+
+
+def _store(path: Path) -> tuple[configuration.Config, storage.Store]:
+    loaded = configuration.load(path)
+    engine = storage.create(loaded.storage.url)
+    storage.require_current(engine, f"driftwarden db upgrade --config {path}")
+    return loaded, storage.Store(engine)
+
+
+def _list(args: argparse.Namespace) -> int:
+    _, store = _store(args.config)
+    letters = store.dead_letters(reason=args.reason, model=args.model, limit=args.limit)
+    out = sys.stdout
+    for stored in letters:
+        letter = stored.letter
+        if args.json:
+            out.write(orjson.dumps({"id": stored.id, **dead_letter_json(letter)}).decode() + "\n")
+            continue
+        origin = letter.origin
+        where = f"{origin.source}[{origin.partition}]@{origin.offset}"
+        replayed = " (replayed)" if stored.replayed_at else ""
+        out.write(
+            f"{stored.id:>8}  {stored.created_at:%Y-%m-%d %H:%M:%S}  {letter.reason:<18} "
+            f"{where}  {letter.detail}{replayed}\n"
+        )
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    _, store = _store(args.config)
+    found = store.dead_letters(ids=[args.id])
+    if not found:
+        raise InputError(f"no dead letter with id {args.id}")
+    stored = found[0]
+    letter = stored.letter
+    print(f"id:        {stored.id}")
+    print(f"kind:      {letter.kind}")
+    print(f"reason:    {letter.reason}")
+    print(f"detail:    {letter.detail}")
+    print(f"model:     {letter.model or '-'}")
+    origin = letter.origin
+    print(f"origin:    {origin.source} partition {origin.partition} offset {origin.offset}")
+    print(f"kept at:   {stored.created_at.isoformat()}")
+    print(f"replayed:  {stored.replayed_at.isoformat() if stored.replayed_at else 'no'}")
+    print("raw:")
+    print(letter.raw.decode("utf-8", errors="backslashreplace"))
+    return 0
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from kafka import KafkaProducer
+
+    loaded, store = _store(args.config)
+    if args.ids:
+        found = store.dead_letters(ids=args.ids)
+        missing = sorted(set(args.ids) - {stored.id for stored in found})
+        if missing:
+            raise InputError(f"no dead letter with id {', '.join(map(str, missing))}")
+        sends = [(stored, stored.letter.raw) for stored in found]
+    else:
+        sends = _corrections(args.file, store)
+    for stored, _ in sends:
+        if stored.letter.origin.partition is None:
+            raise InputError(
+                f"dead letter {stored.id} came from the file {stored.letter.origin.source}, "
+                "not from Kafka: correct the file and replay it instead"
+            )
+    producer = KafkaProducer(
+        bootstrap_servers=loaded.kafka.bootstrap_servers, **_producer_settings(loaded)
+    )
+    try:
+        for stored, value in sends:
+            producer.send(stored.letter.origin.source, value=value, key=_key(value))
+        producer.flush()
+    finally:
+        producer.close()
+    store.mark_replayed([stored.id for stored, _ in sends], datetime.now(UTC))
+    print(f"replayed {len(sends)} dead letter(s)")
+    return 0
+
+
+def _corrections(path: Path, store: storage.Store) -> list[tuple[storage.StoredDeadLetter, bytes]]:
+    corrections: dict[int, bytes] = {}
+    for number, line in enumerate(path.read_bytes().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            entry = orjson.loads(line)
+            corrections[int(entry["dead_letter_id"])] = orjson.dumps(entry["event"])
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+            raise InputError(
+                f'{path}:{number}: expected {{"dead_letter_id": N, "event": {{...}}}}'
+            ) from None
+    found = {stored.id: stored for stored in store.dead_letters(ids=list(corrections))}
+    missing = sorted(set(corrections) - set(found))
+    if missing:
+        raise InputError(f"{path}: no dead letter with id {', '.join(map(str, missing))}")
+    return [(found[i], corrections[i]) for i in corrections]
+
+
+def _key(value: bytes) -> bytes | None:
+    try:
+        model = orjson.loads(value).get("model")
+    except (orjson.JSONDecodeError, AttributeError):
+        return None
+    return model.encode() if isinstance(model, str) else None
+
+
+def _producer_settings(loaded: configuration.Config) -> dict[str, object]:
+    consumer_only = {"group_id", "auto_offset_reset", "enable_auto_commit", "max_poll_records"}
+    return {k: v for k, v in loaded.kafka.client.items() if k not in consumer_only}

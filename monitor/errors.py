@@ -1,0 +1,35 @@
+"""The daemon's errors.
+
+DriftwardenError          anything the daemon reports to a user instead of a traceback
+├── ConfigError           a configuration file that cannot be used (carries the key path)
+├── ProfileError          a reference file that cannot be read or fitted
+├── SchemaOutdatedError   the database schema is older than this release
+└── InputError            a replay or dead-letter input that cannot be read
+"""
+
+from __future__ import annotations
+
+
+class DriftwardenError(Exception):
+    """An error the command line prints as one line and exits non-zero on."""
+
+
+class ConfigError(DriftwardenError):
+    """A configuration that cannot be used; ``path`` is the dotted key path, if any."""
+
+    def __init__(self, message: str, path: str = "") -> None:
+        self.path = path
+        self.message = message
+        super().__init__(f"{path}: {message}" if path else message)
+
+
+class ProfileError(DriftwardenError):
+    """A reference file that cannot be read or fitted."""
+
+
+class SchemaOutdatedError(DriftwardenError):
+    """The database schema is not at this release's revision."""
+
+
+class InputError(DriftwardenError):
+    """An input file that cannot be read."""

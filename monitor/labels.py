@@ -1,0 +1,477 @@
+"""The label join: predictions waiting for labels, labels waiting for predictions.
+
+Every prediction of a model with labels enabled leaves a row in ``label_join``
+(id, event time, window key, prediction, group values — never the features)
+until ``ttl`` after its event time. A label joins its prediction by (model,
+id) if it became known within ``ttl`` of the prediction; a label that finds
+no prediction waits in ``orphan_labels`` up to ``orphan_ttl`` and then becomes
+a dead letter. Joined rows update the label summary of the prediction's pane
+(realized performance and fairness read those), and, in label-arrival order,
+the model's error stream (concept drift).
+
+All writes happen on the caller's connection, inside its transaction: the
+join follows the daemon's exactly-once rule with everything else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import polars as pl
+from sqlalchemy import Connection
+
+from driftwarden.detectors.stream import StreamDetector
+from driftwarden.monitor.config import ModelConfig
+from driftwarden.monitor.events import DecodedBatch
+from driftwarden.monitor.outcomes import LabelSummary
+from driftwarden.monitor.profile import Profile
+
+_CHUNK = 500
+
+
+@dataclass
+class LabelReport:
+    """What one batch did to the join of one model, for metrics and results."""
+
+    stored: int = 0
+    joined: int = 0
+    duplicate_labels: int = 0
+    duplicate_predictions: int = 0
+    orphaned: int = 0
+    expired: int = 0
+    delays: list[float] = field(default_factory=list)
+    panes: set[int] = field(default_factory=set)
+    detections: list[Detection] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Detection:
+    """A concept-drift detection: its position in the error stream, and where it happened."""
+
+    position: int
+    detected_at: int
+    pane: int
+
+
+class JoinStore:
+    """SQL for the join tables of one dialect, run on the caller's connection."""
+
+    def __init__(self, dialect: str) -> None:
+        self.dialect = dialect
+        ignore = "OR IGNORE " if dialect == "sqlite" else ""
+        tail = "" if dialect == "sqlite" else " ON CONFLICT DO NOTHING"
+        self._insert_pending = (
+            f"INSERT {ignore}INTO label_join (model, id, ts, pane, prediction, groups, label, "
+            f"labeled_at, expires_at) VALUES ({self._marks(9)}){tail}"
+        )
+        self._insert_orphan = (
+            f"INSERT {ignore}INTO orphan_labels (model, id, ts, label, expires_at, source, "
+            f'partition, "offset", raw) VALUES ({self._marks(9)}){tail}'
+        )
+        self._set_label = (
+            f"UPDATE label_join SET label = {self._mark}, labeled_at = {self._mark} "
+            f"WHERE model = {self._mark} AND id = {self._mark}"
+        )
+
+    @property
+    def _mark(self) -> str:
+        return "?" if self.dialect == "sqlite" else "%s"
+
+    def _marks(self, n: int) -> str:
+        return ", ".join([self._mark] * n)
+
+    def insert_pending(self, connection: Connection, rows: list[tuple[Any, ...]]) -> int:
+        """Store waiting predictions; returns how many were new (the rest were duplicates)."""
+        if not rows:
+            return 0
+        cursor = connection.exec_driver_sql(self._insert_pending, rows)
+        return max(cursor.rowcount, 0)
+
+    def find(self, connection: Connection, model: str, ids: list[str]) -> pl.DataFrame:
+        """The stored rows of these ids."""
+        found = []
+        for start in range(0, len(ids), _CHUNK):
+            chunk = ids[start : start + _CHUNK]
+            query = (
+                "SELECT id, ts, pane, prediction, groups, label FROM label_join "
+                f"WHERE model = {self._mark} AND id IN ({self._marks(len(chunk))})"
+            )
+            found += connection.exec_driver_sql(query, (model, *chunk)).all()
+        return pl.DataFrame(
+            found,
+            schema={
+                "id": pl.String,
+                "pts": pl.Int64,
+                "pane": pl.Int64,
+                "prediction": pl.String,
+                "groups": pl.String,
+                "old_label": pl.String,
+            },
+            orient="row",
+        )
+
+    def set_labels(self, connection: Connection, rows: list[tuple[Any, ...]]) -> None:
+        """``(label, labeled_at, model, id)`` per joined prediction."""
+        if rows:
+            connection.exec_driver_sql(self._set_label, rows)
+
+    def insert_orphans(self, connection: Connection, rows: list[tuple[Any, ...]]) -> None:
+        if rows:
+            connection.exec_driver_sql(self._insert_orphan, rows)
+
+    def replace_orphan_labels(self, connection: Connection, rows: list[tuple[Any, ...]]) -> None:
+        """``(label, ts, model, id)``: a later label of a waiting orphan (``policy: last``)."""
+        if rows:
+            connection.exec_driver_sql(
+                f"UPDATE orphan_labels SET label = {self._mark}, ts = {self._mark} "
+                f"WHERE model = {self._mark} AND id = {self._mark}",
+                rows,
+            )
+
+    def orphan_ids(self, connection: Connection, model: str) -> set[str]:
+        rows = connection.exec_driver_sql(
+            f"SELECT id FROM orphan_labels WHERE model = {self._mark}", (model,)
+        )
+        return {row[0] for row in rows}
+
+    def take_orphans(self, connection: Connection, model: str, ids: list[str]) -> pl.DataFrame:
+        """Remove and return the orphans of these ids (their predictions have arrived)."""
+        taken = []
+        for start in range(0, len(ids), _CHUNK):
+            chunk = ids[start : start + _CHUNK]
+            where = f"model = {self._mark} AND id IN ({self._marks(len(chunk))})"
+            taken += connection.exec_driver_sql(
+                f"SELECT id, ts, label FROM orphan_labels WHERE {where}", (model, *chunk)
+            ).all()
+            connection.exec_driver_sql(f"DELETE FROM orphan_labels WHERE {where}", (model, *chunk))
+        return pl.DataFrame(
+            taken, schema={"id": pl.String, "ts": pl.Int64, "label": pl.String}, orient="row"
+        )
+
+    def expire(self, connection: Connection, model: str, now: int) -> tuple[int, list[Any]]:
+        """Drop rows past their ttl: the count of predictions never labelled, and the orphans."""
+        mark = self._mark
+        never = connection.exec_driver_sql(
+            f"SELECT count(*) FROM label_join WHERE model = {mark} AND expires_at < {mark} "
+            "AND label IS NULL",
+            (model, now),
+        ).scalar()
+        connection.exec_driver_sql(
+            f"DELETE FROM label_join WHERE model = {mark} AND expires_at < {mark}", (model, now)
+        )
+        orphans = connection.exec_driver_sql(
+            f'SELECT id, source, partition, "offset", raw FROM orphan_labels '
+            f"WHERE model = {mark} AND expires_at < {mark}",
+            (model, now),
+        ).all()
+        connection.exec_driver_sql(
+            f"DELETE FROM orphan_labels WHERE model = {mark} AND expires_at < {mark}",
+            (model, now),
+        )
+        return int(never or 0), orphans
+
+    def pending_count(self, connection: Connection, model: str) -> int:
+        return int(
+            connection.exec_driver_sql(
+                f"SELECT count(*) FROM label_join WHERE model = {self._mark} AND label IS NULL",
+                (model,),
+            ).scalar()
+            or 0
+        )
+
+    def load_range(
+        self, connection: Connection, model: str, start: int, end: int
+    ) -> dict[int, bytes]:
+        """Stored label summaries of the panes in ``[start, end)``."""
+        rows = connection.exec_driver_sql(
+            f"SELECT pane, data FROM label_panes WHERE model = {self._mark} "
+            f"AND pane >= {self._mark} AND pane < {self._mark}",
+            (model, start, end),
+        )
+        return {pane: bytes(data) for pane, data in rows}
+
+    def load_panes(
+        self, connection: Connection, model: str, panes: Iterable[int]
+    ) -> dict[int, bytes]:
+        wanted = sorted(set(panes))
+        out: dict[int, bytes] = {}
+        for start in range(0, len(wanted), _CHUNK):
+            chunk = wanted[start : start + _CHUNK]
+            rows = connection.exec_driver_sql(
+                f"SELECT pane, data FROM label_panes WHERE model = {self._mark} "
+                f"AND pane IN ({self._marks(len(chunk))})",
+                (model, *chunk),
+            )
+            out.update({pane: bytes(data) for pane, data in rows})
+        return out
+
+    def save_panes(self, connection: Connection, model: str, panes: dict[int, bytes]) -> None:
+        if not panes:
+            return
+        rows = [(model, pane, data) for pane, data in panes.items()]
+        if self.dialect == "sqlite":
+            statement = "INSERT OR REPLACE INTO label_panes (model, pane, data) VALUES (?, ?, ?)"
+        else:
+            statement = (
+                "INSERT INTO label_panes (model, pane, data) VALUES (%s, %s, %s) "
+                "ON CONFLICT (model, pane) DO UPDATE SET data = EXCLUDED.data"
+            )
+        connection.exec_driver_sql(statement, rows)
+
+
+class ModelLabels:
+    """One model's side of the join: its label panes, error stream and orphan ids."""
+
+    def __init__(
+        self,
+        name: str,
+        config: ModelConfig,
+        profile: Profile,
+        detector: StreamDetector,
+        store: JoinStore,
+        position: int = 0,
+    ) -> None:
+        self.name = name
+        self.config = config
+        self.profile = profile
+        self.detector = detector
+        self.store = store
+        self.position = position
+        self._ttl = int(config.labels.ttl.total_seconds() * 1000)
+        self._orphan_ttl = int(config.labels.orphan_ttl.total_seconds() * 1000)
+        self._panes: dict[int, LabelSummary] = {}
+        self._dirty: set[int] = set()
+        self._orphans: set[str] | None = None
+
+    # -- predictions -----------------------------------------------------------------------
+
+    def add_predictions(
+        self, connection: Connection, frame: pl.DataFrame, keys: pl.Series, now: int
+    ) -> LabelReport:
+        """Store folded predictions as waiting; join labels that arrived before them."""
+        report = LabelReport()
+        groups = [pl.col(f"grp:{name}").alias(name) for name in self.profile.groups]
+        rows = frame.select(
+            pl.lit(self.name).alias("model"),
+            "id",
+            "ts",
+            keys.alias("pane"),
+            pl.col("prediction").cast(pl.String),
+            (pl.struct(groups).struct.json_encode() if groups else pl.lit(None, pl.String)).alias(
+                "groups"
+            ),
+            pl.lit(None, pl.String).alias("label"),
+            pl.lit(None, pl.Int64).alias("labeled_at"),
+            (pl.col("ts") + self._ttl).alias("expires_at"),
+        ).rows()
+        inserted = self.store.insert_pending(connection, rows)
+        report.stored = inserted
+        report.duplicate_predictions = len(rows) - inserted
+        orphans = self._orphan_ids(connection)
+        if orphans:
+            waiting = frame.filter(pl.col("id").is_in(list(orphans)))["id"].unique().to_list()
+            if waiting:
+                labels = self.store.take_orphans(connection, self.name, waiting)
+                orphans.difference_update(waiting)
+                self._join(connection, labels.with_row_index("_row"), None, now, report)
+        return report
+
+    # -- labels ----------------------------------------------------------------------------
+
+    def add_labels(
+        self, connection: Connection, frame: pl.DataFrame, batch: DecodedBatch, now: int
+    ) -> LabelReport:
+        """Join a batch of this model's labels (``_row``, ``id``, ``ts``, ``label``)."""
+        report = LabelReport()
+        labels = frame.select("_row", "id", "ts", pl.col("label").cast(pl.String))
+        self._join(connection, labels, batch, now, report)
+        return report
+
+    def _join(
+        self,
+        connection: Connection,
+        labels: pl.DataFrame,
+        batch: DecodedBatch | None,
+        now: int,
+        report: LabelReport,
+    ) -> None:
+        keep = "last" if self.config.labels.policy == "last" else "first"
+        unique = labels.unique("id", keep=keep, maintain_order=True)
+        report.duplicate_labels += labels.height - unique.height
+        stored = self.store.find(connection, self.name, unique["id"].to_list())
+        joined = unique.join(stored, on="id", how="left")
+        live = pl.col("pts").is_not_null() & (pl.col("ts") <= pl.col("pts") + self._ttl)
+        missing = joined.filter(~live)
+        joined = joined.filter(live)
+        again = pl.col("old_label").is_not_null()
+        if keep == "first":
+            report.duplicate_labels += joined.filter(again).height
+            replaced = joined.head(0)
+            fresh = joined.filter(~again)
+        else:
+            report.duplicate_labels += joined.filter(again).height
+            replaced = joined.filter(again)
+            fresh = joined.filter(~again)
+        updates = pl.concat([fresh, replaced]).select(
+            "label", "ts", pl.lit(self.name).alias("model"), "id"
+        )
+        self.store.set_labels(connection, updates.rows())
+        self._summarize(connection, fresh, replaced, report)
+        report.joined += fresh.height
+        report.delays += ((fresh["ts"] - fresh["pts"]) / 1000).to_list()
+        self._errors(fresh.sort("_row"), report)
+        if batch is not None and missing.height:
+            self._orphan(connection, missing, batch, now, report)
+
+    def _summarize(
+        self,
+        connection: Connection,
+        fresh: pl.DataFrame,
+        replaced: pl.DataFrame,
+        report: LabelReport,
+    ) -> None:
+        parts = [(fresh, False), (replaced, False), (replaced, True)]
+        panes = set()
+        for rows, _ in parts:
+            panes |= set(rows["pane"].to_list())
+        self._load(connection, panes)
+        for rows, old in parts:
+            if rows.height == 0:
+                continue
+            label = "old_label" if old else "label"
+            for (pane,), group in rows.partition_by("pane", as_dict=True).items():
+                delta = self._label_summary(group, label)
+                if old:
+                    delta = delta.negated()
+                current = self._panes.get(pane)
+                self._panes[pane] = delta if current is None else current.merge(delta)
+                self._dirty.add(pane)
+                report.panes.add(pane)
+
+    def _label_summary(self, rows: pl.DataFrame, label: str) -> LabelSummary:
+        columns = [pl.col("prediction"), pl.col(label).alias("label")]
+        if self.profile.groups:
+            decoded = rows["groups"].str.json_decode(
+                pl.Struct({name: pl.String for name in self.profile.groups})
+            )
+            columns += [
+                decoded.struct.field(name).alias(f"grp:{name}") for name in self.profile.groups
+            ]
+        frame = rows.select(columns)
+        if self.profile.task != "multiclass_classification":
+            frame = frame.with_columns(
+                pl.col("prediction").cast(pl.Float64), pl.col("label").cast(pl.Float64)
+            )
+        return LabelSummary.of_rows(
+            self.profile.outcomes, self.profile.task, self.profile.groups, frame
+        )
+
+    def _errors(self, rows: pl.DataFrame, report: LabelReport) -> None:
+        """Feed joined rows, in arrival order, to the concept-drift detector."""
+        if rows.height == 0:
+            return
+        task = self.profile.task
+        if task == "binary_classification":
+            predicted = (
+                rows["prediction"].cast(pl.Float64) >= self.profile.outcomes.decision_threshold
+            )
+            errors = (predicted != (rows["label"].cast(pl.Float64) >= 0.5)).cast(pl.Float64)
+        elif task == "multiclass_classification":
+            errors = (rows["prediction"] != rows["label"]).cast(pl.Float64)
+        else:
+            errors = (rows["prediction"].cast(pl.Float64) - rows["label"].cast(pl.Float64)).abs()
+        detections = self.detector.update(errors.to_numpy())
+        times = rows["ts"].to_list()
+        panes = rows["pane"].to_list()
+        for position in detections.drifts.tolist():
+            report.detections.append(
+                Detection(self.position + position, times[position], panes[position])
+            )
+        self.position += rows.height
+
+    def _orphan(
+        self,
+        connection: Connection,
+        rows: pl.DataFrame,
+        batch: DecodedBatch,
+        now: int,
+        report: LabelReport,
+    ) -> None:
+        orphans = self._orphan_ids(connection)
+        waiting = rows.filter(pl.col("id").is_in(list(orphans)))
+        new = rows.filter(~pl.col("id").is_in(list(orphans)))
+        report.duplicate_labels += waiting.height
+        if self.config.labels.policy == "last":
+            self.store.replace_orphan_labels(
+                connection,
+                [
+                    (label, ts, self.name, i)
+                    for i, ts, label in waiting.select("id", "ts", "label").rows()
+                ],
+            )
+        entries = []
+        for row, identifier, ts, label in new.select("_row", "id", "ts", "label").rows():
+            origin = batch.messages.origin(row)
+            entries.append(
+                (
+                    self.name,
+                    identifier,
+                    ts,
+                    label,
+                    now + self._orphan_ttl,
+                    origin.source,
+                    -1 if origin.partition is None else origin.partition,
+                    origin.offset,
+                    batch.messages.values[row],
+                )
+            )
+        self.store.insert_orphans(connection, entries)
+        orphans.update(new["id"].to_list())
+        report.orphaned += new.height
+
+    def _orphan_ids(self, connection: Connection) -> set[str]:
+        if self._orphans is None:
+            self._orphans = self.store.orphan_ids(connection, self.name)
+        return self._orphans
+
+    # -- panes -----------------------------------------------------------------------------
+
+    def _load(self, connection: Connection, panes: set[int]) -> None:
+        missing = [pane for pane in panes if pane not in self._panes]
+        for pane, data in self.store.load_panes(connection, self.name, missing).items():
+            self._panes[pane] = LabelSummary.from_bytes(data)
+
+    def window_labels(self, connection: Connection, start: int, end: int) -> LabelSummary:
+        """The label summary of the panes with keys in ``[start, end)``."""
+        for pane, data in self.store.load_range(connection, self.name, start, end).items():
+            if pane not in self._panes:
+                self._panes[pane] = LabelSummary.from_bytes(data)
+        summary = LabelSummary.empty(self.profile.outcomes, self.profile.task)
+        for pane in sorted(p for p in self._panes if start <= p < end):
+            summary = summary.merge(self._panes[pane])
+        return summary
+
+    def flush(self, connection: Connection) -> None:
+        """Write the label summaries changed since the last flush."""
+        self.store.save_panes(
+            connection, self.name, {pane: self._panes[pane].to_bytes() for pane in self._dirty}
+        )
+        self._dirty.clear()
+
+    def expire(self, connection: Connection, now: int) -> tuple[int, list[Any]]:
+        """Drop what passed its ttl; forget cached panes older than any joinable prediction."""
+        expired, orphans = self.store.expire(connection, self.name, now)
+        if self._orphans is not None:
+            self._orphans.difference_update(row[0] for row in orphans)
+        horizon = now - 2 * self._ttl
+        for pane in [p for p in self._panes if p < horizon and p not in self._dirty]:
+            del self._panes[pane]
+        return expired, orphans
+
+    def reset(self) -> None:
+        """Forget cached state (after a rebalance or a rollback): it is reloaded from SQL."""
+        self._panes.clear()
+        self._dirty.clear()
+        self._orphans = None

@@ -1,0 +1,198 @@
+"""Retention: delete stored rows older than ``retention:`` allows, in small batches, on a schedule.
+
+=============  ==============  ==================================================
+kind           table           a row is pruned when
+=============  ==============  ==================================================
+results        results         its window ended more than ``results`` ago
+windows        windows         its window ended more than ``windows`` ago
+dead_letters   dead_letters    it was kept more than ``dead_letters`` ago
+notifications  alert_outbox    it was delivered (or failed for good) more than
+                               ``notifications`` ago; pending ones never are
+label_join     label_join,     it expired (``expires_at``) more than
+               orphan_labels   ``label_join`` ago
+=============  ==============  ==================================================
+
+The daemon expires label-join rows itself as their ``ttl`` passes (counting
+predictions never labelled, dead-lettering orphan labels); retention only
+removes what it left behind, e.g. the rows of a model no longer configured,
+so the default grace (1 day after expiry) never races it.
+
+Every batch deletes at most ``batch_size`` rows in its own short transaction
+and then pauses, so the daemon's checkpoints interleave with it (SQLite has
+one writer at a time) and wait at most one batch. A table that does not
+exist (yet) is skipped. Ages are measured against an injected clock (epoch
+milliseconds). ``driftwarden_pruned_rows_total{kind}`` counts deleted rows.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+from sqlalchemy import ColumnElement, Engine, Table, and_, delete, inspect, or_, select, tuple_
+
+from driftwarden.alerts.tables import alert_outbox
+from driftwarden.monitor.config import RetentionConfig
+from driftwarden.monitor.storage import (
+    DeadLetterRow,
+    LabelJoinRow,
+    OrphanLabelRow,
+    ResultRow,
+    WindowRow,
+)
+
+log = logging.getLogger("driftwarden.retention")
+
+KINDS = ("results", "windows", "dead_letters", "notifications", "label_join")
+
+
+def wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class Retention:
+    """Prunes the daemon's database; ``prune_once()`` does one pass, ``start()`` schedules it
+    every ``config.interval`` (first after ``first_run``) and ``stop()`` ends it promptly."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        config: RetentionConfig,
+        registry: CollectorRegistry,
+        clock: Callable[[], int] = wall_clock_ms,
+        *,
+        first_run: timedelta = timedelta(minutes=1),
+    ) -> None:
+        self.engine = engine
+        self.config = config
+        self.clock = clock
+        self.first_run = first_run
+        self.pruned = Counter(
+            "driftwarden_pruned_rows",
+            "Rows deleted by retention, by kind (results, windows, dead_letters, "
+            "notifications, label_join).",
+            ["kind"],
+            registry=registry,
+        )
+        self.last_run = Gauge(
+            "driftwarden_retention_last_success_timestamp_seconds",
+            "When the last complete retention pass ended (0 before the first).",
+            registry=registry,
+        )
+        for kind in KINDS:
+            self.pruned.labels(kind)
+        self._stop = threading.Event()
+        self._scheduler: Any = None
+
+    # -- one pass -----------------------------------------------------------------------
+
+    def prune_once(self) -> dict[str, int]:
+        """Delete every row past its age, batch by batch; rows deleted per kind."""
+        now = self.clock()
+        tables = set(inspect(self.engine).get_table_names())
+        deleted: dict[str, int] = {}
+        for kind in KINDS:
+            age: timedelta | None = getattr(self.config, kind)
+            if age is None or self._stop.is_set():
+                continue
+            cutoff = now - age // timedelta(milliseconds=1)
+            for table, condition in _targets(kind, cutoff):
+                if table.name in tables and not self._stop.is_set():
+                    count = self._prune(kind, table, condition)
+                    deleted[kind] = deleted.get(kind, 0) + count
+        if not self._stop.is_set():
+            self.last_run.set(self.clock() / 1000)
+        removed = {kind: count for kind, count in deleted.items() if count}
+        if removed:
+            log.info("retention pruned rows", extra={"event": "retention", "pruned": removed})
+        return deleted
+
+    def _prune(self, kind: str, table: Table, condition: ColumnElement[bool]) -> int:
+        size = self.config.batch_size
+        keys = list(table.primary_key.columns)
+        if len(keys) == 1:
+            batch = select(keys[0]).where(condition).limit(size).scalar_subquery()
+            statement = delete(table).where(keys[0].in_(batch))
+        else:
+            batch = select(*keys).where(condition).limit(size)
+            statement = delete(table).where(tuple_(*keys).in_(batch))
+        pause = self.config.pause.total_seconds()
+        total = 0
+        while not self._stop.is_set():
+            with self.engine.begin() as connection:
+                count = connection.execute(statement).rowcount
+            total += count
+            self.pruned.labels(kind).inc(count)
+            if count < size or self._stop.wait(pause):
+                break
+        return total
+
+    # -- the schedule ---------------------------------------------------------------------
+
+    def start(self) -> Retention:
+        """Run ``prune_once`` every ``config.interval`` in a background thread (if enabled)."""
+        if not self.config.enabled or self._scheduler is not None:
+            return self
+        from apscheduler.schedulers.background import BackgroundScheduler
+        from apscheduler.triggers.interval import IntervalTrigger
+
+        self._stop.clear()
+        scheduler = BackgroundScheduler(timezone=UTC, daemon=True)
+        scheduler.add_job(
+            self._run,
+            IntervalTrigger(seconds=self.config.interval.total_seconds(), timezone=UTC),
+            id="driftwarden-retention",
+            name="driftwarden retention",
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=None,
+            next_run_time=datetime.now(UTC) + self.first_run,
+        )
+        scheduler.start()
+        self._scheduler = scheduler
+        return self
+
+    def stop(self) -> None:
+        """Stop between two batches and wait for the running pass (if any) to return."""
+        self._stop.set()
+        scheduler, self._scheduler = self._scheduler, None
+        if scheduler is not None:
+            scheduler.shutdown(wait=True)
+
+    def _run(self) -> None:
+        try:
+            self.prune_once()
+        except Exception:
+            log.exception("retention pass failed", extra={"event": "retention_failed"})
+
+
+def _targets(kind: str, cutoff: int) -> list[tuple[Table, ColumnElement[bool]]]:
+    """The tables of ``kind`` and the condition of their prunable rows."""
+    if kind == "results":
+        c = ResultRow.__table__.c
+        # window_start is indexed and never after window_end: it narrows the scan.
+        return [(ResultRow.__table__, and_(c.window_start < cutoff, c.window_end < cutoff))]
+    if kind == "windows":
+        return [(WindowRow.__table__, WindowRow.__table__.c.window_end < cutoff)]
+    if kind == "dead_letters":
+        return [(DeadLetterRow.__table__, DeadLetterRow.__table__.c.created_at < _datetime(cutoff))]
+    if kind == "notifications":
+        c = alert_outbox.c
+        delivered = and_(c.state == "delivered", c.delivered_at < cutoff)
+        failed = and_(c.state == "failed", c.created_at < cutoff)
+        return [(alert_outbox, or_(delivered, failed))]
+    if kind == "label_join":
+        return [
+            (LabelJoinRow.__table__, LabelJoinRow.__table__.c.expires_at < cutoff),
+            (OrphanLabelRow.__table__, OrphanLabelRow.__table__.c.expires_at < cutoff),
+        ]
+    raise ValueError(f"unknown retention kind {kind!r}")
+
+
+def _datetime(millis: int) -> datetime:
+    return datetime.fromtimestamp(millis / 1000, tz=UTC)

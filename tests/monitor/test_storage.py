@@ -1,0 +1,104 @@
+"""The database: migrations on SQLite and PostgreSQL, schema checks, idempotent writes."""
+
+from __future__ import annotations
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import inspect, select
+
+from driftwarden.monitor import storage
+from driftwarden.monitor.errors import SchemaOutdatedError
+from driftwarden.monitor.events import DeadLetter, Origin
+from driftwarden.monitor.results import ResultRecord
+
+
+def _record(value: float, **changes: object) -> ResultRecord:
+    fields = dict(
+        model="m",
+        model_version="7",
+        reference_id="abc",
+        window_start=0,
+        window_end=3_600_000,
+        window_index=0,
+        kind="data_drift",
+        detector="psi",
+        feature="income",
+        metric=None,
+        group_attribute=None,
+        value=value,
+        p_value=None,
+        threshold=0.2,
+        direction="above",
+        drift=value > 0.2,
+        status="ok",
+        n_reference=100,
+        n_window=50,
+        n_labeled=None,
+    )
+    fields.update(changes)
+    return ResultRecord(**fields)
+
+
+def test_upgrade_creates_every_table_and_matches_the_models(database_url: str) -> None:
+    engine = storage.create(database_url)
+    assert storage.upgrade(engine) == storage.head_revision()
+    tables = set(inspect(engine).get_table_names())
+    assert {t.name for schema in storage.SCHEMA for t in schema.sorted_tables} <= tables
+    with engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        differences = compare_metadata(context, list(storage.SCHEMA))
+    assert differences == [], f"models changed without a migration: {differences}"
+    engine.dispose()
+
+
+def test_an_empty_database_is_refused_with_the_command_to_run(database_url: str) -> None:
+    engine = storage.create(database_url)
+    with pytest.raises(SchemaOutdatedError, match=r"schema is empty.*driftwarden db upgrade"):
+        storage.require_current(engine, "driftwarden db upgrade --config c.yaml")
+    storage.upgrade(engine)
+    storage.require_current(engine, "unused")
+    engine.dispose()
+
+
+def test_results_are_upserted_by_key(database_url: str) -> None:
+    engine = storage.create(database_url)
+    storage.upgrade(engine)
+    store = storage.Store(engine)
+    store.commit(storage.Commit(results=[_record(0.1), _record(0.3, feature="age")]))
+    store.commit(storage.Commit(results=[_record(0.25)]))
+    records = {r.feature: r for r in store.results()}
+    assert len(records) == 2
+    assert records["income"].value == 0.25 and records["income"].drift
+    assert records["income"].metric is None and records["income"].group_attribute is None
+    engine.dispose()
+
+
+def test_dead_letters_are_kept_once_per_origin(database_url: str) -> None:
+    engine = storage.create(database_url)
+    storage.upgrade(engine)
+    store = storage.Store(engine)
+    letter = DeadLetter(
+        "invalid_json", "not JSON", b"{oops", Origin("predictions", 2, 41), "prediction"
+    )
+    store.commit(storage.Commit(dead_letters=[letter]))
+    store.commit(storage.Commit(dead_letters=[letter]))
+    with engine.connect() as connection:
+        rows = connection.execute(
+            select(storage.DeadLetterRow.raw, storage.DeadLetterRow.offset)
+        ).all()
+    assert rows == [(b"{oops", 41)]
+    engine.dispose()
+
+
+def test_positions_and_state_commit_together(database_url: str) -> None:
+    engine = storage.create(database_url)
+    storage.upgrade(engine)
+    store = storage.Store(engine)
+    commit = storage.Commit(group_id="g", positions={("predictions", 0): 10, ("predictions", 3): 7})
+    commit.model_states["m"] = storage.ModelSnapshot("ref", b"state-1", "predictions", 3)
+    store.commit(commit)
+    store.commit(storage.Commit(group_id="g", positions={("predictions", 0): 12}))
+    assert store.positions("g", "predictions") == {0: 12, 3: 7}
+    assert store.model_state("m") == storage.ModelSnapshot("ref", b"state-1", "predictions", 3)
+    engine.dispose()
