@@ -488,6 +488,10 @@ class DeadLetterReplayer:
         self._lock = threading.Lock()
 
     def __call__(self, dead_letter_id: int) -> dict[str, Any]:
+        return self.replay(dead_letter_id)
+
+    def replay(self, dead_letter_id: int, corrected: bytes | None = None) -> dict[str, Any]:
+        """Produce the stored bytes (or a ``corrected`` event) to the dead letter's topic."""
         found = self.store.dead_letters(ids=[dead_letter_id])
         if not found:
             raise ApiError(404, f"no dead letter with id {dead_letter_id}")
@@ -499,9 +503,10 @@ class DeadLetterReplayer:
                 f"dead letter {dead_letter_id} came from the file {origin.source}, not from "
                 "Kafka: correct the file and replay it instead",
             )
+        value = stored.letter.raw if corrected is None else corrected
         with self._lock:
             producer = self._open()
-            future = producer.send(origin.source, value=stored.letter.raw, key=_key(stored))
+            future = producer.send(origin.source, value=value, key=_key(value, stored))
             producer.flush(timeout=self.timeout.total_seconds())
             future.get(timeout=self.timeout.total_seconds())
         moment = datetime.fromtimestamp(self.clock() / 1000, tz=UTC)
@@ -525,13 +530,13 @@ class DeadLetterReplayer:
                 self._producer = None
 
 
-def _key(stored: Any) -> bytes | None:
-    model = stored.letter.model
-    if model:
-        return str(model).encode()
+def _key(value: bytes, stored: Any) -> bytes | None:
+    """The message key: the event's model (or the dead letter's), as producers key them."""
     try:
-        value = orjson.loads(stored.letter.raw)
+        event = orjson.loads(value)
     except orjson.JSONDecodeError:
-        return None
-    found = value.get("model") if isinstance(value, dict) else None
-    return found.encode() if isinstance(found, str) else None
+        event = None
+    found = event.get("model") if isinstance(event, dict) else None
+    if isinstance(found, str):
+        return found.encode()
+    return str(stored.letter.model).encode() if stored.letter.model else None

@@ -11,8 +11,8 @@ from pathlib import Path
 import orjson
 
 from driftwarden.alerts.durations import parse_duration
+from driftwarden.monitor import alert_commands, dead_letter_commands, logs, storage
 from driftwarden.monitor import config as configuration
-from driftwarden.monitor import dead_letter_commands, logs, storage
 from driftwarden.monitor.errors import DriftwardenError, InputError
 from driftwarden.monitor.events import parse_time
 
@@ -78,6 +78,7 @@ def _parser() -> argparse.ArgumentParser:
     run.set_defaults(handler=_run)
 
     dead_letter_commands.add_commands(commands)
+    alert_commands.add_commands(commands)
 
     demo = commands.add_parser("demo", help="run the whole path on a synthetic drifting model")
     demo.add_argument("--out", type=Path, default=Path("demo-out"))
@@ -158,7 +159,7 @@ def _run(args: argparse.Namespace) -> int:
 
     logs.configure(None if args.log_format is None else args.log_format == "json")
     loaded = configuration.load(args.config)
-    daemon = Daemon(loaded, config_hint=f"driftwarden db upgrade --config {args.config}")
+    daemon = Daemon(loaded, config_path=args.config)
     daemon.install_signal_handlers()
     return daemon.run()
 

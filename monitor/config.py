@@ -26,6 +26,7 @@ from pydantic import (
     model_validator,
 )
 
+from driftwarden.alerts.config import AlertsConfig
 from driftwarden.alerts.durations import Duration
 from driftwarden.monitor.detection import build_detectors, check_quality_settings
 from driftwarden.monitor.errors import ConfigError
@@ -329,7 +330,7 @@ class Config(Section):
     http: HttpConfig = Field(default_factory=HttpConfig)
     events: EventsConfig = Field(default_factory=EventsConfig)
     models: dict[str, ModelConfig]
-    alerts: dict[str, Any] = Field(default_factory=dict)
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
 
     @field_validator("models")
@@ -416,8 +417,9 @@ def _config_error(exc: ValidationError) -> ConfigError:
         return ConfigError("required key is missing", path)
     if kind == "union_tag_invalid":
         context = error["ctx"]
+        key = "kind" if path.endswith(".window") else context["discriminator"].strip("'")
         return ConfigError(
-            f"expected one of {context['expected_tags']}, got {context['tag']!r}", f"{path}.kind"
+            f"expected one of {context['expected_tags']}, got {context['tag']!r}", f"{path}.{key}"
         )
     message = message.removeprefix("Value error, ")
     if kind not in {"value_error", "assertion_error"} and "input" in error:
@@ -425,12 +427,16 @@ def _config_error(exc: ValidationError) -> ConfigError:
     return ConfigError(message, path)
 
 
+_CHANNEL_TYPES = {"slack", "pagerduty", "webhook", "retrain", "alertmanager", "log"}
+
+
 def _loc_path(loc: tuple[int | str, ...]) -> str:
     """The dotted key path of a pydantic error location, without union tags."""
     parts: list[str] = []
     for i, part in enumerate(loc):
         after_window = i > 0 and loc[i - 1] == "window" and part in {"time", "count"}
-        if after_window or str(part).startswith("function-"):
+        channel_type = i > 1 and loc[i - 2] == "channels" and part in _CHANNEL_TYPES
+        if after_window or channel_type or str(part).startswith("function-"):
             continue
         parts.append(f"[{part}]" if isinstance(part, int) else str(part))
     return ".".join(parts).replace(".[", "[")

@@ -19,6 +19,8 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -29,17 +31,24 @@ from kafka.structs import OffsetAndMetadata
 from prometheus_client import CollectorRegistry
 from sqlalchemy import Connection
 
+from driftwarden.alerts import AlertEngine, Dispatcher
+from driftwarden.monitor import config as configuration
 from driftwarden.monitor import storage
+from driftwarden.monitor.api import DeadLetterReplayer, database_actions
 from driftwarden.monitor.config import Config
 from driftwarden.monitor.endpoints import EndpointServer, Health
-from driftwarden.monitor.errors import ConfigError
+from driftwarden.monitor.errors import ConfigError, DriftwardenError
 from driftwarden.monitor.events import DecodedBatch, Messages
 from driftwarden.monitor.labels import JoinStore
 from driftwarden.monitor.metrics import Metrics
 from driftwarden.monitor.pipeline import BatchReport, Pipeline
-from driftwarden.monitor.runtime import build_pipeline, decoder
+from driftwarden.monitor.retention import Retention
+from driftwarden.monitor.runtime import build_pipeline, decoder, window_sizes
 
 log = logging.getLogger("driftwarden.daemon")
+
+EXPIRY_INTERVAL = 60.0
+"""Seconds between sweeps of the label join for rows past their ttl."""
 
 
 def wall_clock_ms() -> int:
@@ -65,14 +74,15 @@ class Daemon:
         *,
         registry: CollectorRegistry | None = None,
         clock: Callable[[], int] = wall_clock_ms,
-        config_hint: str = "driftwarden db upgrade --config FILE",
+        config_path: Path | None = None,
     ) -> None:
         self.config = config
+        self.config_path = config_path
         self.clock = clock
         self.registry = registry or CollectorRegistry()
         self.metrics = Metrics(self.registry, config.models)
         self.health = Health()
-        self._config_hint = config_hint
+        self._reload = threading.Event()
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._assigned: set[TopicPartition] = set()
@@ -81,7 +91,12 @@ class Daemon:
         self._unconfigured: dict[str, set[str]] = {}
         self._pending = self._new_pending()
         self._last_checkpoint = time.monotonic()
+        self._last_expiry = 0.0
         self.engine: Any = None
+        self.alerts: AlertEngine | None = None
+        self.dispatcher: Dispatcher | None = None
+        self.retention: Retention | None = None
+        self.replayer: DeadLetterReplayer | None = None
         self._connection: Connection | None = None
         self.store: storage.Store | None = None
         self.pipeline: Pipeline | None = None
@@ -118,22 +133,35 @@ class Daemon:
 
     def _start(self) -> None:
         config = self.config
-        self.server = EndpointServer(
-            config.http.host, config.http.port, self.registry, self.health
+        self.server = EndpointServer.from_config(
+            config.http, self.registry, self.health, clock=self.clock
         ).start()
         self.engine = storage.create(config.storage.url)
-        storage.require_current(self.engine, self._config_hint)
+        hint = f"driftwarden db upgrade --config {self.config_path or 'FILE'}"
+        storage.require_current(self.engine, hint)
         self.store = storage.Store(self.engine)
+        self.replayer = DeadLetterReplayer(config.kafka, self.store, clock=self.clock)
+        assert self.server.api is not None
+        self.server.api.actions = database_actions(self.store, self.clock, self.replayer)
+        self.retention = Retention(
+            self.engine, config.retention, self.registry, clock=self.clock
+        ).start()
         self.pipeline = build_pipeline(config, self.store, resume=True, clock=self.clock)
         self._decoders = {
             config.kafka.predictions_topic: decoder(config, "prediction"),
             config.kafka.labels_topic: decoder(config, "label"),
         }
+        self.alerts = AlertEngine(config.alerts, window_sizes(config))
+        self.dispatcher = Dispatcher(
+            self.engine, config.alerts, registry=self.registry, clock=self._now
+        )
+        self.dispatcher.start()
         self._connection = self.engine.connect()
         join_store = JoinStore(self.engine.dialect.name)
         for name, model in self.pipeline.models.items():
             self.metrics.reference_performance(name, model.profile.outcomes.reference_performance)
             if model.labels is not None:
+                self.metrics.concept_drift.labels(name, model.labels.detector.name)
                 self.metrics.pending.labels(name).set(
                     join_store.pending_count(self._connection, name)
                 )
@@ -169,6 +197,15 @@ class Daemon:
         if self._connection is not None:
             self._connection.close()
             self._connection = None
+        if self.dispatcher is not None:
+            self.dispatcher.stop(10)
+            self.dispatcher = None
+        if self.retention is not None:
+            self.retention.stop()
+            self.retention = None
+        if self.replayer is not None:
+            self.replayer.close()
+            self.replayer = None
         if self.server is not None:
             self.server.stop()
             self.server = None
@@ -177,7 +214,8 @@ class Daemon:
         log.info("daemon stopped", extra={"event": "stopped"})
 
     def install_signal_handlers(self) -> None:
-        """SIGINT and SIGTERM stop intake; the current batch finishes and is persisted."""
+        """SIGINT and SIGTERM stop intake (the current batch finishes and is persisted);
+        SIGHUP reloads alert rules, channels and templates."""
 
         def handle(signum: int, _frame: FrameType | None) -> None:
             log.info("stopping", extra={"event": "stopping", "signal": signal.Signals(signum).name})
@@ -185,6 +223,29 @@ class Daemon:
 
         signal.signal(signal.SIGINT, handle)
         signal.signal(signal.SIGTERM, handle)
+        signal.signal(signal.SIGHUP, lambda _signum, _frame: self._reload.set())
+
+    def _reload_alerts(self) -> None:
+        """Re-read the configuration file and swap the alert section; state is kept."""
+        self._reload.clear()
+        if self.config_path is None or self.alerts is None or self.dispatcher is None:
+            return
+        try:
+            fresh = configuration.load(self.config_path)
+        except DriftwardenError as exc:
+            log.error("reload refused", extra={"event": "reload_failed", "error": str(exc)})
+            return
+        self.alerts.reload(fresh.alerts)
+        self.dispatcher.reload(fresh.alerts)
+        if fresh.model_dump(exclude={"alerts"}) != self.config.model_dump(exclude={"alerts"}):
+            log.warning(
+                "only the alerts section was reloaded; other changes need a restart",
+                extra={"event": "reload_partial"},
+            )
+        log.info("alerts reloaded", extra={"event": "reloaded"})
+
+    def _now(self) -> datetime:
+        return datetime.fromtimestamp(self.clock() / 1000, UTC)
 
     # -- the loop --------------------------------------------------------------------------
 
@@ -192,6 +253,8 @@ class Daemon:
         assert self.consumer is not None and self.pipeline is not None
         records = self._poll_batch()
         self.health.beat()
+        if self._reload.is_set():
+            self._reload_alerts()
         with self._lock:
             batches = _batches(records)
             for topic in self._decoders:
@@ -200,24 +263,23 @@ class Daemon:
             idle = self.pipeline.owned(self._caught_up())
             self._report(self.pipeline.tick(self._pending.commit, self._connection, idle))
             interval = self.config.storage.checkpoint_interval.total_seconds()
-            due = time.monotonic() - self._last_checkpoint >= interval
-            if self._pending.windows or (due and self._pending.kafka_offsets):
+            if self._pending.windows or time.monotonic() - self._last_checkpoint >= interval:
                 self._checkpoint()
 
     def _poll_batch(self) -> dict[TopicPartition, list[Any]]:
         """Records of several polls, up to ``batch_records`` or ``batch_wait``: one decode and
         one fold per batch, however small the broker's fetches are.
 
-        A rebalance during the polls discards them: nothing of them was processed, and the
-        partitions are read again from their stored positions.
+        A rebalance during the later polls discards them: nothing of them was processed,
+        and the assignment seeks every partition back to its stored position.
         """
         assert self.consumer is not None
         kafka = self.config.kafka
-        generation = self._generation
         first = self.consumer.poll(
             timeout_ms=int(kafka.poll_timeout.total_seconds() * 1000),
             max_records=kafka.max_poll_records,
         )
+        generation = self._generation
         records = {tp: list(batch) for tp, batch in first.items()}
         count = sum(len(batch) for batch in records.values())
         deadline = time.monotonic() + kafka.batch_wait.total_seconds()
@@ -282,6 +344,8 @@ class Daemon:
             self.metrics.pending.labels(model).dec(count)
         for window, records in report.outcomes:
             self.metrics.outcomes(window, records, self.config.models[window.model])
+        for seconds in report.close_seconds:
+            self.metrics.close_duration.observe(seconds)
         for window, records in report.closed:
             self._pending.windows += 1
             self.metrics.window_closed(window, records)
@@ -311,9 +375,13 @@ class Daemon:
         assert connection is not None
         pending, self._pending = self._pending, self._new_pending()
         started = time.perf_counter()
-        self._report(self.pipeline.expire(pending.commit, connection))
+        if time.monotonic() - self._last_expiry >= EXPIRY_INTERVAL:
+            self._report(self.pipeline.expire(pending.commit, connection))
+            self._last_expiry = time.monotonic()
         self.pipeline.snapshot(pending.commit, connection, changed_only=True)
         self.store.write(connection, pending.commit)
+        if self.alerts is not None:
+            self.alerts.evaluate(pending.commit.results, self._now(), connection)
         connection.commit()
         self.metrics.checkpoint_duration.observe(time.perf_counter() - started)
         for letter in pending.commit.dead_letters:

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
 
 from driftwarden.monitor import config as configuration
 from driftwarden.monitor import storage
+from driftwarden.monitor.api import ApiError, DeadLetterReplayer
 from driftwarden.monitor.errors import InputError
 from driftwarden.monitor.replay import dead_letter_json
 
@@ -98,38 +98,29 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from kafka import KafkaProducer
-
     loaded, store = _store(args.config)
     if args.ids:
-        found = store.dead_letters(ids=args.ids)
-        missing = sorted(set(args.ids) - {stored.id for stored in found})
+        found = {stored.id for stored in store.dead_letters(ids=args.ids)}
+        missing = sorted(set(args.ids) - found)
         if missing:
             raise InputError(f"no dead letter with id {', '.join(map(str, missing))}")
-        sends = [(stored, stored.letter.raw) for stored in found]
+        sends: list[tuple[int, bytes | None]] = [(i, None) for i in args.ids]
     else:
-        sends = _corrections(args.file, store)
-    for stored, _ in sends:
-        if stored.letter.origin.partition is None:
-            raise InputError(
-                f"dead letter {stored.id} came from the file {stored.letter.origin.source}, "
-                "not from Kafka: correct the file and replay it instead"
-            )
-    producer = KafkaProducer(
-        bootstrap_servers=loaded.kafka.bootstrap_servers, **_producer_settings(loaded)
-    )
+        sends = list(_corrections(args.file, store).items())
+    replayer = DeadLetterReplayer(loaded.kafka, store)
     try:
-        for stored, value in sends:
-            producer.send(stored.letter.origin.source, value=value, key=_key(value))
-        producer.flush()
+        for identifier, corrected in sends:
+            replayer.replay(identifier, corrected)
+    except ApiError as exc:
+        raise InputError(exc.message) from None
     finally:
-        producer.close()
-    store.mark_replayed([stored.id for stored, _ in sends], datetime.now(UTC))
+        replayer.close()
     print(f"replayed {len(sends)} dead letter(s)")
     return 0
 
 
-def _corrections(path: Path, store: storage.Store) -> list[tuple[storage.StoredDeadLetter, bytes]]:
+def _corrections(path: Path, store: storage.Store) -> dict[int, bytes]:
+    """Corrected events by dead-letter id, from JSON lines ``{"dead_letter_id", "event"}``."""
     corrections: dict[int, bytes] = {}
     for number, line in enumerate(path.read_bytes().splitlines(), start=1):
         if not line.strip():
@@ -141,21 +132,8 @@ def _corrections(path: Path, store: storage.Store) -> list[tuple[storage.StoredD
             raise InputError(
                 f'{path}:{number}: expected {{"dead_letter_id": N, "event": {{...}}}}'
             ) from None
-    found = {stored.id: stored for stored in store.dead_letters(ids=list(corrections))}
-    missing = sorted(set(corrections) - set(found))
+    found = {stored.id for stored in store.dead_letters(ids=list(corrections))}
+    missing = sorted(set(corrections) - found)
     if missing:
         raise InputError(f"{path}: no dead letter with id {', '.join(map(str, missing))}")
-    return [(found[i], corrections[i]) for i in corrections]
-
-
-def _key(value: bytes) -> bytes | None:
-    try:
-        model = orjson.loads(value).get("model")
-    except (orjson.JSONDecodeError, AttributeError):
-        return None
-    return model.encode() if isinstance(model, str) else None
-
-
-def _producer_settings(loaded: configuration.Config) -> dict[str, object]:
-    consumer_only = {"group_id", "auto_offset_reset", "enable_auto_commit", "max_poll_records"}
-    return {k: v for k, v in loaded.kafka.client.items() if k not in consumer_only}
+    return corrections

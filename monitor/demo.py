@@ -2,19 +2,28 @@
 
 Starts a local Kafka-protocol broker on a free loopback port, writes the
 reference of a synthetic credit model, produces a simulated day of 200,000
-predictions in which three features drift after midday, runs the daemon on
-them (SQLite, metrics on 127.0.0.1) and reports what it found. It stops by
-itself once every window has closed, unless ``--keep-running``.
+predictions — three features drift after midday, outcomes change in the
+evening — and their labels, runs the daemon on them (SQLite, metrics on
+127.0.0.1) with a local retrain-webhook receiver that checks signatures, and
+reports what it found. A second receiver always fails, to show failed
+deliveries. It stops by itself once the day is processed, unless
+``--keep-running``.
 """
 
 from __future__ import annotations
 
+import hmac
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import orjson
+import polars as pl
+
+from driftwarden.alerts.signing import signature
 from driftwarden.monitor import config as configuration
 from driftwarden.monitor import logs, storage, synthetic
 from driftwarden.monitor.daemon import Daemon
@@ -24,22 +33,70 @@ from driftwarden.monitor.local_broker import LocalBroker, free_port
 HOUR_MS = 3_600_000
 EVENTS = 200_000
 WINDOWS = 24
-TOPIC = "predictions"
+PREDICTIONS = "predictions"
+LABELS = "labels"
+SECRET = "whsec_ZHJpZnR3YXJkZW4tZGVtby1zZWNyZXQ="  # the demo's own, not a secret anywhere
 
 log = logging.getLogger("driftwarden.demo")
 
 
 @dataclass(frozen=True)
 class DemoPlan:
-    """Where the demo's day starts and when its drift begins (epoch ms)."""
+    """Where the demo's day starts, when inputs drift and when outcomes change (epoch ms)."""
 
     start: int
     drift_from: int
+    concept_from: int
 
     @classmethod
     def yesterday(cls, now_ms: int) -> DemoPlan:
-        start = (now_ms // HOUR_MS - WINDOWS - 1) * HOUR_MS
-        return cls(start, start + WINDOWS // 2 * HOUR_MS)
+        start = (now_ms // HOUR_MS - WINDOWS - 2) * HOUR_MS
+        return cls(start, start + 12 * HOUR_MS, start + 18 * HOUR_MS)
+
+
+@dataclass
+class Receiver:
+    """A local webhook endpoint: verifies Standard Webhooks signatures and keeps payloads;
+    with ``fail`` it answers every request with 503."""
+
+    fail: bool = False
+    received: list[dict] = field(default_factory=list)
+    rejected: int = 0
+
+    def start(self) -> str:
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                if receiver.fail:
+                    self.send_response(503)
+                elif receiver.verified(self.headers, body):
+                    receiver.received.append(orjson.loads(body))
+                    self.send_response(204)
+                else:
+                    receiver.rejected += 1
+                    self.send_response(401)
+                self.end_headers()
+
+            def log_message(self, format: str, *args: object) -> None:
+                """Quiet."""
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}/"
+
+    def verified(self, headers: object, body: bytes) -> bool:
+        message_id = headers.get("webhook-id", "")  # type: ignore[attr-defined]
+        timestamp = headers.get("webhook-timestamp", "0")  # type: ignore[attr-defined]
+        given = headers.get("webhook-signature", "")  # type: ignore[attr-defined]
+        expected = signature([SECRET], message_id, int(timestamp), body)
+        return any(hmac.compare_digest(part, expected) for part in given.split())
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
 
 
 def run_demo(out: Path, *, keep_running: bool = False, port: int | None = None) -> int:
@@ -50,27 +107,38 @@ def run_demo(out: Path, *, keep_running: bool = False, port: int | None = None) 
     synthetic.reference(50_000, seed=0).write_parquet(out / "reference.parquet")
     database = out / "demo.db"
     database.unlink(missing_ok=True)
+    retrain, failing = Receiver(), Receiver(fail=True)
     with LocalBroker(log=out / "broker.log") as broker:
-        config_path = _write_config(out, broker.bootstrap, database, port or _http_port())
+        config_path = _write_config(
+            out, broker.bootstrap, database, port or _http_port(), retrain.start(), failing.start()
+        )
         loaded = configuration.load(config_path)
         storage.upgrade(storage.create(loaded.storage.url))
-        daemon = Daemon(loaded, config_hint=f"driftwarden db upgrade --config {config_path}")
+        daemon = Daemon(loaded, config_path=config_path)
         daemon.install_signal_handlers()
         print(f"driftwarden demo: broker {broker.bootstrap}, working directory {out}")
         print(
-            f"  producing {EVENTS:,} predictions of {synthetic.MODEL} over "
+            f"  {EVENTS:,} predictions of {synthetic.MODEL} over "
             f"{format_time(plan.start)} .. {format_time(plan.start + WINDOWS * HOUR_MS)}; "
-            f"{', '.join(synthetic.DEFAULT_DRIFT)} drift from {format_time(plan.drift_from)}"
+            f"{', '.join(synthetic.DEFAULT_DRIFT)} drift from {format_time(plan.drift_from)}; "
+            f"outcomes change from {format_time(plan.concept_from)}; labels 1 min to 1 h later"
         )
-        producer = threading.Thread(target=_produce, args=(broker.bootstrap, plan), daemon=True)
-        producer.start()
+        events, labels = _day(plan)
+        threading.Thread(
+            target=_produce, args=(broker.bootstrap, events, labels), daemon=True
+        ).start()
+        labelled = labels.height
         watcher = threading.Thread(
-            target=_watch, args=(daemon, loaded.storage.url, keep_running), daemon=True
+            target=_watch,
+            args=(daemon, loaded.storage.url, labelled, retrain, keep_running),
+            daemon=True,
         )
         watcher.start()
         started = time.monotonic()
         status = daemon.run()
-        _summarize(loaded.storage.url, time.monotonic() - started, f"127.0.0.1:{loaded.http.port}")
+        _summarize(loaded.storage.url, time.monotonic() - started, retrain, failing, loaded)
+    retrain.stop()
+    failing.stop()
     return status
 
 
@@ -86,49 +154,108 @@ def _http_port() -> int:
             return free_port()
 
 
-def _write_config(out: Path, bootstrap: str, database: Path, port: int) -> Path:
+def _write_config(
+    out: Path, bootstrap: str, database: Path, port: int, retrain_url: str, failing_url: str
+) -> Path:
     text = synthetic.config_yaml("reference.parquet", f"sqlite:///{database.resolve()}").replace(
         "allowed_lateness: 5m}", "allowed_lateness: 5m, idle_timeout: 2s}"
     )
-    text += (
-        f"kafka:\n  bootstrap_servers: {bootstrap}\n  predictions_topic: {TOPIC}\n"
-        "  group_id: driftwarden-demo\n"
-        "  client: {session_timeout_ms: 6000, heartbeat_interval_ms: 2000}\n"
-        f"http:\n  host: 127.0.0.1\n  port: {port}\n"
-    )
+    text += f"""\
+kafka:
+  bootstrap_servers: {bootstrap}
+  predictions_topic: {PREDICTIONS}
+  labels_topic: {LABELS}
+  group_id: driftwarden-demo
+  client: {{session_timeout_ms: 6000, heartbeat_interval_ms: 2000}}
+http:
+  host: 127.0.0.1
+  port: {port}
+events:
+  max_future_skew: 1d
+alerts:
+  group_wait: 1s
+  group_interval: 2s
+  max_window_age: 30d
+  channels:
+    retrain:
+      type: retrain
+      url: "{retrain_url}"
+      secrets: ["{SECRET}"]
+    ops-webhook:
+      type: webhook
+      url: "{failing_url}"
+      secrets: ["{SECRET}"]
+    log:
+      type: log
+  delivery:
+    max_age: 5s
+  rules:
+    - name: feature-drift
+      match: [kind=data_drift, detector=psi]
+      above: 0.2
+      severity: warning
+      channels: [retrain, ops-webhook, log]
+    - name: concept-drift
+      match: [kind=concept_drift]
+      severity: error
+      channels: [log]
+"""
     path = out / "config.yaml"
     path.write_text(text)
     return path
 
 
-def _produce(bootstrap: str, plan: DemoPlan) -> None:
+def _day(plan: DemoPlan) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The day's predictions and their labels."""
+    stream = synthetic.Stream(
+        n=EVENTS,
+        start=plan.start,
+        span=WINDOWS * HOUR_MS,
+        drift_from=plan.drift_from,
+        concept_from=plan.concept_from,
+    )
+    events = synthetic.events(stream)
+    return events, synthetic.label_events(events)
+
+
+def _produce(bootstrap: str, events: pl.DataFrame, labels: pl.DataFrame) -> None:
+    """Produce the day's predictions, then its labels."""
     from kafka import KafkaProducer
     from kafka.admin import KafkaAdminClient, NewTopic
 
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-    admin.create_topics([NewTopic(TOPIC, 4, 1)])
+    admin.create_topics([NewTopic(PREDICTIONS, 4, 1), NewTopic(LABELS, 4, 1)])
     admin.close()
-    stream = synthetic.Stream(
-        n=EVENTS, start=plan.start, span=WINDOWS * HOUR_MS, drift_from=plan.drift_from
-    )
     producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, batch_size=262_144)
     key = synthetic.MODEL.encode()
-    for line in synthetic.prediction_lines(synthetic.events(stream)):
-        producer.send(TOPIC, value=line, key=key)
+    for line in synthetic.prediction_lines(events):
+        producer.send(PREDICTIONS, value=line, key=key)
+    for line in synthetic.label_lines(labels):
+        producer.send(LABELS, value=line, key=key)
     producer.flush()
     producer.close()
 
 
-def _watch(daemon: Daemon, url: str, keep_running: bool) -> None:
-    """Stop the daemon once every window of the day has closed (unless asked to stay up)."""
+def _watch(daemon: Daemon, url: str, labelled: int, retrain: Receiver, keep_running: bool) -> None:
+    """Stop the daemon once the day's windows closed, its labels joined and its webhooks
+    arrived (unless asked to stay up)."""
     engine = storage.create(url)
     deadline = time.monotonic() + 150
-    while time.monotonic() < deadline and not keep_running:
+    progress, still_since = None, time.monotonic()
+    while time.monotonic() < deadline:
         time.sleep(0.5)
         with engine.connect() as connection:
             closed = connection.exec_driver_sql("SELECT count(*) FROM windows").scalar()
-        if closed >= WINDOWS:
+            joined = connection.exec_driver_sql(
+                "SELECT count(*) FROM label_join WHERE label IS NOT NULL"
+            ).scalar()
+        if closed >= WINDOWS and joined >= labelled and retrain.received:
             break
+        if (closed, joined) != progress:
+            progress, still_since = (closed, joined), time.monotonic()
+        elif closed >= WINDOWS and time.monotonic() - still_since > 15:
+            break
+    time.sleep(3)  # let the last notifications and resolves go out
     engine.dispose()
     if keep_running:
         if daemon.metrics_url:
@@ -137,9 +264,15 @@ def _watch(daemon: Daemon, url: str, keep_running: bool) -> None:
     daemon.stop()
 
 
-def _summarize(url: str, seconds: float, metrics_address: str) -> None:
+def _summarize(
+    url: str, seconds: float, retrain: Receiver, failing: Receiver, loaded: configuration.Config
+) -> None:
     engine = storage.create(url)
     records = list(storage.Store(engine).results())
+    with engine.connect() as connection:
+        failed = connection.exec_driver_sql(
+            "SELECT count(*) FROM alert_outbox WHERE state = 'failed'"
+        ).scalar()
     engine.dispose()
     windows = {r.window_index for r in records}
     print(f"  {len(windows)} windows closed in {seconds:.1f} s; {len(records):,} results stored")
@@ -147,14 +280,41 @@ def _summarize(url: str, seconds: float, metrics_address: str) -> None:
     for record in records:
         if record.drift and record.kind == "data_drift" and record.feature:
             drifted.setdefault(record.feature, []).append(record)
-    if not drifted:
-        print("  no feature drifted")
     for feature, hits in sorted(drifted.items()):
         first = min(hits, key=lambda r: r.window_start)
         worst = max(hits, key=lambda r: r.value or 0.0)
         print(
-            f"  {feature:<14} drifting from {format_time(first.window_start)} "
+            f"  drift: {feature:<12} from {format_time(first.window_start)} "
             f"({len({h.window_index for h in hits})} windows); largest {worst.detector} "
-            f"{worst.value:.3f} (threshold {worst.threshold})"
+            f"{worst.value:.3f} against {worst.threshold}"
         )
-    print(f"  metrics were served at http://{metrics_address}/metrics; results in {url}")
+    auc = {
+        (r.kind, r.window_index): r.value
+        for r in records
+        if r.metric == "roc_auc" and r.kind in ("performance", "estimated_performance")
+    }
+    for index in (6, 15, 21):
+        realized, estimated = (
+            auc.get(("performance", index)),
+            auc.get(("estimated_performance", index)),
+        )
+        if realized is not None and estimated is not None:
+            print(
+                f"  ROC AUC, window {index:>2}: realized {realized:.3f}, "
+                f"estimated without labels {estimated:.3f}"
+            )
+    detections = sorted(
+        (r.detected_at, r.detector) for r in records if r.kind == "concept_drift" and r.detected_at
+    )
+    for detected_at, detector in detections[:3]:
+        print(f"  concept drift: {detector} fired at label time {format_time(detected_at)}")
+    for payload in retrain.received:
+        features = sorted(
+            {e.get("feature") for e in payload.get("evidence", []) if e.get("feature")}
+        )
+        print(
+            f"  retrain webhook (signature verified): {payload['state']} "
+            f"{payload['rule']['name']} for {payload['model']}, features {', '.join(features)}"
+        )
+    print(f"  failing receiver: {failed} notification(s) given up after retries (by design)")
+    print(f"  metrics: http://127.0.0.1:{loaded.http.port}/metrics; results: {url}")

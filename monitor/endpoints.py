@@ -129,6 +129,9 @@ def tls_context(cert_file: Any, key_file: Any) -> ssl.SSLContext:
     return context
 
 
+_TIMEOUT = 30.0  # seconds a client may take for the TLS handshake and each request
+
+
 class _Server(ThreadingHTTPServer):
     """Threads per request; with TLS, the handshake runs in the request's thread (with a
     timeout), so a slow or silent client cannot block ``accept``."""
@@ -153,9 +156,6 @@ class _Server(ThreadingHTTPServer):
             except (OSError, ssl.SSLError):
                 return
         super().finish_request(request, client_address)
-
-
-_TIMEOUT = 30.0
 
 
 def _handler(
@@ -210,8 +210,10 @@ def _handler(
             length = int(length_text) if length_text.isdigit() else -1
             if length < 0 or length > MAX_BODY:
                 self.close_connection = True
-                refusal = error_response(413, f"the body must be at most {MAX_BODY} bytes")
-                self._respond(refusal.status, refusal.body, refusal.content_type)
+                refusal = api.security.authorize_api(self.headers.get("Authorization"))
+                if refusal is None:
+                    refusal = error_response(413, f"the body must be at most {MAX_BODY} bytes")
+                self._respond(refusal.status, refusal.body, refusal.content_type, refusal.headers)
                 return
 
             read = False

@@ -10,6 +10,7 @@ and commits or rolls back with everything else.
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -48,6 +49,7 @@ class BatchReport:
     events: Counter[str] = field(default_factory=Counter)
     labels: Counter[str] = field(default_factory=Counter)
     closed: list[tuple[WindowInfo, list[ResultRecord]]] = field(default_factory=list)
+    close_seconds: list[float] = field(default_factory=list)
     outcomes: list[tuple[WindowInfo, list[ResultRecord]]] = field(default_factory=list)
     joins: dict[str, LabelReport] = field(default_factory=dict)
     expired: Counter[str] = field(default_factory=Counter)
@@ -241,7 +243,7 @@ class ModelPipeline:
         assert self.labels is not None
         joined = self.labels.add_labels(connection, frame, batch, now)
         report.joins[self.name] = joined
-        report.labels[self.name] += joined.joined
+        report.labels[self.name] += frame.height
         self.dirty = True
         self.outcomes_changed(joined, commit, connection, report)
 
@@ -467,7 +469,11 @@ class Pipeline:
         flush: bool,
     ) -> None:
         start = len(commit.results)
-        for window in self.models[name].close_due(commit, connection, now, flush=flush):
+        began = time.perf_counter()
+        closed = self.models[name].close_due(commit, connection, now, flush=flush)
+        if closed:
+            report.close_seconds += [(time.perf_counter() - began) / len(closed)] * len(closed)
+        for window in closed:
             results = [r for r in commit.results[start:] if r.window_index == window.index]
             report.closed.append((window, results))
 

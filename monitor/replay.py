@@ -14,7 +14,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
@@ -23,13 +23,14 @@ import orjson
 import polars as pl
 from sqlalchemy import Connection
 
+from driftwarden.alerts import AlertEngine, pending_notifications
 from driftwarden.monitor import storage
 from driftwarden.monitor.config import Config
 from driftwarden.monitor.errors import InputError
 from driftwarden.monitor.events import DeadLetter, DecodedBatch, Kind, Messages
 from driftwarden.monitor.pipeline import Pipeline
 from driftwarden.monitor.results import ResultRecord
-from driftwarden.monitor.runtime import build_pipeline, decoder
+from driftwarden.monitor.runtime import build_pipeline, decoder, window_sizes
 
 BATCH_LINES = 50_000
 _READ_BYTES = 16 << 20
@@ -45,6 +46,7 @@ class ReplayOutcome:
     dead_letters: list[DeadLetter] = field(default_factory=list)
     ignored: int = 0
     seconds: float = 0.0
+    notifications: list[dict[str, Any]] = field(default_factory=list)
 
 
 def replay(
@@ -95,52 +97,51 @@ def _run(
 ) -> ReplayOutcome:
     pipeline = build_pipeline(config, store, resume=False)
     decode = decoder(config, "prediction")
+    alerts = AlertEngine(config.alerts, window_sizes(config), deliver=False)
     outcome = ReplayOutcome()
     meter = _Progress(progress, predictions)
+
+    def step(work: Callable[[storage.Commit, Connection], object]) -> None:
+        """One unit of work in one transaction: results, alert state and outbox together."""
+        commit = storage.Commit()
+        work(commit, connection)
+        store.write(connection, commit)
+        alerts.evaluate(commit.results, _event_time(pipeline.event_now), connection)
+        connection.commit()
+        _collect(outcome, commit)
+
     with store.engine.connect() as connection:
         if feed is not None:
-            _step(
-                store,
-                connection,
-                outcome,
-                lambda commit, _: commit.dead_letters.extend(feed.dead_letters),
-            )
+            step(lambda commit, _: commit.dead_letters.extend(feed.dead_letters))
         for messages in read_events(predictions, config, "prediction"):
             batch = decode.decode(messages)
             if feed is not None:
-                first = _first_time(batch)
-                for labels in feed.release(before=first):
-                    _step(store, connection, outcome, _labels_step(pipeline, labels))
-            _step(store, connection, outcome, _predictions_step(pipeline, batch, outcome))
+                for labels in feed.release(before=_first_time(batch)):
+                    step(_labels_step(pipeline, labels))
+            step(_predictions_step(pipeline, batch, outcome))
             if feed is not None:
                 feed.schedule(batch)
             meter.update(len(messages.values))
         if feed is not None:
             for labels in feed.release(before=None):
-                _step(store, connection, outcome, _labels_step(pipeline, labels))
+                step(_labels_step(pipeline, labels))
 
         def finish(commit: storage.Commit, connection: Connection) -> None:
             pipeline.flush(commit, connection)
             pipeline.expire(commit, connection)
             pipeline.snapshot(commit, connection)
 
-        _step(store, connection, outcome, finish)
+        step(finish)
+        # Alert timers run on event time: the last groups wait out their group_wait.
+        alerts.tick(_event_time(pipeline.event_now) + config.alerts.group_wait, connection)
+        outcome.notifications = [entry.to_replay() for entry in pending_notifications(connection)]
+        connection.commit()
     meter.finish()
     return outcome
 
 
-def _step(
-    store: storage.Store,
-    connection: Connection,
-    outcome: ReplayOutcome,
-    work: Callable[[storage.Commit, Connection], object],
-) -> None:
-    """One unit of work in one transaction: everything it produced is committed together."""
-    commit = storage.Commit()
-    work(commit, connection)
-    store.write(connection, commit)
-    connection.commit()
-    _collect(outcome, commit)
+def _event_time(millis: int) -> datetime:
+    return datetime.fromtimestamp(millis / 1000, UTC)
 
 
 def _predictions_step(
@@ -357,7 +358,9 @@ def write_outputs(out: Path, outcome: ReplayOutcome) -> None:
     with (out / "results.jsonl").open("wb") as handle:
         for record in records:
             handle.write(orjson.dumps(record.to_json()) + b"\n")
-    (out / "alerts.jsonl").write_bytes(b"")
+    with (out / "alerts.jsonl").open("wb") as handle:
+        for notification in outcome.notifications:
+            handle.write(orjson.dumps(notification) + b"\n")
     with (out / "dead_letters.jsonl").open("wb") as handle:
         for letter in outcome.dead_letters:
             handle.write(orjson.dumps(dead_letter_json(letter)) + b"\n")

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 
-from driftwarden.monitor.config import Config, ModelConfig
+from driftwarden.monitor.config import Config, ModelConfig, TimeWindowConfig
 from driftwarden.monitor.events import EventDecoder, Kind, ModelSchema
 from driftwarden.monitor.labels import JoinStore
 from driftwarden.monitor.pipeline import ModelPipeline, Pipeline
@@ -67,3 +68,12 @@ def build_pipeline(
                 older[state.reference_id] = Profile.from_bytes(previous)
         models[name] = ModelPipeline(name, model, profile, older, state, join_store)
     return Pipeline(config, models, clock=clock)
+
+
+def window_sizes(config: Config) -> dict[str, timedelta]:
+    """Each time-windowed model's window size (alerts judge result ages by it)."""
+    return {
+        name: model.window.size
+        for name, model in config.models.items()
+        if isinstance(model.window, TimeWindowConfig)
+    }

@@ -25,6 +25,7 @@ from sqlalchemy import (
     DateTime,
     Engine,
     Float,
+    Index,
     Integer,
     LargeBinary,
     String,
@@ -162,6 +163,7 @@ class LabelJoinRow(Base):
     """A prediction waiting for (or joined to) its label: only what the join needs."""
 
     __tablename__ = "label_join"
+    __table_args__ = (Index("ix_label_join_expiry", "model", "expires_at"),)
     model: Mapped[str] = mapped_column(String(255), primary_key=True)
     id: Mapped[str] = mapped_column(String(255), primary_key=True)
     ts: Mapped[int] = mapped_column(BigInteger)
@@ -170,18 +172,19 @@ class LabelJoinRow(Base):
     groups: Mapped[str | None] = mapped_column(Text)
     label: Mapped[str | None] = mapped_column(String(255))
     labeled_at: Mapped[int | None] = mapped_column(BigInteger)
-    expires_at: Mapped[int] = mapped_column(BigInteger, index=True)
+    expires_at: Mapped[int] = mapped_column(BigInteger)
 
 
 class OrphanLabelRow(Base):
     """A label that arrived before its prediction, waiting up to ``orphan_ttl``."""
 
     __tablename__ = "orphan_labels"
+    __table_args__ = (Index("ix_orphan_labels_expiry", "model", "expires_at"),)
     model: Mapped[str] = mapped_column(String(255), primary_key=True)
     id: Mapped[str] = mapped_column(String(255), primary_key=True)
     ts: Mapped[int] = mapped_column(BigInteger)
     label: Mapped[str] = mapped_column(String(255))
-    expires_at: Mapped[int] = mapped_column(BigInteger, index=True)
+    expires_at: Mapped[int] = mapped_column(BigInteger)
     source: Mapped[str] = mapped_column(String(1024))
     partition: Mapped[int] = mapped_column(Integer)
     offset: Mapped[int] = mapped_column(BigInteger)

@@ -45,7 +45,11 @@ class Drift:
 
 @dataclass(frozen=True)
 class Stream:
-    """A stream of predictions: ``n`` events evenly over ``[start, start + span)`` (epoch ms)."""
+    """A stream of predictions: ``n`` events evenly over ``[start, start + span)`` (epoch ms).
+
+    From ``concept_from`` on, outcomes follow another relationship than the model's
+    (defaults become more likely than it predicts): concept drift.
+    """
 
     n: int
     start: int
@@ -54,6 +58,7 @@ class Stream:
     drift: Drift = field(default_factory=Drift)
     model: str = MODEL
     seed: int = 1
+    concept_from: int | None = None
 
 
 def features(n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
@@ -131,6 +136,10 @@ def events(stream: Stream) -> pl.DataFrame:
     if stream.drift_from is not None:
         drifted(columns, ts >= stream.drift_from, stream.drift, rng)
     p = probability(columns)
+    outcome = p.copy()
+    if stream.concept_from is not None:
+        changed = ts >= stream.concept_from
+        outcome[changed] = np.clip(0.35 + 0.3 * (1.0 - p[changed]), 0.0, 1.0)
     return pl.DataFrame(
         {
             "model": np.full(stream.n, stream.model),
@@ -139,9 +148,38 @@ def events(stream: Stream) -> pl.DataFrame:
             "model_version": np.full(stream.n, "7"),
             **columns,
             "prediction": p.round(6),
-            "label": (rng.random(stream.n) < p).astype(np.int64),
+            "label": (rng.random(stream.n) < outcome).astype(np.int64),
         }
     )
+
+
+def label_events(
+    frame: pl.DataFrame,
+    seed: int = 2,
+    *,
+    share: float = 0.9,
+    early: float = 0.01,
+    delay: tuple[int, int] = (60_000, 3_600_000),
+) -> pl.DataFrame:
+    """Label events for ``events()``: a ``share`` of predictions get their label after a
+    random delay (an ``early`` few before their prediction), the rest never; in label-time
+    order."""
+    rng = np.random.default_rng(seed)
+    n = frame.height
+    labelled = rng.random(n) < share
+    lag = rng.integers(delay[0], delay[1], n)
+    lag = np.where(rng.random(n) < early, -lag, lag)
+    return (
+        frame.with_columns((pl.col("ts") + pl.Series(lag)).alias("ts"))
+        .filter(pl.Series(labelled))
+        .select("model", "id", "ts", "label")
+        .sort("ts", maintain_order=True)
+    )
+
+
+def label_lines(frame: pl.DataFrame) -> list[bytes]:
+    """Label events as JSON lines in the event schema."""
+    return [line for line in frame.write_ndjson().encode().split(b"\n") if line]
 
 
 def prediction_lines(frame: pl.DataFrame) -> list[bytes]:

@@ -31,7 +31,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("model", "id"),
     )
     with op.batch_alter_table("label_join", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_label_join_expires_at"), ["expires_at"], unique=False)
+        batch_op.create_index("ix_label_join_expiry", ["model", "expires_at"], unique=False)
 
     op.create_table(
         "label_panes",
@@ -54,18 +54,16 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("model", "id"),
     )
     with op.batch_alter_table("orphan_labels", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_orphan_labels_expires_at"), ["expires_at"], unique=False
-        )
+        batch_op.create_index("ix_orphan_labels_expiry", ["model", "expires_at"], unique=False)
 
 
 def downgrade() -> None:
     with op.batch_alter_table("orphan_labels", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_orphan_labels_expires_at"))
+        batch_op.drop_index("ix_orphan_labels_expiry")
 
     op.drop_table("orphan_labels")
     op.drop_table("label_panes")
     with op.batch_alter_table("label_join", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_label_join_expires_at"))
+        batch_op.drop_index("ix_label_join_expiry")
 
     op.drop_table("label_join")

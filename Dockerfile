@@ -1,0 +1,43 @@
+# driftwarden's container image: slim, non-root, health-checked on /livez.
+#
+#   docker build -t driftwarden .
+#   docker run --rm -p 127.0.0.1:9108:9108 \
+#     -v "$PWD/driftwarden.yaml:/etc/driftwarden/driftwarden.yaml:ro" driftwarden
+#
+# A conventional two-stage build: the first stage installs the package (with the PostgreSQL
+# driver) into a virtual environment, the second copies only that environment.
+ARG PYTHON_VERSION=3.12
+
+FROM python:${PYTHON_VERSION}-slim AS build
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_CACHE_DIR=1
+RUN python -m venv /opt/driftwarden
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY monitor/ monitor/
+COPY detectors/ detectors/
+COPY alerts/ alerts/
+RUN /opt/driftwarden/bin/pip install ".[postgres]"
+
+FROM python:${PYTHON_VERSION}-slim
+LABEL org.opencontainers.image.title="driftwarden" \
+      org.opencontainers.image.description="Watches machine-learning models in production" \
+      org.opencontainers.image.licenses="Apache-2.0"
+RUN groupadd --system --gid 10001 driftwarden \
+ && useradd --system --uid 10001 --gid driftwarden --no-create-home \
+        --home-dir /var/lib/driftwarden --shell /usr/sbin/nologin driftwarden \
+ && mkdir -p /etc/driftwarden /var/lib/driftwarden/reference \
+ && chown -R driftwarden:driftwarden /var/lib/driftwarden
+COPY --from=build /opt/driftwarden /opt/driftwarden
+ENV PATH=/opt/driftwarden/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    DRIFTWARDEN_LIVEZ_URL=http://127.0.0.1:9108/livez
+USER 10001:10001
+WORKDIR /var/lib/driftwarden
+EXPOSE 9108
+# Plain HTTP on loopback; with http.tls set, point DRIFTWARDEN_LIVEZ_URL at https://...
+HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
+    CMD ["python", "-c", "import os, ssl, sys, urllib.request; sys.exit(urllib.request.urlopen(os.environ['DRIFTWARDEN_LIVEZ_URL'], timeout=4, context=ssl._create_unverified_context()).status != 200)"]
+ENTRYPOINT ["driftwarden"]
+CMD ["run", "--config", "/etc/driftwarden/driftwarden.yaml", "--log-format", "json"]

@@ -1,0 +1,199 @@
+"""The Grafana provisioning and dashboards, checked without Grafana: uids, schema, datasources,
+variables, and that every query names only metrics and labels the daemon exports."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import yaml
+from conftest import GRAFANA, load_dashboards
+from dashboards import POSTGRES_UID, PROMETHEUS_UID, panels, queries, variables_used
+
+SCHEMA_VERSION = 41  # Grafana 12's classic dashboard model
+UIDS = {"fleet": "driftwarden-fleet", "model": "driftwarden-model", "daemon": "driftwarden-daemon"}
+
+# DESIGN.md "Metrics": the only label names, plus what Prometheus adds or histograms carry.
+LABELS = {"model", "detector", "feature", "metric", "kind", "attribute", "topic", "partition"}
+LABELS |= {"reason", "channel", "outcome", "severity", "state", "rule"}
+LABELS |= {"le", "job", "instance", "__name__"}
+
+COUNTERS = {
+    "driftwarden_events",
+    "driftwarden_events_ignored",
+    "driftwarden_dead_letters",
+    "driftwarden_windows_closed",
+    "driftwarden_labels_joined",
+    "driftwarden_predictions_expired",
+    "driftwarden_orphan_labels",
+    "driftwarden_concept_drift_detections",
+    "driftwarden_notifications",
+    "driftwarden_pruned_rows",
+    "driftwarden_duplicates",
+}
+GAUGES = {
+    "driftwarden_detector_value",
+    "driftwarden_detector_threshold",
+    "driftwarden_detector_drift",
+    "driftwarden_data_quality_ratio",
+    "driftwarden_window_end_timestamp_seconds",
+    "driftwarden_consumer_lag_messages",
+    "driftwarden_unconfigured_features",
+    "driftwarden_ready",
+    "driftwarden_performance",
+    "driftwarden_label_coverage_ratio",
+    "driftwarden_pending_predictions",
+    "driftwarden_fairness",
+    "driftwarden_alerts",
+    "driftwarden_outbox_pending",
+    "driftwarden_outbox_oldest_pending_seconds",
+    "driftwarden_retention_last_success_timestamp_seconds",
+}
+HISTOGRAMS = {
+    "driftwarden_window_close_duration_seconds",
+    "driftwarden_checkpoint_duration_seconds",
+    "driftwarden_label_delay_seconds",
+    "driftwarden_notification_delivery_seconds",
+}
+KNOWN = GAUGES | {f"{name}_total" for name in COUNTERS}
+KNOWN |= {f"{name}_{suffix}" for name in HISTOGRAMS for suffix in ("bucket", "sum", "count")}
+KNOWN |= {"up", "process_resident_memory_bytes", "process_cpu_seconds_total", "process_open_fds"}
+
+PROMQL_KEYWORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "and", "or"}
+PROMQL_KEYWORDS |= {"unless", "offset", "bool", "inf", "nan"}
+TOKEN = re.compile(r"(?<![\w.$])[a-zA-Z_:][\w:]*")
+MATCHER_LABEL = re.compile(r"(\w+)\s*(?:=~|!~|!=|=)\s*\"")
+GROUPING = re.compile(r"\b(?:by|without|on|ignoring)\s*\(([^)]*)\)")
+
+
+def _recorded() -> set[str]:
+    return {
+        rule["record"]
+        for path in (GRAFANA.parent / "prometheus" / "rules").glob("*.yml")
+        for group in yaml.safe_load(path.read_text())["groups"]
+        for rule in group["rules"]
+        if "record" in rule
+    }
+
+
+@pytest.fixture(scope="module")
+def boards():
+    return load_dashboards()
+
+
+def test_dashboards_have_stable_uids_and_the_current_schema(boards) -> None:
+    assert {name: board["uid"] for name, board in boards.items()} == UIDS
+    for board in boards.values():
+        assert board["schemaVersion"] == SCHEMA_VERSION
+        assert board["id"] is None, "exported ids break provisioning on another Grafana"
+        assert "driftwarden" in board["tags"]
+        ids = [panel["id"] for panel in panels(board)]
+        assert len(ids) == len(set(ids)), f"{board['title']}: panel ids repeat"
+
+
+def test_provisioning_names_the_uids_the_dashboards_use(boards) -> None:
+    sources = yaml.safe_load((GRAFANA / "provisioning/datasources/driftwarden.yml").read_text())
+    provisioned = {source["uid"]: source["type"] for source in sources["datasources"]}
+    assert provisioned == {
+        PROMETHEUS_UID: "prometheus",
+        POSTGRES_UID: "grafana-postgresql-datasource",
+    }
+    for query in queries():
+        assert query.datasource in {"prometheus", "postgres"}, query.id
+    providers = yaml.safe_load((GRAFANA / "provisioning/dashboards/driftwarden.yml").read_text())
+    assert [p["type"] for p in providers["providers"]] == ["file"]
+
+
+def test_template_variables_come_from_label_values(boards) -> None:
+    names = {
+        board["uid"]: {v["name"] for v in board["templating"]["list"]} for board in boards.values()
+    }
+    assert {"model", "feature", "attribute", "detector"} <= names["driftwarden-model"]
+    for board in boards.values():
+        for variable in board["templating"]["list"]:
+            assert variable["definition"].startswith("label_values("), variable["name"]
+            assert variable["datasource"]["uid"] == PROMETHEUS_UID
+
+
+def test_every_variable_used_is_defined(boards) -> None:
+    builtin = {"__rate_interval", "__interval", "__range", "__unixEpochFrom", "__unixEpochTo"}
+    defined = {
+        board["title"]: {v["name"] for v in board["templating"]["list"]} | builtin
+        for board in boards.values()
+    }
+    for query in queries():
+        used = variables_used(query.text)
+        assert used <= defined[query.dashboard], (
+            f"{query.id}: undefined {used - defined[query.dashboard]}"
+        )
+    for board in boards.values():
+        for panel in panels(board):
+            repeat = panel.get("repeat")
+            assert repeat is None or repeat in defined[board["title"]]
+
+
+@pytest.mark.parametrize(
+    "query", [q for q in queries() if q.datasource == "prometheus"], ids=lambda q: q.id
+)
+def test_queries_use_only_exported_metrics_and_labels(query) -> None:
+    labels = set(MATCHER_LABEL.findall(query.text))
+    for group in GROUPING.findall(query.text):
+        labels |= {name.strip() for name in group.split(",") if name.strip()}
+    if query.ref == "variable":
+        labels.add(query.text.rstrip(") ").rsplit(",", 1)[-1].strip())
+    assert labels <= LABELS, f"{query.id}: label names outside DESIGN.md's list: {labels - LABELS}"
+    text = (
+        query.text.replace("label_values(", "(").rsplit(",", 1)[0]
+        if query.ref == "variable"
+        else query.text
+    )
+    text = re.sub(r"\{[^}]*\}|\[[^\]]*\]|\"[^\"]*\"", " ", text)
+    text = re.sub(r"\b(?:by|without|on|ignoring)\s*\([^)]*\)", " ", text)
+    names = {
+        name
+        for name in TOKEN.findall(text)
+        if name.lower() not in PROMQL_KEYWORDS and not _is_function(text, name)
+    }
+    unknown = names - KNOWN - _recorded()
+    assert not unknown, f"{query.id}: unknown metrics {unknown} in {query.text}"
+
+
+def _is_function(text: str, name: str) -> bool:
+    return re.search(rf"\b{re.escape(name)}\s*\(", text) is not None
+
+
+def test_the_panels_the_issue_asks_for_exist(boards) -> None:
+    text = {name: str(board) for name, board in boards.items()}
+    fleet, model, daemon = text["fleet"], text["model"], text["daemon"]
+    for needle in ("Models monitored", "Features drifting", "Alerts firing by severity"):
+        assert needle in fleet
+    for metric in ("events", "consumer_lag", "dead_letters"):
+        assert metric in fleet
+    model_board = boards["model"]
+    kinds = {panel["type"] for panel in panels(model_board)}
+    assert "state-timeline" in kinds or "heatmap" in kinds
+    assert any(p.get("repeat") == "detector" for p in panels(model_board))
+    annotations = [a for a in model_board["annotations"]["list"] if not a.get("builtIn")]
+    assert any("driftwarden_concept_drift_detections_total" in a["expr"] for a in annotations)
+    for metric in (
+        'feature="prediction"',
+        "driftwarden_performance",
+        "driftwarden_label_coverage_ratio",
+        "driftwarden_fairness",
+        "driftwarden_data_quality_ratio",
+        "FROM results",
+    ):
+        assert metric in model, metric
+    for metric in (
+        "driftwarden_events_total",
+        "driftwarden_window_close_duration_seconds_bucket",
+        "driftwarden_consumer_lag_messages",
+        "driftwarden_labels_joined_total",
+        "driftwarden_pending_predictions",
+        "driftwarden_outbox_pending",
+        'outcome!=\\"sent\\"',
+        "process_resident_memory_bytes",
+        "process_cpu_seconds_total",
+        "driftwarden_pruned_rows_total",
+    ):
+        assert metric.replace("\\", "") in daemon.replace("\\", ""), metric
