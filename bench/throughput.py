@@ -65,7 +65,7 @@ def events(n: int) -> list[bytes]:
     sentinel = out.tail(1).with_columns(
         pl.lit(START + 48 * HOUR).alias("ts"), pl.lit("end").alias("id")
     )
-    return lines + [sentinel.write_ndjson().encode().strip()]
+    return [*lines, sentinel.write_ndjson().encode().strip()]
 
 
 def produce(bootstrap: str, topic: str, lines: list[bytes]) -> float:
@@ -104,11 +104,13 @@ def bare_consumer(bootstrap: str, topic: str, n: int) -> float:
     return time.perf_counter() - first
 
 
-def run_daemon(directory: Path, bootstrap: str, topic: str) -> tuple[float, float, int]:
+def run_daemon(
+    directory: Path, bootstrap: str, topic: str, labels: bool = True
+) -> tuple[float, float, int]:
     """Seconds from the first event folded until all 24 windows are stored; peak RSS in bytes."""
-    url = f"sqlite:///{directory / f'{topic}.db'}"
+    url = f"sqlite:///{directory / f'{topic}-{labels}.db'}"
     storage.upgrade(storage.create(url))
-    config = directory / f"{topic}.yaml"
+    config = directory / f"{topic}-{labels}.yaml"
     client = ", ".join(f"{k}: {v}" for k, v in GROUP_SETTINGS.items())
     config.write_text(
         f"""storage: {{url: "{url}"}}
@@ -117,7 +119,7 @@ events: {{max_future_skew: 3650d}}
 kafka:
   bootstrap_servers: {bootstrap}
   predictions_topic: {topic}
-  group_id: daemon-{topic}
+  group_id: daemon-{topic}-{labels}
   client: {{{client}}}
 models:
   bench:
@@ -127,6 +129,7 @@ models:
       numeric: [{", ".join(NUMERIC)}]
       categorical: [{", ".join(CATEGORICAL)}]
     window: {{kind: time, size: 1h}}
+    labels: {{enabled: {"true" if labels else "false"}}}
 """
     )
     engine = sqlalchemy.create_engine(url)
@@ -141,7 +144,7 @@ models:
             "--log-format",
             "json",
         ],
-        stderr=(directory / f"{topic}.log").open("wb"),
+        stderr=(directory / f"{topic}-{labels}.log").open("wb"),
     )
     launched = time.time()
     peak = 0
@@ -158,7 +161,7 @@ models:
         process.send_signal(signal.SIGTERM)
         process.wait(60)
         engine.dispose()
-    assigned = _assigned_at(directory / f"{topic}.log")
+    assigned = _assigned_at(directory / f"{topic}-{labels}.log")
     return done - assigned, done - launched, peak
 
 

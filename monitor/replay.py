@@ -115,12 +115,12 @@ def _run(
             step(lambda commit, _: commit.dead_letters.extend(feed.dead_letters))
         for messages in read_events(predictions, config, "prediction"):
             batch = decode.decode(messages)
-            if feed is not None:
-                for labels in feed.release(before=_first_time(batch)):
-                    step(_labels_step(pipeline, labels))
             step(_predictions_step(pipeline, batch, outcome))
             if feed is not None:
                 feed.schedule(batch)
+                for labels in feed.release(before=pipeline.event_now + 1):
+                    step(_labels_step(pipeline, labels))
+            step(lambda commit, connection: pipeline.expire(commit, connection))
             meter.update(len(messages.values))
         if feed is not None:
             for labels in feed.release(before=None):
@@ -149,7 +149,6 @@ def _predictions_step(
 ) -> Callable[[storage.Commit, Connection], None]:
     def work(commit: storage.Commit, connection: Connection) -> None:
         report = pipeline.process(batch, commit, connection)
-        pipeline.expire(commit, connection)
         outcome.events += sum(report.events.values())
         outcome.ignored += sum(batch.ignored.values())
 
@@ -160,25 +159,19 @@ def _labels_step(
     pipeline: Pipeline, batch: DecodedBatch
 ) -> Callable[[storage.Commit, Connection], None]:
     def work(commit: storage.Commit, connection: Connection) -> None:
-        report = pipeline.process_labels(batch, commit, connection)
-        pipeline.expire(commit, connection)
-        del report
+        pipeline.process_labels(batch, commit, connection)
 
     return work
-
-
-def _first_time(batch: DecodedBatch) -> int | None:
-    times = [int(frame["ts"].min()) for frame in batch.frames.values() if frame.height]
-    return min(times) if times else None
 
 
 class LabelFeed:
     """Labels of a file, handed to the pipeline merged with predictions by time.
 
-    Without a delay a label is due once the predictions reach its time (the running
-    maximum of label times, so file order is kept); with a delay it is due at its
-    prediction's time plus the delay, once that prediction has been read. Within one
-    batch of predictions, predictions come first.
+    A label is due at its time (the running maximum of label times, so file order is
+    kept) or, with a delay, at its prediction's time plus the delay once that
+    prediction has been read. After each batch of predictions, the labels due up to
+    its latest time follow; then rows past their ttl expire, on that same time, so
+    nothing expires that a label still to come could join.
     """
 
     def __init__(

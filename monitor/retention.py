@@ -128,7 +128,7 @@ class Retention:
                 count = connection.execute(statement).rowcount
             total += count
             self.pruned.labels(kind).inc(count)
-            if count < size or self._stop.wait(pause):
+            if count == 0 or self._stop.wait(pause):
                 break
         return total
 

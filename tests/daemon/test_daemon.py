@@ -112,6 +112,7 @@ def test_sigkill_at_several_points_loses_and_doubles_nothing(
         broker,
         topic,
         max_poll_records=300,
+        batch_records=300,
         checkpoint_interval="50ms",
     )
     rng = random.Random(7)
@@ -171,6 +172,7 @@ def test_two_instances_share_partitions_and_hand_over_on_leave(
                 group,
                 models=models,
                 max_poll_records=200,
+                batch_records=200,
                 checkpoint_interval="100ms",
             )
         )

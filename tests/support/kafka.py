@@ -88,6 +88,7 @@ def daemon_config(
     models: dict[str, str] | None = None,
     extra: str = "",
     max_poll_records: int = 5000,
+    batch_records: int = 20_000,
     checkpoint_interval: str = "1s",
 ) -> str:
     """A configuration for the synthetic model(s) on the test broker."""
@@ -109,6 +110,7 @@ def daemon_config(
         f"kafka:\n  bootstrap_servers: {bootstrap}\n  predictions_topic: {topic}\n"
         f"  group_id: {group}\n  client: {{{client}}}\n"
         f"  poll_timeout: 200ms\n  max_poll_records: {max_poll_records}\n"
+        f"  batch_records: {batch_records}\n"
         f"http:\n  port: {free_port()}\n"
         f"events:\n  max_future_skew: 3650d\n{extra}"
     )

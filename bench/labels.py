@@ -1,0 +1,163 @@
+"""The label join at scale: 5,000,000 waiting predictions on SQLite and PostgreSQL.
+
+In one run: the rate at which predictions are stored as waiting and at which labels join
+them (through the daemon's own join code, in checkpoint-sized transactions), the database
+size, the rate of a bare kafka-python consumer reading the same kind of events from the
+local broker, and the daemon's ingestion rate with labels enabled and disabled.
+
+    .venv/bin/python bench/labels.py [--pending 5000000] [--postgres URL]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import sqlalchemy
+
+sys.path.insert(0, str(Path(__file__).parent))
+import throughput
+
+from driftwarden.detectors.stream import StreamDetector
+from driftwarden.monitor import config as configuration
+from driftwarden.monitor import storage, synthetic
+from driftwarden.monitor.detection import build_concept_detector
+from driftwarden.monitor.events import DecodedBatch, Messages
+from driftwarden.monitor.labels import JoinStore, ModelLabels
+from driftwarden.monitor.local_broker import LocalBroker
+from driftwarden.monitor.profile import fit, read_reference
+
+BATCH = 20_000
+HOUR = 3_600_000
+
+
+def model_labels(directory: Path, url: str) -> tuple[ModelLabels, sqlalchemy.Engine]:
+    reference = directory / "reference.parquet"
+    synthetic.reference(20_000).write_parquet(reference)
+    loaded = configuration.parse(synthetic.config_yaml(str(reference), url), environ={})
+    model = loaded.models[synthetic.MODEL]
+    frame, content = read_reference(model.reference)
+    profile = fit(synthetic.MODEL, model, frame, content)
+    engine = storage.create(url)
+    storage.upgrade(engine)
+    detector: StreamDetector = build_concept_detector(model.concept_drift, "concept_drift")
+    labels = ModelLabels(synthetic.MODEL, model, profile, detector, JoinStore(engine.dialect.name))
+    return labels, engine
+
+
+def predictions(n: int, start: int, rng: np.random.Generator) -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "_row": np.arange(n),
+            "id": np.char.add("p-", np.arange(start, start + n).astype(str)),
+            "ts": 1_795_046_400_000 + np.arange(start, start + n, dtype=np.int64) * 10,
+            "prediction": rng.random(n).round(6),
+            "grp:sex": rng.choice(["F", "M"], n),
+        }
+    )
+
+
+def join_store(url: str, pending: int, directory: Path) -> dict[str, float]:
+    labels, engine = model_labels(directory, url)
+    rng = np.random.default_rng(0)
+    stored_seconds = 0.0
+    with engine.connect() as connection:
+        for start in range(0, pending, BATCH):
+            frame = predictions(min(BATCH, pending - start), start, rng)
+            began = time.perf_counter()
+            labels.add_predictions(connection, frame, frame["ts"] // HOUR * HOUR, 0)
+            connection.commit()
+            stored_seconds += time.perf_counter() - began
+        joined_seconds = 0.0
+        order = rng.permutation(pending)[: pending // 5]
+        messages = Messages([b""] * BATCH, "labels", 0, np.arange(BATCH))
+        for start in range(0, len(order), BATCH):
+            chosen = order[start : start + BATCH]
+            frame = pl.DataFrame(
+                {
+                    "_row": np.arange(len(chosen)),
+                    "id": np.char.add("p-", chosen.astype(str)),
+                    "ts": 1_795_046_400_000 + chosen.astype(np.int64) * 10 + 60_000,
+                    "label": (rng.random(len(chosen)) < 0.3).astype(np.float64),
+                }
+            )
+            began = time.perf_counter()
+            labels.add_labels(connection, frame, DecodedBatch(messages, {}), 0)
+            labels.flush(connection)
+            connection.commit()
+            joined_seconds += time.perf_counter() - began
+    size = database_size(engine, url)
+    engine.dispose()
+    return {
+        "stored/s": pending / stored_seconds,
+        "joined/s": len(order) / joined_seconds,
+        "MiB": size / 2**20,
+        "bytes/row": size / pending,
+    }
+
+
+def database_size(engine: sqlalchemy.Engine, url: str) -> float:
+    if engine.dialect.name == "sqlite":
+        path = Path(url.removeprefix("sqlite:///"))
+        return sum(p.stat().st_size for p in path.parent.glob(path.name + "*"))
+    with engine.connect() as connection:
+        return float(
+            connection.exec_driver_sql("SELECT pg_total_relation_size('label_join')").scalar()
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--pending", type=int, default=5_000_000)
+    parser.add_argument("--events", type=int, default=400_000)
+    parser.add_argument("--postgres", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as scratch:
+        directory = Path(scratch)
+        rows = {"SQLite": join_store(f"sqlite:///{directory / 'join.db'}", args.pending, directory)}
+        schema = f"bench_labels_{int(time.time())}"
+        admin = sqlalchemy.create_engine(args.postgres, isolation_level="AUTOCOMMIT")
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+        try:
+            url = f"{args.postgres}?options=-csearch_path%3D{schema}"
+            rows["PostgreSQL"] = join_store(url, args.pending, directory)
+        finally:
+            with admin.connect() as connection:
+                connection.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
+        with LocalBroker() as broker:
+            import os
+
+            os.chdir(directory)
+            throughput.frame(200_000, 0).write_parquet(directory / "reference.parquet")
+            lines = throughput.events(args.events)
+            topic = "labels-bench"
+            throughput.produce(broker.bootstrap, topic, lines)
+            bare = args.events / throughput.bare_consumer(broker.bootstrap, topic, len(lines))
+            rates = {}
+            for enabled in (False, True):
+                seconds, _, _ = throughput.run_daemon(
+                    directory, broker.bootstrap, topic, labels=enabled
+                )
+                rates[enabled] = args.events / seconds
+    print(f"join store, {args.pending:,} waiting predictions; labels for a fifth of them")
+    print(f"{'database':<12} {'stored/s':>10} {'joined/s':>10} {'MiB':>8} {'bytes/row':>10}")
+    for name, row in rows.items():
+        print(
+            f"{name:<12} {row['stored/s']:>10,.0f} {row['joined/s']:>10,.0f} "
+            f"{row['MiB']:>8,.0f} {row['bytes/row']:>10,.0f}"
+        )
+    print(f"bare kafka-python consumer, same run: {bare:,.0f} events/s")
+    print(
+        f"daemon ingestion, {args.events:,} events: labels off {rates[False]:,.0f}/s, "
+        f"labels on {rates[True]:,.0f}/s ({rates[True] / rates[False]:.0%} of off)"
+    )
+
+
+if __name__ == "__main__":
+    main()
