@@ -19,6 +19,7 @@ import numpy as np
 import polars as pl
 
 from driftwarden.monitor import config as configuration
+from driftwarden.monitor import synthetic
 from driftwarden.monitor.replay import read_events, replay
 from driftwarden.monitor.runtime import decoder
 
@@ -79,14 +80,34 @@ def write_inputs(directory: Path, n: int) -> tuple[Path, Path]:
     return config, path
 
 
+def write_demo_inputs(directory: Path, n: int) -> tuple[Path, Path]:
+    """The demo's synthetic credit model: 10 numeric, 2 categorical features and a group."""
+    synthetic.reference(50_000).write_parquet(directory / "reference.parquet")
+    stream = synthetic.Stream(n=n, start=START, span=DAY, drift_from=START + DAY // 2)
+    path = directory / "predictions.jsonl"
+    path.write_bytes(b"\n".join(synthetic.prediction_lines(synthetic.events(stream))) + b"\n")
+    config = directory / "config.yaml"
+    config.write_text(synthetic.config_yaml("reference.parquet", "sqlite://"))
+    return config, path
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--shape",
+        choices=("wide", "demo"),
+        default="wide",
+        help="wide: 20 numeric + 5 categorical (~430 bytes); demo: the demo model (~330 bytes)",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         directory = Path(scratch)
-        config_path, predictions = write_inputs(directory, args.events)
+        if args.shape == "wide":
+            config_path, predictions = write_inputs(directory, args.events)
+        else:
+            config_path, predictions = write_demo_inputs(directory, args.events)
         size = predictions.stat().st_size
         print(f"{args.events:,} events, {size / args.events:.0f} bytes each")
         loaded = configuration.load(config_path)
@@ -94,7 +115,7 @@ def main() -> None:
         decode_times, replay_times = [], []
         for _ in range(args.repeat):
             started = time.perf_counter()
-            for messages in read_events(predictions, loaded):
+            for messages in read_events(predictions, loaded, "prediction"):
                 decode.decode(messages)
             decode_times.append(time.perf_counter() - started)
             outcome = replay(loaded, predictions, directory / "out")

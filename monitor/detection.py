@@ -81,10 +81,15 @@ def _build(
         raise ConfigError(f"unknown detector (known: {names})", f"{path}.{name}")
     if params is not None and not isinstance(params, Mapping):
         raise ConfigError("expected a mapping of detector settings", f"{path}.{name}")
+    return _construct(cls, params or {}, f"{path}.{name}")
+
+
+def _construct(cls: type, params: Mapping[str, Any], path: str) -> Any:
+    """A detector from its settings; a bad setting is a configuration error at ``path``."""
     try:
-        return cls(**dict(params or {}))
+        return cls(**dict(params))
     except (TypeError, ValueError) as exc:
-        raise ConfigError(str(exc), f"{path}.{name}") from None
+        raise ConfigError(str(exc), path) from None
 
 
 def evaluate(
@@ -260,10 +265,7 @@ def build_concept_detector(config: ConceptDriftConfig, path: str) -> StreamDetec
         if config.params is not None
         else DEFAULT_CONCEPT_DRIFT.get(config.detector, {})
     )
-    try:
-        return cls(**params)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(str(exc), f"{path}.params") from None
+    return _construct(cls, params, f"{path}.params")
 
 
 def outcome_records(

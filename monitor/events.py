@@ -205,9 +205,10 @@ class EventDecoder:
         batch = DecodedBatch(messages, {})
         if messages.values and self.kind == "prediction":
             self._discover_features(messages.values[0], batch)
-        fast_rows, exact_rows = self._screen(messages, batch)
+        fast_rows, exact_rows, joined = self._screen(messages, batch)
         parts: list[pl.DataFrame] = []
-        self._read_segment(messages.values, fast_rows, parts, exact_rows)
+        whole = joined if len(fast_rows) == len(messages.values) else None
+        self._read_segment(messages.values, fast_rows, parts, exact_rows, whole)
         frame = pl.concat(parts) if parts else None
         rows: list[dict[str, Any]] = []
         if frame is not None and frame.height:
@@ -226,7 +227,9 @@ class EventDecoder:
 
     # -- screening and the fast path -------------------------------------------------------
 
-    def _screen(self, messages: Messages, batch: DecodedBatch) -> tuple[list[int], list[int]]:
+    def _screen(
+        self, messages: Messages, batch: DecodedBatch
+    ) -> tuple[list[int], list[int], bytes]:
         """Split rows into those polars may read and those only the exact path can.
 
         Polars reads a message only if it is one line that starts with ``{`` and
@@ -234,15 +237,16 @@ class EventDecoder:
         """
         values = messages.values
         if not values:
-            return [], []
+            return [], [], b""
         lengths = np.fromiter(map(len, values), dtype=np.int64, count=len(values))
-        joined = np.frombuffer(b"\n".join(values), dtype=np.uint8)
+        data = b"\n".join(values)
+        joined = np.frombuffer(data, dtype=np.uint8)
         starts = np.concatenate(([0], np.cumsum(lengths[:-1] + 1)))
         nonempty = lengths > 0
         first = joined[np.where(nonempty, starts, 0)]
         last = joined[np.where(nonempty, starts + lengths - 1, 0)]
         fast = nonempty & (first == ord("{")) & (last == ord("}"))
-        if int(np.count_nonzero(joined == ord("\n"))) != len(values) - 1:
+        if data.count(b"\n") != len(values) - 1:
             fast &= np.fromiter((b"\n" not in v for v in values), dtype=bool, count=len(values))
         too_large = lengths > self.max_message_bytes
         for row in np.flatnonzero(too_large):
@@ -255,15 +259,23 @@ class EventDecoder:
                 self.kind,
             )
         fast &= ~too_large
-        return np.flatnonzero(fast).tolist(), np.flatnonzero(~fast & ~too_large).tolist()
+        return np.flatnonzero(fast).tolist(), np.flatnonzero(~fast & ~too_large).tolist(), data
 
     def _read_segment(
-        self, values: list[bytes], rows: list[int], parts: list[pl.DataFrame], exact: list[int]
+        self,
+        values: list[bytes],
+        rows: list[int],
+        parts: list[pl.DataFrame],
+        exact: list[int],
+        joined: bytes | None = None,
     ) -> None:
-        """Read ``rows`` with polars, halving the segment around lines it cannot read."""
+        """Read ``rows`` with polars, halving the segment around lines it cannot read.
+
+        ``joined`` is the rows already joined by newlines, when the caller has them.
+        """
         if not rows:
             return
-        data = b"\n".join([values[row] for row in rows])
+        data = joined if joined is not None else b"\n".join([values[row] for row in rows])
         for schema in (self._typed, self._loose):
             try:
                 frame = pl.read_ndjson(data, schema=schema)

@@ -10,6 +10,7 @@ delivers a notification.
 from __future__ import annotations
 
 import base64
+import itertools
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -95,7 +96,7 @@ def _run(
     store: storage.Store,
     progress: IO[str] | None,
 ) -> ReplayOutcome:
-    pipeline = build_pipeline(config, store, resume=False)
+    pipeline = build_pipeline(config, store, resume=False, labels=feed is not None)
     decode = decoder(config, "prediction")
     alerts = AlertEngine(config.alerts, window_sizes(config), deliver=False)
     outcome = ReplayOutcome()
@@ -280,7 +281,7 @@ def read_events(
 
 
 def _jsonl_events(path: Path, batch_lines: int) -> Iterator[Messages]:
-    """Non-empty lines of a JSON-lines file; offsets are 1-based line numbers."""
+    """Lines of a JSON-lines file, empty ones skipped; offsets are 1-based line numbers."""
     values: list[bytes] = []
     numbers: list[np.ndarray] = []
     first_line = 1
@@ -292,9 +293,9 @@ def _jsonl_events(path: Path, batch_lines: int) -> Iterator[Messages]:
             tail = lines.pop() if chunk else b""
             if b"\r" in chunk or not chunk:
                 lines = [line.removesuffix(b"\r") for line in lines]
-            kept = np.flatnonzero([bool(line.strip()) for line in lines]) if lines else []
-            values.extend(lines[i] for i in kept)
-            numbers.append(np.asarray(kept, dtype=np.int64) + first_line)
+            present = np.fromiter(map(len, lines), dtype=np.int64, count=len(lines)) > 0
+            values.extend(itertools.compress(lines, present))
+            numbers.append(np.flatnonzero(present) + first_line)
             first_line += len(lines)
             if len(values) >= batch_lines or (not chunk and values):
                 yield Messages(values, str(path), None, np.concatenate(numbers))

@@ -54,10 +54,14 @@ def build_pipeline(
     *,
     resume: bool,
     clock: Callable[[], int] | None = None,
+    labels: bool = True,
 ) -> Pipeline:
-    """The pipeline of every configured model; ``resume`` restores stored window state."""
+    """The pipeline of every configured model; ``resume`` restores stored window state.
+
+    Without ``labels`` (a replay with no labels file) no prediction waits for a label.
+    """
     models = {}
-    join_store = JoinStore(store.engine.dialect.name)
+    join_store = JoinStore(store.engine.dialect.name) if labels else None
     for name, model in config.models.items():
         profile, _ = load_profile(name, model, store)
         state = store.model_state(name) if resume else None
