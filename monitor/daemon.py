@@ -14,6 +14,7 @@ inside ``poll``, so no batch is ever half-processed when they do.
 from __future__ import annotations
 
 import logging
+import queue
 import signal
 import threading
 import time
@@ -88,6 +89,12 @@ class Daemon:
         self._assigned: set[TopicPartition] = set()
         self._positions: dict[tuple[str, int], int] = {}
         self._generation = 0
+        self._queue: queue.Queue[tuple[int, dict[TopicPartition, list[Any]]] | None] = queue.Queue(
+            maxsize=1
+        )
+        self._failure: BaseException | None = None
+        self._offsets_lock = threading.Lock()
+        self._checkpointed: dict[TopicPartition, int] = {}
         self._unconfigured: dict[str, set[str]] = {}
         self._pending = self._new_pending()
         self._last_checkpoint = time.monotonic()
@@ -108,7 +115,14 @@ class Daemon:
         self._stop.set()
 
     def run(self) -> int:
-        """Start, consume until stopped, checkpoint, and close everything; the exit status."""
+        """Start, consume until stopped, checkpoint, and close everything; the exit status.
+
+        The main thread polls Kafka (rebalances happen there); a worker thread decodes,
+        folds and checkpoints, one batch behind, so reading the next batch overlaps with
+        processing this one. Rebalance callbacks wait for the batch in progress, and a
+        batch polled before a rebalance is dropped unprocessed (its partitions are read
+        again from their stored positions).
+        """
         try:
             self._start()
             log.info(
@@ -119,11 +133,37 @@ class Daemon:
                     "metrics": f"{self.server.url}/metrics" if self.server else None,
                 },
             )
-            while not self._stop.is_set():
-                self._poll_once()
+            worker = threading.Thread(target=self._work, name="driftwarden-fold", daemon=True)
+            worker.start()
+            try:
+                while not self._stop.is_set():
+                    records = self._poll_batch()
+                    self.health.beat()
+                    if self._reload.is_set():
+                        self._reload_alerts()
+                    self._queue.put((self._generation, records))
+                    self._commit_offsets()
+            finally:
+                self._queue.put(None)
+                worker.join()
+            if self._failure is not None:
+                raise self._failure
             return 0
         finally:
             self._shutdown()
+
+    def _work(self) -> None:
+        """The worker thread: process polled batches in order until told to stop."""
+        while (item := self._queue.get()) is not None:
+            generation, records = item
+            try:
+                with self._lock:
+                    if generation == self._generation:
+                        self._process_records(records)
+            except BaseException as exc:  # stop the daemon; run() re-raises it
+                self._failure = exc
+                self._stop.set()
+                return
 
     @property
     def metrics_url(self) -> str | None:
@@ -249,22 +289,18 @@ class Daemon:
 
     # -- the loop --------------------------------------------------------------------------
 
-    def _poll_once(self) -> None:
-        assert self.consumer is not None and self.pipeline is not None
-        records = self._poll_batch()
-        self.health.beat()
-        if self._reload.is_set():
-            self._reload_alerts()
-        with self._lock:
-            batches = _batches(records)
-            for topic in self._decoders:
-                if topic in batches:
-                    self._process(self._decoders[topic].decode(batches[topic]), topic)
-            idle = self.pipeline.owned(self._caught_up())
-            self._report(self.pipeline.tick(self._pending.commit, self._connection, idle))
-            interval = self.config.storage.checkpoint_interval.total_seconds()
-            if self._pending.windows or time.monotonic() - self._last_checkpoint >= interval:
-                self._checkpoint()
+    def _process_records(self, records: dict[TopicPartition, list[Any]]) -> None:
+        """Decode, fold and (when due) checkpoint one polled batch; called under the lock."""
+        assert self.pipeline is not None
+        batches = _batches(records)
+        for topic in self._decoders:
+            if topic in batches:
+                self._process(self._decoders[topic].decode(batches[topic]), topic)
+        idle = self.pipeline.owned(self._caught_up())
+        self._report(self.pipeline.tick(self._pending.commit, self._connection, idle))
+        interval = self.config.storage.checkpoint_interval.total_seconds()
+        if self._pending.windows or time.monotonic() - self._last_checkpoint >= interval:
+            self._checkpoint()
 
     def _poll_batch(self) -> dict[TopicPartition, list[Any]]:
         """Records of several polls, up to ``batch_records`` or ``batch_wait``: one decode and
@@ -388,10 +424,18 @@ class Daemon:
             if letter.reason == "orphan_label":
                 self.metrics.dead_letters.labels(letter.reason).inc()
         self._last_checkpoint = time.monotonic()
-        if pending.kafka_offsets and self.consumer is not None:
-            offsets = {tp: OffsetAndMetadata(o, "", -1) for tp, o in pending.kafka_offsets.items()}
+        with self._offsets_lock:
+            self._checkpointed.update(pending.kafka_offsets)
+
+    def _commit_offsets(self) -> None:
+        """Commit checkpointed positions to the Kafka group (advisory, for lag tooling)."""
+        with self._offsets_lock:
+            offsets, self._checkpointed = self._checkpointed, {}
+        if offsets and self.consumer is not None:
             try:
-                self.consumer.commit_async(offsets)
+                self.consumer.commit_async(
+                    {tp: OffsetAndMetadata(o, "", -1) for tp, o in offsets.items()}
+                )
             except Exception as exc:  # the group commit is advisory: never fail on it
                 log.debug("advisory offset commit failed: %s", exc)
 
