@@ -93,6 +93,10 @@ def join_store(url: str, pending: int, directory: Path) -> dict[str, float]:
             joined_seconds += time.perf_counter() - began
     size = database_size(engine, url)
     engine.dispose()
+    print(
+        f"{engine.dialect.name}: stored in {stored_seconds:.1f} s, joined in {joined_seconds:.1f} s",
+        flush=True,
+    )
     return {
         "stored/s": pending / stored_seconds,
         "joined/s": len(order) / joined_seconds,

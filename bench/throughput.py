@@ -3,7 +3,9 @@
 Produces N predictions (20 numeric + 5 categorical features, ~400 bytes, one simulated day in
 hourly windows) to a tansu broker on 127.0.0.1, then times in the same run:
   (a) a bare kafka-python group consumer reading the topic and doing nothing;
-  (b) `driftwarden run` from start until every window is closed and persisted (SQLite).
+  (b) `driftwarden run` from start until every window is closed and persisted (SQLite),
+      with the label join disabled (predictions only) and enabled (every prediction also
+      stored to wait for its label).
 Also reports the daemon's peak RSS, for N and N/4 events, to show it does not grow with volume.
 
     .venv/bin/python bench/throughput.py [--events 1000000]
@@ -199,20 +201,23 @@ def main() -> None:
             seconds = produce(broker.bootstrap, topic, lines)
             size = sum(map(len, lines)) / n
             bare = bare_consumer(broker.bootstrap, topic, len(lines))
-            daemon, total, peak = run_daemon(directory, broker.bootstrap, topic)
-            rows.append((n, size, n / seconds, n / bare, n / daemon, total, peak))
+            for labels in (False, True):
+                daemon, total, peak = run_daemon(directory, broker.bootstrap, topic, labels)
+                rows.append((n, size, n / seconds, n / bare, labels, n / daemon, total, peak))
         print(
-            f"{'events':>10} {'bytes':>6} {'produce/s':>10} {'bare/s':>10} {'daemon/s':>10} "
-            f"{'ratio':>6} {'wall s':>7} {'peak RSS MiB':>13}"
+            f"{'events':>10} {'bytes':>6} {'produce/s':>10} {'bare/s':>10} {'labels':>6} "
+            f"{'daemon/s':>10} {'ratio':>6} {'wall s':>7} {'peak RSS MiB':>13}"
         )
-        for n, size, produced, bare, daemon, total, peak in rows:
+        for n, size, produced, bare, labels, daemon, total, peak in rows:
             print(
-                f"{n:>10,} {size:>6.0f} {produced:>10,.0f} {bare:>10,.0f} {daemon:>10,.0f} "
-                f"{daemon / bare:>6.2f} {total:>7.1f} {peak / 2**20:>13.0f}"
+                f"{n:>10,} {size:>6.0f} {produced:>10,.0f} {bare:>10,.0f} "
+                f"{'on' if labels else 'off':>6} {daemon:>10,.0f} {daemon / bare:>6.2f} "
+                f"{total:>7.1f} {peak / 2**20:>13.0f}"
             )
         print(
             "bare/s: first record to last; daemon/s: partition assignment until all 24 "
-            "windows are persisted; wall s includes start-up and the consumer group join."
+            "windows are persisted; wall s includes start-up and the consumer group join; "
+            "labels: the label join disabled or enabled (no labels are produced)."
         )
 
 

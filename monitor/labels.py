@@ -92,6 +92,7 @@ class JoinStore:
     def find(self, connection: Connection, model: str, ids: list[str]) -> pl.DataFrame:
         """The stored rows of these ids."""
         found = []
+        ids = sorted(ids)
         for start in range(0, len(ids), _CHUNK):
             chunk = ids[start : start + _CHUNK]
             query = (
@@ -314,8 +315,10 @@ class ModelLabels:
             report.duplicate_labels += joined.filter(again).height
             replaced = joined.filter(again)
             fresh = joined.filter(~again)
-        updates = pl.concat([fresh, replaced]).select(
-            "label", "ts", pl.lit(self.name).alias("model"), "id"
+        updates = (
+            pl.concat([fresh, replaced])
+            .select("label", "ts", pl.lit(self.name).alias("model"), "id")
+            .sort("id")
         )
         self.store.set_labels(connection, updates.rows())
         self._summarize(connection, fresh, replaced, report)
