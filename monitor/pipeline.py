@@ -149,7 +149,8 @@ class ModelPipeline:
                 )
             frame = frame.filter(pl.Series(~late))
         for pane, part in sorted(frame.partition_by("pane", as_dict=True).items()):
-            windows.add(int(pane[0]), summarize(self.profile, part))
+            profile = self._profile_of(windows.state.panes.get(int(pane[0])))
+            windows.add(int(pane[0]), summarize(profile, part))
         return frame, frame["pane"]
 
     def _fold_count(self, frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.Series]:
@@ -161,9 +162,17 @@ class ModelPipeline:
         for cut in [*windows.cuts(frame.height), frame.height]:
             if cut > start:
                 keys.append(pl.repeat(windows.state.next_index, cut - start, eager=True))
-                windows.add(summarize(self.profile, frame.slice(start, cut - start)))
+                profile = self._profile_of(windows.state.summary)
+                windows.add(summarize(profile, frame.slice(start, cut - start)))
             start = cut
         return frame, pl.concat(keys).cast(pl.Int64) if keys else pl.Series([], dtype=pl.Int64)
+
+    def _profile_of(self, open_summary: WindowSummary | None) -> Profile:
+        """The profile new events of an open pane or window are binned on: the one it began
+        on (an open window finishes on the reference it started with), else the current one."""
+        if open_summary is None:
+            return self.profile
+        return self.profiles.get(open_summary.reference_id, self.profile)
 
     def close_due(
         self, commit: Commit, connection: Connection, now: int | None, *, flush: bool

@@ -15,7 +15,7 @@ from support.pipeline import HOUR, START, decode_frame, make_config
 
 from driftwarden.monitor import synthetic
 from driftwarden.monitor.pipeline import ModelPipeline, Pipeline
-from driftwarden.monitor.profile import Profile
+from driftwarden.monitor.profile import Profile, fit, read_reference
 from driftwarden.monitor.storage import Commit
 from driftwarden.monitor.summary import WindowSummary, summarize
 
@@ -246,3 +246,39 @@ def test_windows_and_lateness_do_not_depend_on_batching(
         assert (batched_value is None) == (value is None)
         if value is not None:
             assert batched_value == pytest.approx(value, rel=1e-9, abs=1e-12)
+
+
+@pytest.mark.parametrize("window", ["{kind: time, size: 1h}", "{kind: count, size: 300}"])
+def test_a_window_open_when_the_reference_changes_finishes_on_the_old_one(
+    reference_file, profile, connection, tmp_path, window
+) -> None:
+    """A restart with a new reference file while a window is open: that window keeps every
+    event and its old reference; the windows after it use the new one."""
+    new_file = tmp_path / "new-reference.parquet"
+    synthetic.reference(20_000, seed=1).write_parquet(new_file)
+    loaded = make_config(new_file, window)
+    new_profile = fit(synthetic.MODEL, loaded.models[synthetic.MODEL], *read_reference(new_file))
+    assert new_profile.reference_id != profile.reference_id
+    times = START + np.arange(1000, dtype=np.int64) * (2 * HOUR // 1000)
+    frame = events_at(times.tolist())
+
+    first, _ = pipeline(reference_file, profile, window)
+    commit = Commit()
+    first.process(decode_frame(loaded, frame.slice(0, 200)), commit, connection)
+    snapshot = first.models[synthetic.MODEL].snapshot(connection)
+    restarted = ModelPipeline(
+        synthetic.MODEL,
+        loaded.models[synthetic.MODEL],
+        new_profile,
+        {profile.reference_id: profile},
+        state=snapshot,
+    )
+    second = Pipeline(loaded, {synthetic.MODEL: restarted})
+    second.process(decode_frame(loaded, frame.slice(200)), commit, connection)
+    second.flush(commit, connection)
+
+    assert commit.dead_letters == []
+    assert sum(w.n_events for w in commit.windows) == 1000
+    references = [w.reference_id for w in commit.windows]
+    assert references[0] == profile.reference_id
+    assert set(references[1:]) == {new_profile.reference_id}
