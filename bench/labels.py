@@ -94,7 +94,8 @@ def join_store(url: str, pending: int, directory: Path) -> dict[str, float]:
     size = database_size(engine, url)
     engine.dispose()
     print(
-        f"{engine.dialect.name}: stored in {stored_seconds:.1f} s, joined in {joined_seconds:.1f} s",
+        f"{engine.dialect.name}: stored in {stored_seconds:.1f} s, "
+        f"joined in {joined_seconds:.1f} s",
         flush=True,
     )
     return {

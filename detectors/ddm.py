@@ -9,7 +9,6 @@ import numpy as np
 
 from .stream import (
     StreamDetector,
-    as_stream,
     check_positive,
     check_positive_int,
     decode_float,
@@ -75,6 +74,7 @@ class DDM(StreamDetector):
 
     name = "ddm"
     _PARAMS = ("warm_start", "warning_threshold", "drift_threshold", "two_sided")
+    reads = "binary"
 
     def __init__(
         self,
@@ -101,9 +101,6 @@ class DDM(StreamDetector):
         self._p_max = math.nan
         self._s_max = math.nan
         self._ps_max = -math.inf
-
-    def _validate(self, values: Any) -> np.ndarray:
-        return as_stream(values, binary=True)
 
     def _scan(self, x: np.ndarray) -> tuple[np.ndarray, int]:
         m = x.size

@@ -8,7 +8,6 @@ import numpy as np
 
 from .stream import (
     StreamDetector,
-    as_stream,
     check_open_unit,
     check_positive_int,
 )
@@ -72,6 +71,7 @@ class EDDM(StreamDetector):
 
     name = "eddm"
     _PARAMS = ("warm_start", "alpha", "beta")
+    reads = "binary"
 
     def __init__(
         self,
@@ -94,9 +94,6 @@ class EDDM(StreamDetector):
         self._sum = 0.0
         self._sum_sq = 0.0
         self._p2s_max = -1.0
-
-    def _validate(self, values: Any) -> np.ndarray:
-        return as_stream(values, binary=True)
 
     def _scan(self, x: np.ndarray) -> tuple[np.ndarray, int]:
         m = x.size

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from .stream import StreamDetector, as_stream, check_open_unit, decode_float, encode_float
+from .stream import StreamDetector, check_open_unit, decode_float, encode_float
 
 
 class HDDMA(StreamDetector):
@@ -61,6 +61,7 @@ class HDDMA(StreamDetector):
 
     name = "hddm_a"
     _PARAMS = ("drift_confidence", "warning_confidence", "two_sided")
+    reads = "unit"
 
     def __init__(
         self,
@@ -86,9 +87,6 @@ class HDDMA(StreamDetector):
         # The cut points' bounded means, kept as River recomputes them.
         self._min_bound = math.inf
         self._max_bound = -math.inf
-
-    def _validate(self, values: Any) -> np.ndarray:
-        return as_stream(values, unit=True)
 
     def _epsilon(self, n: np.ndarray) -> np.ndarray:
         return np.sqrt(1.0 / (2 * n) * math.log(1.0 / self.drift_confidence))

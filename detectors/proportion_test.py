@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 from scipy.special import ndtri
 
-from .stream import StreamDetector, as_stream, check_open_unit, check_positive_int
+from .stream import StreamDetector, check_open_unit, check_positive_int
 
 
 class ProportionTest(StreamDetector):
@@ -70,6 +70,7 @@ class ProportionTest(StreamDetector):
 
     name = "proportion_test"
     _PARAMS = ("window", "min_reference", "alpha_drift", "alpha_warning", "two_sided")
+    reads = "binary"
 
     def __init__(
         self,
@@ -100,9 +101,6 @@ class ProportionTest(StreamDetector):
         self._n = 0
         self._errors = 0
         self._recent = np.empty(0, dtype=np.float64)
-
-    def _validate(self, values: Any) -> np.ndarray:
-        return as_stream(values, binary=True)
 
     def _scan(self, x: np.ndarray) -> tuple[np.ndarray, int]:
         m = x.size

@@ -20,7 +20,7 @@ from __future__ import annotations
 import abc
 import math
 from dataclasses import dataclass
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Literal, Self
 
 import numpy as np
 
@@ -129,6 +129,8 @@ class StreamDetector(abc.ABC):
 
     name: ClassVar[str]
     _PARAMS: ClassVar[tuple[str, ...]]
+    reads: ClassVar[Literal["binary", "unit", "real"]] = "real"
+    """What the stream may hold: error bits, values in [0, 1], or any finite losses."""
 
     _drift_detected: bool
     _warning_detected: bool
@@ -148,7 +150,7 @@ class StreamDetector(abc.ABC):
         return self._warning_detected
 
     def _validate(self, values: Any) -> np.ndarray:
-        return as_stream(values)
+        return as_stream(values, binary=self.reads == "binary", unit=self.reads == "unit")
 
     def update(self, values: Any) -> Detections:
         """Feed a batch of the stream, in arrival order.

@@ -251,7 +251,13 @@ def check_quality_settings(model: ModelConfig, path: str) -> None:
                 f"unknown fairness metric (known: {', '.join(FAIRNESS_METRICS)})",
                 f"{path}.fairness.thresholds.{metric}",
             )
-    build_concept_detector(model.concept_drift, f"{path}.concept_drift")
+    detector = build_concept_detector(model.concept_drift, f"{path}.concept_drift")
+    if model.task == "regression" and detector.reads != "real":
+        raise ConfigError(
+            f"{detector.name} reads error bits; a regression model's error stream is its "
+            "absolute errors (use adwin or page_hinkley)",
+            f"{path}.concept_drift.detector",
+        )
 
 
 def build_concept_detector(config: ConceptDriftConfig, path: str) -> StreamDetector:

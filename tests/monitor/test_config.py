@@ -95,6 +95,11 @@ def test_relative_reference_paths_resolve_beside_the_file(tmp_path: Path) -> Non
             MINIMAL + "    detectors: {magic: {}}\n",
             "models.credit-default.detectors.magic: unknown detector",
         ),
+        (
+            MINIMAL.replace("binary_classification", "regression")
+            + "    concept_drift: {detector: ddm}\n",
+            "models.credit-default.concept_drift.detector: ddm reads error bits",
+        ),
         ("models: {}\n", "models: at least one model is required"),
         ("kafka: {}\n", "models: required key is missing"),
         ("models: [unclosed\n", "invalid YAML at line"),
