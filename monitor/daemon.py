@@ -471,11 +471,16 @@ class Daemon:
         with self._lock:
             self._checkpoint()
             self._assigned -= set(partitions)
-        self.health.set_ready(False, "rebalancing")
+        self._ready(False, "rebalancing")
         log.info(
             "partitions revoked",
             extra={"event": "rebalance", "revoked": sorted(_names(partitions))},
         )
+
+    def _ready(self, ready: bool, reason: str = "") -> None:
+        """Readiness, as ``/readyz`` answers it and ``driftwarden_ready`` exports it."""
+        self.health.set_ready(ready, reason)
+        self.metrics.ready.set(int(ready))
 
     def assigned(self, partitions: set[TopicPartition]) -> None:
         """Reload window state and seek every partition to its stored position."""
@@ -497,8 +502,7 @@ class Daemon:
                     self.consumer.seek_to_beginning(tp)
                 else:
                     self.consumer.seek_to_end(tp)
-        self.health.set_ready(True)
-        self.metrics.ready.set(1)
+        self._ready(True)
         log.info(
             "partitions assigned",
             extra={"event": "rebalance", "assigned": sorted(_names(partitions))},

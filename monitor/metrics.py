@@ -186,7 +186,8 @@ class Metrics:
                 self.duplicates.labels(model, kind)
         for reason in REASONS:
             self.dead_letters.labels(reason)
-        self.ignored.labels("unknown_model")
+        for reason in ("unknown_model", "labels_disabled"):
+            self.ignored.labels(reason)
 
     def window_closed(self, window: WindowInfo, records: list[ResultRecord]) -> None:
         """Publish the results of a window that just closed."""

@@ -435,7 +435,9 @@ class Pipeline:
         self._observe(batch)
         for name, frame in batch.frames.items():
             model = self.models[name]
-            if frame.height and model.labels is not None:
+            if frame.height and model.labels is None:
+                batch.ignored["labels_disabled"] += frame.height
+            elif frame.height:
                 model.join_labels(frame, batch, commit, connection, self.now, report)
         commit.dead_letters.extend(batch.dead_letters)
         return report

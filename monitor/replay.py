@@ -114,18 +114,19 @@ def _run(
     with store.engine.connect() as connection:
         if feed is not None:
             step(lambda commit, _: commit.dead_letters.extend(feed.dead_letters))
+            outcome.ignored += feed.ignored
         for messages in read_events(predictions, config, "prediction"):
             batch = decode.decode(messages)
             step(_predictions_step(pipeline, batch, outcome))
             if feed is not None:
                 feed.schedule(batch)
                 for labels in feed.release(before=pipeline.event_now + 1):
-                    step(_labels_step(pipeline, labels))
+                    step(_labels_step(pipeline, labels, outcome))
             step(lambda commit, connection: pipeline.expire(commit, connection))
             meter.update(len(messages.values))
         if feed is not None:
             for labels in feed.release(before=None):
-                step(_labels_step(pipeline, labels))
+                step(_labels_step(pipeline, labels, outcome))
 
         def finish(commit: storage.Commit, connection: Connection) -> None:
             pipeline.flush(commit, connection)
@@ -157,10 +158,11 @@ def _predictions_step(
 
 
 def _labels_step(
-    pipeline: Pipeline, batch: DecodedBatch
+    pipeline: Pipeline, batch: DecodedBatch, outcome: ReplayOutcome
 ) -> Callable[[storage.Commit, Connection], None]:
     def work(commit: storage.Commit, connection: Connection) -> None:
         pipeline.process_labels(batch, commit, connection)
+        outcome.ignored += sum(batch.ignored.values())
 
     return work
 
@@ -176,10 +178,15 @@ class LabelFeed:
     """
 
     def __init__(
-        self, batch: DecodedBatch, delay: timedelta | None, dead_letters: list[DeadLetter]
+        self,
+        batch: DecodedBatch,
+        delay: timedelta | None,
+        dead_letters: list[DeadLetter],
+        ignored: int = 0,
     ) -> None:
         self.messages = batch.messages
         self.dead_letters = dead_letters
+        self.ignored = ignored
         self._delay = None if delay is None else int(delay.total_seconds() * 1000)
         frames = [
             frame.select("_row", "id", "ts", "label").with_columns(pl.lit(model).alias("model"))
@@ -225,7 +232,8 @@ class LabelFeed:
             letters += batch.dead_letters
             shift += len(batch.messages.values)
         merged = {model: pl.concat(parts) for model, parts in frames.items()}
-        return cls(DecodedBatch(messages, merged), delay, letters)
+        ignored = sum(sum(batch.ignored.values()) for batch in batches)
+        return cls(DecodedBatch(messages, merged), delay, letters, ignored)
 
     def schedule(self, batch: DecodedBatch) -> None:
         """With a delay: the labels of these predictions become due at their time + delay."""

@@ -264,3 +264,19 @@ def test_concept_drift_is_detected_after_outcomes_change(
     assert detections, "the change of outcomes at hour 4 was not detected"
     assert all(r["detected_at"] >= "2026-11-26T04:00:00.000Z" for r in detections)
     assert all(r["detector"] == "adwin" and r["drift"] for r in detections)
+
+
+def test_labels_of_a_model_without_the_join_are_counted_as_ignored(
+    tmp_path: Path, reference_file: Path, day: dict
+) -> None:
+    text = synthetic.config_yaml(str(reference_file), "sqlite://").replace(
+        "    window: {kind: time, size: 1h, allowed_lateness: 5m}",
+        "    window: {kind: time, size: 1h}\n    labels: {enabled: false}",
+    )
+    path = tmp_path / "config.yaml"
+    path.write_text(text)
+    outcome = replay(
+        configuration.load(path), day["predictions"], tmp_path / "out", labels=day["label_file"]
+    )
+    assert outcome.ignored == day["labels"].height
+    assert outcome.events == 12_000
