@@ -90,16 +90,29 @@ class JoinStore:
         return max(cursor.rowcount, 0)
 
     def find(self, connection: Connection, model: str, ids: list[str]) -> pl.DataFrame:
-        """The stored rows of these ids."""
-        found = []
+        """The stored rows of these ids.
+
+        On PostgreSQL the ids are joined as an array: each is then a primary-key probe
+        whatever the table's statistics say (with stale ones, ``id IN (...)`` can be
+        planned as a scan of the expiry index, that is, of the whole table).
+        """
         ids = sorted(ids)
-        for start in range(0, len(ids), _CHUNK):
-            chunk = ids[start : start + _CHUNK]
-            query = (
-                "SELECT id, ts, pane, prediction, groups, label FROM label_join "
-                f"WHERE model = {self._mark} AND id IN ({self._marks(len(chunk))})"
-            )
-            found += connection.exec_driver_sql(query, (model, *chunk)).all()
+        if self.dialect == "sqlite":
+            found = []
+            for start in range(0, len(ids), _CHUNK):
+                chunk = ids[start : start + _CHUNK]
+                query = (
+                    "SELECT id, ts, pane, prediction, groups, label FROM label_join "
+                    f"WHERE model = ? AND id IN ({self._marks(len(chunk))})"
+                )
+                found += connection.exec_driver_sql(query, (model, *chunk)).all()
+        else:
+            found = connection.exec_driver_sql(
+                "SELECT j.id, j.ts, j.pane, j.prediction, j.groups, j.label "
+                "FROM unnest(%s::text[]) AS wanted(id) "
+                "JOIN label_join AS j ON j.model = %s AND j.id = wanted.id",
+                (ids, model),
+            ).all()
         return pl.DataFrame(
             found,
             schema={
