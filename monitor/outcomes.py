@@ -310,12 +310,14 @@ _SETTINGS = {"decision_threshold", "shift", "classes", "groups"}
 
 
 def thresholds_for(profile: Any, config: ModelConfig, metrics: tuple[str, ...]) -> dict[str, float]:
-    """Performance thresholds: configured ones, else the reference's value moved by
-    ``tolerance`` in the metric's bad direction."""
+    """Performance thresholds: configured ones (per-class recalls included), else the
+    reference's value moved by ``tolerance`` in the metric's bad direction."""
     out: dict[str, float] = {}
     reference = profile.outcomes.reference_performance
-    for metric in metrics:
-        if metric in config.performance.thresholds:
+    configured = config.performance.thresholds
+    per_class = [metric for metric in configured if metric.startswith("recall_")]
+    for metric in (*metrics, *per_class):
+        if metric in configured:
             out[metric] = config.performance.thresholds[metric]
         elif metric in reference:
             step = config.performance.tolerance
