@@ -304,7 +304,8 @@ class Daemon:
 
     def _poll_batch(self) -> dict[TopicPartition, list[Any]]:
         """Records of several polls, up to ``batch_records`` or ``batch_wait``: one decode and
-        one fold per batch, however small the broker's fetches are.
+        one fold per batch, however small the broker's fetches are. An empty poll does not
+        end the batch early: the next fetch is usually in flight.
 
         A rebalance during the later polls discards them: nothing of them was processed,
         and the assignment seeks every partition back to its stored position.
@@ -319,12 +320,12 @@ class Daemon:
         records = {tp: list(batch) for tp, batch in first.items()}
         count = sum(len(batch) for batch in records.values())
         deadline = time.monotonic() + kafka.batch_wait.total_seconds()
-        while count and count < kafka.batch_records and time.monotonic() < deadline:
-            more = self.consumer.poll(timeout_ms=0, max_records=kafka.max_poll_records)
+        while count and count < kafka.batch_records and (left := deadline - time.monotonic()) > 0:
+            more = self.consumer.poll(
+                timeout_ms=int(left * 1000), max_records=kafka.max_poll_records
+            )
             if generation != self._generation:
                 return {}
-            if not more:
-                break
             for tp, batch in more.items():
                 records.setdefault(tp, []).extend(batch)
                 count += len(batch)
