@@ -3,7 +3,9 @@
 In one run: the rate at which predictions are stored as waiting and at which labels join
 them (through the daemon's own join code, in checkpoint-sized transactions), the database
 size, the rate of a bare kafka-python consumer reading the same kind of events from the
-local broker, and the daemon's ingestion rate with labels enabled and disabled.
+local broker, and the daemon's ingestion rate with labels enabled and disabled. Labels
+join in random order (each touches its own page of the table: the worst case) and in the
+order of their predictions (as labels with similar delays arrive).
 
     .venv/bin/python bench/labels.py [--pending 5000000] [--postgres URL]
 """
@@ -73,37 +75,56 @@ def join_store(url: str, pending: int, directory: Path) -> dict[str, float]:
             labels.add_predictions(connection, frame, frame["ts"] // HOUR * HOUR, 0)
             connection.commit()
             stored_seconds += time.perf_counter() - began
-        joined_seconds = 0.0
-        order = rng.permutation(pending)[: pending // 5]
+        order = rng.permutation(pending)
+        fifth = pending // 5
         messages = Messages([b""] * BATCH, "labels", 0, np.arange(BATCH))
-        for start in range(0, len(order), BATCH):
-            chosen = order[start : start + BATCH]
-            frame = pl.DataFrame(
-                {
-                    "_row": np.arange(len(chosen)),
-                    "id": np.char.add("p-", chosen.astype(str)),
-                    "ts": 1_795_046_400_000 + chosen.astype(np.int64) * 10 + 60_000,
-                    "label": (rng.random(len(chosen)) < 0.3).astype(np.float64),
-                }
-            )
-            began = time.perf_counter()
-            labels.add_labels(connection, frame, DecodedBatch(messages, {}), 0)
-            labels.flush(connection)
-            connection.commit()
-            joined_seconds += time.perf_counter() - began
+        joined = {
+            "random": join_labels(labels, connection, order[:fifth], messages, rng),
+            "in time": join_labels(
+                labels, connection, np.sort(order[fifth : 2 * fifth]), messages, rng
+            ),
+        }
     size = database_size(engine, url)
     engine.dispose()
     print(
-        f"{engine.dialect.name}: stored in {stored_seconds:.1f} s, "
-        f"joined in {joined_seconds:.1f} s",
+        f"{engine.dialect.name}: stored in {stored_seconds:.1f} s, joined in "
+        + ", ".join(f"{seconds:.1f} s ({kind})" for kind, seconds in joined.items()),
         flush=True,
     )
     return {
         "stored/s": pending / stored_seconds,
-        "joined/s": len(order) / joined_seconds,
+        "joined/s random": fifth / joined["random"],
+        "joined/s in time": fifth / joined["in time"],
         "MiB": size / 2**20,
         "bytes/row": size / pending,
     }
+
+
+def join_labels(
+    labels: ModelLabels,
+    connection: sqlalchemy.Connection,
+    chosen: np.ndarray,
+    messages: Messages,
+    rng: np.random.Generator,
+) -> float:
+    """Seconds to join labels of the ``chosen`` predictions, in batches, in that order."""
+    seconds = 0.0
+    for start in range(0, len(chosen), BATCH):
+        part = chosen[start : start + BATCH]
+        frame = pl.DataFrame(
+            {
+                "_row": np.arange(len(part)),
+                "id": np.char.add("p-", part.astype(str)),
+                "ts": 1_795_046_400_000 + part.astype(np.int64) * 10 + 60_000,
+                "label": (rng.random(len(part)) < 0.3).astype(np.float64),
+            }
+        )
+        began = time.perf_counter()
+        labels.add_labels(connection, frame, DecodedBatch(messages, {}), 0)
+        labels.flush(connection)
+        connection.commit()
+        seconds += time.perf_counter() - began
+    return seconds
 
 
 def database_size(engine: sqlalchemy.Engine, url: str) -> float:
@@ -150,12 +171,18 @@ def main() -> None:
                     directory, broker.bootstrap, topic, labels=enabled
                 )
                 rates[enabled] = args.events / seconds
-    print(f"join store, {args.pending:,} waiting predictions; labels for a fifth of them")
-    print(f"{'database':<12} {'stored/s':>10} {'joined/s':>10} {'MiB':>8} {'bytes/row':>10}")
+    print(
+        f"join store, {args.pending:,} waiting predictions; labels for a fifth of them in "
+        "random order, then for another fifth in the order of their predictions"
+    )
+    print(
+        f"{'database':<12} {'stored/s':>10} {'joined/s random':>16} {'joined/s in time':>17} "
+        f"{'MiB':>8} {'bytes/row':>10}"
+    )
     for name, row in rows.items():
         print(
-            f"{name:<12} {row['stored/s']:>10,.0f} {row['joined/s']:>10,.0f} "
-            f"{row['MiB']:>8,.0f} {row['bytes/row']:>10,.0f}"
+            f"{name:<12} {row['stored/s']:>10,.0f} {row['joined/s random']:>16,.0f} "
+            f"{row['joined/s in time']:>17,.0f} {row['MiB']:>8,.0f} {row['bytes/row']:>10,.0f}"
         )
     print(f"bare kafka-python consumer, same run: {bare:,.0f} events/s")
     print(

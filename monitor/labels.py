@@ -15,10 +15,12 @@ join follows the daemon's exactly-once rule with everything else.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 import polars as pl
 from sqlalchemy import Connection
 
@@ -29,6 +31,26 @@ from driftwarden.monitor.outcomes import LabelSummary
 from driftwarden.monitor.profile import Profile
 
 _CHUNK = 500
+_PENDING_COLUMNS = (
+    "model",
+    "id",
+    "ts",
+    "pane",
+    "prediction",
+    "groups",
+    "label",
+    "labeled_at",
+    "expires_at",
+)
+_FOUND_SCHEMA = {
+    "key": pl.Int64,
+    "id": pl.String,
+    "pts": pl.Int64,
+    "pane": pl.Int64,
+    "prediction": pl.String,
+    "groups": pl.String,
+    "old_label": pl.String,
+}
 
 
 @dataclass
@@ -62,17 +84,19 @@ class JoinStore:
         self.dialect = dialect
         ignore = "OR IGNORE " if dialect == "sqlite" else ""
         tail = "" if dialect == "sqlite" else " ON CONFLICT DO NOTHING"
-        self._insert_pending = (
-            f"INSERT {ignore}INTO label_join (model, id, ts, pane, prediction, groups, label, "
-            f"labeled_at, expires_at) VALUES ({self._marks(9)}){tail}"
-        )
+        columns = ", ".join(_PENDING_COLUMNS)
+        if dialect == "sqlite":
+            values = ", ".join(f"value ->> '{name}'" for name in _PENDING_COLUMNS)
+            self._insert_pending = (
+                f"INSERT OR IGNORE INTO label_join ({columns}) SELECT {values} FROM json_each(?)"
+            )
+        else:
+            self._insert_pending = (
+                f"INSERT INTO label_join ({columns}) VALUES ({self._marks(9)}){tail}"
+            )
         self._insert_orphan = (
             f"INSERT {ignore}INTO orphan_labels (model, id, ts, label, expires_at, source, "
             f'partition, "offset", raw) VALUES ({self._marks(9)}){tail}'
-        )
-        self._set_label = (
-            f"UPDATE label_join SET label = {self._mark}, labeled_at = {self._mark} "
-            f"WHERE model = {self._mark} AND id = {self._mark}"
         )
 
     @property
@@ -82,54 +106,62 @@ class JoinStore:
     def _marks(self, n: int) -> str:
         return ", ".join([self._mark] * n)
 
-    def insert_pending(self, connection: Connection, rows: list[tuple[Any, ...]]) -> int:
-        """Store waiting predictions; returns how many were new (the rest were duplicates)."""
-        if not rows:
+    def insert_pending(self, connection: Connection, rows: pl.DataFrame) -> int:
+        """Store waiting predictions (columns ``_PENDING_COLUMNS``); returns how many were
+        new (the rest were duplicates).
+
+        On SQLite the batch goes in as one JSON document: one statement, not one per row.
+        """
+        if rows.is_empty():
             return 0
-        cursor = connection.exec_driver_sql(self._insert_pending, rows)
+        if self.dialect == "sqlite":
+            cursor = connection.exec_driver_sql(self._insert_pending, (rows.write_json(),))
+        else:
+            cursor = connection.exec_driver_sql(self._insert_pending, rows.rows())
         return max(cursor.rowcount, 0)
 
     def find(self, connection: Connection, model: str, ids: list[str]) -> pl.DataFrame:
-        """The stored rows of these ids.
+        """The stored rows of these ids, with the key ``set_labels`` updates them by.
 
-        On PostgreSQL the ids are joined as an array: each is then a primary-key probe
-        whatever the table's statistics say (with stale ones, ``id IN (...)`` can be
-        planned as a scan of the expiry index, that is, of the whole table).
+        Each id is a primary-key probe, in one statement: on SQLite the ids go in and the
+        rows come out as JSON (read by polars, not row by row in Python); on PostgreSQL
+        they are joined as an array, whatever the table's statistics say (with stale ones,
+        ``id IN (...)`` can be planned as a scan of the expiry index).
         """
         ids = sorted(ids)
         if self.dialect == "sqlite":
-            found = []
-            for start in range(0, len(ids), _CHUNK):
-                chunk = ids[start : start + _CHUNK]
-                query = (
-                    "SELECT id, ts, pane, prediction, groups, label FROM label_join "
-                    f"WHERE model = ? AND id IN ({self._marks(len(chunk))})"
-                )
-                found += connection.exec_driver_sql(query, (model, *chunk)).all()
-        else:
             found = connection.exec_driver_sql(
-                "SELECT j.id, j.ts, j.pane, j.prediction, j.groups, j.label "
-                "FROM unnest(%s::text[]) AS wanted(id) "
-                "JOIN label_join AS j ON j.model = %s AND j.id = wanted.id",
-                (ids, model),
-            ).all()
-        return pl.DataFrame(
-            found,
-            schema={
-                "id": pl.String,
-                "pts": pl.Int64,
-                "pane": pl.Int64,
-                "prediction": pl.String,
-                "groups": pl.String,
-                "old_label": pl.String,
-            },
-            orient="row",
-        )
+                "SELECT json_group_array(json_object('key', j.rowid, 'id', j.id, 'pts', j.ts, "
+                "'pane', j.pane, 'prediction', j.prediction, 'groups', j.groups, "
+                "'old_label', j.label)) "
+                "FROM json_each(?) AS wanted CROSS JOIN label_join AS j "
+                "ON j.model = ? AND j.id = wanted.value",
+                (orjson.dumps(ids).decode(), model),
+            ).scalar()
+            return pl.read_json(io.StringIO(found), schema=_FOUND_SCHEMA)
+        found = connection.exec_driver_sql(
+            "SELECT j.id, j.id, j.ts, j.pane, j.prediction, j.groups, j.label "
+            "FROM unnest(%s::text[]) AS wanted(id) "
+            "JOIN label_join AS j ON j.model = %s AND j.id = wanted.id",
+            (ids, model),
+        ).all()
+        return pl.DataFrame(found, schema={**_FOUND_SCHEMA, "key": pl.String}, orient="row")
 
-    def set_labels(self, connection: Connection, rows: list[tuple[Any, ...]]) -> None:
-        """``(label, labeled_at, model, id)`` per joined prediction."""
-        if rows:
-            connection.exec_driver_sql(self._set_label, rows)
+    def set_labels(self, connection: Connection, model: str, rows: pl.DataFrame) -> None:
+        """Record the label of found rows (columns ``key``, ``label``, ``ts``)."""
+        if rows.is_empty():
+            return
+        rows = rows.select("key", "label", "ts").sort("key")
+        if self.dialect == "sqlite":
+            connection.exec_driver_sql(
+                "UPDATE label_join SET label = ?, labeled_at = ? WHERE rowid = ?",
+                [(label, ts, key) for key, label, ts in rows.rows()],
+            )
+        else:
+            connection.exec_driver_sql(
+                "UPDATE label_join SET label = %s, labeled_at = %s WHERE model = %s AND id = %s",
+                [(label, ts, model, key) for key, label, ts in rows.rows()],
+            )
 
     def insert_orphans(self, connection: Connection, rows: list[tuple[Any, ...]]) -> None:
         if rows:
@@ -279,10 +311,10 @@ class ModelLabels:
             pl.lit(None, pl.String).alias("label"),
             pl.lit(None, pl.Int64).alias("labeled_at"),
             (pl.col("ts") + self._ttl).alias("expires_at"),
-        ).rows()
+        )
         inserted = self.store.insert_pending(connection, rows)
         report.stored = inserted
-        report.duplicate_predictions = len(rows) - inserted
+        report.duplicate_predictions = rows.height - inserted
         orphans = self._orphan_ids(connection)
         if orphans:
             waiting = frame.filter(pl.col("id").is_in(list(orphans)))["id"].unique().to_list()
@@ -328,12 +360,7 @@ class ModelLabels:
             report.duplicate_labels += joined.filter(again).height
             replaced = joined.filter(again)
             fresh = joined.filter(~again)
-        updates = (
-            pl.concat([fresh, replaced])
-            .select("label", "ts", pl.lit(self.name).alias("model"), "id")
-            .sort("id")
-        )
-        self.store.set_labels(connection, updates.rows())
+        self.store.set_labels(connection, self.name, pl.concat([fresh, replaced]))
         self._summarize(connection, fresh, replaced, report)
         report.joined += fresh.height
         report.delays += ((fresh["ts"] - fresh["pts"]) / 1000).to_list()
