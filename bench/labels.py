@@ -72,7 +72,8 @@ def join_store(url: str, pending: int, directory: Path) -> dict[str, float]:
         for start in range(0, pending, BATCH):
             frame = predictions(min(BATCH, pending - start), start, rng)
             began = time.perf_counter()
-            labels.add_predictions(connection, frame, frame["ts"] // HOUR * HOUR, 0)
+            with labels.storing(connection, frame, frame["ts"] // HOUR * HOUR, 0):
+                pass
             connection.commit()
             stored_seconds += time.perf_counter() - began
         order = rng.permutation(pending)

@@ -16,7 +16,9 @@ join follows the daemon's exactly-once rule with everything else.
 from __future__ import annotations
 
 import io
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,17 +33,9 @@ from driftwarden.monitor.outcomes import LabelSummary
 from driftwarden.monitor.profile import Profile
 
 _CHUNK = 500
-_PENDING_COLUMNS = (
-    "model",
-    "id",
-    "ts",
-    "pane",
-    "prediction",
-    "groups",
-    "label",
-    "labeled_at",
-    "expires_at",
-)
+_PENDING_COLUMNS = ("id", "ts", "pane", "prediction", "groups", "expires_at")
+# Stores waiting predictions while the caller summarizes them (see ``ModelLabels.storing``).
+_HELPER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="driftwarden-join")
 _FOUND_SCHEMA = {
     "key": pl.Int64,
     "id": pl.String,
@@ -88,11 +82,12 @@ class JoinStore:
         if dialect == "sqlite":
             values = ", ".join(f"value ->> '{name}'" for name in _PENDING_COLUMNS)
             self._insert_pending = (
-                f"INSERT OR IGNORE INTO label_join ({columns}) SELECT {values} FROM json_each(?)"
+                f"INSERT OR IGNORE INTO label_join (model, {columns}) "
+                f"SELECT ?, {values} FROM json_each(?)"
             )
         else:
             self._insert_pending = (
-                f"INSERT INTO label_join ({columns}) VALUES ({self._marks(9)}){tail}"
+                f"INSERT INTO label_join (model, {columns}) VALUES ({self._marks(7)}){tail}"
             )
         self._insert_orphan = (
             f"INSERT {ignore}INTO orphan_labels (model, id, ts, label, expires_at, source, "
@@ -106,18 +101,21 @@ class JoinStore:
     def _marks(self, n: int) -> str:
         return ", ".join([self._mark] * n)
 
-    def insert_pending(self, connection: Connection, rows: pl.DataFrame) -> int:
-        """Store waiting predictions (columns ``_PENDING_COLUMNS``); returns how many were
-        new (the rest were duplicates).
+    def insert_pending(self, connection: Connection, model: str, rows: pl.DataFrame) -> int:
+        """Store waiting predictions (columns ``_PENDING_COLUMNS``) with no label yet;
+        returns how many were new (the rest were duplicates).
 
         On SQLite the batch goes in as one JSON document: one statement, not one per row.
         """
         if rows.is_empty():
             return 0
+        rows = rows.select(_PENDING_COLUMNS)
         if self.dialect == "sqlite":
-            cursor = connection.exec_driver_sql(self._insert_pending, (rows.write_json(),))
+            cursor = connection.exec_driver_sql(self._insert_pending, (model, rows.write_json()))
         else:
-            cursor = connection.exec_driver_sql(self._insert_pending, rows.rows())
+            cursor = connection.exec_driver_sql(
+                self._insert_pending, [(model, *row) for row in rows.iter_rows()]
+            )
         return max(cursor.rowcount, 0)
 
     def find(self, connection: Connection, model: str, ids: list[str]) -> pl.DataFrame:
@@ -293,28 +291,26 @@ class ModelLabels:
 
     # -- predictions -----------------------------------------------------------------------
 
-    def add_predictions(
+    @contextmanager
+    def storing(
         self, connection: Connection, frame: pl.DataFrame, keys: pl.Series, now: int
-    ) -> LabelReport:
-        """Store folded predictions as waiting; join labels that arrived before them."""
+    ) -> Iterator[LabelReport]:
+        """Store folded predictions as waiting, then join labels that arrived before them.
+
+        The SQL runs on a helper thread while the caller's block runs (it summarizes the
+        same rows): the statement releases the GIL, so the two overlap. The block must not
+        use ``connection``. The report is complete when the block ends.
+        """
         report = LabelReport()
-        groups = [pl.col(f"grp:{name}").alias(name) for name in self.profile.groups]
-        rows = frame.select(
-            pl.lit(self.name).alias("model"),
-            "id",
-            "ts",
-            keys.alias("pane"),
-            pl.col("prediction").cast(pl.String),
-            (pl.struct(groups).struct.json_encode() if groups else pl.lit(None, pl.String)).alias(
-                "groups"
-            ),
-            pl.lit(None, pl.String).alias("label"),
-            pl.lit(None, pl.Int64).alias("labeled_at"),
-            (pl.col("ts") + self._ttl).alias("expires_at"),
+        insert = _HELPER.submit(
+            self.store.insert_pending, connection, self.name, self._pending(frame, keys)
         )
-        inserted = self.store.insert_pending(connection, rows)
+        try:
+            yield report
+        finally:
+            inserted = insert.result()
         report.stored = inserted
-        report.duplicate_predictions = rows.height - inserted
+        report.duplicate_predictions = frame.height - inserted
         orphans = self._orphan_ids(connection)
         if orphans:
             waiting = frame.filter(pl.col("id").is_in(list(orphans)))["id"].unique().to_list()
@@ -322,7 +318,20 @@ class ModelLabels:
                 labels = self.store.take_orphans(connection, self.name, waiting)
                 orphans.difference_update(waiting)
                 self._join(connection, labels.with_row_index("_row"), None, now, report)
-        return report
+
+    def _pending(self, frame: pl.DataFrame, keys: pl.Series) -> pl.DataFrame:
+        """The join-store rows of folded predictions (``_PENDING_COLUMNS``)."""
+        groups = [pl.col(f"grp:{name}").alias(name) for name in self.profile.groups]
+        return frame.select(
+            "id",
+            "ts",
+            keys.alias("pane"),
+            pl.col("prediction").cast(pl.String),
+            (pl.struct(groups).struct.json_encode() if groups else pl.lit(None, pl.String)).alias(
+                "groups"
+            ),
+            (pl.col("ts") + self._ttl).alias("expires_at"),
+        )
 
     # -- labels ----------------------------------------------------------------------------
 

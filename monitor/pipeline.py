@@ -14,6 +14,8 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
+from itertools import pairwise
 
 import polars as pl
 from sqlalchemy import Connection, text
@@ -123,17 +125,30 @@ class ModelPipeline:
                 )
             frame = frame.filter(~future)
         if isinstance(self.windows, TimeWindows):
-            frame, keys = self._fold_time(frame, batch, now)
+            frame = self._admit(frame, batch, now)
+            keys = frame["pane"]
+            fold_in = partial(self._fold_panes, frame)
         else:
-            frame, keys = self._fold_count(frame)
+            pieces = self._count_pieces(frame.height)
+            keys = pl.concat(
+                [
+                    pl.repeat(index, length, dtype=pl.Int64, eager=True)
+                    for _, length, index in pieces
+                ]
+                or [pl.Series([], dtype=pl.Int64)]
+            )
+            fold_in = partial(self._fold_pieces, frame, pieces)
         if self.labels is not None and frame.height:
-            joined = self.labels.add_predictions(connection, frame, keys, _now(now, event_now))
+            with self.labels.storing(connection, frame, keys, _now(now, event_now)) as joined:
+                fold_in()
             report.joins[self.name] = joined
+        else:
+            fold_in()
         return frame.height
 
-    def _fold_time(
-        self, frame: pl.DataFrame, batch: DecodedBatch, now: int | None
-    ) -> tuple[pl.DataFrame, pl.Series]:
+    def _admit(self, frame: pl.DataFrame, batch: DecodedBatch, now: int | None) -> pl.DataFrame:
+        """The rows whose pane is still open, with their pane key; late rows become dead
+        letters."""
         windows = self.windows
         assert isinstance(windows, TimeWindows)
         frame = frame.with_columns(windows.pane_starts(frame["ts"]))
@@ -148,24 +163,35 @@ class ModelPipeline:
                     "prediction",
                 )
             frame = frame.filter(pl.Series(~late))
+        return frame
+
+    def _fold_panes(self, frame: pl.DataFrame) -> None:
+        windows = self.windows
+        assert isinstance(windows, TimeWindows)
         for pane, part in sorted(frame.partition_by("pane", as_dict=True).items()):
             profile = self._profile_of(windows.state.panes.get(int(pane[0])))
             windows.add(int(pane[0]), summarize(profile, part))
-        return frame, frame["pane"]
 
-    def _fold_count(self, frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.Series]:
-        """Count windows: the window key of a row is its window's index."""
+    def _count_pieces(self, n_rows: int) -> list[tuple[int, int, int]]:
+        """``(start, length, window index)`` of the pieces of a batch, one per count window
+        it reaches."""
         windows = self.windows
         assert isinstance(windows, CountWindows)
-        start = 0
-        keys = []
-        for cut in [*windows.cuts(frame.height), frame.height]:
-            if cut > start:
-                keys.append(pl.repeat(windows.state.next_index, cut - start, eager=True))
-                profile = self._profile_of(windows.state.summary)
-                windows.add(summarize(profile, frame.slice(start, cut - start)))
-            start = cut
-        return frame, pl.concat(keys).cast(pl.Int64) if keys else pl.Series([], dtype=pl.Int64)
+        bounds = [0, *windows.cuts(n_rows), n_rows]
+        index = windows.state.next_index
+        pieces = []
+        for start, end in pairwise(bounds):
+            if end > start:
+                pieces.append((start, end - start, index))
+                index += 1
+        return pieces
+
+    def _fold_pieces(self, frame: pl.DataFrame, pieces: list[tuple[int, int, int]]) -> None:
+        windows = self.windows
+        assert isinstance(windows, CountWindows)
+        for start, length, _ in pieces:
+            profile = self._profile_of(windows.state.summary)
+            windows.add(summarize(profile, frame.slice(start, length)))
 
     def _profile_of(self, open_summary: WindowSummary | None) -> Profile:
         """The profile new events of an open pane or window are binned on: the one it began

@@ -33,6 +33,7 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
+    make_url,
     select,
     update,
 )
@@ -242,9 +243,15 @@ class Commit:
 
 
 def create(url: str) -> Engine:
-    """An engine for ``url``; SQLite gets WAL journaling and foreign keys."""
-    engine = create_engine(url, future=True, pool_pre_ping=True)
-    if engine.dialect.name == "sqlite":
+    """An engine for ``url``; SQLite gets WAL journaling and foreign keys.
+
+    A SQLite connection may be handed to another thread (never used by two at once):
+    the label join writes on a helper thread while the caller summarizes.
+    """
+    on_sqlite = make_url(url).get_backend_name() == "sqlite"
+    connect_args = {"check_same_thread": False} if on_sqlite else {}
+    engine = create_engine(url, future=True, pool_pre_ping=True, connect_args=connect_args)
+    if on_sqlite:
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine
 
