@@ -28,7 +28,7 @@ from driftwarden.monitor.detection import (
     evaluate,
     outcome_records,
 )
-from driftwarden.monitor.events import DeadLetter, DecodedBatch, Origin, format_time
+from driftwarden.monitor.events import DeadLetter, DecodedBatch, Kind, Origin, format_time
 from driftwarden.monitor.labels import JoinStore, LabelReport, ModelLabels
 from driftwarden.monitor.outcomes import LabelSummary
 from driftwarden.monitor.profile import Profile
@@ -114,16 +114,7 @@ class ModelPipeline:
         last_row = int(frame["_row"][-1])
         self.source = (batch.messages.source, batch.messages.origin(last_row).partition)
         if now is not None and max_future_skew is not None:
-            future = frame["ts"] > now + max_future_skew
-            for row, ts in frame.filter(future).select("_row", "ts").iter_rows():
-                batch.dead_letter(
-                    row,
-                    "future_timestamp",
-                    f"event time {format_time(ts)} is more than the allowed skew ahead of now",
-                    self.name,
-                    "prediction",
-                )
-            frame = frame.filter(~future)
+            frame = _reject_future(frame, batch, now + max_future_skew, self.name, "prediction")
         if isinstance(self.windows, TimeWindows):
             frame = self._admit(frame, batch, now)
             keys = frame["pane"]
@@ -408,6 +399,24 @@ class ModelPipeline:
         )
 
 
+def _reject_future(
+    frame: pl.DataFrame, batch: DecodedBatch, limit: int, model: str, kind: Kind
+) -> pl.DataFrame:
+    """The rows with event times up to ``limit``; later ones become dead letters
+    (``future_timestamp``): a producer clock far ahead would otherwise move watermarks
+    and label delays."""
+    future = frame["ts"] > limit
+    for row, ts in frame.filter(future).select("_row", "ts").iter_rows():
+        batch.dead_letter(
+            row,
+            "future_timestamp",
+            f"event time {format_time(ts)} is more than the allowed skew ahead of now",
+            model,
+            kind,
+        )
+    return frame.filter(~future)
+
+
 def _now(now: int | None, event_now: int) -> int:
     return event_now if now is None else now
 
@@ -459,11 +468,15 @@ class Pipeline:
         """Join a decoded batch of labels to waiting predictions."""
         report = BatchReport()
         self._observe(batch)
+        limit = self.clock() + self._max_future_skew if self.clock else None
         for name, frame in batch.frames.items():
             model = self.models[name]
             if frame.height and model.labels is None:
                 batch.ignored["labels_disabled"] += frame.height
-            elif frame.height:
+                continue
+            if limit is not None:
+                frame = _reject_future(frame, batch, limit, name, "label")
+            if frame.height:
                 model.join_labels(frame, batch, commit, connection, self.now, report)
         commit.dead_letters.extend(batch.dead_letters)
         return report

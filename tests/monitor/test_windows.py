@@ -14,8 +14,11 @@ from hypothesis import strategies as st
 from support.pipeline import HOUR, START, decode_frame, make_config
 
 from driftwarden.monitor import synthetic
+from driftwarden.monitor.events import Messages
+from driftwarden.monitor.labels import JoinStore
 from driftwarden.monitor.pipeline import ModelPipeline, Pipeline
 from driftwarden.monitor.profile import Profile, fit, read_reference
+from driftwarden.monitor.runtime import decoder
 from driftwarden.monitor.storage import Commit
 from driftwarden.monitor.summary import WindowSummary, summarize
 
@@ -139,6 +142,29 @@ def test_future_events_are_dead_letters_in_live_mode(reference_file, profile, co
     commit, report = feed(pipe, loaded, events_at([START + 60_000, START + 6 * 60_000]), connection)
     assert [d.reason for d in commit.dead_letters] == ["future_timestamp"]
     assert report.events[synthetic.MODEL] == 1
+
+
+def test_future_labels_are_dead_letters_in_live_mode(reference_file, profile, connection) -> None:
+    now = START + HOUR
+    loaded = make_config(reference_file, "{kind: time, size: 1h}")
+    model = ModelPipeline(
+        synthetic.MODEL, loaded.models[synthetic.MODEL], profile, join_store=JoinStore("sqlite")
+    )
+    pipe = Pipeline(loaded, {synthetic.MODEL: model}, clock=lambda: now)
+    predictions = events_at([START + 60_000, START + 120_000])
+    feed(pipe, loaded, predictions, connection)
+    skew = int(loaded.events.max_future_skew.total_seconds() * 1000)
+    labels = predictions.select("model", "id", "label").with_columns(
+        pl.Series("ts", [now + skew, now + skew + 1], dtype=pl.Int64)
+    )
+    lines = synthetic.label_lines(labels)
+    batch = decoder(loaded, "label").decode(Messages(lines, "labels", 0, np.arange(len(lines))))
+    commit = Commit()
+    report = pipe.process_labels(batch, commit, connection)
+    assert [(d.reason, d.kind, d.origin.offset) for d in commit.dead_letters] == [
+        ("future_timestamp", "label", 1)
+    ]
+    assert report.joins[synthetic.MODEL].joined == 1
 
 
 def test_count_windows_close_every_n_events(reference_file, profile, connection) -> None:
