@@ -192,8 +192,18 @@ def test_two_instances_share_partitions_and_hand_over_on_leave(
             120,
             "both instances to get partitions",
         )
+        wait_for(
+            lambda: [ready(config) for config in configs] == [1, 1], 30, "both instances ready"
+        )
         wait_for(windows_done(url, 4), 120, "a few windows")
+        assignments = (tmp_path / "first.log").read_bytes().count(b'"assigned"')
         assert second.stop() == 0
+        wait_for(
+            lambda: (tmp_path / "first.log").read_bytes().count(b'"assigned"') > assignments,
+            60,
+            "the first instance to take the partitions over",
+        )
+        wait_for(lambda: ready(configs[0]) == 1, 30, "the first instance ready again")
         wait_for(windows_done(url, 4 * WINDOWS), 180, "all windows after the hand-over")
         assert first.stop() == 0
     finally:
@@ -262,6 +272,11 @@ def test_bad_messages_through_kafka_become_dead_letters_with_their_origin(
         and s.labels == {"model": synthetic.MODEL, "kind": "prediction"}
     ]
     assert events[0].value == 3_000
+
+
+def ready(config: Path) -> float:
+    """``driftwarden_ready`` of the daemon running ``config``."""
+    return scrape(config)["driftwarden_ready"].samples[0].value
 
 
 def scrape(config: Path) -> dict:
