@@ -109,13 +109,12 @@ class JoinStore:
         """
         if rows.is_empty():
             return 0
-        rows = rows.select(_PENDING_COLUMNS)
         if self.dialect == "sqlite":
-            cursor = connection.exec_driver_sql(self._insert_pending, (model, rows.write_json()))
+            payload = rows.select(_PENDING_COLUMNS).write_json()
+            cursor = connection.exec_driver_sql(self._insert_pending, (model, payload))
         else:
-            cursor = connection.exec_driver_sql(
-                self._insert_pending, [(model, *row) for row in rows.iter_rows()]
-            )
+            values = rows.select(pl.lit(model).alias("model"), *_PENDING_COLUMNS).rows()
+            cursor = connection.exec_driver_sql(self._insert_pending, values)
         return max(cursor.rowcount, 0)
 
     def find(self, connection: Connection, model: str, ids: list[str]) -> pl.DataFrame:
@@ -149,16 +148,16 @@ class JoinStore:
         """Record the label of found rows (columns ``key``, ``label``, ``ts``)."""
         if rows.is_empty():
             return
-        rows = rows.select("key", "label", "ts").sort("key")
+        rows = rows.sort("key")
         if self.dialect == "sqlite":
             connection.exec_driver_sql(
                 "UPDATE label_join SET label = ?, labeled_at = ? WHERE rowid = ?",
-                [(label, ts, key) for key, label, ts in rows.rows()],
+                rows.select("label", "ts", "key").rows(),
             )
         else:
             connection.exec_driver_sql(
                 "UPDATE label_join SET label = %s, labeled_at = %s WHERE model = %s AND id = %s",
-                [(label, ts, model, key) for key, label, ts in rows.rows()],
+                rows.select("label", "ts", pl.lit(model), "key").rows(),
             )
 
     def insert_orphans(self, connection: Connection, rows: list[tuple[Any, ...]]) -> None:
@@ -361,14 +360,9 @@ class ModelLabels:
         missing = joined.filter(~live)
         joined = joined.filter(live)
         again = pl.col("old_label").is_not_null()
-        if keep == "first":
-            report.duplicate_labels += joined.filter(again).height
-            replaced = joined.head(0)
-            fresh = joined.filter(~again)
-        else:
-            report.duplicate_labels += joined.filter(again).height
-            replaced = joined.filter(again)
-            fresh = joined.filter(~again)
+        report.duplicate_labels += joined.filter(again).height
+        fresh = joined.filter(~again)
+        replaced = joined.filter(again) if keep == "last" else joined.head(0)
         self.store.set_labels(connection, self.name, pl.concat([fresh, replaced]))
         self._summarize(connection, fresh, replaced, report)
         report.joined += fresh.height

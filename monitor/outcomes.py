@@ -318,7 +318,7 @@ def thresholds_for(profile: Any, config: ModelConfig, metrics: tuple[str, ...]) 
     per_class = [metric for metric in configured if metric.startswith("recall_")]
     for metric in (*metrics, *per_class):
         if metric in configured:
-            out[metric] = config.performance.thresholds[metric]
+            out[metric] = configured[metric]
         elif metric in reference:
             step = config.performance.tolerance
             out[metric] = (

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from itertools import pairwise
 
+import numpy as np
 import polars as pl
 from sqlalchemy import Connection, text
 
@@ -106,28 +107,23 @@ class ModelPipeline:
         connection: Connection,
         now: int | None,
         event_now: int,
-        max_future_skew: int | None,
+        future_limit: int | None,
         report: BatchReport,
     ) -> int:
-        """Fold one batch of this model's rows in; late or future rows become dead letters."""
+        """Fold one batch of this model's rows in; late rows and rows after ``future_limit``
+        become dead letters."""
         self.dirty = True
         last_row = int(frame["_row"][-1])
         self.source = (batch.messages.source, batch.messages.origin(last_row).partition)
-        if now is not None and max_future_skew is not None:
-            frame = _reject_future(frame, batch, now + max_future_skew, self.name, "prediction")
+        if future_limit is not None:
+            frame = _reject_future(frame, batch, future_limit, self.name, "prediction")
         if isinstance(self.windows, TimeWindows):
             frame = self._admit(frame, batch, now)
             keys = frame["pane"]
             fold_in = partial(self._fold_panes, frame)
         else:
             pieces = self._count_pieces(frame.height)
-            keys = pl.concat(
-                [
-                    pl.repeat(index, length, dtype=pl.Int64, eager=True)
-                    for _, length, index in pieces
-                ]
-                or [pl.Series([], dtype=pl.Int64)]
-            )
+            keys = _piece_keys(pieces)
             fold_in = partial(self._fold_pieces, frame, pieces)
         if self.labels is not None and frame.height:
             with self.labels.storing(connection, frame, keys, _now(now, event_now)) as joined:
@@ -143,18 +139,9 @@ class ModelPipeline:
         windows = self.windows
         assert isinstance(windows, TimeWindows)
         frame = frame.with_columns(windows.pane_starts(frame["ts"]))
-        late = windows.admit(frame["ts"], frame["pane"], now)
-        if late.any():
-            for row, ts in frame.filter(pl.Series(late)).select("_row", "ts").iter_rows():
-                batch.dead_letter(
-                    row,
-                    "too_late",
-                    f"event time {format_time(ts)} falls in a window that has closed",
-                    self.name,
-                    "prediction",
-                )
-            frame = frame.filter(pl.Series(~late))
-        return frame
+        late = pl.Series(windows.admit(frame["ts"], frame["pane"], now))
+        detail = "falls in a window that has closed"
+        return _reject(frame, late, batch, "too_late", detail, self.name, "prediction")
 
     def _fold_panes(self, frame: pl.DataFrame) -> None:
         windows = self.windows
@@ -406,15 +393,34 @@ def _reject_future(
     (``future_timestamp``): a producer clock far ahead would otherwise move watermarks
     and label delays."""
     future = frame["ts"] > limit
-    for row, ts in frame.filter(future).select("_row", "ts").iter_rows():
-        batch.dead_letter(
-            row,
-            "future_timestamp",
-            f"event time {format_time(ts)} is more than the allowed skew ahead of now",
-            model,
-            kind,
-        )
-    return frame.filter(~future)
+    detail = "is more than the allowed skew ahead of now"
+    return _reject(frame, future, batch, "future_timestamp", detail, model, kind)
+
+
+def _reject(
+    frame: pl.DataFrame,
+    rejected: pl.Series,
+    batch: DecodedBatch,
+    reason: str,
+    detail: str,
+    model: str,
+    kind: Kind,
+) -> pl.DataFrame:
+    """The rows not ``rejected``; the rejected ones become dead letters whose detail is
+    their event time followed by ``detail``."""
+    if not rejected.any():
+        return frame
+    for row, ts in frame.filter(rejected).select("_row", "ts").iter_rows():
+        batch.dead_letter(row, reason, f"event time {format_time(ts)} {detail}", model, kind)
+    return frame.filter(~rejected)
+
+
+def _piece_keys(pieces: list[tuple[int, int, int]]) -> pl.Series:
+    """The window key of every row of a batch cut into count-window pieces."""
+    return pl.Series(
+        np.repeat([index for _, _, index in pieces], [length for _, length, _ in pieces]),
+        dtype=pl.Int64,
+    )
 
 
 def _now(now: int | None, event_now: int) -> int:
@@ -447,12 +453,12 @@ class Pipeline:
         """Fold a decoded batch of predictions in and close due windows."""
         report = BatchReport()
         now = self.clock() if self.clock else None
-        skew = self._max_future_skew if self.clock else None
+        limit = self._future_limit()
         self._observe(batch)
         for name, frame in batch.frames.items():
             if frame.height:
                 report.events[name] += self.models[name].fold(
-                    frame, batch, connection, now, self.event_now, skew, report
+                    frame, batch, connection, now, self.event_now, limit, report
                 )
         for name in batch.frames:
             joined = report.joins.get(name)
@@ -468,7 +474,7 @@ class Pipeline:
         """Join a decoded batch of labels to waiting predictions."""
         report = BatchReport()
         self._observe(batch)
-        limit = self.clock() + self._max_future_skew if self.clock else None
+        limit = self._future_limit()
         for name, frame in batch.frames.items():
             model = self.models[name]
             if frame.height and model.labels is None:
@@ -480,6 +486,10 @@ class Pipeline:
                 model.join_labels(frame, batch, commit, connection, self.now, report)
         commit.dead_letters.extend(batch.dead_letters)
         return report
+
+    def _future_limit(self) -> int | None:
+        """The latest event time accepted now; live mode only (replay has no wall clock)."""
+        return self.clock() + self._max_future_skew if self.clock else None
 
     def _observe(self, batch: DecodedBatch) -> None:
         for frame in batch.frames.values():
