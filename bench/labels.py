@@ -68,7 +68,10 @@ def join_store(url: str, pending: int, directory: Path) -> dict[str, float]:
     labels, engine = model_labels(directory, url)
     rng = np.random.default_rng(0)
     stored_seconds = 0.0
-    with engine.connect() as connection:
+    with (
+        engine.connect() as connection,
+        storage.WalCheckpointer(engine).start(connection),
+    ):
         for start in range(0, pending, BATCH):
             frame = predictions(min(BATCH, pending - start), start, rng)
             began = time.perf_counter()

@@ -105,6 +105,7 @@ class Daemon:
         self.retention: Retention | None = None
         self.replayer: DeadLetterReplayer | None = None
         self._connection: Connection | None = None
+        self.wal_checkpointer: storage.WalCheckpointer | None = None
         self.store: storage.Store | None = None
         self.pipeline: Pipeline | None = None
         self.consumer: KafkaConsumer | None = None
@@ -197,6 +198,7 @@ class Daemon:
         )
         self.dispatcher.start()
         self._connection = self.engine.connect()
+        self.wal_checkpointer = storage.WalCheckpointer(self.engine).start(self._connection)
         join_store = JoinStore(self.engine.dialect.name)
         for name, model in self.pipeline.models.items():
             self.metrics.reference_performance(name, model.profile.outcomes.reference_performance)
@@ -237,6 +239,9 @@ class Daemon:
         if self._connection is not None:
             self._connection.close()
             self._connection = None
+        if self.wal_checkpointer is not None:
+            self.wal_checkpointer.stop()
+            self.wal_checkpointer = None
         if self.dispatcher is not None:
             self.dispatcher.stop(10)
             self.dispatcher = None

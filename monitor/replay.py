@@ -111,7 +111,10 @@ def _run(
         connection.commit()
         _collect(outcome, commit)
 
-    with store.engine.connect() as connection:
+    with (
+        store.engine.connect() as connection,
+        storage.WalCheckpointer(store.engine).start(connection),
+    ):
         if feed is not None:
             step(lambda commit, _: commit.dead_letters.extend(feed.dead_letters))
             outcome.ignored += feed.ignored

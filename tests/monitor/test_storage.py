@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -102,3 +105,54 @@ def test_positions_and_state_commit_together(database_url: str) -> None:
     assert store.positions("g", "predictions") == {0: 12, 3: 7}
     assert store.model_state("m") == storage.ModelSnapshot("ref", b"state-1", "predictions", 3)
     engine.dispose()
+
+
+def _write_pages(connection, batches: int) -> None:
+    """Commit ``batches`` transactions of about 256 KiB each."""
+    for _ in range(batches):
+        connection.exec_driver_sql(
+            "INSERT INTO blobs (data) SELECT randomblob(4000) FROM json_each(?)",
+            (str(list(range(64))),),
+        )
+        connection.commit()
+
+
+def _database_file_size(tmp_path) -> int:
+    return (tmp_path / "wal.db").stat().st_size
+
+
+@pytest.mark.parametrize("checkpointing", [True, False])
+def test_the_write_ahead_log_is_copied_back_while_the_writer_goes_on(
+    tmp_path, checkpointing: bool
+) -> None:
+    """The writer only appends to the log; with a checkpointer, its pages reach the
+    database while the writer is still open (without one, they would not)."""
+    engine = storage.create(f"sqlite:///{tmp_path / 'wal.db'}")
+    checkpointer = storage.WalCheckpointer(engine, interval=0.01)
+    with engine.connect() as writer:
+        writer.exec_driver_sql("CREATE TABLE blobs (data BLOB)")
+        writer.commit()
+        if checkpointing:
+            checkpointer.start(writer)
+        else:
+            writer.exec_driver_sql(f"PRAGMA wal_autocheckpoint={storage.WRITER_AUTOCHECKPOINT}")
+        _write_pages(writer, 40)
+        deadline = time.monotonic() + (10 if checkpointing else 0)
+        while _database_file_size(tmp_path) < 8 * 2**20 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        copied_while_open = _database_file_size(tmp_path)
+        checkpointer.stop()
+        autocheckpoint = writer.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar()
+    engine.dispose()
+    assert autocheckpoint == storage.WRITER_AUTOCHECKPOINT
+    assert (copied_while_open >= 8 * 2**20) is checkpointing
+
+
+def test_the_checkpointer_leaves_postgresql_and_memory_databases_alone(postgres_url: str) -> None:
+    for url in (postgres_url, "sqlite://"):
+        engine = storage.create(url)
+        with engine.connect() as writer, storage.WalCheckpointer(engine).start(writer) as running:
+            assert not running.applies
+            names = {thread.name for thread in threading.enumerate()}
+            assert "driftwarden-checkpoint" not in names
+        engine.dispose()
