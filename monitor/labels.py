@@ -33,6 +33,7 @@ from driftwarden.monitor.outcomes import LabelSummary
 from driftwarden.monitor.profile import Profile
 
 _CHUNK = 500
+_END_OF_TIME = 2**63 - 1
 _PENDING_COLUMNS = ("id", "ts", "pane", "prediction", "groups", "expires_at")
 # Stores waiting predictions while the caller summarizes them (see ``ModelLabels.storing``).
 _HELPER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="driftwarden-join")
@@ -193,8 +194,11 @@ class JoinStore:
             taken, schema={"id": pl.String, "ts": pl.Int64, "label": pl.String}, orient="row"
         )
 
-    def expire(self, connection: Connection, model: str, now: int) -> tuple[int, list[Any]]:
-        """Drop rows past their ttl: the count of predictions never labelled, and the orphans."""
+    def expire(
+        self, connection: Connection, model: str, now: int, orphans_before: int
+    ) -> tuple[int, list[Any]]:
+        """Drop predictions past their ttl (returning how many were never labelled) and
+        orphans expiring before ``orphans_before`` (returned with their expiry)."""
         mark = self._mark
         never = connection.exec_driver_sql(
             f"SELECT count(*) FROM label_join WHERE model = {mark} AND expires_at < {mark} "
@@ -205,13 +209,13 @@ class JoinStore:
             f"DELETE FROM label_join WHERE model = {mark} AND expires_at < {mark}", (model, now)
         )
         orphans = connection.exec_driver_sql(
-            f'SELECT id, source, partition, "offset", raw FROM orphan_labels '
+            f'SELECT id, source, partition, "offset", raw, expires_at FROM orphan_labels '
             f"WHERE model = {mark} AND expires_at < {mark}",
-            (model, now),
+            (model, orphans_before),
         ).all()
         connection.exec_driver_sql(
             f"DELETE FROM orphan_labels WHERE model = {mark} AND expires_at < {mark}",
-            (model, now),
+            (model, orphans_before),
         )
         return int(never or 0), orphans
 
@@ -506,9 +510,14 @@ class ModelLabels:
         )
         self._dirty.clear()
 
-    def expire(self, connection: Connection, now: int) -> tuple[int, list[Any]]:
-        """Drop what passed its ttl; forget cached panes older than any joinable prediction."""
-        expired, orphans = self.store.expire(connection, self.name, now)
+    def expire(
+        self, connection: Connection, now: int, *, end_of_input: bool = False
+    ) -> tuple[int, list[Any]]:
+        """Drop what passed its ttl, and at the end of the input every orphan (no
+        prediction can come for it any more); forget cached panes older than any joinable
+        prediction."""
+        orphans_before = _END_OF_TIME if end_of_input else now
+        expired, orphans = self.store.expire(connection, self.name, now, orphans_before)
         if self._orphans is not None:
             self._orphans.difference_update(row[0] for row in orphans)
         horizon = now - 2 * self._ttl

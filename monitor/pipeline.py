@@ -351,18 +351,28 @@ class ModelPipeline:
             self.name, None, self.profile.reference_id, bounds.index, bounds.start, bounds.end
         )
 
-    def expire(self, connection: Connection, now: int, commit: Commit, report: BatchReport) -> None:
-        """Expire predictions never labelled and orphans past their ttl (dead letters)."""
+    def expire(
+        self,
+        connection: Connection,
+        now: int,
+        commit: Commit,
+        report: BatchReport,
+        *,
+        end_of_input: bool = False,
+    ) -> None:
+        """Expire predictions never labelled and orphans past their ttl (dead letters);
+        at the end of the input, every orphan left."""
         if self.labels is None:
             return
-        expired, orphans = self.labels.expire(connection, now)
+        expired, orphans = self.labels.expire(connection, now, end_of_input=end_of_input)
         report.expired[self.name] += expired
-        for identifier, source, partition, offset, raw in orphans:
+        for identifier, source, partition, offset, raw, expires_at in orphans:
             origin = Origin(source, None if partition < 0 else partition, offset)
+            waited = "within orphan_ttl" if expires_at < now else "before the end of the input"
             commit.dead_letters.append(
                 DeadLetter(
                     "orphan_label",
-                    f"no prediction with id {identifier!r} arrived within orphan_ttl",
+                    f"no prediction with id {identifier!r} arrived {waited}",
                     bytes(raw),
                     origin,
                     "label",
@@ -511,11 +521,14 @@ class Pipeline:
             self._close(name, commit, connection, report, None, flush=True)
         return report
 
-    def expire(self, commit: Commit, connection: Connection) -> BatchReport:
-        """Expire label-join rows past their ttl, on ``now``."""
+    def expire(
+        self, commit: Commit, connection: Connection, *, end_of_input: bool = False
+    ) -> BatchReport:
+        """Expire label-join rows past their ttl, on ``now``; at the end of the input
+        (replay), every orphan left becomes a dead letter."""
         report = BatchReport()
         for model in self.models.values():
-            model.expire(connection, self.now, commit, report)
+            model.expire(connection, self.now, commit, report, end_of_input=end_of_input)
         return report
 
     def _close(

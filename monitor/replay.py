@@ -133,7 +133,7 @@ def _run(
 
         def finish(commit: storage.Commit, connection: Connection) -> None:
             pipeline.flush(commit, connection)
-            pipeline.expire(commit, connection)
+            pipeline.expire(commit, connection, end_of_input=True)
             pipeline.snapshot(commit, connection)
 
         step(finish)

@@ -48,7 +48,7 @@ def day(tmp_path_factory: pytest.TempPathFactory) -> dict:
         {
             "model": [synthetic.MODEL] * 40,
             "id": [f"nobody-{i}" for i in range(40)],
-            "ts": (START + np.linspace(0, 5 * HOUR, 40)).astype(np.int64),
+            "ts": (START + np.linspace(0, 7.4 * HOUR, 40)).astype(np.int64),
             "label": [1] * 40,
         }
     )
@@ -170,12 +170,21 @@ def test_coverage_expiry_and_orphans_are_counted(
         for line in (tmp_path / "out" / "dead_letters.jsonl").read_bytes().splitlines()
     ]
     orphans = [d for d in letters if d["reason"] == "orphan_label"]
-    # Strangers become dead letters once 30 minutes of event time have passed since them.
+    # Every stranger becomes a dead letter exactly once: 30 minutes of event time after it
+    # arrived, or at the end of the input if that comes first.
     last = max(int(day["labels"]["ts"].max()), int(day["events"]["ts"].max()))
-    due = day["labels"].filter(
-        pl.col("id").str.starts_with("nobody-") & (pl.col("ts") + 30 * 60_000 < last)
+    strangers = day["labels"].filter(pl.col("id").str.starts_with("nobody-"))
+    waited = dict(
+        d["detail"].removeprefix("no prediction with id ").split(" arrived ") for d in orphans
     )
-    assert len(orphans) == due.height
+    assert len(orphans) == strangers.height
+    assert set(waited) == {repr(i) for i in strangers["id"]}
+    assert set(waited.values()) == {"within orphan_ttl", "before the end of the input"}
+    for identifier, ts in strangers.select("id", "ts").iter_rows():
+        if ts + 30 * 60_000 >= last:
+            assert waited[repr(identifier)] == "before the end of the input"
+        if waited[repr(identifier)] == "within orphan_ttl":
+            assert ts + 30 * 60_000 < last
     assert all(d["kind"] == "label" and d["origin"]["offset"] > 0 for d in orphans)
     storage_url = f"sqlite:///{tmp_path / 'kept.db'}"
     from driftwarden.monitor import storage
