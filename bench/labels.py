@@ -4,8 +4,9 @@ In one run: the rate at which predictions are stored as waiting and at which lab
 them (through the daemon's own join code, in checkpoint-sized transactions), the database
 size, the rate of a bare kafka-python consumer reading the same kind of events from the
 local broker, and the daemon's ingestion rate with labels enabled and disabled. Labels
-join in random order (each touches its own page of the table: the worst case) and in the
-order of their predictions (as labels with similar delays arrive).
+join (under the default ``policy: first``) in random order (each looks its prediction up
+on a page of its own: the worst case) and in the order of their predictions (as labels
+with similar delays arrive).
 
     .venv/bin/python bench/labels.py [--pending 5000000] [--postgres URL]
 """

@@ -205,7 +205,7 @@ class Daemon:
             if model.labels is not None:
                 self.metrics.concept_drift.labels(name, model.labels.detector.name)
                 self.metrics.pending.labels(name).set(
-                    join_store.pending_count(self._connection, name)
+                    join_store.label_counts(self._connection, name)[0]
                 )
         self._connection.commit()
         self.consumer = self._consumer()

@@ -28,6 +28,7 @@ from driftwarden.monitor import config as configuration
 from driftwarden.monitor import logs, storage, synthetic
 from driftwarden.monitor.daemon import Daemon
 from driftwarden.monitor.events import format_time
+from driftwarden.monitor.labels import JoinStore
 from driftwarden.monitor.local_broker import LocalBroker, free_port
 
 HOUR_MS = 3_600_000
@@ -240,15 +241,14 @@ def _watch(daemon: Daemon, url: str, labelled: int, retrain: Receiver, keep_runn
     """Stop the daemon once the day's windows closed, its labels joined and its webhooks
     arrived (unless asked to stay up)."""
     engine = storage.create(url)
+    join_store = JoinStore(engine.dialect.name)
     deadline = time.monotonic() + 150
     progress, still_since = None, time.monotonic()
     while time.monotonic() < deadline:
         time.sleep(0.5)
         with engine.connect() as connection:
             closed = connection.exec_driver_sql("SELECT count(*) FROM windows").scalar()
-            joined = connection.exec_driver_sql(
-                "SELECT count(*) FROM label_join WHERE label IS NOT NULL"
-            ).scalar()
+            _, joined = join_store.label_counts(connection, synthetic.MODEL)
         if closed >= WINDOWS and joined >= labelled and retrain.received:
             break
         if (closed, joined) != progress:

@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import orjson
 import polars as pl
 from sqlalchemy import Connection
@@ -34,12 +35,14 @@ from driftwarden.monitor.profile import Profile
 
 _CHUNK = 500
 _END_OF_TIME = 2**63 - 1
-_PENDING_COLUMNS = ("id", "ts", "pane", "prediction", "groups", "expires_at")
+_FLAGS = 8192  # predictions per row of label_flags (1 KiB of bits)
+_PENDING_COLUMNS = ("id", "seq", "ts", "pane", "prediction", "groups", "expires_at")
 # Stores waiting predictions while the caller summarizes them (see ``ModelLabels.storing``).
 _HELPER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="driftwarden-join")
 _FOUND_SCHEMA = {
     "key": pl.Int64,
     "id": pl.String,
+    "seq": pl.Int64,
     "pts": pl.Int64,
     "pane": pl.Int64,
     "prediction": pl.String,
@@ -88,7 +91,7 @@ class JoinStore:
             )
         else:
             self._insert_pending = (
-                f"INSERT INTO label_join (model, {columns}) VALUES ({self._marks(7)}){tail}"
+                f"INSERT INTO label_join (model, {columns}) VALUES ({self._marks(8)}){tail}"
             )
         self._insert_orphan = (
             f"INSERT {ignore}INTO orphan_labels (model, id, ts, label, expires_at, source, "
@@ -103,13 +106,16 @@ class JoinStore:
         return ", ".join([self._mark] * n)
 
     def insert_pending(self, connection: Connection, model: str, rows: pl.DataFrame) -> int:
-        """Store waiting predictions (columns ``_PENDING_COLUMNS``) with no label yet;
-        returns how many were new (the rest were duplicates).
+        """Store waiting predictions (columns ``_PENDING_COLUMNS`` but ``seq``, which is
+        numbered on from the model's last) with no label yet; returns how many were new
+        (the rest were duplicates).
 
         On SQLite the batch goes in as one JSON document: one statement, not one per row.
         """
         if rows.is_empty():
             return 0
+        first = self._next_seq(connection, model)
+        rows = rows.with_columns(seq=pl.int_range(first, first + rows.height, dtype=pl.Int64))
         if self.dialect == "sqlite":
             payload = rows.select(_PENDING_COLUMNS).write_json()
             cursor = connection.exec_driver_sql(self._insert_pending, (model, payload))
@@ -129,7 +135,8 @@ class JoinStore:
         ids = sorted(ids)
         if self.dialect == "sqlite":
             found = connection.exec_driver_sql(
-                "SELECT json_group_array(json_object('key', j.rowid, 'id', j.id, 'pts', j.ts, "
+                "SELECT json_group_array(json_object('key', j.rowid, 'id', j.id, 'seq', j.seq, "
+                "'pts', j.ts, "
                 "'pane', j.pane, 'prediction', j.prediction, 'groups', j.groups, "
                 "'old_label', j.label)) "
                 "FROM json_each(?) AS wanted CROSS JOIN label_join AS j "
@@ -138,16 +145,22 @@ class JoinStore:
             ).scalar()
             return pl.read_json(io.StringIO(found), schema=_FOUND_SCHEMA)
         found = connection.exec_driver_sql(
-            "SELECT j.id, j.id, j.ts, j.pane, j.prediction, j.groups, j.label "
+            "SELECT j.id, j.id, j.seq, j.ts, j.pane, j.prediction, j.groups, j.label "
             "FROM unnest(%s::text[]) AS wanted(id) "
             "JOIN label_join AS j ON j.model = %s AND j.id = wanted.id",
             (ids, model),
         ).all()
         return pl.DataFrame(found, schema={**_FOUND_SCHEMA, "key": pl.String}, orient="row")
 
-    def set_labels(self, connection: Connection, model: str, rows: pl.DataFrame) -> None:
-        """Record the label of found rows (columns ``key``, ``label``, ``ts``)."""
+    def set_labels(
+        self, connection: Connection, model: str, rows: pl.DataFrame, *, keep_values: bool
+    ) -> None:
+        """Flag found rows (columns ``key``, ``seq``, ``label``, ``ts``) as labelled, and
+        with ``keep_values`` (``policy: last``) store the label to replace it later."""
         if rows.is_empty():
+            return
+        self._flag(connection, model, rows["seq"].to_numpy(), True)
+        if not keep_values:
             return
         rows = rows.sort("key")
         if self.dialect == "sqlite":
@@ -160,6 +173,81 @@ class JoinStore:
                 "UPDATE label_join SET label = %s, labeled_at = %s WHERE model = %s AND id = %s",
                 rows.select("label", "ts", pl.lit(model), "key").rows(),
             )
+
+    def labeled(self, connection: Connection, model: str, seqs: np.ndarray) -> np.ndarray:
+        """Whether each of these stored predictions has a label."""
+        chunks, bits = self._flags(connection, model, seqs)
+        return bits[np.searchsorted(chunks, seqs // _FLAGS), seqs % _FLAGS]
+
+    def _flags(
+        self, connection: Connection, model: str, seqs: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The chunks of flags covering ``seqs``, in order, and their bits (a row each)."""
+        chunks = np.unique(seqs // _FLAGS)
+        bits = np.zeros((chunks.size, _FLAGS), dtype=bool)
+        if chunks.size == 0:
+            return chunks, bits
+        mark = self._mark
+        stored = connection.exec_driver_sql(
+            f"SELECT chunk, bits FROM label_flags WHERE model = {mark} "
+            f"AND chunk >= {mark} AND chunk <= {mark}",
+            (model, int(chunks[0]), int(chunks[-1])),
+        )
+        for chunk, data in stored:
+            at = np.searchsorted(chunks, chunk)
+            if at < chunks.size and chunks[at] == chunk:
+                bits[at] = np.unpackbits(np.frombuffer(data, dtype=np.uint8), bitorder="little")
+        return chunks, bits
+
+    def _flag(self, connection: Connection, model: str, seqs: np.ndarray, value: bool) -> None:
+        """Set (or clear) the flags of ``seqs``; chunks left without a flag are deleted."""
+        chunks, bits = self._flags(connection, model, seqs)
+        if chunks.size == 0:
+            return
+        bits[np.searchsorted(chunks, seqs // _FLAGS), seqs % _FLAGS] = value
+        self._save_flags(connection, model, chunks, bits)
+
+    def _save_flags(
+        self, connection: Connection, model: str, chunks: np.ndarray, bits: np.ndarray
+    ) -> None:
+        used = bits.any(axis=1)
+        packed = np.packbits(bits[used], axis=1, bitorder="little")
+        pairs = zip(chunks[used], packed, strict=True)
+        rows = [(model, int(chunk), data.tobytes()) for chunk, data in pairs]
+        if rows and self.dialect == "sqlite":
+            connection.exec_driver_sql(
+                "INSERT OR REPLACE INTO label_flags (model, chunk, bits) VALUES (?, ?, ?)", rows
+            )
+        elif rows:
+            connection.exec_driver_sql(
+                "INSERT INTO label_flags (model, chunk, bits) VALUES (%s, %s, %s) "
+                "ON CONFLICT (model, chunk) DO UPDATE SET bits = EXCLUDED.bits",
+                rows,
+            )
+        unused = [(model, int(chunk)) for chunk in chunks[~used]]
+        if unused:
+            connection.exec_driver_sql(
+                f"DELETE FROM label_flags WHERE model = {self._mark} AND chunk = {self._mark}",
+                unused,
+            )
+
+    def _next_seq(self, connection: Connection, model: str) -> int:
+        """The model's next prediction number. Flags at or past it (left by rows deleted
+        outside the join, by retention) are cleared first, so a new row is never born
+        labelled."""
+        mark = self._mark
+        last = connection.exec_driver_sql(
+            f"SELECT max(seq) FROM label_join WHERE model = {mark}", (model,)
+        ).scalar()
+        following = int(last or 0) + 1
+        stale = connection.exec_driver_sql(
+            f"SELECT max(chunk) FROM label_flags WHERE model = {mark}", (model,)
+        ).scalar()
+        if stale is not None and stale >= following // _FLAGS:
+            ahead = np.arange(following, (stale + 1) * _FLAGS, dtype=np.int64)
+            if self.labeled(connection, model, ahead).any():
+                self._flag(connection, model, ahead, False)
+        return following
 
     def insert_orphans(self, connection: Connection, rows: list[tuple[Any, ...]]) -> None:
         if rows:
@@ -200,11 +288,13 @@ class JoinStore:
         """Drop predictions past their ttl (returning how many were never labelled) and
         orphans expiring before ``orphans_before`` (returned with their expiry)."""
         mark = self._mark
-        never = connection.exec_driver_sql(
-            f"SELECT count(*) FROM label_join WHERE model = {mark} AND expires_at < {mark} "
-            "AND label IS NULL",
+        expired = self._seqs(
+            connection,
+            f"SELECT seq FROM label_join WHERE model = {mark} AND expires_at < {mark}",
             (model, now),
-        ).scalar()
+        )
+        never = int(expired.size - self.labeled(connection, model, expired).sum())
+        self._flag(connection, model, expired, False)
         connection.exec_driver_sql(
             f"DELETE FROM label_join WHERE model = {mark} AND expires_at < {mark}", (model, now)
         )
@@ -217,16 +307,20 @@ class JoinStore:
             f"DELETE FROM orphan_labels WHERE model = {mark} AND expires_at < {mark}",
             (model, orphans_before),
         )
-        return int(never or 0), orphans
+        return never, orphans
 
-    def pending_count(self, connection: Connection, model: str) -> int:
-        return int(
-            connection.exec_driver_sql(
-                f"SELECT count(*) FROM label_join WHERE model = {self._mark} AND label IS NULL",
-                (model,),
-            ).scalar()
-            or 0
+    def label_counts(self, connection: Connection, model: str) -> tuple[int, int]:
+        """How many stored predictions of the model wait for a label, and how many have one."""
+        stored = self._seqs(
+            connection, f"SELECT seq FROM label_join WHERE model = {self._mark}", (model,)
         )
+        labeled = int(self.labeled(connection, model, stored).sum())
+        return stored.size - labeled, labeled
+
+    @staticmethod
+    def _seqs(connection: Connection, query: str, parameters: tuple[Any, ...]) -> np.ndarray:
+        rows = connection.exec_driver_sql(query, parameters).all()
+        return np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))
 
     def load_range(
         self, connection: Connection, model: str, start: int, end: int
@@ -363,11 +457,15 @@ class ModelLabels:
         live = pl.col("pts").is_not_null() & (pl.col("ts") <= pl.col("pts") + self._ttl)
         missing = joined.filter(~live)
         joined = joined.filter(live)
-        again = pl.col("old_label").is_not_null()
-        report.duplicate_labels += joined.filter(again).height
+        again = pl.Series(self.store.labeled(connection, self.name, joined["seq"].to_numpy()))
+        report.duplicate_labels += int(again.sum())
         fresh = joined.filter(~again)
-        replaced = joined.filter(again) if keep == "last" else joined.head(0)
-        self.store.set_labels(connection, self.name, pl.concat([fresh, replaced]))
+        # A label flagged under policy first has no value to replace: it stays.
+        replaceable = again & joined["old_label"].is_not_null()
+        replaced = joined.filter(replaceable) if keep == "last" else joined.head(0)
+        self.store.set_labels(
+            connection, self.name, pl.concat([fresh, replaced]), keep_values=keep == "last"
+        )
         self._summarize(connection, fresh, replaced, report)
         report.joined += fresh.height
         report.delays += ((fresh["ts"] - fresh["pts"]) / 1000).to_list()

@@ -10,6 +10,7 @@ notifications  alert_outbox    it was delivered (or failed for good) more than
                                ``notifications`` ago; pending ones never are
 label_join     label_join,     it expired (``expires_at``) more than
                orphan_labels   ``label_join`` ago
+               label_flags     its model has no row left in label_join
 =============  ==============  ==================================================
 
 The daemon expires label-join rows itself as their ``ttl`` passes (counting
@@ -34,12 +35,24 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
-from sqlalchemy import ColumnElement, Engine, Table, and_, delete, inspect, or_, select, tuple_
+from sqlalchemy import (
+    ColumnElement,
+    Engine,
+    Table,
+    and_,
+    delete,
+    exists,
+    inspect,
+    or_,
+    select,
+    tuple_,
+)
 
 from driftwarden.alerts.tables import alert_outbox
 from driftwarden.monitor.config import RetentionConfig
 from driftwarden.monitor.storage import (
     DeadLetterRow,
+    LabelFlagsRow,
     LabelJoinRow,
     OrphanLabelRow,
     ResultRow,
@@ -190,6 +203,7 @@ def _targets(kind: str, cutoff: int) -> list[tuple[Table, ColumnElement[bool]]]:
         return [
             (LabelJoinRow.__table__, LabelJoinRow.__table__.c.expires_at < cutoff),
             (OrphanLabelRow.__table__, OrphanLabelRow.__table__.c.expires_at < cutoff),
+            (LabelFlagsRow.__table__, ~exists().where(LabelJoinRow.model == LabelFlagsRow.model)),
         ]
     raise ValueError(f"unknown retention kind {kind!r}")
 

@@ -169,12 +169,20 @@ class PositionRow(Base):
 
 
 class LabelJoinRow(Base):
-    """A prediction waiting for (or joined to) its label: only what the join needs."""
+    """A prediction waiting for (or joined to) its label: only what the join needs.
+
+    ``seq`` numbers a model's predictions in the order they were stored: whether one has
+    a label is its bit in ``label_flags``; ``label`` keeps the value only where
+    ``policy: last`` may have to replace it."""
 
     __tablename__ = "label_join"
-    __table_args__ = (Index("ix_label_join_expiry", "model", "expires_at"),)
+    __table_args__ = (
+        Index("ix_label_join_expiry", "model", "expires_at"),
+        Index("ix_label_join_seq", "model", "seq"),
+    )
     model: Mapped[str] = mapped_column(String(255), primary_key=True)
     id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger)
     ts: Mapped[int] = mapped_column(BigInteger)
     pane: Mapped[int] = mapped_column(BigInteger)
     prediction: Mapped[str] = mapped_column(String(255))
@@ -182,6 +190,17 @@ class LabelJoinRow(Base):
     label: Mapped[str | None] = mapped_column(String(255))
     labeled_at: Mapped[int | None] = mapped_column(BigInteger)
     expires_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class LabelFlagsRow(Base):
+    """Which stored predictions of a model have a label: bit ``seq % 8192`` of chunk
+    ``seq // 8192`` (little-endian bit order). A label sets one bit of a small table
+    instead of rewriting its prediction's row, wherever that row is."""
+
+    __tablename__ = "label_flags"
+    model: Mapped[str] = mapped_column(String(255), primary_key=True)
+    chunk: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    bits: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class OrphanLabelRow(Base):

@@ -21,6 +21,7 @@ from support.kafka import (
 from support.stream import HOUR, START
 
 from driftwarden.monitor import storage, synthetic
+from driftwarden.monitor.labels import JoinStore
 
 WINDOWS = 6
 
@@ -54,9 +55,7 @@ def labelled_count(url: str) -> int:
     engine = storage.create(url)
     try:
         with engine.connect() as connection:
-            return connection.exec_driver_sql(
-                "SELECT count(*) FROM label_join WHERE label IS NOT NULL"
-            ).scalar()
+            return JoinStore(engine.dialect.name).label_counts(connection, synthetic.MODEL)[1]
     finally:
         engine.dispose()
 

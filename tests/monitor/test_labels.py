@@ -22,6 +22,7 @@ from support.pipeline import HOUR, START
 
 from driftwarden.monitor import config as configuration
 from driftwarden.monitor import synthetic
+from driftwarden.monitor.labels import JoinStore
 from driftwarden.monitor.replay import replay
 
 TTL = "2h"
@@ -199,9 +200,7 @@ def test_coverage_expiry_and_orphans_are_counted(
     )
     engine = storage.create(storage_url)
     with engine.connect() as connection:
-        waiting = connection.exec_driver_sql(
-            "SELECT count(*) FROM label_join WHERE label IS NULL"
-        ).scalar()
+        waiting, _ = JoinStore("sqlite").label_counts(connection, synthetic.MODEL)
     unlabelled = day["events"].filter(~pl.Series(day["labelled"]))
     never_expired = unlabelled.filter(pl.col("ts") + 2 * HOUR >= last).height
     assert waiting == never_expired

@@ -17,6 +17,7 @@ from alembic.script import ScriptDirectory
 
 from driftwarden.alerts.tables import metadata as alerts_metadata
 from driftwarden.monitor import storage
+from driftwarden.monitor.labels import JoinStore
 
 ROWS = 3
 SCRIPTS = ScriptDirectory(str(storage.MIGRATIONS))
@@ -129,5 +130,46 @@ def test_head_schema_matches_the_models(database_url: str) -> None:
             context = MigrationContext.configure(connection, opts={"compare_type": True})
             differences = compare_metadata(context, [storage.metadata, alerts_metadata])
         assert differences == [], "models and migrations disagree: add a migration"
+    finally:
+        engine.dispose()
+
+
+def test_labels_joined_before_flags_existed_are_flagged_by_the_upgrade(database_url: str) -> None:
+    engine = storage.create(database_url)
+    try:
+        config = storage.alembic_config(engine)
+        command.upgrade(config, "0003")
+        labelled = {"a": {1, 4}, "b": {0}}
+        rows = [
+            {
+                "model": model,
+                "id": f"{model}-{i}",
+                "ts": 1000 + (7 * i) % 5,
+                "pane": 0,
+                "prediction": "0.5",
+                "label": "1" if i in labelled[model] else None,
+                "expires_at": 10**12,
+            }
+            for model in labelled
+            for i in range(5)
+        ]
+        with engine.begin() as connection:
+            connection.execute(
+                sa.text(
+                    "INSERT INTO label_join (model, id, ts, pane, prediction, label, expires_at) "
+                    "VALUES (:model, :id, :ts, :pane, :prediction, :label, :expires_at)"
+                ),
+                rows,
+            )
+        command.upgrade(config, "head")
+        store = JoinStore(engine.dialect.name)
+        with engine.connect() as connection:
+            for model, chosen in labelled.items():
+                assert store.label_counts(connection, model) == (5 - len(chosen), len(chosen))
+                found = store.find(connection, model, [f"{model}-{i}" for i in range(5)])
+                flagged = store.labeled(connection, model, found["seq"].to_numpy())
+                expected = [int(i.split("-")[1]) in chosen for i in found["id"]]
+                assert flagged.tolist() == expected
+                assert sorted(found["seq"].to_list()) == [1, 2, 3, 4, 5]
     finally:
         engine.dispose()

@@ -72,13 +72,16 @@ def _count(engine: sa.Engine, table: str, where: str = "1 = 1") -> int:
 
 def _old_and_young(engine: sa.Engine) -> None:
     """For each kind: 23 rows just past the limit, 5 just inside it (and outbox rows that
-    must stay whatever their age: pending ones)."""
+    must stay whatever their age: pending ones). Label flags are prunable with the last
+    label-join row of their model."""
     t = _tables(engine)
     old, young = NOW - 90 * DAY - 1, NOW - 90 * DAY + 1
     old_letter = datetime.fromtimestamp((NOW - 30 * DAY - 1000) / 1000, tz=UTC)
     young_letter = datetime.fromtimestamp((NOW - 30 * DAY + 1000) / 1000, tz=UTC)
     old_note, young_note = NOW - 30 * DAY - 1, NOW - 30 * DAY + 1
     old_join, young_join = NOW - DAY - 1, NOW - DAY + 1
+    old_joins = _rows(t["label_join"], 20, expires_at=old_join)
+    young_joins = _rows(t["label_join"], 4, expires_at=young_join)
     batches: list[tuple[str, list[dict[str, Any]]]] = [
         ("results", _rows(t["results"], 23, window_start=old - HOUR, window_end=old)),
         ("results", _rows(t["results"], 5, window_start=young - HOUR, window_end=young)),
@@ -90,9 +93,12 @@ def _old_and_young(engine: sa.Engine) -> None:
         ("alert_outbox", _rows(t["alert_outbox"], 3, state="failed", created_at=old_note)),
         ("alert_outbox", _rows(t["alert_outbox"], 3, state="delivered", delivered_at=young_note)),
         ("alert_outbox", _rows(t["alert_outbox"], 2, state="pending", created_at=old_note)),
-        ("label_join", _rows(t["label_join"], 20, expires_at=old_join)),
-        ("label_join", _rows(t["label_join"], 5, expires_at=young_join)),
-        ("orphan_labels", _rows(t["orphan_labels"], 3, expires_at=old_join)),
+        ("label_join", old_joins),
+        ("label_join", young_joins),
+        ("orphan_labels", _rows(t["orphan_labels"], 1, expires_at=old_join)),
+        # flags go with the last row of their model: two now, one with the young rows
+        ("label_flags", [_rows(t["label_flags"], 1, model=j["model"])[0]
+                         for j in (old_joins[0], old_joins[1], young_joins[0])]),
     ]  # fmt: skip
     with engine.begin() as connection:
         for name, rows in batches:
@@ -120,8 +126,9 @@ def test_rows_past_their_age_go_and_younger_ones_stay(database_url: str) -> None
         assert _count(engine, "alert_outbox", "state = 'pending'") == 2
         assert _count(engine, "alert_outbox", "state = 'delivered'") == 3
         assert _count(engine, "alert_outbox", "state = 'failed'") == 0
-        assert _count(engine, "label_join") == 5
+        assert _count(engine, "label_join") == 4
         assert _count(engine, "orphan_labels") == 0
+        assert _count(engine, "label_flags") == 1
         for kind in KINDS:
             assert registry.get_sample_value("driftwarden_pruned_rows_total", {"kind": kind}) == 23
         assert registry.get_sample_value(
