@@ -6,7 +6,8 @@ size, the rate of a bare kafka-python consumer reading the same kind of events f
 local broker, and the daemon's ingestion rate with labels enabled and disabled. Labels
 join (under the default ``policy: first``) in random order (each looks its prediction up
 on a page of its own: the worst case) and in the order of their predictions (as labels
-with similar delays arrive).
+with similar delays arrive). Both with ids that grow with time ("p-1234") and with random
+ids (16 hex digits, as UUIDs are): random ids land all over the primary-key index.
 
     .venv/bin/python bench/labels.py [--pending 5000000] [--postgres URL]
 """
@@ -36,6 +37,7 @@ from driftwarden.monitor.local_broker import LocalBroker
 from driftwarden.monitor.profile import fit, read_reference
 
 BATCH = 20_000
+SHAPES = ["sequential", "random"]
 HOUR = 3_600_000
 
 
@@ -53,11 +55,22 @@ def model_labels(directory: Path, url: str) -> tuple[ModelLabels, sqlalchemy.Eng
     return labels, engine
 
 
-def predictions(n: int, start: int, rng: np.random.Generator) -> pl.DataFrame:
+def identifiers(numbers: np.ndarray, shape: str) -> np.ndarray:
+    """Prediction ``numbers`` as ids: "sequential" ("p-1234") or "random" (a bijective hash)."""
+    if shape == "sequential":
+        return np.char.add("p-", numbers.astype(str))
+    mixed = (numbers.astype(np.uint64) + np.uint64(0x9E3779B97F4A7C15)) * np.uint64(
+        0xBF58476D1CE4E5B9
+    )
+    mixed ^= mixed >> np.uint64(31)
+    return np.char.mod("%016x", mixed)
+
+
+def predictions(n: int, start: int, rng: np.random.Generator, ids: str) -> pl.DataFrame:
     return pl.DataFrame(
         {
             "_row": np.arange(n),
-            "id": np.char.add("p-", np.arange(start, start + n).astype(str)),
+            "id": identifiers(np.arange(start, start + n), ids),
             "ts": 1_795_046_400_000 + np.arange(start, start + n, dtype=np.int64) * 10,
             "prediction": rng.random(n).round(6),
             "grp:sex": rng.choice(["F", "M"], n),
@@ -65,7 +78,7 @@ def predictions(n: int, start: int, rng: np.random.Generator) -> pl.DataFrame:
     )
 
 
-def join_store(url: str, pending: int, directory: Path) -> dict[str, float]:
+def join_store(url: str, pending: int, directory: Path, ids: str) -> dict[str, float]:
     labels, engine = model_labels(directory, url)
     rng = np.random.default_rng(0)
     stored_seconds = 0.0
@@ -74,7 +87,7 @@ def join_store(url: str, pending: int, directory: Path) -> dict[str, float]:
         storage.WalCheckpointer(engine).start(connection),
     ):
         for start in range(0, pending, BATCH):
-            frame = predictions(min(BATCH, pending - start), start, rng)
+            frame = predictions(min(BATCH, pending - start), start, rng, ids)
             began = time.perf_counter()
             with labels.storing(connection, frame, frame["ts"] // HOUR * HOUR, 0):
                 pass
@@ -84,15 +97,15 @@ def join_store(url: str, pending: int, directory: Path) -> dict[str, float]:
         fifth = pending // 5
         messages = Messages([b""] * BATCH, "labels", 0, np.arange(BATCH))
         joined = {
-            "random": join_labels(labels, connection, order[:fifth], messages, rng),
+            "random": join_labels(labels, connection, order[:fifth], messages, rng, ids),
             "in time": join_labels(
-                labels, connection, np.sort(order[fifth : 2 * fifth]), messages, rng
+                labels, connection, np.sort(order[fifth : 2 * fifth]), messages, rng, ids
             ),
         }
     size = database_size(engine, url)
     engine.dispose()
     print(
-        f"{engine.dialect.name}: stored in {stored_seconds:.1f} s, joined in "
+        f"{engine.dialect.name}, {ids} ids: stored in {stored_seconds:.1f} s, joined in "
         + ", ".join(f"{seconds:.1f} s ({kind})" for kind, seconds in joined.items()),
         flush=True,
     )
@@ -111,6 +124,7 @@ def join_labels(
     chosen: np.ndarray,
     messages: Messages,
     rng: np.random.Generator,
+    ids: str,
 ) -> float:
     """Seconds to join labels of the ``chosen`` predictions, in batches, in that order."""
     seconds = 0.0
@@ -119,7 +133,7 @@ def join_labels(
         frame = pl.DataFrame(
             {
                 "_row": np.arange(len(part)),
-                "id": np.char.add("p-", part.astype(str)),
+                "id": identifiers(part, ids),
                 "ts": 1_795_046_400_000 + part.astype(np.int64) * 10 + 60_000,
                 "label": (rng.random(len(part)) < 0.3).astype(np.float64),
             }
@@ -142,25 +156,37 @@ def database_size(engine: sqlalchemy.Engine, url: str) -> float:
         )
 
 
+def on_postgres(server: str, pending: int, directory: Path, ids: str) -> dict[str, float]:
+    """``join_store`` in a schema of its own, dropped afterwards."""
+    schema = f"bench_labels_{ids}_{int(time.time())}"
+    admin = sqlalchemy.create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+    try:
+        url = f"{server}?options=-csearch_path%3D{schema}"
+        return join_store(url, pending, directory, ids)
+    finally:
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
+        admin.dispose()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--pending", type=int, default=5_000_000)
     parser.add_argument("--events", type=int, default=400_000)
     parser.add_argument("--postgres", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
+    parser.add_argument("--ids", choices=["sequential", "random"], nargs="+", default=SHAPES)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         directory = Path(scratch)
-        rows = {"SQLite": join_store(f"sqlite:///{directory / 'join.db'}", args.pending, directory)}
-        schema = f"bench_labels_{int(time.time())}"
-        admin = sqlalchemy.create_engine(args.postgres, isolation_level="AUTOCOMMIT")
-        with admin.connect() as connection:
-            connection.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
-        try:
-            url = f"{args.postgres}?options=-csearch_path%3D{schema}"
-            rows["PostgreSQL"] = join_store(url, args.pending, directory)
-        finally:
-            with admin.connect() as connection:
-                connection.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
+        rows = {}
+        for ids in args.ids:
+            url = f"sqlite:///{directory / f'join-{ids}.db'}"
+            rows[f"SQLite, {ids} ids"] = join_store(url, args.pending, directory, ids)
+        for ids in args.ids:
+            row = on_postgres(args.postgres, args.pending, directory, ids)
+            rows[f"PostgreSQL, {ids} ids"] = row
         with LocalBroker() as broker:
             import os
 
@@ -181,12 +207,12 @@ def main() -> None:
         "random order, then for another fifth in the order of their predictions"
     )
     print(
-        f"{'database':<12} {'stored/s':>10} {'joined/s random':>16} {'joined/s in time':>17} "
+        f"{'database':<30} {'stored/s':>10} {'joined/s random':>16} {'joined/s in time':>17} "
         f"{'MiB':>8} {'bytes/row':>10}"
     )
     for name, row in rows.items():
         print(
-            f"{name:<12} {row['stored/s']:>10,.0f} {row['joined/s random']:>16,.0f} "
+            f"{name:<30} {row['stored/s']:>10,.0f} {row['joined/s random']:>16,.0f} "
             f"{row['joined/s in time']:>17,.0f} {row['MiB']:>8,.0f} {row['bytes/row']:>10,.0f}"
         )
     print(f"bare kafka-python consumer, same run: {bare:,.0f} events/s")
