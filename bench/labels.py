@@ -9,7 +9,8 @@ on a page of its own: the worst case) and in the order of their predictions (as 
 with similar delays arrive). Both with ids that grow with time ("p-1234") and with random
 ids (16 hex digits, as UUIDs are): random ids land all over the primary-key index.
 
-    .venv/bin/python bench/labels.py [--pending 5000000] [--postgres URL]
+    .venv/bin/python bench/labels.py [--pending 5000000] [--ids sequential random]
+        [--postgres URL]
 """
 
 from __future__ import annotations

@@ -125,7 +125,7 @@ class JoinStore:
         return max(cursor.rowcount, 0)
 
     def find(self, connection: Connection, model: str, ids: list[str]) -> pl.DataFrame:
-        """The stored rows of these ids, with the key ``set_labels`` updates them by.
+        """The stored rows of these ids, with the key ``keep_labels`` updates them by.
 
         Each id is a primary-key probe, in one statement: on SQLite the ids go in and the
         rows come out as JSON (read by polars, not row by row in Python); on PostgreSQL
@@ -152,15 +152,10 @@ class JoinStore:
         ).all()
         return pl.DataFrame(found, schema={**_FOUND_SCHEMA, "key": pl.String}, orient="row")
 
-    def set_labels(
-        self, connection: Connection, model: str, rows: pl.DataFrame, *, keep_values: bool
-    ) -> None:
-        """Flag found rows (columns ``key``, ``seq``, ``label``, ``ts``) as labelled, and
-        with ``keep_values`` (``policy: last``) store the label to replace it later."""
+    def keep_labels(self, connection: Connection, model: str, rows: pl.DataFrame) -> None:
+        """Store the label of found rows (columns ``key``, ``label``, ``ts``), for
+        ``policy: last`` to replace it later."""
         if rows.is_empty():
-            return
-        self._flag(connection, model, rows["seq"].to_numpy(), True)
-        if not keep_values:
             return
         rows = rows.sort("key")
         if self.dialect == "sqlite":
@@ -178,6 +173,21 @@ class JoinStore:
         """Whether each of these stored predictions has a label."""
         chunks, bits = self._flags(connection, model, seqs)
         return bits[np.searchsorted(chunks, seqs // _FLAGS), seqs % _FLAGS]
+
+    def set_flags(
+        self, connection: Connection, model: str, seqs: np.ndarray, value: bool
+    ) -> np.ndarray:
+        """Mark these stored predictions as labelled (or not); what they were before.
+
+        Only chunks that change are written, and chunks left without a flag are deleted.
+        """
+        chunks, bits = self._flags(connection, model, seqs)
+        at = np.searchsorted(chunks, seqs // _FLAGS), seqs % _FLAGS
+        before = bits[at]
+        changed = np.unique(at[0][before != value])
+        bits[at] = value
+        self._save_flags(connection, model, chunks[changed], bits[changed])
+        return before
 
     def _flags(
         self, connection: Connection, model: str, seqs: np.ndarray
@@ -198,14 +208,6 @@ class JoinStore:
             if at < chunks.size and chunks[at] == chunk:
                 bits[at] = np.unpackbits(np.frombuffer(data, dtype=np.uint8), bitorder="little")
         return chunks, bits
-
-    def _flag(self, connection: Connection, model: str, seqs: np.ndarray, value: bool) -> None:
-        """Set (or clear) the flags of ``seqs``; chunks left without a flag are deleted."""
-        chunks, bits = self._flags(connection, model, seqs)
-        if chunks.size == 0:
-            return
-        bits[np.searchsorted(chunks, seqs // _FLAGS), seqs % _FLAGS] = value
-        self._save_flags(connection, model, chunks, bits)
 
     def _save_flags(
         self, connection: Connection, model: str, chunks: np.ndarray, bits: np.ndarray
@@ -245,8 +247,7 @@ class JoinStore:
         ).scalar()
         if stale is not None and stale >= following // _FLAGS:
             ahead = np.arange(following, (stale + 1) * _FLAGS, dtype=np.int64)
-            if self.labeled(connection, model, ahead).any():
-                self._flag(connection, model, ahead, False)
+            self.set_flags(connection, model, ahead, False)
         return following
 
     def insert_orphans(self, connection: Connection, rows: list[tuple[Any, ...]]) -> None:
@@ -293,8 +294,7 @@ class JoinStore:
             f"SELECT seq FROM label_join WHERE model = {mark} AND expires_at < {mark}",
             (model, now),
         )
-        never = int(expired.size - self.labeled(connection, model, expired).sum())
-        self._flag(connection, model, expired, False)
+        never = int(expired.size - self.set_flags(connection, model, expired, False).sum())
         connection.exec_driver_sql(
             f"DELETE FROM label_join WHERE model = {mark} AND expires_at < {mark}", (model, now)
         )
@@ -457,15 +457,15 @@ class ModelLabels:
         live = pl.col("pts").is_not_null() & (pl.col("ts") <= pl.col("pts") + self._ttl)
         missing = joined.filter(~live)
         joined = joined.filter(live)
-        again = pl.Series(self.store.labeled(connection, self.name, joined["seq"].to_numpy()))
+        seqs = joined["seq"].to_numpy()
+        again = pl.Series(self.store.set_flags(connection, self.name, seqs, True))
         report.duplicate_labels += int(again.sum())
         fresh = joined.filter(~again)
         # A label flagged under policy first has no value to replace: it stays.
         replaceable = again & joined["old_label"].is_not_null()
         replaced = joined.filter(replaceable) if keep == "last" else joined.head(0)
-        self.store.set_labels(
-            connection, self.name, pl.concat([fresh, replaced]), keep_values=keep == "last"
-        )
+        if keep == "last":
+            self.store.keep_labels(connection, self.name, pl.concat([fresh, replaced]))
         self._summarize(connection, fresh, replaced, report)
         report.joined += fresh.height
         report.delays += ((fresh["ts"] - fresh["pts"]) / 1000).to_list()

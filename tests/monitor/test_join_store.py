@@ -31,8 +31,7 @@ def _predictions(start: int, n: int) -> pl.DataFrame:
 
 def _label(connection, store: JoinStore, ids: list[str]) -> None:
     found = store.find(connection, MODEL, ids)
-    rows = found.with_columns(label=pl.lit("1"), ts=pl.col("pts") + 1)
-    store.set_labels(connection, MODEL, rows, keep_values=False)
+    store.set_flags(connection, MODEL, found["seq"].to_numpy(), True)
 
 
 @pytest.fixture

@@ -44,27 +44,31 @@ def upgrade() -> None:
 def _flag_labelled_rows() -> None:
     """Set the bit of every prediction that already has a label."""
     connection = op.get_bind()
-    rows = connection.execute(
-        sa.text("SELECT model, seq FROM label_join WHERE label IS NOT NULL")
-    ).all()
-    by_model: dict[str, list[int]] = {}
-    for model, seq in rows:
-        by_model.setdefault(model, []).append(seq)
+    models = connection.execute(
+        sa.text("SELECT DISTINCT model FROM label_join WHERE label IS NOT NULL")
+    ).scalars()
     flags = sa.table(
         "label_flags", sa.column("model"), sa.column("chunk"), sa.column("bits", sa.LargeBinary)
     )
-    for model, seqs in by_model.items():
-        numbers = np.asarray(seqs, dtype=np.int64)
-        for chunk in np.unique(numbers // CHUNK):
-            bits = np.zeros(CHUNK, dtype=bool)
-            bits[numbers[numbers // CHUNK == chunk] % CHUNK] = True
+    for model in list(models):
+        seqs = np.asarray(
             connection.execute(
-                flags.insert().values(
-                    model=model,
-                    chunk=int(chunk),
-                    bits=np.packbits(bits, bitorder="little").tobytes(),
-                )
+                sa.text("SELECT seq FROM label_join WHERE model = :model AND label IS NOT NULL"),
+                {"model": model},
             )
+            .scalars()
+            .all(),
+            dtype=np.int64,
+        )
+        chunks = np.unique(seqs // CHUNK)
+        bits = np.zeros((chunks.size, CHUNK), dtype=bool)
+        bits[np.searchsorted(chunks, seqs // CHUNK), seqs % CHUNK] = True
+        packed = np.packbits(bits, axis=1, bitorder="little")
+        rows = zip(chunks, packed, strict=True)
+        connection.execute(
+            flags.insert(),
+            [{"model": model, "chunk": int(c), "bits": data.tobytes()} for c, data in rows],
+        )
 
 
 def downgrade() -> None:
