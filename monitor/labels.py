@@ -30,6 +30,7 @@ from sqlalchemy import Connection
 from driftwarden.detectors.stream import StreamDetector
 from driftwarden.monitor.config import ModelConfig
 from driftwarden.monitor.events import DecodedBatch
+from driftwarden.monitor.id_index import IdIndex, id_hashes
 from driftwarden.monitor.outcomes import LabelSummary
 from driftwarden.monitor.profile import Profile
 
@@ -39,8 +40,8 @@ _FLAGS = 8192  # predictions per row of label_flags (1 KiB of bits)
 _PENDING_COLUMNS = ("id", "seq", "ts", "pane", "prediction", "groups", "expires_at")
 # Stores waiting predictions while the caller summarizes them (see ``ModelLabels.storing``).
 _HELPER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="driftwarden-join")
+_LOAD_CHUNK = 100_000  # rows per fetch when the id index is loaded
 _FOUND_SCHEMA = {
-    "key": pl.Int64,
     "id": pl.String,
     "seq": pl.Int64,
     "pts": pl.Int64,
@@ -86,12 +87,11 @@ class JoinStore:
         if dialect == "sqlite":
             values = ", ".join(f"value ->> '{name}'" for name in _PENDING_COLUMNS)
             self._insert_pending = (
-                f"INSERT OR IGNORE INTO label_join (model, {columns}) "
-                f"SELECT ?, {values} FROM json_each(?)"
+                f"INSERT INTO label_join (model, {columns}) SELECT ?, {values} FROM json_each(?)"
             )
         else:
             self._insert_pending = (
-                f"INSERT INTO label_join (model, {columns}) VALUES ({self._marks(8)}){tail}"
+                f"INSERT INTO label_join (model, {columns}) VALUES ({self._marks(8)})"
             )
         self._insert_orphan = (
             f"INSERT {ignore}INTO orphan_labels (model, id, ts, label, expires_at, source, "
@@ -105,69 +105,60 @@ class JoinStore:
     def _marks(self, n: int) -> str:
         return ", ".join([self._mark] * n)
 
-    def insert_pending(self, connection: Connection, model: str, rows: pl.DataFrame) -> int:
-        """Store waiting predictions (columns ``_PENDING_COLUMNS`` but ``seq``, which is
-        numbered on from the model's last) with no label yet; returns how many were new
-        (the rest were duplicates).
+    def insert_pending(self, connection: Connection, model: str, rows: pl.DataFrame) -> None:
+        """Store new waiting predictions (columns ``_PENDING_COLUMNS``) with no label yet.
 
         On SQLite the batch goes in as one JSON document: one statement, not one per row.
         """
-        if rows.is_empty():
-            return 0
-        first = self._next_seq(connection, model)
-        rows = rows.with_columns(seq=pl.int_range(first, first + rows.height, dtype=pl.Int64))
         if self.dialect == "sqlite":
             payload = rows.select(_PENDING_COLUMNS).write_json()
-            cursor = connection.exec_driver_sql(self._insert_pending, (model, payload))
+            connection.exec_driver_sql(self._insert_pending, (model, payload))
         else:
             values = rows.select(pl.lit(model).alias("model"), *_PENDING_COLUMNS).rows()
-            cursor = connection.exec_driver_sql(self._insert_pending, values)
-        return max(cursor.rowcount, 0)
+            connection.exec_driver_sql(self._insert_pending, values)
 
-    def find(self, connection: Connection, model: str, ids: list[str]) -> pl.DataFrame:
-        """The stored rows of these ids, with the key ``keep_labels`` updates them by.
-
-        Each id is a primary-key probe, in one statement: on SQLite the ids go in and the
-        rows come out as JSON (read by polars, not row by row in Python); on PostgreSQL
-        they are joined as an array, whatever the table's statistics say (with stale ones,
-        ``id IN (...)`` can be planned as a scan of the expiry index).
-        """
-        ids = sorted(ids)
+    def rows_at(self, connection: Connection, model: str, seqs: np.ndarray) -> pl.DataFrame:
+        """The stored predictions at these sequence numbers (``_FOUND_SCHEMA``), in one
+        statement: on SQLite the numbers go in and the rows come out as JSON (read by
+        polars, not row by row in Python); on PostgreSQL they are joined as an array."""
+        seqs = np.unique(seqs)
         if self.dialect == "sqlite":
             found = connection.exec_driver_sql(
-                "SELECT json_group_array(json_object('key', j.rowid, 'id', j.id, 'seq', j.seq, "
-                "'pts', j.ts, "
+                "SELECT json_group_array(json_object('id', j.id, 'seq', j.seq, 'pts', j.ts, "
                 "'pane', j.pane, 'prediction', j.prediction, 'groups', j.groups, "
                 "'old_label', j.label)) "
                 "FROM json_each(?) AS wanted CROSS JOIN label_join AS j "
-                "ON j.model = ? AND j.id = wanted.value",
-                (orjson.dumps(ids).decode(), model),
+                "ON j.model = ? AND j.seq = wanted.value",
+                (orjson.dumps(seqs.tolist()).decode(), model),
             ).scalar()
             return pl.read_json(io.StringIO(found), schema=_FOUND_SCHEMA)
         found = connection.exec_driver_sql(
-            "SELECT j.id, j.id, j.seq, j.ts, j.pane, j.prediction, j.groups, j.label "
-            "FROM unnest(%s::text[]) AS wanted(id) "
-            "JOIN label_join AS j ON j.model = %s AND j.id = wanted.id",
-            (ids, model),
+            "SELECT j.id, j.seq, j.ts, j.pane, j.prediction, j.groups, j.label "
+            "FROM unnest(%s::bigint[]) AS wanted(seq) "
+            "JOIN label_join AS j ON j.model = %s AND j.seq = wanted.seq",
+            (seqs.tolist(), model),
         ).all()
-        return pl.DataFrame(found, schema={**_FOUND_SCHEMA, "key": pl.String}, orient="row")
+        return pl.DataFrame(found, schema=_FOUND_SCHEMA, orient="row")
+
+    def stored_ids(self, connection: Connection, model: str) -> Iterator[pl.DataFrame]:
+        """The ids and sequence numbers of the model's stored predictions, in chunks."""
+        result = connection.exec_driver_sql(
+            f"SELECT seq, id FROM label_join WHERE model = {self._mark}", (model,)
+        )
+        for rows in result.partitions(_LOAD_CHUNK):
+            yield pl.DataFrame(rows, schema={"seq": pl.Int64, "id": pl.String}, orient="row")
 
     def keep_labels(self, connection: Connection, model: str, rows: pl.DataFrame) -> None:
-        """Store the label of found rows (columns ``key``, ``label``, ``ts``), for
+        """Store the label of found rows (columns ``seq``, ``label``, ``ts``), for
         ``policy: last`` to replace it later."""
         if rows.is_empty():
             return
-        rows = rows.sort("key")
-        if self.dialect == "sqlite":
-            connection.exec_driver_sql(
-                "UPDATE label_join SET label = ?, labeled_at = ? WHERE rowid = ?",
-                rows.select("label", "ts", "key").rows(),
-            )
-        else:
-            connection.exec_driver_sql(
-                "UPDATE label_join SET label = %s, labeled_at = %s WHERE model = %s AND id = %s",
-                rows.select("label", "ts", pl.lit(model), "key").rows(),
-            )
+        mark = self._mark
+        connection.exec_driver_sql(
+            f"UPDATE label_join SET label = {mark}, labeled_at = {mark} "
+            f"WHERE model = {mark} AND seq = {mark}",
+            rows.sort("seq").select("label", "ts", pl.lit(model), "seq").rows(),
+        )
 
     def labeled(self, connection: Connection, model: str, seqs: np.ndarray) -> np.ndarray:
         """Whether each of these stored predictions has a label."""
@@ -233,15 +224,15 @@ class JoinStore:
                 unused,
             )
 
-    def _next_seq(self, connection: Connection, model: str) -> int:
-        """The model's next prediction number. Flags at or past it (left by rows deleted
-        outside the join, by retention) are cleared first, so a new row is never born
-        labelled."""
+    def next_seq(self, connection: Connection, model: str, after: int) -> int:
+        """The model's next prediction number: past its stored rows and past ``after``.
+        Flags at or past it (left by rows deleted outside the join, by retention) are
+        cleared first, so a new row is never born labelled."""
         mark = self._mark
         last = connection.exec_driver_sql(
             f"SELECT max(seq) FROM label_join WHERE model = {mark}", (model,)
         ).scalar()
-        following = int(last or 0) + 1
+        following = max(int(last or 0), after) + 1
         stale = connection.exec_driver_sql(
             f"SELECT max(chunk) FROM label_flags WHERE model = {mark}", (model,)
         ).scalar()
@@ -285,9 +276,10 @@ class JoinStore:
 
     def expire(
         self, connection: Connection, model: str, now: int, orphans_before: int
-    ) -> tuple[int, list[Any]]:
-        """Drop predictions past their ttl (returning how many were never labelled) and
-        orphans expiring before ``orphans_before`` (returned with their expiry)."""
+    ) -> tuple[np.ndarray, int, list[Any]]:
+        """Drop predictions past their ttl (returning their sequence numbers, and how many
+        were never labelled) and orphans expiring before ``orphans_before`` (returned with
+        their expiry)."""
         mark = self._mark
         expired = self._seqs(
             connection,
@@ -307,7 +299,7 @@ class JoinStore:
             f"DELETE FROM orphan_labels WHERE model = {mark} AND expires_at < {mark}",
             (model, orphans_before),
         )
-        return never, orphans
+        return expired, never, orphans
 
     def label_counts(self, connection: Connection, model: str) -> tuple[int, int]:
         """How many stored predictions of the model wait for a label, and how many have one."""
@@ -362,6 +354,58 @@ class JoinStore:
         connection.exec_driver_sql(statement, rows)
 
 
+class WaitingPredictions:
+    """One model's stored predictions, found by id.
+
+    The rows are in ``label_join``, keyed by sequence number, so storing one appends to
+    the table; which number holds an id is kept in memory (an ``IdIndex``, loaded from
+    the table on first use), not in a database index where random ids would land on a
+    page each. What the index returns is checked against the stored ids.
+    """
+
+    def __init__(self, store: JoinStore, model: str) -> None:
+        self.store = store
+        self.model = model
+        self._index: IdIndex | None = None
+
+    def insert(self, connection: Connection, rows: pl.DataFrame) -> int:
+        """Store predictions (``_PENDING_COLUMNS`` but ``seq``) not stored yet; returns how
+        many were new (the rest repeat an id, stored or earlier in ``rows``)."""
+        index = self._loaded(connection)
+        rows = rows.unique("id", keep="first", maintain_order=True)
+        hashes = id_hashes(rows["id"])
+        known = index.lookup(hashes)
+        if known.size:
+            stored = self.store.rows_at(connection, self.model, known)["id"]
+            new = ~rows["id"].is_in(stored.implode()).to_numpy()
+            rows, hashes = rows.filter(new), hashes[new]
+        if rows.is_empty():
+            return 0
+        first = self.store.next_seq(connection, self.model, index.last_seq)
+        seqs = np.arange(first, first + rows.height, dtype=np.int64)
+        self.store.insert_pending(connection, self.model, rows.with_columns(seq=seqs))
+        index.add(hashes, seqs)
+        return rows.height
+
+    def find(self, connection: Connection, ids: pl.Series) -> pl.DataFrame:
+        """The stored rows of these ids (``_FOUND_SCHEMA``)."""
+        seqs = self._loaded(connection).lookup(id_hashes(ids))
+        found = self.store.rows_at(connection, self.model, seqs)
+        return found.filter(pl.col("id").is_in(ids.implode()))
+
+    def forget(self, seqs: np.ndarray) -> None:
+        """Rows at ``seqs`` were deleted."""
+        if self._index is not None:
+            self._index.forget(seqs)
+
+    def _loaded(self, connection: Connection) -> IdIndex:
+        if self._index is None:
+            self._index = IdIndex()
+            for chunk in self.store.stored_ids(connection, self.model):
+                self._index.add(id_hashes(chunk["id"]), chunk["seq"].to_numpy())
+        return self._index
+
+
 class ModelLabels:
     """One model's side of the join: its label panes, error stream and orphan ids."""
 
@@ -379,6 +423,7 @@ class ModelLabels:
         self.profile = profile
         self.detector = detector
         self.store = store
+        self.waiting = WaitingPredictions(store, name)
         self.position = position
         self._ttl = int(config.labels.ttl.total_seconds() * 1000)
         self._orphan_ttl = int(config.labels.orphan_ttl.total_seconds() * 1000)
@@ -399,9 +444,7 @@ class ModelLabels:
         use ``connection``. The report is complete when the block ends.
         """
         report = LabelReport()
-        insert = _HELPER.submit(
-            self.store.insert_pending, connection, self.name, self._pending(frame, keys)
-        )
+        insert = _HELPER.submit(self.waiting.insert, connection, self._pending(frame, keys))
         try:
             yield report
         finally:
@@ -452,7 +495,7 @@ class ModelLabels:
         keep = "last" if self.config.labels.policy == "last" else "first"
         unique = labels.unique("id", keep=keep, maintain_order=True)
         report.duplicate_labels += labels.height - unique.height
-        stored = self.store.find(connection, self.name, unique["id"].to_list())
+        stored = self.waiting.find(connection, unique["id"])
         joined = unique.join(stored, on="id", how="left")
         live = pl.col("pts").is_not_null() & (pl.col("ts") <= pl.col("pts") + self._ttl)
         missing = joined.filter(~live)
@@ -615,16 +658,11 @@ class ModelLabels:
         prediction can come for it any more); forget cached panes older than any joinable
         prediction."""
         orphans_before = _END_OF_TIME if end_of_input else now
-        expired, orphans = self.store.expire(connection, self.name, now, orphans_before)
+        seqs, expired, orphans = self.store.expire(connection, self.name, now, orphans_before)
+        self.waiting.forget(seqs)
         if self._orphans is not None:
             self._orphans.difference_update(row[0] for row in orphans)
         horizon = now - 2 * self._ttl
         for pane in [p for p in self._panes if p < horizon and p not in self._dirty]:
             del self._panes[pane]
         return expired, orphans
-
-    def reset(self) -> None:
-        """Forget cached state (after a rebalance or a rollback): it is reloaded from SQL."""
-        self._panes.clear()
-        self._dirty.clear()
-        self._orphans = None

@@ -171,18 +171,19 @@ class PositionRow(Base):
 class LabelJoinRow(Base):
     """A prediction waiting for (or joined to) its label: only what the join needs.
 
-    ``seq`` numbers a model's predictions in the order they were stored: whether one has
-    a label is its bit in ``label_flags``; ``label`` keeps the value only where
-    ``policy: last`` may have to replace it."""
+    ``seq`` numbers a model's predictions in the order they were stored, so new rows
+    append (clustered by it on SQLite); the join finds an id's row through an index
+    in memory. Whether a prediction has a label is its bit in ``label_flags``;
+    ``label`` keeps the value only where ``policy: last`` may have to replace it."""
 
     __tablename__ = "label_join"
     __table_args__ = (
         Index("ix_label_join_expiry", "model", "expires_at"),
-        Index("ix_label_join_seq", "model", "seq"),
+        {"sqlite_with_rowid": False},
     )
     model: Mapped[str] = mapped_column(String(255), primary_key=True)
-    id: Mapped[str] = mapped_column(String(255), primary_key=True)
-    seq: Mapped[int] = mapped_column(BigInteger)
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    id: Mapped[str] = mapped_column(String(255))
     ts: Mapped[int] = mapped_column(BigInteger)
     pane: Mapped[int] = mapped_column(BigInteger)
     prediction: Mapped[str] = mapped_column(String(255))

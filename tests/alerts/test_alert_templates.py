@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from typing import Any
 
 import pytest
@@ -44,7 +45,7 @@ def test_injection_attempts_in_names_come_out_inert(
     results = recent(clock, *HOSTILE, model="<!here> & {{ config }}")
     sent = _notifications(sqlite_engine, clock, results)
     slack_text = json.dumps(sent["slack"], ensure_ascii=False)
-    assert "49" not in slack_text
+    assert re.search(r"\b49\b", slack_text) is None  # not evaluated (ids are hex: \b)
     assert "{{ 7*7 }}" in slack_text and "{{ config }}" in slack_text
     assert "<!channel>" not in slack_text and "<!here>" not in slack_text
     assert "<script>" not in slack_text

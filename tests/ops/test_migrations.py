@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
+import polars as pl
 import pytest
 import sqlalchemy as sa
 from alembic import command
@@ -17,7 +18,7 @@ from alembic.script import ScriptDirectory
 
 from driftwarden.alerts.tables import metadata as alerts_metadata
 from driftwarden.monitor import storage
-from driftwarden.monitor.labels import JoinStore
+from driftwarden.monitor.labels import JoinStore, WaitingPredictions
 
 ROWS = 3
 SCRIPTS = ScriptDirectory(str(storage.MIGRATIONS))
@@ -166,7 +167,8 @@ def test_labels_joined_before_flags_existed_are_flagged_by_the_upgrade(database_
         with engine.connect() as connection:
             for model, chosen in labelled.items():
                 assert store.label_counts(connection, model) == (5 - len(chosen), len(chosen))
-                found = store.find(connection, model, [f"{model}-{i}" for i in range(5)])
+                ids = pl.Series([f"{model}-{i}" for i in range(5)])
+                found = WaitingPredictions(store, model).find(connection, ids)
                 flagged = store.labeled(connection, model, found["seq"].to_numpy())
                 expected = [int(i.split("-")[1]) in chosen for i in found["id"]]
                 assert flagged.tolist() == expected
