@@ -40,7 +40,7 @@ _FLAGS = 8192  # predictions per row of label_flags (1 KiB of bits)
 _PENDING_COLUMNS = ("id", "seq", "ts", "pane", "prediction", "groups", "expires_at")
 # Stores waiting predictions while the caller summarizes them (see ``ModelLabels.storing``).
 _HELPER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="driftwarden-join")
-_LOAD_CHUNK = 100_000  # rows per fetch when the id index is loaded
+_LOAD_CHUNK = 200_000  # sequence numbers per statement when the id index is loaded
 _FOUND_SCHEMA = {
     "id": pl.String,
     "seq": pl.Int64,
@@ -141,12 +141,27 @@ class JoinStore:
         return pl.DataFrame(found, schema=_FOUND_SCHEMA, orient="row")
 
     def stored_ids(self, connection: Connection, model: str) -> Iterator[pl.DataFrame]:
-        """The ids and sequence numbers of the model's stored predictions, in chunks."""
-        result = connection.exec_driver_sql(
-            f"SELECT seq, id FROM label_join WHERE model = {self._mark}", (model,)
+        """The ids and sequence numbers of the model's stored predictions, in chunks of
+        sequence numbers, each one statement whose rows come out as JSON."""
+        mark = self._mark
+        low, high = connection.exec_driver_sql(
+            f"SELECT min(seq), max(seq) FROM label_join WHERE model = {mark}", (model,)
+        ).one()
+        if low is None:
+            return
+        if self.dialect == "sqlite":
+            rows = "json_group_array(json_object('seq', seq, 'id', id))"
+        else:
+            rows = "json_agg(json_build_object('seq', seq, 'id', id))::text"
+        statement = (
+            f"SELECT {rows} FROM label_join WHERE model = {mark} AND seq >= {mark} AND seq < {mark}"
         )
-        for rows in result.partitions(_LOAD_CHUNK):
-            yield pl.DataFrame(rows, schema={"seq": pl.Int64, "id": pl.String}, orient="row")
+        for start in range(low, high + 1, _LOAD_CHUNK):
+            found = connection.exec_driver_sql(
+                statement, (model, start, start + _LOAD_CHUNK)
+            ).scalar()
+            if found is not None:
+                yield pl.read_json(io.StringIO(found), schema={"seq": pl.Int64, "id": pl.String})
 
     def keep_labels(self, connection: Connection, model: str, rows: pl.DataFrame) -> None:
         """Store the label of found rows (columns ``seq``, ``label``, ``ts``), for
