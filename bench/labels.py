@@ -17,6 +17,7 @@ from the table (as on the first batch after a start).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -195,8 +196,6 @@ def main() -> None:
             row = on_postgres(args.postgres, args.pending, directory, ids)
             rows[f"PostgreSQL, {ids} ids"] = row
         with LocalBroker() as broker:
-            import os
-
             os.chdir(directory)
             throughput.frame(200_000, 0).write_parquet(directory / "reference.parquet")
             lines = throughput.events(args.events)

@@ -41,15 +41,17 @@ _PENDING_COLUMNS = ("id", "seq", "ts", "pane", "prediction", "groups", "expires_
 # Stores waiting predictions while the caller summarizes them (see ``ModelLabels.storing``).
 _HELPER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="driftwarden-join")
 _LOAD_CHUNK = 200_000  # sequence numbers per statement when the id index is loaded
-_FOUND_SCHEMA = {
-    "id": pl.String,
-    "seq": pl.Int64,
-    "pts": pl.Int64,
-    "pane": pl.Int64,
-    "prediction": pl.String,
-    "groups": pl.String,
-    "old_label": pl.String,
+# The columns of a stored prediction as the join reads it: name -> (SQL, type).
+_FOUND = {
+    "id": ("j.id", pl.String),
+    "seq": ("j.seq", pl.Int64),
+    "pts": ("j.ts", pl.Int64),
+    "pane": ("j.pane", pl.Int64),
+    "prediction": ("j.prediction", pl.String),
+    "groups": ("j.groups", pl.String),
+    "old_label": ("j.label", pl.String),
 }
+_SEQ = {"seq": ("seq", pl.Int64)}
 
 
 @dataclass
@@ -118,50 +120,51 @@ class JoinStore:
             connection.exec_driver_sql(self._insert_pending, values)
 
     def rows_at(self, connection: Connection, model: str, seqs: np.ndarray) -> pl.DataFrame:
-        """The stored predictions at these sequence numbers (``_FOUND_SCHEMA``), in one
-        statement: on SQLite the numbers go in and the rows come out as JSON (read by
-        polars, not row by row in Python); on PostgreSQL they are joined as an array."""
-        seqs = np.unique(seqs)
+        """The stored predictions at these sequence numbers (columns ``_FOUND``)."""
+        numbers = np.unique(seqs).tolist()
         if self.dialect == "sqlite":
-            found = connection.exec_driver_sql(
-                "SELECT json_group_array(json_object('id', j.id, 'seq', j.seq, 'pts', j.ts, "
-                "'pane', j.pane, 'prediction', j.prediction, 'groups', j.groups, "
-                "'old_label', j.label)) "
-                "FROM json_each(?) AS wanted CROSS JOIN label_join AS j "
-                "ON j.model = ? AND j.seq = wanted.value",
-                (orjson.dumps(seqs.tolist()).decode(), model),
-            ).scalar()
-            return pl.read_json(io.StringIO(found), schema=_FOUND_SCHEMA)
-        found = connection.exec_driver_sql(
-            "SELECT j.id, j.seq, j.ts, j.pane, j.prediction, j.groups, j.label "
-            "FROM unnest(%s::bigint[]) AS wanted(seq) "
-            "JOIN label_join AS j ON j.model = %s AND j.seq = wanted.seq",
-            (seqs.tolist(), model),
-        ).all()
-        return pl.DataFrame(found, schema=_FOUND_SCHEMA, orient="row")
+            wanted = "json_each(?) AS wanted CROSS JOIN label_join AS j ON j.seq = wanted.value"
+            parameter: Any = orjson.dumps(numbers).decode()
+        else:
+            wanted = (
+                "unnest(%s::bigint[]) AS wanted(seq) JOIN label_join AS j ON j.seq = wanted.seq"
+            )
+            parameter = numbers
+        return self._read(
+            connection, _FOUND, f"{wanted} AND j.model = {self._mark}", (parameter, model)
+        )
 
     def stored_ids(self, connection: Connection, model: str) -> Iterator[pl.DataFrame]:
         """The ids and sequence numbers of the model's stored predictions, in chunks of
-        sequence numbers, each one statement whose rows come out as JSON."""
+        sequence numbers."""
         mark = self._mark
         low, high = connection.exec_driver_sql(
             f"SELECT min(seq), max(seq) FROM label_join WHERE model = {mark}", (model,)
         ).one()
         if low is None:
             return
-        if self.dialect == "sqlite":
-            rows = "json_group_array(json_object('seq', seq, 'id', id))"
-        else:
-            rows = "json_agg(json_build_object('seq', seq, 'id', id))::text"
-        statement = (
-            f"SELECT {rows} FROM label_join WHERE model = {mark} AND seq >= {mark} AND seq < {mark}"
-        )
+        fields = {"seq": ("seq", pl.Int64), "id": ("id", pl.String)}
+        source = f"label_join WHERE model = {mark} AND seq >= {mark} AND seq < {mark}"
         for start in range(low, high + 1, _LOAD_CHUNK):
-            found = connection.exec_driver_sql(
-                statement, (model, start, start + _LOAD_CHUNK)
-            ).scalar()
-            if found is not None:
-                yield pl.read_json(io.StringIO(found), schema={"seq": pl.Int64, "id": pl.String})
+            yield self._read(connection, fields, source, (model, start, start + _LOAD_CHUNK))
+
+    def _read(
+        self,
+        connection: Connection,
+        fields: dict[str, tuple[str, pl.DataType]],
+        source: str,
+        parameters: tuple[Any, ...],
+    ) -> pl.DataFrame:
+        """``SELECT fields FROM source`` as a frame: the database aggregates the rows into
+        one JSON document and polars reads it, so no Python object is made per row."""
+        pairs = ", ".join(f"'{name}', {sql}" for name, (sql, _) in fields.items())
+        if self.dialect == "sqlite":
+            rows = f"json_group_array(json_object({pairs}))"
+        else:
+            rows = f"coalesce(json_agg(json_build_object({pairs})), '[]')::text"
+        found = connection.exec_driver_sql(f"SELECT {rows} FROM {source}", parameters).scalar()
+        schema = {name: kind for name, (_, kind) in fields.items()}
+        return pl.read_json(io.StringIO(found), schema=schema)
 
     def keep_labels(self, connection: Connection, model: str, rows: pl.DataFrame) -> None:
         """Store the label of found rows (columns ``seq``, ``label``, ``ts``), for
@@ -239,22 +242,15 @@ class JoinStore:
                 unused,
             )
 
-    def next_seq(self, connection: Connection, model: str, after: int) -> int:
-        """The model's next prediction number: past its stored rows and past ``after``.
-        Flags at or past it (left by rows deleted outside the join, by retention) are
-        cleared first, so a new row is never born labelled."""
-        mark = self._mark
-        last = connection.exec_driver_sql(
-            f"SELECT max(seq) FROM label_join WHERE model = {mark}", (model,)
-        ).scalar()
-        following = max(int(last or 0), after) + 1
+    def clear_flags_from(self, connection: Connection, model: str, first: int) -> None:
+        """Clear the model's flags at ``first`` and past it: left by rows deleted outside
+        the join (by retention), they must not make a new row there born labelled."""
         stale = connection.exec_driver_sql(
-            f"SELECT max(chunk) FROM label_flags WHERE model = {mark}", (model,)
+            f"SELECT max(chunk) FROM label_flags WHERE model = {self._mark}", (model,)
         ).scalar()
-        if stale is not None and stale >= following // _FLAGS:
-            ahead = np.arange(following, (stale + 1) * _FLAGS, dtype=np.int64)
+        if stale is not None and stale >= first // _FLAGS:
+            ahead = np.arange(first, (stale + 1) * _FLAGS, dtype=np.int64)
             self.set_flags(connection, model, ahead, False)
-        return following
 
     def insert_orphans(self, connection: Connection, rows: list[tuple[Any, ...]]) -> None:
         if rows:
@@ -296,11 +292,12 @@ class JoinStore:
         were never labelled) and orphans expiring before ``orphans_before`` (returned with
         their expiry)."""
         mark = self._mark
-        expired = self._seqs(
+        expired = self._read(
             connection,
-            f"SELECT seq FROM label_join WHERE model = {mark} AND expires_at < {mark}",
+            _SEQ,
+            f"label_join WHERE model = {mark} AND expires_at < {mark}",
             (model, now),
-        )
+        )["seq"].to_numpy()
         never = int(expired.size - self.set_flags(connection, model, expired, False).sum())
         connection.exec_driver_sql(
             f"DELETE FROM label_join WHERE model = {mark} AND expires_at < {mark}", (model, now)
@@ -318,16 +315,11 @@ class JoinStore:
 
     def label_counts(self, connection: Connection, model: str) -> tuple[int, int]:
         """How many stored predictions of the model wait for a label, and how many have one."""
-        stored = self._seqs(
-            connection, f"SELECT seq FROM label_join WHERE model = {self._mark}", (model,)
-        )
+        stored = self._read(connection, _SEQ, f"label_join WHERE model = {self._mark}", (model,))[
+            "seq"
+        ].to_numpy()
         labeled = int(self.labeled(connection, model, stored).sum())
         return stored.size - labeled, labeled
-
-    @staticmethod
-    def _seqs(connection: Connection, query: str, parameters: tuple[Any, ...]) -> np.ndarray:
-        rows = connection.exec_driver_sql(query, parameters).all()
-        return np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))
 
     def load_range(
         self, connection: Connection, model: str, start: int, end: int
@@ -375,7 +367,8 @@ class WaitingPredictions:
     The rows are in ``label_join``, keyed by sequence number, so storing one appends to
     the table; which number holds an id is kept in memory (an ``IdIndex``, loaded from
     the table on first use), not in a database index where random ids would land on a
-    page each. What the index returns is checked against the stored ids.
+    page each. What the index returns is checked against the stored ids. New rows are
+    numbered on from the index's last number, so a process never reuses one.
     """
 
     def __init__(self, store: JoinStore, model: str) -> None:
@@ -396,14 +389,13 @@ class WaitingPredictions:
             rows, hashes = rows.filter(new), hashes[new]
         if rows.is_empty():
             return 0
-        first = self.store.next_seq(connection, self.model, index.last_seq)
-        seqs = np.arange(first, first + rows.height, dtype=np.int64)
+        seqs = np.arange(index.last_seq + 1, index.last_seq + 1 + rows.height, dtype=np.int64)
         self.store.insert_pending(connection, self.model, rows.with_columns(seq=seqs))
         index.add(hashes, seqs)
         return rows.height
 
     def find(self, connection: Connection, ids: pl.Series) -> pl.DataFrame:
-        """The stored rows of these ids (``_FOUND_SCHEMA``)."""
+        """The stored rows of these ids (columns ``_FOUND``)."""
         seqs = self._loaded(connection).lookup(id_hashes(ids))
         found = self.store.rows_at(connection, self.model, seqs)
         return found.filter(pl.col("id").is_in(ids.implode()))
@@ -418,6 +410,7 @@ class WaitingPredictions:
             self._index = IdIndex()
             for chunk in self.store.stored_ids(connection, self.model):
                 self._index.add(id_hashes(chunk["id"]), chunk["seq"].to_numpy())
+            self.store.clear_flags_from(connection, self.model, self._index.last_seq + 1)
         return self._index
 
 
