@@ -9,7 +9,6 @@ after commit. See docs/alerting.md.
 from driftwarden.alerts.channels import SendResult, schema
 from driftwarden.alerts.config import AlertsConfig, InhibitRuleConfig, RuleConfig
 from driftwarden.alerts.dispatcher import Dispatcher
-from driftwarden.alerts.durations import Duration, format_duration, parse_duration
 from driftwarden.alerts.engine import (
     AlertEngine,
     EvaluationReport,
@@ -22,6 +21,7 @@ from driftwarden.alerts.matchers import Matcher, parse_matcher
 from driftwarden.alerts.outbox import OutboxEntry, deliveries, pending_notifications
 from driftwarden.alerts.silences import Silence, add_silence, expire_silence, list_silences
 from driftwarden.alerts.tables import metadata
+from driftwarden.core.durations import Duration, format_duration, parse_duration
 
 __all__ = [
     "AlertEngine",

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import timedelta
 from email.utils import parsedate_to_datetime
+
+from driftwarden.core.times import to_ms
 
 
 def backoff(
@@ -20,8 +22,9 @@ def backoff(
     return ceiling * (0.5 + random() / 2)
 
 
-def parse_retry_after(value: str | None, now: datetime) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date)."""
+def parse_retry_after(value: str | None, now: int) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds, or an HTTP date compared
+    with ``now`` in epoch milliseconds)."""
     if value is None or not value.strip():
         return None
     text = value.strip()
@@ -33,4 +36,4 @@ def parse_retry_after(value: str | None, now: datetime) -> float | None:
         return None
     if moment.tzinfo is None:
         return None
-    return max(0.0, (moment - now).total_seconds())
+    return max(0.0, (to_ms(moment) - now) / 1000)

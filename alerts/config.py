@@ -27,7 +27,6 @@ from pydantic import (
     model_validator,
 )
 
-from driftwarden.alerts.durations import Duration
 from driftwarden.alerts.matchers import Matcher, parse_matcher
 from driftwarden.alerts.signing import decode_secret
 from driftwarden.alerts.templates import (
@@ -37,6 +36,7 @@ from driftwarden.alerts.templates import (
     sample_alerts,
     sample_notifications,
 )
+from driftwarden.core.durations import Duration
 
 Severity = Literal["critical", "error", "warning", "info"]
 

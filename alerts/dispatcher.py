@@ -26,7 +26,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import httpx
 from prometheus_client import CollectorRegistry
@@ -38,7 +38,7 @@ from driftwarden.alerts.channels import Channel, SendResult, Transport, build_ch
 from driftwarden.alerts.config import AlertsConfig
 from driftwarden.alerts.metrics import AlertMetrics
 from driftwarden.alerts.outbox import OutboxEntry
-from driftwarden.alerts.times import duration_ms, to_ms
+from driftwarden.core.times import Clock, duration_ms
 
 _log = logging.getLogger("driftwarden.alerts")
 _LEASE_MARGIN = 30_000
@@ -57,7 +57,7 @@ class Dispatcher:
     registry
         Where the alerting metrics are registered.
     clock
-        The time now (timezone-aware); drives backoff, leases, ages and rate limits.
+        The time now in epoch milliseconds; drives backoff, leases, ages and rate limits.
     http
         The HTTP client (default: one of its own, closed by ``stop``).
     random
@@ -70,7 +70,7 @@ class Dispatcher:
         config: AlertsConfig,
         *,
         registry: CollectorRegistry,
-        clock: Callable[[], datetime],
+        clock: Clock,
         http: httpx.Client | None = None,
         random: Callable[[], float] = _random.random,
     ) -> None:
@@ -96,7 +96,7 @@ class Dispatcher:
     def run_once(self) -> int:
         """Deliver what is due now; return how many notifications were delivered."""
         config, channels = self._config, self._channels
-        moment = to_ms(self._clock())
+        moment = self._clock()
         delivered = 0
         with self.engine.connect() as connection:
             if self._housekept_at is None or moment - self._housekept_at >= _HOUSEKEEPING_EVERY:
@@ -117,7 +117,7 @@ class Dispatcher:
             self._refresh_metrics(connection)
 
     def _refresh_metrics(self, connection: Connection) -> None:
-        moment = to_ms(self._clock())
+        moment = self._clock()
         with connection.begin():
             counts = store.alert_counts(connection)
             backlog = outbox.backlog(connection)
@@ -182,7 +182,7 @@ class Dispatcher:
     def _deliver(self, connection: Connection, name: str, channel: Channel, limit: int) -> int:
         """Claim and send up to ``limit`` rows of one channel; how many were delivered."""
         delivery = self._config.delivery
-        moment = to_ms(self._clock())
+        moment = self._clock()
         token = f"{uuid.uuid4().hex}:{self._owner}"[:64]  # unique first; the rest for people
         lease = moment + limit * duration_ms(delivery.timeout) + _LEASE_MARGIN
         with connection.begin():
@@ -206,7 +206,7 @@ class Dispatcher:
         """Send one row (unless it is too old) and record the outcome."""
         delivery = self._config.delivery
         now = self._clock()
-        if to_ms(now) - entry.created_at >= duration_ms(delivery.max_age):
+        if now - entry.created_at >= duration_ms(delivery.max_age):
             result = SendResult(False, detail=f"not delivered within max_age {delivery.max_age}")
             self._record(connection, name, entry, token, result, "expired", now, attempted=False)
             return result
@@ -220,11 +220,11 @@ class Dispatcher:
         self.metrics.delivery.labels(name).observe(time.perf_counter() - started)
         after = self._clock()
         if result.ok:
-            self._last_sent[name] = to_ms(after)
+            self._last_sent[name] = after
             self._record(connection, name, entry, token, result, "sent", after)
             return result
         attempts = entry.attempts + 1
-        too_old = to_ms(after) - entry.created_at >= duration_ms(delivery.max_age)
+        too_old = after - entry.created_at >= duration_ms(delivery.max_age)
         too_many = delivery.max_attempts is not None and attempts >= delivery.max_attempts
         if not result.retryable:
             self._record(connection, name, entry, token, result, "rejected", after)
@@ -236,7 +236,7 @@ class Dispatcher:
                 if result.retry_after is not None
                 else backoff(attempts, delivery.backoff_initial, delivery.backoff_max, self._random)
             )
-            retry_at = to_ms(after + wait)
+            retry_at = after + duration_ms(wait)
             self._paused[name] = retry_at
             self._record(connection, name, entry, token, result, "retry", after, retry_at=retry_at)
         return result
@@ -249,13 +249,13 @@ class Dispatcher:
         token: str,
         result: SendResult,
         outcome: str,
-        now: datetime,
+        now: int,
         *,
         attempted: bool = True,
         retry_at: int | None = None,
     ) -> None:
         """Write one outcome to the row, count it and log it."""
-        moment = to_ms(now)
+        moment = now
         values: dict[str, object] = {
             "attempts": entry.attempts + (1 if attempted else 0),
             "last_status": result.status,

@@ -8,8 +8,8 @@ what is left becomes one notification per channel in the outbox
 (``outbox``), rendered by the channel (``channels``). Delivery is the
 dispatcher's job, after commit.
 
-Time is passed in (``now``): the daemon passes the wall clock, ``replay``
-event time. All state lives in the database, so a restart neither re-fires
+Time is passed in (``now``, epoch milliseconds): the daemon passes the wall
+clock, ``replay`` event time. All state lives in the database, so a restart neither re-fires
 nor forgets, and ``reload`` only swaps the configuration.
 """
 
@@ -20,7 +20,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from sqlalchemy import Connection
 
@@ -37,7 +37,7 @@ from driftwarden.alerts.rules import Observation, Rule, result_fields
 from driftwarden.alerts.silences import active_silences
 from driftwarden.alerts.tables import alert_states
 from driftwarden.alerts.templates import ANNOTATION_DEFAULTS, render_source
-from driftwarden.alerts.times import duration_ms, to_ms
+from driftwarden.core.times import duration_ms
 
 _log = logging.getLogger("driftwarden.alerts")
 
@@ -138,7 +138,7 @@ class AlertEngine:
         self._setup = _Setup(config)
 
     def evaluate(
-        self, results: Sequence[Result], now: datetime, connection: Connection
+        self, results: Sequence[Result], now: int, connection: Connection
     ) -> EvaluationReport:
         """Judge ``results`` (of windows just closed or re-upserted), then run the timers.
 
@@ -146,7 +146,7 @@ class AlertEngine:
         ``now`` move alert state but never notify. Nothing is committed: the
         caller's transaction holds the state changes and outbox rows.
         """
-        setup, moment = self._setup, to_ms(now)
+        setup, moment = self._setup, now
         observations = [
             observation
             for result in results
@@ -208,9 +208,9 @@ class AlertEngine:
         report = EvaluationReport(tuple(transitions), (), stale_results)
         return report.merge(self.tick(now, connection))
 
-    def tick(self, now: datetime, connection: Connection) -> EvaluationReport:
+    def tick(self, now: int, connection: Connection) -> EvaluationReport:
         """Resolve what timed out, then flush every group whose timer expired."""
-        setup, moment = self._setup, to_ms(now)
+        setup, moment = self._setup, now
         transitions = self._expire(setup, moment, connection)
         notifications: list[QueuedNotification] = []
         groups = store.due_groups(connection, moment)

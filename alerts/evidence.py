@@ -5,13 +5,13 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
-from driftwarden.alerts.times import format_ms
+from driftwarden.core.times import format_optional
 
 
 class Result(Protocol):
     """A result record (DESIGN.md "Results"); times are epoch milliseconds, UTC.
 
-    ``driftwarden.monitor.results.ResultRecord`` satisfies it.
+    ``driftwarden.core.records.ResultRecord`` satisfies it.
     """
 
     @property
@@ -133,5 +133,5 @@ class Evidence:
         """The evidence as the payload contracts carry it (RFC 3339 times)."""
         data = asdict(self)
         for name in ("window_start", "window_end", "detected_at"):
-            data[name] = format_ms(data[name])
+            data[name] = format_optional(data[name])
         return data

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from driftwarden.alerts.evidence import Evidence
-from driftwarden.alerts.times import format_ms
+from driftwarden.core.times import format_optional
 
 State = Literal["firing", "resolved"]
 SEVERITIES = ("critical", "error", "warning", "info")
@@ -60,14 +60,14 @@ class AlertView:
             "direction": evidence.direction,
             "comparison": _comparison(evidence.value, evidence.threshold),
             "p_value": evidence.p_value,
-            "window_start": format_ms(evidence.window_start),
-            "window_end": format_ms(evidence.window_end),
+            "window_start": format_optional(evidence.window_start),
+            "window_end": format_optional(evidence.window_end),
             "window_index": evidence.window_index,
             "n_window": evidence.n_window,
             "n_reference": evidence.n_reference,
             "n_labeled": evidence.n_labeled,
-            "since": format_ms(self.starts_at),
-            "ends_at": format_ms(self.ends_at),
+            "since": format_optional(self.starts_at),
+            "ends_at": format_optional(self.ends_at),
             "labels": dict(self.labels),
             **{name: self.annotations.get(name, "") for name in ANNOTATIONS},
         }
@@ -124,11 +124,11 @@ class Notification:
             "alerts": alerts,
             "firing": [alert for alert in alerts if alert["state"] == "firing"],
             "resolved": [alert for alert in alerts if alert["state"] == "resolved"],
-            "window_start": format_ms(min(a.evidence.window_start for a in self.alerts)),
-            "window_end": format_ms(max(a.evidence.window_end for a in self.alerts)),
+            "window_start": format_optional(min(a.evidence.window_start for a in self.alerts)),
+            "window_end": format_optional(max(a.evidence.window_end for a in self.alerts)),
             "group_labels": dict(self.group_labels),
             "incident_id": self.incident_id,
-            "started_at": format_ms(self.started_at),
+            "started_at": format_optional(self.started_at),
             "runbook_url": top.annotations.get("runbook_url", ""),
             "dashboard_url": top.annotations.get("dashboard_url", ""),
         }

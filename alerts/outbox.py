@@ -29,7 +29,7 @@ from sqlalchemy import Connection, bindparam, func, or_, select, update
 
 from driftwarden.alerts.sql import insert_new
 from driftwarden.alerts.tables import alert_outbox
-from driftwarden.alerts.times import format_ms
+from driftwarden.core.times import format_optional
 
 OutboxState = Literal["pending", "held", "delivered", "failed"]
 
@@ -82,9 +82,9 @@ class OutboxEntry:
             "severity": self.severity,
             "state": self.state,
             "attempts": self.attempts,
-            "created_at": format_ms(self.created_at),
-            "next_attempt_at": format_ms(self.next_attempt_at),
-            "delivered_at": format_ms(self.delivered_at),
+            "created_at": format_optional(self.created_at),
+            "next_attempt_at": format_optional(self.next_attempt_at),
+            "delivered_at": format_optional(self.delivered_at),
             "last_status": self.last_status,
             "last_error": self.last_error,
         }

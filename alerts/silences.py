@@ -18,7 +18,7 @@ from sqlalchemy import Connection, select, update
 from driftwarden.alerts.errors import SilenceError
 from driftwarden.alerts.matchers import Matcher, matches_all, parse_matcher
 from driftwarden.alerts.tables import alert_silences
-from driftwarden.alerts.times import format_ms, to_ms
+from driftwarden.core.times import format_optional, to_ms
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,8 +45,8 @@ class Silence:
         return {
             "id": self.id,
             "matchers": [str(matcher) for matcher in self.matchers],
-            "starts_at": format_ms(self.starts_at),
-            "ends_at": format_ms(self.ends_at),
+            "starts_at": format_optional(self.starts_at),
+            "ends_at": format_optional(self.ends_at),
             "author": self.author,
             "comment": self.comment,
             "state": self.state(now),

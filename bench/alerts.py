@@ -40,10 +40,10 @@ from sqlalchemy import Engine, func, select
 
 from driftwarden.alerts import AlertEngine, AlertsConfig, Dispatcher
 from driftwarden.alerts.tables import alert_outbox, metadata
+from driftwarden.core.records import ResultRecord
 from driftwarden.monitor import config as configuration
 from driftwarden.monitor import storage
-from driftwarden.monitor.replay import replay
-from driftwarden.monitor.results import ResultRecord
+from driftwarden.monitor.commands.replay import replay
 
 sys.path.insert(0, str(Path(__file__).parent))
 from replay import write_inputs

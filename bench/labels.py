@@ -32,12 +32,15 @@ import throughput
 
 from driftwarden.detectors.stream import StreamDetector
 from driftwarden.monitor import config as configuration
-from driftwarden.monitor import storage, synthetic
-from driftwarden.monitor.detection import build_concept_detector
-from driftwarden.monitor.events import DecodedBatch, Messages
-from driftwarden.monitor.labels import JoinStore, ModelLabels, WaitingPredictions
-from driftwarden.monitor.local_broker import LocalBroker
-from driftwarden.monitor.profile import fit, read_reference
+from driftwarden.monitor import storage
+from driftwarden.monitor.commands import synthetic
+from driftwarden.monitor.commands.local_broker import LocalBroker
+from driftwarden.monitor.config.detectors import build_concept_detector
+from driftwarden.monitor.ingest.messages import DecodedBatch, Messages
+from driftwarden.monitor.labels.join import ModelLabels
+from driftwarden.monitor.labels.waiting import WaitingPredictions
+from driftwarden.monitor.storage.join_store import JoinStore
+from driftwarden.monitor.windows.profile import fit, read_reference
 
 BATCH = 20_000
 SHAPES = ["sequential", "random"]

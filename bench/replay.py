@@ -19,9 +19,10 @@ import numpy as np
 import polars as pl
 
 from driftwarden.monitor import config as configuration
-from driftwarden.monitor import synthetic
-from driftwarden.monitor.replay import read_events, replay
-from driftwarden.monitor.runtime import decoder
+from driftwarden.monitor.commands import synthetic
+from driftwarden.monitor.commands.replay import replay
+from driftwarden.monitor.ingest.decoding import decoder
+from driftwarden.monitor.ingest.files import read_events
 
 NUMERIC = [f"x{i:02d}" for i in range(20)]
 CATEGORICAL = [f"c{i}" for i in range(5)]

@@ -31,7 +31,7 @@ from kafka import KafkaConsumer, KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
 
 from driftwarden.monitor import storage
-from driftwarden.monitor.local_broker import LocalBroker, free_port
+from driftwarden.monitor.commands.local_broker import LocalBroker, free_port
 
 NUMERIC = [f"x{i:02d}" for i in range(20)]
 CATEGORICAL = [f"c{i}" for i in range(5)]
@@ -139,7 +139,7 @@ models:
         [
             sys.executable,
             "-m",
-            "driftwarden.monitor.cli",
+            "driftwarden.monitor.commands.cli",
             "run",
             "--config",
             str(config),

@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 import orjson
 
-from driftwarden.alerts.durations import parse_duration
-from driftwarden.monitor import synthetic
+from driftwarden.core.durations import parse_duration
+from driftwarden.monitor.commands import synthetic
 
 
 def write_reference(path: Path) -> int:

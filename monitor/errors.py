@@ -5,6 +5,7 @@ DriftwardenError          anything the daemon reports to a user instead of a tra
 ├── ProfileError          a reference file that cannot be read or fitted
 ├── SchemaOutdatedError   the database schema is older than this release
 └── InputError            a replay or dead-letter input that cannot be read
+    └── ReplayRefused     a dead letter that cannot be produced again (it came from a file)
 """
 
 from __future__ import annotations
@@ -33,3 +34,7 @@ class SchemaOutdatedError(DriftwardenError):
 
 class InputError(DriftwardenError):
     """An input file that cannot be read."""
+
+
+class ReplayRefused(InputError):
+    """A dead letter that cannot be produced to Kafka again: it came from a file."""

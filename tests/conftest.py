@@ -65,7 +65,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path) -> str:
 @pytest.fixture(scope="session")
 def broker() -> Iterator[str]:
     """A tansu broker on 127.0.0.1 for the whole session; yields its bootstrap address."""
-    from driftwarden.monitor.local_broker import LocalBroker
+    from driftwarden.monitor.commands.local_broker import LocalBroker
 
     with LocalBroker() as running:
         yield running.bootstrap

@@ -23,7 +23,7 @@ from sqlalchemy import create_engine
 
 from driftwarden.alerts import Dispatcher
 from driftwarden.alerts.config import AlertsConfig
-from driftwarden.alerts.durations import parse_duration
+from driftwarden.core.durations import parse_duration
 from driftwarden.detectors import (
     CONCEPT_DRIFT_DETECTORS,
     DATA_DRIFT_DETECTORS,
@@ -31,10 +31,10 @@ from driftwarden.detectors import (
     DEFAULT_CONCEPT_DRIFT,
     DEFAULT_DATA_DRIFT,
 )
-from driftwarden.monitor import cli
 from driftwarden.monitor import config as configuration
-from driftwarden.monitor.metrics import Metrics
-from driftwarden.monitor.retention import Retention
+from driftwarden.monitor.commands import cli
+from driftwarden.monitor.service.metrics import Metrics
+from driftwarden.monitor.storage.retention import Retention
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 EXAMPLE_MARKER = "# driftwarden.yaml: a complete example."

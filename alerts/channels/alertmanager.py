@@ -14,7 +14,7 @@ from driftwarden.alerts.channels.base import SendResult, Transport, post
 from driftwarden.alerts.config import AlertmanagerChannel, AlertsConfig
 from driftwarden.alerts.notification import Notification
 from driftwarden.alerts.outbox import OutboxEntry
-from driftwarden.alerts.times import duration_ms, format_ms
+from driftwarden.core.times import duration_ms, format_optional
 
 
 class Alertmanager:
@@ -38,8 +38,8 @@ class Alertmanager:
             item: dict[str, Any] = {
                 "labels": {"alertname": alert.rule, **alert.labels},
                 "annotations": {k: v for k, v in alert.annotations.items() if v},
-                "startsAt": format_ms(alert.starts_at),
-                "endsAt": format_ms(ends),
+                "startsAt": format_optional(alert.starts_at),
+                "endsAt": format_optional(ends),
             }
             if context["dashboard_url"].startswith(("https://", "http://")):
                 item["generatorURL"] = context["dashboard_url"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, Protocol
 
 import httpx
@@ -30,11 +29,12 @@ class SendResult:
 
 @dataclass(frozen=True, slots=True)
 class Transport:
-    """How a send reaches the network: the client, the per-request timeout, the time now."""
+    """How a send reaches the network: the client, the per-request timeout, the time now
+    (epoch milliseconds)."""
 
     http: httpx.Client
     timeout: float
-    now: datetime
+    now: int
 
 
 class Channel(Protocol):
@@ -73,7 +73,7 @@ def post(
     return outcome(response, transport.now)
 
 
-def outcome(response: httpx.Response, now: datetime) -> SendResult:
+def outcome(response: httpx.Response, now: int) -> SendResult:
     """Classify a response: 2xx delivered; 408, 429 and 5xx retryable; other 4xx final."""
     code = response.status_code
     if 200 <= code < 300:

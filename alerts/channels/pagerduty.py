@@ -16,7 +16,7 @@ from driftwarden.alerts.config import AlertsConfig, PagerDutyChannel
 from driftwarden.alerts.notification import Notification
 from driftwarden.alerts.outbox import OutboxEntry
 from driftwarden.alerts.templates import render_source, truncate
-from driftwarden.alerts.times import format_ms
+from driftwarden.core.times import format_optional
 
 MAX_SUMMARY = 1024
 MAX_DETAILS = 50
@@ -63,7 +63,7 @@ class PagerDuty:
                 "summary": truncate(summary or f"{notification.model}: drift", MAX_SUMMARY),
                 "source": notification.model,
                 "severity": top.severity,
-                "timestamp": format_ms(notification.created_at),
+                "timestamp": format_optional(notification.created_at),
                 "component": top.evidence.subject,
                 "group": top.rule,
                 "class": top.evidence.kind,

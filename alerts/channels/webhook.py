@@ -21,7 +21,7 @@ from driftwarden.alerts.config import AlertsConfig, RetrainChannel, WebhookChann
 from driftwarden.alerts.notification import AlertView, Notification
 from driftwarden.alerts.outbox import OutboxEntry
 from driftwarden.alerts.signing import headers
-from driftwarden.alerts.times import format_ms
+from driftwarden.core.times import format_optional
 
 WEBHOOK_SCHEMA = "driftwarden.webhook.v1"
 RETRAIN_SCHEMA = "driftwarden.retrain.v1"
@@ -46,7 +46,7 @@ class _Signed:
     def send(self, entry: OutboxEntry, transport: Transport) -> SendResult:
         body = entry.body.encode()
         secrets = [secret.get_secret_value() for secret in self.config.secrets]
-        signed = headers(secrets, entry.idempotency_key, int(transport.now.timestamp()), body)
+        signed = headers(secrets, entry.idempotency_key, transport.now // 1000, body)
         return post(transport, self.config.url, body, {**self.config.headers, **signed})
 
 
@@ -67,8 +67,8 @@ class Webhook(_Signed):
             "model_version": context["model_version"],
             "reference_id": context["reference_id"],
             "group_labels": dict(notification.group_labels),
-            "started_at": format_ms(notification.started_at),
-            "created_at": format_ms(notification.created_at),
+            "started_at": format_optional(notification.started_at),
+            "created_at": format_optional(notification.created_at),
             "alerts": [_alert(alert) for alert in notification.alerts],
         }
 
@@ -100,9 +100,11 @@ class Retrain(_Signed):
                 "last_index": max(a.evidence.window_index for a in alerts),
             },
             "evidence": [_evidence(alert) for alert in alerts],
-            "started_at": format_ms(notification.started_at),
-            "resolved_at": format_ms(max(resolved)) if notification.status == "resolved" else None,
-            "created_at": format_ms(notification.created_at),
+            "started_at": format_optional(notification.started_at),
+            "resolved_at": format_optional(max(resolved))
+            if notification.status == "resolved"
+            else None,
+            "created_at": format_optional(notification.created_at),
         }
 
 
@@ -114,8 +116,8 @@ def _alert(alert: AlertView) -> dict[str, Any]:
         "severity": alert.severity,
         "labels": dict(alert.labels),
         "annotations": dict(alert.annotations),
-        "starts_at": format_ms(alert.starts_at),
-        "ends_at": format_ms(alert.ends_at),
+        "starts_at": format_optional(alert.starts_at),
+        "ends_at": format_optional(alert.ends_at),
         "evidence": alert.evidence.to_json(),
     }
 
@@ -134,12 +136,12 @@ def _evidence(alert: AlertView) -> dict[str, Any]:
         "threshold": evidence.threshold,
         "direction": evidence.direction,
         "p_value": evidence.p_value,
-        "window_start": format_ms(evidence.window_start),
-        "window_end": format_ms(evidence.window_end),
+        "window_start": format_optional(evidence.window_start),
+        "window_end": format_optional(evidence.window_end),
         "window_index": evidence.window_index,
         "n_reference": evidence.n_reference,
         "n_window": evidence.n_window,
         "n_labeled": evidence.n_labeled,
-        "since": format_ms(alert.starts_at),
-        "resolved_at": format_ms(alert.ends_at),
+        "since": format_optional(alert.starts_at),
+        "resolved_at": format_optional(alert.ends_at),
     }

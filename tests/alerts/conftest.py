@@ -10,14 +10,14 @@ from pathlib import Path
 
 import httpx
 import pytest
-from alert_helpers import SECRET, Clock, make_engine
-from receivers import (
+from sqlalchemy import Engine, create_engine, text
+from support.alerts import SECRET, Clock, make_engine
+from support.receivers import (
     AlertmanagerReceiver,
     PagerDutyReceiver,
     SlackReceiver,
     WebhookReceiver,
 )
-from sqlalchemy import Engine, create_engine, text
 
 from driftwarden.alerts.tables import metadata
 from driftwarden.monitor import storage

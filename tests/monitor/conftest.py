@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 from support.pipeline import make_config
 
-from driftwarden.monitor import synthetic
-from driftwarden.monitor.profile import Profile, fit, read_reference
+from driftwarden.monitor.commands import synthetic
+from driftwarden.monitor.labels.join import LabelJoin
+from driftwarden.monitor.storage.join_store import JoinStore
+from driftwarden.monitor.windows.profile import Profile, fit, read_reference
 
 
 @pytest.fixture(scope="session")
@@ -24,6 +28,13 @@ def profile(reference_file: Path) -> Profile:
     model = loaded.models[synthetic.MODEL]
     frame, content = read_reference(model.reference)
     return fit(synthetic.MODEL, model, frame, content)
+
+
+@pytest.fixture
+def label_join() -> Iterator[LabelJoin]:
+    """The label join on SQLite, with its helper thread."""
+    with ThreadPoolExecutor(max_workers=1) as helper:
+        yield LabelJoin(JoinStore("sqlite"), helper)
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Fixtures of the operations tests: the repository's ops files and the tools that check them.
+"""Fixtures of the operations tests: the tools that check the repository's ops files.
 
 ``promtool``, ``prometheus`` and ``docker-compose`` come from Debian's packages (``.ci/run``
 installs them). Where one is missing the test is skipped with the reason, unless
@@ -7,29 +7,8 @@ installs them). Where one is missing the test is skipped with the reason, unless
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-from pathlib import Path
-from typing import Any
-
 import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
-GRAFANA = ROOT / "grafana"
-PROMETHEUS = ROOT / "prometheus"
-DASHBOARDS = sorted((GRAFANA / "dashboards").glob("*.json"))
-
-
-def tool(name: str, package: str) -> str:
-    """The path of an executable, or skip (fail under DRIFTWARDEN_REQUIRE_OPS_TOOLS=1)."""
-    found = shutil.which(name)
-    if found:
-        return found
-    reason = f"{name} is not installed (apt-get install -y --no-install-recommends {package})"
-    if os.environ.get("DRIFTWARDEN_REQUIRE_OPS_TOOLS") == "1":
-        pytest.fail(reason)
-    pytest.skip(reason)
+from support.ops import tool
 
 
 @pytest.fixture(scope="session")
@@ -45,7 +24,3 @@ def prometheus_binary() -> str:
 @pytest.fixture(scope="session")
 def docker_compose() -> str:
     return tool("docker-compose", "docker-compose")
-
-
-def load_dashboards() -> dict[str, dict[str, Any]]:
-    return {path.stem: json.loads(path.read_text()) for path in DASHBOARDS}

@@ -13,11 +13,11 @@ import sys
 
 import pytest
 import yaml
-from conftest import ROOT
+from support.ops import ROOT
 
 from driftwarden.alerts import AlertsConfig
 from driftwarden.monitor import config as configuration
-from driftwarden.monitor.api import HttpSecurity
+from driftwarden.monitor.service.api import HttpSecurity
 
 SECRETS = {
     "POSTGRES_PASSWORD": "compose-test-password",

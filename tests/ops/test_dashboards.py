@@ -7,8 +7,8 @@ import re
 
 import pytest
 import yaml
-from conftest import GRAFANA, load_dashboards
-from dashboards import POSTGRES_UID, PROMETHEUS_UID, panels, queries, variables_used
+from support.dashboards import POSTGRES_UID, PROMETHEUS_UID, panels, queries, variables_used
+from support.ops import GRAFANA, load_dashboards
 
 SCHEMA_VERSION = 41  # Grafana 12's classic dashboard model
 UIDS = {"fleet": "driftwarden-fleet", "model": "driftwarden-model", "daemon": "driftwarden-daemon"}

@@ -31,15 +31,15 @@ import httpx
 import pytest
 import sqlalchemy as sa
 import yaml
-from conftest import PROMETHEUS
-from dashboards import LABEL_VALUES, Query, queries, substitute
 from prometheus_client import CollectorRegistry
+from support.dashboards import LABEL_VALUES, Query, queries, substitute
 from support.kafka import wait_for
+from support.ops import PROMETHEUS
 
 from driftwarden.monitor import storage
+from driftwarden.monitor.commands.local_broker import free_port
 from driftwarden.monitor.config import RetentionConfig
-from driftwarden.monitor.local_broker import free_port
-from driftwarden.monitor.retention import Retention
+from driftwarden.monitor.storage.retention import Retention
 
 pytestmark = [pytest.mark.slow, pytest.mark.kafka]
 
@@ -48,7 +48,7 @@ DEMO = textwrap.dedent(
     """
     import sys
     from pathlib import Path
-    from driftwarden.monitor.demo import run_demo
+    from driftwarden.monitor.commands.demo import run_demo
     sys.exit(run_demo(Path(sys.argv[1]), keep_running=True, port=int(sys.argv[2])))
     """
 )

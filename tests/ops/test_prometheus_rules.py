@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 import yaml
-from conftest import PROMETHEUS
+from support.ops import PROMETHEUS
 
 RULE_FILES = sorted((PROMETHEUS / "rules").glob("*.yml"))
 RULE_TESTS = sorted((PROMETHEUS / "tests").glob("*.test.yml"))

@@ -16,7 +16,7 @@ import sqlalchemy
 from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
 
-from driftwarden.monitor.local_broker import free_port
+from driftwarden.monitor.commands.local_broker import free_port
 
 FAST_GROUP = {"session_timeout_ms": 6000, "heartbeat_interval_ms": 2000}
 
@@ -92,7 +92,7 @@ def daemon_config(
     checkpoint_interval: str = "1s",
 ) -> str:
     """A configuration for the synthetic model(s) on the test broker."""
-    from driftwarden.monitor import synthetic
+    from driftwarden.monitor.commands import synthetic
 
     model_names = models or {synthetic.MODEL: synthetic.MODEL}
     base = (
@@ -130,7 +130,7 @@ class DaemonProcess:
             [
                 sys.executable,
                 "-m",
-                "driftwarden.monitor.cli",
+                "driftwarden.monitor.commands.cli",
                 "run",
                 "--config",
                 str(self.config),

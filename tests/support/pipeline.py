@@ -8,9 +8,9 @@ import numpy as np
 import polars as pl
 
 from driftwarden.monitor import config as configuration
-from driftwarden.monitor import synthetic
-from driftwarden.monitor.events import DecodedBatch, Messages
-from driftwarden.monitor.runtime import decoder
+from driftwarden.monitor.commands import synthetic
+from driftwarden.monitor.ingest.decoding import decoder
+from driftwarden.monitor.ingest.messages import DecodedBatch, Messages
 
 HOUR = 3_600_000
 START = 1_795_651_200_000  # 2026-11-26T00:00:00Z

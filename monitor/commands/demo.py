@@ -1,0 +1,322 @@
+"""``driftwarden demo``: the whole path on this machine, with nothing configured.
+
+Starts a local Kafka-protocol broker on a free loopback port, writes the
+reference of a synthetic credit model, produces a simulated day of 200,000
+predictions — three features drift after midday, outcomes change in the
+evening — and their labels, runs the daemon on them (SQLite, metrics on
+127.0.0.1) with a local retrain-webhook receiver that checks signatures, and
+reports what it found. A second receiver always fails, to show failed
+deliveries. It stops by itself once the day is processed, unless
+``--keep-running``.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import orjson
+import polars as pl
+
+from driftwarden.alerts.signing import signature
+from driftwarden.core.times import format_time
+from driftwarden.monitor import config as configuration
+from driftwarden.monitor import storage
+from driftwarden.monitor.commands import synthetic
+from driftwarden.monitor.commands.local_broker import LocalBroker, free_port
+from driftwarden.monitor.service import logs
+from driftwarden.monitor.service.daemon import Daemon
+from driftwarden.monitor.storage.join_store import JoinStore
+
+HOUR_MS = 3_600_000
+EVENTS = 200_000
+WINDOWS = 24
+PREDICTIONS = "predictions"
+LABELS = "labels"
+SECRET = "whsec_ZHJpZnR3YXJkZW4tZGVtby1zZWNyZXQ="  # the demo's own, not a secret anywhere
+
+log = logging.getLogger("driftwarden.demo")
+
+
+@dataclass(frozen=True)
+class DemoPlan:
+    """Where the demo's day starts, when inputs drift and when outcomes change (epoch ms)."""
+
+    start: int
+    drift_from: int
+    concept_from: int
+
+    @classmethod
+    def yesterday(cls, now_ms: int) -> DemoPlan:
+        start = (now_ms // HOUR_MS - WINDOWS - 2) * HOUR_MS
+        return cls(start, start + 12 * HOUR_MS, start + 18 * HOUR_MS)
+
+
+@dataclass
+class Receiver:
+    """A local webhook endpoint: verifies Standard Webhooks signatures and keeps payloads;
+    with ``fail`` it answers every request with 503."""
+
+    fail: bool = False
+    received: list[dict] = field(default_factory=list)
+    rejected: int = 0
+
+    def start(self) -> str:
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                if receiver.fail:
+                    self.send_response(503)
+                elif receiver.verified(self.headers, body):
+                    receiver.received.append(orjson.loads(body))
+                    self.send_response(204)
+                else:
+                    receiver.rejected += 1
+                    self.send_response(401)
+                self.end_headers()
+
+            def log_message(self, format: str, *args: object) -> None:
+                """Quiet."""
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}/"
+
+    def verified(self, headers: object, body: bytes) -> bool:
+        message_id = headers.get("webhook-id", "")  # type: ignore[attr-defined]
+        timestamp = headers.get("webhook-timestamp", "0")  # type: ignore[attr-defined]
+        given = headers.get("webhook-signature", "")  # type: ignore[attr-defined]
+        expected = signature([SECRET], message_id, int(timestamp), body)
+        return any(hmac.compare_digest(part, expected) for part in given.split())
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def run_demo(out: Path, *, keep_running: bool = False, port: int | None = None) -> int:
+    """Run the demo in ``out``; the exit status."""
+    out.mkdir(parents=True, exist_ok=True)
+    logs.configure(json_lines=False, level=logging.WARNING)
+    plan = DemoPlan.yesterday(int(time.time() * 1000))
+    synthetic.reference(50_000, seed=0).write_parquet(out / "reference.parquet")
+    database = out / "demo.db"
+    database.unlink(missing_ok=True)
+    retrain, failing = Receiver(), Receiver(fail=True)
+    with LocalBroker(log=out / "broker.log") as broker:
+        config_path = _write_config(
+            out, broker.bootstrap, database, port or _http_port(), retrain.start(), failing.start()
+        )
+        loaded = configuration.load(config_path)
+        storage.upgrade(storage.create(loaded.storage.url))
+        daemon = Daemon(loaded, config_path=config_path)
+        daemon.install_signal_handlers()
+        print(f"driftwarden demo: broker {broker.bootstrap}, working directory {out}")
+        print(
+            f"  {EVENTS:,} predictions of {synthetic.MODEL} over "
+            f"{format_time(plan.start)} .. {format_time(plan.start + WINDOWS * HOUR_MS)}; "
+            f"{', '.join(synthetic.DEFAULT_DRIFT)} drift from {format_time(plan.drift_from)}; "
+            f"outcomes change from {format_time(plan.concept_from)}; labels 1 min to 1 h later"
+        )
+        events, labels = _day(plan)
+        threading.Thread(
+            target=_produce, args=(broker.bootstrap, events, labels), daemon=True
+        ).start()
+        labelled = labels.height
+        watcher = threading.Thread(
+            target=_watch,
+            args=(daemon, loaded.storage.url, labelled, retrain, keep_running),
+            daemon=True,
+        )
+        watcher.start()
+        started = time.monotonic()
+        status = daemon.run()
+        _summarize(loaded.storage.url, time.monotonic() - started, retrain, failing, loaded)
+    retrain.stop()
+    failing.stop()
+    return status
+
+
+def _http_port() -> int:
+    """9108 when it is free, else any free port."""
+    import socket
+
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", 9108))
+            return 9108
+        except OSError:
+            return free_port()
+
+
+def _write_config(
+    out: Path, bootstrap: str, database: Path, port: int, retrain_url: str, failing_url: str
+) -> Path:
+    text = synthetic.config_yaml("reference.parquet", f"sqlite:///{database.resolve()}").replace(
+        "allowed_lateness: 5m}", "allowed_lateness: 5m, idle_timeout: 2s}"
+    )
+    text += f"""\
+kafka:
+  bootstrap_servers: {bootstrap}
+  predictions_topic: {PREDICTIONS}
+  labels_topic: {LABELS}
+  group_id: driftwarden-demo
+  client: {{session_timeout_ms: 6000, heartbeat_interval_ms: 2000}}
+http:
+  host: 127.0.0.1
+  port: {port}
+events:
+  max_future_skew: 1d
+alerts:
+  group_wait: 1s
+  group_interval: 2s
+  max_window_age: 30d
+  channels:
+    retrain:
+      type: retrain
+      url: "{retrain_url}"
+      secrets: ["{SECRET}"]
+    ops-webhook:
+      type: webhook
+      url: "{failing_url}"
+      secrets: ["{SECRET}"]
+    log:
+      type: log
+  delivery:
+    max_age: 5s
+  rules:
+    - name: feature-drift
+      match: [kind=data_drift, detector=psi]
+      above: 0.2
+      severity: warning
+      channels: [retrain, ops-webhook, log]
+    - name: concept-drift
+      match: [kind=concept_drift]
+      severity: error
+      channels: [log]
+"""
+    path = out / "config.yaml"
+    path.write_text(text)
+    return path
+
+
+def _day(plan: DemoPlan) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The day's predictions and their labels."""
+    stream = synthetic.Stream(
+        n=EVENTS,
+        start=plan.start,
+        span=WINDOWS * HOUR_MS,
+        drift_from=plan.drift_from,
+        concept_from=plan.concept_from,
+    )
+    events = synthetic.events(stream)
+    return events, synthetic.label_events(events)
+
+
+def _produce(bootstrap: str, events: pl.DataFrame, labels: pl.DataFrame) -> None:
+    """Produce the day's predictions, then its labels."""
+    from kafka import KafkaProducer
+    from kafka.admin import KafkaAdminClient, NewTopic
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    admin.create_topics([NewTopic(PREDICTIONS, 4, 1), NewTopic(LABELS, 4, 1)])
+    admin.close()
+    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, batch_size=262_144)
+    key = synthetic.MODEL.encode()
+    for line in synthetic.prediction_lines(events):
+        producer.send(PREDICTIONS, value=line, key=key)
+    for line in synthetic.label_lines(labels):
+        producer.send(LABELS, value=line, key=key)
+    producer.flush()
+    producer.close()
+
+
+def _watch(daemon: Daemon, url: str, labelled: int, retrain: Receiver, keep_running: bool) -> None:
+    """Stop the daemon once the day's windows closed, its labels joined and its webhooks
+    arrived (unless asked to stay up)."""
+    engine = storage.create(url)
+    join_store = JoinStore(engine.dialect.name)
+    deadline = time.monotonic() + 150
+    progress, still_since = None, time.monotonic()
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        with engine.connect() as connection:
+            closed = connection.exec_driver_sql("SELECT count(*) FROM windows").scalar()
+            _, joined = join_store.label_counts(connection, synthetic.MODEL)
+        if closed >= WINDOWS and joined >= labelled and retrain.received:
+            break
+        if (closed, joined) != progress:
+            progress, still_since = (closed, joined), time.monotonic()
+        elif closed >= WINDOWS and time.monotonic() - still_since > 15:
+            break
+    time.sleep(3)  # let the last notifications and resolves go out
+    engine.dispose()
+    if keep_running:
+        if daemon.metrics_url:
+            print(f"  running; metrics at {daemon.metrics_url}; Ctrl-C to stop")
+        return
+    daemon.stop()
+
+
+def _summarize(
+    url: str, seconds: float, retrain: Receiver, failing: Receiver, loaded: configuration.Config
+) -> None:
+    engine = storage.create(url)
+    records = list(storage.Store(engine).results())
+    with engine.connect() as connection:
+        failed = connection.exec_driver_sql(
+            "SELECT count(*) FROM alert_outbox WHERE state = 'failed'"
+        ).scalar()
+    engine.dispose()
+    windows = {r.window_index for r in records}
+    print(f"  {len(windows)} windows closed in {seconds:.1f} s; {len(records):,} results stored")
+    drifted: dict[str, list] = {}
+    for record in records:
+        if record.drift and record.kind == "data_drift" and record.feature:
+            drifted.setdefault(record.feature, []).append(record)
+    for feature, hits in sorted(drifted.items()):
+        first = min(hits, key=lambda r: r.window_start)
+        worst = max(hits, key=lambda r: r.value or 0.0)
+        print(
+            f"  drift: {feature:<12} from {format_time(first.window_start)} "
+            f"({len({h.window_index for h in hits})} windows); largest {worst.detector} "
+            f"{worst.value:.3f} against {worst.threshold}"
+        )
+    auc = {
+        (r.kind, r.window_index): r.value
+        for r in records
+        if r.metric == "roc_auc" and r.kind in ("performance", "estimated_performance")
+    }
+    for index in (6, 15, 21):
+        realized, estimated = (
+            auc.get(("performance", index)),
+            auc.get(("estimated_performance", index)),
+        )
+        if realized is not None and estimated is not None:
+            print(
+                f"  ROC AUC, window {index:>2}: realized {realized:.3f}, "
+                f"estimated without labels {estimated:.3f}"
+            )
+    detections = sorted(
+        (r.detected_at, r.detector) for r in records if r.kind == "concept_drift" and r.detected_at
+    )
+    for detected_at, detector in detections[:3]:
+        print(f"  concept drift: {detector} fired at label time {format_time(detected_at)}")
+    for payload in retrain.received:
+        features = sorted(
+            {e.get("feature") for e in payload.get("evidence", []) if e.get("feature")}
+        )
+        print(
+            f"  retrain webhook (signature verified): {payload['state']} "
+            f"{payload['rule']['name']} for {payload['model']}, features {', '.join(features)}"
+        )
+    print(f"  failing receiver: {failed} notification(s) given up after retries (by design)")
+    print(f"  metrics: http://127.0.0.1:{loaded.http.port}/metrics; results: {url}")

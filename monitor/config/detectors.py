@@ -1,0 +1,121 @@
+"""A model's detectors as its configuration names them, built and validated.
+
+Detectors validate their own hyperparameters (a bad one raises ``ValueError``
+or ``TypeError`` in the constructor); this module names the key path of the
+setting that was wrong.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from driftwarden.detectors import (
+    CONCEPT_DRIFT_DETECTORS,
+    DATA_DRIFT_DETECTORS,
+    DATA_QUALITY_DETECTORS,
+    DEFAULT_CONCEPT_DRIFT,
+    DEFAULT_DATA_DRIFT,
+    DEFAULT_DATA_QUALITY,
+    FAIRNESS_METRICS,
+    PERFORMANCE_METRICS,
+    DataQuality,
+    StreamDetector,
+)
+from driftwarden.monitor.config.sections import ConceptDriftConfig, ModelConfig
+from driftwarden.monitor.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class DetectorSet:
+    """A model's detectors: data drift per feature type, and data quality."""
+
+    numeric: tuple[Any, ...]
+    categorical: tuple[Any, ...]
+    quality: DataQuality
+
+
+def build_detectors(spec: Mapping[str, Mapping[str, Any]] | None, path: str) -> DetectorSet:
+    """The detectors of a model's ``detectors`` section (the default set where omitted).
+
+    A configured section replaces the default drift detectors; each runs on
+    the feature types it applies to. ``data_quality`` always runs.
+    """
+    quality = DataQuality(**DEFAULT_DATA_QUALITY["data_quality"])
+    if spec is None:
+        numeric = [_build(n, p, path) for n, p in DEFAULT_DATA_DRIFT["numeric"].items()]
+        categorical = [_build(n, p, path) for n, p in DEFAULT_DATA_DRIFT["categorical"].items()]
+        return DetectorSet(tuple(numeric), tuple(categorical), quality)
+    numeric, categorical = [], []
+    for name, params in spec.items():
+        if name == "data_quality":
+            quality = _build(name, params, path, DATA_QUALITY_DETECTORS)
+            continue
+        detector = _build(name, params, path)
+        if "numeric" in detector.applies_to:
+            numeric.append(detector)
+        if "categorical" in detector.applies_to:
+            categorical.append(detector)
+    return DetectorSet(tuple(numeric), tuple(categorical), quality)
+
+
+def _build(
+    name: str,
+    params: Mapping[str, Any] | None,
+    path: str,
+    known: Mapping[str, type] = DATA_DRIFT_DETECTORS,
+) -> Any:
+    cls = known.get(name)
+    if cls is None:
+        names = ", ".join(sorted([*DATA_DRIFT_DETECTORS, *DATA_QUALITY_DETECTORS]))
+        raise ConfigError(f"unknown detector (known: {names})", f"{path}.{name}")
+    if params is not None and not isinstance(params, Mapping):
+        raise ConfigError("expected a mapping of detector settings", f"{path}.{name}")
+    return _construct(cls, params or {}, f"{path}.{name}")
+
+
+def _construct(cls: type, params: Mapping[str, Any], path: str) -> Any:
+    """A detector from its settings; a bad setting is a configuration error at ``path``."""
+    try:
+        return cls(**dict(params))
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(str(exc), path) from None
+
+
+def check_quality_settings(model: ModelConfig, path: str) -> None:
+    """Validate the metric names, thresholds and concept-drift detector of a model."""
+    metrics = PERFORMANCE_METRICS[model.task]
+    for metric in model.performance.thresholds:
+        if metric not in metrics and not metric.startswith("recall_"):
+            raise ConfigError(
+                f"unknown {model.task} metric (known: {', '.join(metrics)})",
+                f"{path}.performance.thresholds.{metric}",
+            )
+    for metric in model.fairness.thresholds or {}:
+        if metric not in FAIRNESS_METRICS:
+            raise ConfigError(
+                f"unknown fairness metric (known: {', '.join(FAIRNESS_METRICS)})",
+                f"{path}.fairness.thresholds.{metric}",
+            )
+    detector = build_concept_detector(model.concept_drift, f"{path}.concept_drift")
+    if model.task == "regression" and detector.reads != "real":
+        raise ConfigError(
+            f"{detector.name} reads error bits; a regression model's error stream is its "
+            "absolute errors (use adwin or page_hinkley)",
+            f"{path}.concept_drift.detector",
+        )
+
+
+def build_concept_detector(config: ConceptDriftConfig, path: str) -> StreamDetector:
+    """The streaming detector a model's error stream runs through."""
+    cls = CONCEPT_DRIFT_DETECTORS.get(config.detector)
+    if cls is None:
+        known = ", ".join(sorted(CONCEPT_DRIFT_DETECTORS))
+        raise ConfigError(f"unknown detector (known: {known})", f"{path}.detector")
+    params = (
+        config.params
+        if config.params is not None
+        else DEFAULT_CONCEPT_DRIFT.get(config.detector, {})
+    )
+    return _construct(cls, params, f"{path}.params")

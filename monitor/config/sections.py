@@ -1,0 +1,332 @@
+"""The sections of the configuration file, with their defaults and validation.
+
+Every section has defaults, so a file with only ``models`` is valid.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from driftwarden.alerts.config import AlertsConfig
+from driftwarden.core.durations import Duration
+
+
+class Section(BaseModel):
+    """A configuration section: unknown keys are errors, values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class KafkaConfig(Section):
+    bootstrap_servers: str | list[str] = "127.0.0.1:9092"
+    predictions_topic: str = "predictions"
+    labels_topic: str = "labels"
+    group_id: str = "driftwarden"
+    start_from: Literal["earliest", "latest"] = "earliest"
+    client: dict[str, Any] = Field(default_factory=dict)
+    max_poll_records: int = Field(default=5000, ge=1)
+    poll_timeout: Duration = timedelta(milliseconds=500)
+    batch_records: int = Field(default=20_000, ge=1)
+    batch_wait: Duration = timedelta(milliseconds=250)
+
+
+class StorageConfig(Section):
+    url: str = "sqlite:///driftwarden.db"
+    checkpoint_interval: Duration = timedelta(seconds=1)
+
+
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _env_name(value: str | None) -> str | None:
+    """A setting that names an environment variable (never holds the secret itself)."""
+    if value is not None and not _ENV_NAME.fullmatch(value):
+        raise ValueError(
+            f"expected the name of an environment variable (like DRIFTWARDEN_TOKEN), "
+            f"never the secret itself, got {value!r}"
+        )
+    return value
+
+
+class TlsConfig(Section):
+    """Serve HTTPS with this certificate chain and private key (PEM files)."""
+
+    cert_file: Path
+    key_file: Path
+
+
+class MetricsAuthConfig(Section):
+    """Protect ``/metrics``: a bearer token, or basic auth; secrets come from the environment."""
+
+    token_env: str | None = None
+    username: str | None = None
+    password_env: str | None = None
+
+    _names = field_validator("token_env", "password_env")(_env_name)
+
+    @model_validator(mode="after")
+    def _one_scheme(self) -> MetricsAuthConfig:
+        basic = self.username is not None or self.password_env is not None
+        if basic and (self.username is None or self.password_env is None):
+            raise ValueError("basic auth needs both username and password_env")
+        if basic == (self.token_env is not None):
+            raise ValueError("set either token_env, or username and password_env")
+        return self
+
+
+class HttpConfig(Section):
+    """The HTTP server: ``/metrics``, ``/livez``, ``/readyz`` and the ``/api/v1`` endpoints.
+
+    Off loopback, ``token_env`` is required: it names the environment variable
+    holding the bearer token that every ``/api/v1`` request must carry.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=9108, ge=0, le=65535)
+    token_env: str | None = Field(default=None, validate_default=True)
+    metrics_auth: MetricsAuthConfig | None = None
+    tls: TlsConfig | None = None
+
+    @field_validator("token_env")
+    @classmethod
+    def _token_off_loopback(cls, value: str | None, info: ValidationInfo) -> str | None:
+        _env_name(value)
+        host = info.data.get("host")
+        if value is None and host is not None and not cls.is_loopback(host):
+            raise ValueError(
+                f"required because http.host {host!r} is not a loopback address: name the "
+                "environment variable that holds the API bearer token (e.g. DRIFTWARDEN_TOKEN), "
+                "or bind http.host to 127.0.0.1"
+            )
+        return value
+
+    @staticmethod
+    def is_loopback(host: str) -> bool:
+        """Whether ``host`` only accepts connections from this machine."""
+        import ipaddress
+
+        if host.lower() == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(host.strip("[]")).is_loopback
+        except ValueError:
+            return False
+
+
+class RetentionConfig(Section):
+    """Housekeeping: how long stored rows are kept (``null`` keeps them forever)."""
+
+    enabled: bool = True
+    interval: Duration = timedelta(hours=1)
+    batch_size: int = Field(default=1000, ge=1, le=100_000)
+    pause: Duration = timedelta(milliseconds=10)
+    results: Duration | None = timedelta(days=90)
+    windows: Duration | None = timedelta(days=90)
+    dead_letters: Duration | None = timedelta(days=30)
+    notifications: Duration | None = timedelta(days=30)
+    label_join: Duration | None = timedelta(days=1)
+
+    @field_validator("interval")
+    @classmethod
+    def _positive_interval(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("expected a positive duration")
+        return value
+
+    @field_validator("results", "windows", "dead_letters", "notifications")
+    @classmethod
+    def _positive(cls, value: timedelta | None) -> timedelta | None:
+        if value is not None and value <= timedelta(0):
+            raise ValueError("expected a positive duration (or null to keep rows forever)")
+        return value
+
+    @field_validator("label_join")
+    @classmethod
+    def _not_negative(cls, value: timedelta | None) -> timedelta | None:
+        if value is not None and value < timedelta(0):
+            raise ValueError("expected a duration of 0s or more (or null to keep rows forever)")
+        return value
+
+
+class EventsConfig(Section):
+    max_message_bytes: int = Field(default=1_048_576, ge=64)
+    max_future_skew: Duration = timedelta(minutes=5)
+    unknown_models: Literal["ignore", "dead_letter"] = "ignore"
+
+
+class FeaturesConfig(Section):
+    numeric: list[str] = Field(default_factory=list)
+    categorical: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _distinct(self) -> FeaturesConfig:
+        names = self.numeric + self.categorical
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"feature names must be unique, repeated: {', '.join(duplicates)}")
+        if not names:
+            raise ValueError("at least one numeric or categorical feature is required")
+        return self
+
+    @property
+    def names(self) -> list[str]:
+        return self.numeric + self.categorical
+
+
+class TimeWindowConfig(Section):
+    kind: Literal["time"] = "time"
+    size: Duration = timedelta(hours=1)
+    step: Duration | None = None
+    allowed_lateness: Duration = timedelta(0)
+    idle_timeout: Duration | None = None
+    timezone: str = "UTC"
+    min_samples: int = Field(default=500, ge=1)
+
+    @model_validator(mode="after")
+    def _panes_fit(self) -> TimeWindowConfig:
+        if self.size <= timedelta(0):
+            raise ValueError("size must be positive")
+        step = self.pane
+        if step <= timedelta(0) or step > self.size:
+            raise ValueError("step must be positive and at most size")
+        if self.size % step:
+            raise ValueError("size must be a whole multiple of step (a window is a sum of panes)")
+        if timedelta(days=1) % step and step % timedelta(days=1):
+            raise ValueError("step must divide a day or be a whole number of days")
+        return self
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+    @property
+    def pane(self) -> timedelta:
+        """The step: panes of this length add up to windows."""
+        return self.step or self.size
+
+
+class CountWindowConfig(Section):
+    kind: Literal["count"]
+    size: int = Field(ge=1)
+    min_samples: int = Field(default=500, ge=1)
+
+
+def _window_kind(value: Any) -> str:
+    kind = value.get("kind", "time") if isinstance(value, dict) else getattr(value, "kind", "time")
+    return str(kind)
+
+
+WindowConfig = Annotated[
+    Annotated[TimeWindowConfig, Tag("time")] | Annotated[CountWindowConfig, Tag("count")],
+    Discriminator(_window_kind),
+]
+
+
+class ProfileConfig(Section):
+    fine_bins: int = Field(default=500, ge=2, le=100_000)
+    coarse_bins: int = Field(default=10, ge=2, le=1000)
+    max_categories: int = Field(default=100, ge=1, le=100_000)
+
+
+class LabelsConfig(Section):
+    enabled: bool = True
+    ttl: Duration = timedelta(days=30)
+    orphan_ttl: Duration = timedelta(days=1)
+    policy: Literal["first", "last"] = "first"
+    min_labeled: int = Field(default=500, ge=1)
+
+
+class PerformanceConfig(Section):
+    """Thresholds of realized and estimated performance.
+
+    A metric without an explicit threshold is compared with the reference's
+    own value (when the reference has labels) moved by ``tolerance`` in the
+    metric's bad direction.
+    """
+
+    thresholds: dict[str, float] = Field(default_factory=dict)
+    tolerance: float = Field(default=0.05, ge=0.0)
+    estimated: bool = True
+
+
+class FairnessConfig(Section):
+    min_group_size: int = Field(default=100, ge=1)
+    thresholds: dict[str, float] | None = None
+
+
+class ConceptDriftConfig(Section):
+    detector: str = "adwin"
+    params: dict[str, Any] | None = None
+
+
+Task = Literal["binary_classification", "multiclass_classification", "regression"]
+
+
+class ModelConfig(Section):
+    task: Task
+    reference: Path
+    features: FeaturesConfig
+    groups: list[str] = Field(default_factory=list)
+    decision_threshold: float | None = None
+    window: WindowConfig = Field(default_factory=TimeWindowConfig)
+    profile: ProfileConfig = Field(default_factory=ProfileConfig)
+    labels: LabelsConfig = Field(default_factory=LabelsConfig)
+    performance: PerformanceConfig = Field(default_factory=PerformanceConfig)
+    fairness: FairnessConfig = Field(default_factory=FairnessConfig)
+    concept_drift: ConceptDriftConfig = Field(default_factory=ConceptDriftConfig)
+    detectors: dict[str, dict[str, Any]] | None = None
+
+    @model_validator(mode="after")
+    def _task_fields(self) -> ModelConfig:
+        if self.decision_threshold is not None:
+            if self.task != "binary_classification":
+                raise ValueError("decision_threshold applies only to binary_classification")
+            if not 0.0 < self.decision_threshold < 1.0:
+                raise ValueError("decision_threshold must lie strictly between 0 and 1")
+        clash = set(self.groups) & set(self.features.names)
+        if clash:
+            raise ValueError(f"groups are not model inputs; also listed as features: {clash}")
+        return self
+
+    @property
+    def threshold(self) -> float:
+        """The decision threshold of a binary classifier (0.5 unless configured)."""
+        return 0.5 if self.decision_threshold is None else self.decision_threshold
+
+
+class Config(Section):
+    kafka: KafkaConfig = Field(default_factory=KafkaConfig)
+    storage: StorageConfig = Field(default_factory=StorageConfig)
+    http: HttpConfig = Field(default_factory=HttpConfig)
+    events: EventsConfig = Field(default_factory=EventsConfig)
+    models: dict[str, ModelConfig]
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
+    retention: RetentionConfig = Field(default_factory=RetentionConfig)
+
+    @field_validator("models")
+    @classmethod
+    def _named(cls, models: dict[str, ModelConfig]) -> dict[str, ModelConfig]:
+        if not models:
+            raise ValueError("at least one model is required")
+        return models

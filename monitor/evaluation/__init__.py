@@ -1,0 +1,1 @@
+"""Evaluation: a closed window's summaries through its detectors, into result records."""

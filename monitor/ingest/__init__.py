@@ -1,0 +1,1 @@
+"""Ingest: where events come from (Kafka, files), decoding them, and dead letters."""

@@ -1,0 +1,597 @@
+"""Decoding and validating batches of prediction and label events.
+
+A batch is decoded as a whole by polars against a schema built from the
+configuration (the fast path). Rows that polars cannot decode, or whose
+decoded values could hide a type error (a number coerced to a string, an
+object turned into text), are decoded again one by one with orjson (the
+exact path), which either repairs them into the same columns or turns them
+into dead letters with the reason and the field. Well-formed input never
+leaves the fast path.
+
+Decoded events come out as one polars frame per model with these columns:
+``_row`` (index of the message in the batch), ``id``, ``ts`` (epoch
+milliseconds, UTC), ``model_version``, then for predictions ``prediction``,
+``num:<feature>`` (Float64), ``cat:<feature>`` (String), ``err:<feature>``
+(a type error made the value missing) and ``grp:<attribute>``; for labels
+``label``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import orjson
+import polars as pl
+
+from driftwarden.core.records import EventKind as Kind
+from driftwarden.core.times import is_integral, parse_time
+from driftwarden.monitor.config import Config, ModelConfig, Task
+from driftwarden.monitor.ingest.messages import DecodedBatch, Messages
+
+_SMALLEST_SEGMENT = 16
+_INTEGER = re.compile(r"-?\d+")
+_LITERAL_PREFIX = r"^(-?[0-9]|true$|false$|null$|\{|\[)"
+_OBJECT_PREFIX = r"^[\{\[]"
+
+
+@dataclass(frozen=True)
+class ModelSchema:
+    """What one model's events must carry."""
+
+    task: Task
+    numeric: tuple[str, ...] = ()
+    categorical: tuple[str, ...] = ()
+    groups: tuple[str, ...] = ()
+
+    @property
+    def features(self) -> tuple[str, ...]:
+        return self.numeric + self.categorical
+
+    def frame_schema(self, kind: Kind) -> dict[str, pl.DataType]:
+        """Column names and types of this model's decoded frames."""
+        schema: dict[str, pl.DataType] = {
+            "_row": pl.Int64(),
+            "id": pl.String(),
+            "ts": pl.Int64(),
+            "model_version": pl.String(),
+        }
+        if kind == "label":
+            schema["label"] = _value_type(self.task)
+            return schema
+        schema["prediction"] = _value_type(self.task)
+        schema.update({f"num:{name}": pl.Float64() for name in self.numeric})
+        schema.update({f"cat:{name}": pl.String() for name in self.categorical})
+        schema.update({f"err:{name}": pl.Boolean() for name in self.features})
+        schema.update({f"grp:{name}": pl.String() for name in self.groups})
+        return schema
+
+
+def _value_type(task: Task) -> pl.DataType:
+    return pl.String() if task == "multiclass_classification" else pl.Float64()
+
+
+class Rejected(Exception):
+    """Raised by the exact path: the message is a dead letter for ``reason``."""
+
+    def __init__(self, reason: str, detail: str, model: str | None = None) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+        self.model = model
+
+
+class EventDecoder:
+    """Decodes batches of one kind of event for a set of configured models.
+
+    Parameters
+    ----------
+    models
+        The configured models by name.
+    kind
+        ``"prediction"`` or ``"label"``.
+    max_message_bytes
+        Larger messages are dead letters (``too_large``).
+    unknown_models
+        ``"ignore"`` counts events of unconfigured models, ``"dead_letter"``
+        keeps them as dead letters.
+    """
+
+    def __init__(
+        self,
+        models: Mapping[str, ModelSchema],
+        kind: Kind,
+        *,
+        max_message_bytes: int = 1_048_576,
+        unknown_models: Literal["ignore", "dead_letter"] = "ignore",
+    ) -> None:
+        self.models = dict(models)
+        self.kind = kind
+        self.max_message_bytes = max_message_bytes
+        self.unknown_models = unknown_models
+        self._typed = self._read_schema(typed=True)
+        self._loose = self._read_schema(typed=False)
+
+    def decode(self, messages: Messages) -> DecodedBatch:
+        """Decode one batch; never raises on bad input."""
+        batch = DecodedBatch(messages, {})
+        if messages.values and self.kind == "prediction":
+            self._discover_features(messages.values[0], batch)
+        fast_rows, exact_rows, joined = self._screen(messages, batch)
+        parts: list[pl.DataFrame] = []
+        whole = joined if len(fast_rows) == len(messages.values) else None
+        self._read_segment(messages.values, fast_rows, parts, exact_rows, whole)
+        frame = pl.concat(parts) if parts else None
+        rows: list[dict[str, Any]] = []
+        if frame is not None and frame.height:
+            frame, suspicious = self._normalize(frame)
+            exact_rows.extend(suspicious)
+        for row in sorted(exact_rows):
+            try:
+                rows.append(self._decode_exact(messages.values[row], row, batch))
+            except Rejected as rejected:
+                batch.dead_letter(row, rejected.reason, rejected.detail, rejected.model, self.kind)
+        self._split_by_model(frame, rows, batch)
+        batch.dead_letters.sort(
+            key=lambda letter: (letter.origin.partition or 0, letter.origin.offset)
+        )
+        return batch
+
+    # -- screening and the fast path -------------------------------------------------------
+
+    def _screen(
+        self, messages: Messages, batch: DecodedBatch
+    ) -> tuple[list[int], list[int], bytes]:
+        """Split rows into those polars may read and those only the exact path can.
+
+        Polars reads a message only if it is one line that starts with ``{`` and
+        ends with ``}``; the checks run on the joined batch with numpy.
+        """
+        values = messages.values
+        if not values:
+            return [], [], b""
+        lengths = np.fromiter(map(len, values), dtype=np.int64, count=len(values))
+        data = b"\n".join(values)
+        joined = np.frombuffer(data, dtype=np.uint8)
+        starts = np.concatenate(([0], np.cumsum(lengths[:-1] + 1)))
+        nonempty = lengths > 0
+        first = joined[np.where(nonempty, starts, 0)]
+        last = joined[np.where(nonempty, starts + lengths - 1, 0)]
+        fast = nonempty & (first == ord("{")) & (last == ord("}"))
+        if data.count(b"\n") != len(values) - 1:
+            fast &= np.fromiter((b"\n" not in v for v in values), dtype=bool, count=len(values))
+        too_large = lengths > self.max_message_bytes
+        for row in np.flatnonzero(too_large):
+            batch.dead_letter(
+                int(row),
+                "too_large",
+                f"message of {lengths[row]} bytes exceeds the limit of "
+                f"{self.max_message_bytes} bytes",
+                None,
+                self.kind,
+            )
+        fast &= ~too_large
+        return np.flatnonzero(fast).tolist(), np.flatnonzero(~fast & ~too_large).tolist(), data
+
+    def _read_segment(
+        self,
+        values: list[bytes],
+        rows: list[int],
+        parts: list[pl.DataFrame],
+        exact: list[int],
+        joined: bytes | None = None,
+    ) -> None:
+        """Read ``rows`` with polars, halving the segment around lines it cannot read.
+
+        ``joined`` is the rows already joined by newlines, when the caller has them.
+        """
+        if not rows:
+            return
+        data = joined if joined is not None else b"\n".join([values[row] for row in rows])
+        for schema in (self._typed, self._loose):
+            try:
+                frame = pl.read_ndjson(data, schema=schema)
+            except (pl.exceptions.PolarsError, ValueError):
+                continue
+            if frame.height == len(rows):
+                parts.append(frame.with_columns(_row=pl.Series(rows, dtype=pl.Int64)))
+                return
+            break
+        if len(rows) <= _SMALLEST_SEGMENT:
+            exact.extend(rows)
+            return
+        middle = len(rows) // 2
+        self._read_segment(values, rows[:middle], parts, exact)
+        self._read_segment(values, rows[middle:], parts, exact)
+
+    def _read_schema(self, typed: bool) -> dict[str, pl.DataType]:
+        """The polars schema of raw events; loose types everything as strings."""
+        schema: dict[str, pl.DataType] = {
+            "model": pl.String(),
+            "id": pl.String(),
+            "ts": pl.String(),
+            "model_version": pl.String(),
+        }
+        if self.kind == "label":
+            schema["label"] = pl.String()
+            return schema
+        numeric_values = all(m.task != "multiclass_classification" for m in self.models.values())
+        schema["prediction"] = pl.Float64() if numeric_values else pl.String()
+        numeric = {name for m in self.models.values() for name in m.numeric}
+        categorical = {name for m in self.models.values() for name in m.categorical}
+        features = {
+            name: pl.Float64() if typed and name not in categorical else pl.String()
+            for name in sorted(numeric | categorical)
+        }
+        groups = sorted({name for m in self.models.values() for name in m.groups})
+        schema["features"] = pl.Struct(features)
+        if groups:
+            schema["groups"] = pl.Struct({name: pl.String() for name in groups})
+        return schema
+
+    def _normalize(self, frame: pl.DataFrame) -> tuple[pl.DataFrame, list[int]]:
+        """Parse timestamps; return the clean rows and the rows that need the exact path."""
+        frame = frame.with_columns(_timestamp(pl.col("ts")).alias("ts"))
+        frame = frame.with_columns(self._suspicious(frame.schema).alias("_suspicious"))
+        rows = frame.filter(pl.col("_suspicious"))["_row"].to_list()
+        return frame.filter(~pl.col("_suspicious")).drop("_suspicious"), rows
+
+    def _suspicious(self, schema: pl.Schema) -> pl.Expr:
+        """Rows whose decoded values may hide a wrong type or a missing required field."""
+        value_name = "label" if self.kind == "label" else "prediction"
+        identifier = pl.col("id")
+        checks = [
+            pl.col("model").is_null(),
+            pl.col("model").str.contains(_LITERAL_PREFIX),
+            identifier.is_null(),
+            ~identifier.str.contains(r"^-?\d+$") & identifier.str.contains(_LITERAL_PREFIX),
+            pl.col("ts").is_null(),
+            pl.col(value_name).is_null(),
+        ]
+        if self.kind == "prediction":
+            checks.append(pl.col("features").is_null())
+            for column in ("features", "groups"):
+                if column not in schema:
+                    continue
+                for name, dtype in schema[column].to_schema().items():
+                    if dtype == pl.String():
+                        field = pl.col(column).struct.field(name)
+                        checks.append(field.str.contains(_OBJECT_PREFIX))
+        return pl.any_horizontal([check.fill_null(False) for check in checks])
+
+    # -- per-model frames ------------------------------------------------------------------
+
+    def _split_by_model(
+        self, frame: pl.DataFrame | None, rows: list[dict[str, Any]], batch: DecodedBatch
+    ) -> None:
+        exact = _group_rows(rows)
+        names = set(exact)
+        if frame is not None and frame.height:
+            names |= set(frame["model"].unique().to_list())
+        for name in sorted(names):
+            part = frame.filter(pl.col("model") == name) if frame is not None else None
+            extra = exact.get(name, [])
+            schema = self.models.get(name)
+            if schema is None:
+                for row in ([] if part is None else part["_row"].to_list()) + [
+                    r["_row"] for r in extra
+                ]:
+                    self._unknown_model(row, name, batch)
+                continue
+            pieces = []
+            if part is not None and part.height:
+                converted, bad = self._model_columns(part, schema)
+                pieces.append(converted)
+                for row in bad:
+                    try:
+                        extra.append(self._decode_exact(batch.messages.values[row], row, batch))
+                    except Rejected as rejected:
+                        batch.dead_letter(
+                            row, rejected.reason, rejected.detail, rejected.model, self.kind
+                        )
+            if extra:
+                pieces.append(pl.DataFrame(extra, schema=schema.frame_schema(self.kind)))
+            frame_of_model = pl.concat(pieces).sort("_row") if pieces else None
+            if frame_of_model is not None and frame_of_model.height:
+                batch.frames[name] = frame_of_model
+
+    def _model_columns(
+        self, part: pl.DataFrame, schema: ModelSchema
+    ) -> tuple[pl.DataFrame, list[int]]:
+        """This model's frame columns from the raw read; rows with a bad value go back."""
+        value_name = "label" if self.kind == "label" else "prediction"
+        value, value_ok = _task_value(
+            pl.col(value_name), part.schema[value_name], schema.task, self.kind
+        )
+        columns = [pl.col("_row", "id", "ts", "model_version"), value.alias(value_name)]
+        if self.kind == "prediction":
+            features = pl.col("features").struct
+            feature_types = part.schema["features"].to_schema()
+            for feature in schema.numeric:
+                number, error = _numeric(features.field(feature), feature_types[feature])
+                columns += [number.alias(f"num:{feature}"), error.alias(f"err:{feature}")]
+            for feature in schema.categorical:
+                text = features.field(feature).cast(pl.String)
+                columns += [text.alias(f"cat:{feature}"), pl.lit(False).alias(f"err:{feature}")]
+            for group in schema.groups:
+                columns.append(pl.col("groups").struct.field(group).alias(f"grp:{group}"))
+        frame = part.select(*columns, value_ok.alias("_ok"))
+        bad_rows = frame.filter(~pl.col("_ok"))["_row"].to_list()
+        clean = frame.filter(pl.col("_ok")).select(list(schema.frame_schema(self.kind)))
+        return clean, bad_rows
+
+    def _unknown_model(self, row: int, name: str, batch: DecodedBatch) -> None:
+        if self.unknown_models == "dead_letter":
+            detail = f"model {name!r} is not configured"
+            batch.dead_letter(row, "unknown_model", detail, name, self.kind)
+        else:
+            batch.ignored["unknown_model"] += 1
+
+    def _discover_features(self, value: bytes, batch: DecodedBatch) -> None:
+        """Note features the first event of a batch carries that its model does not watch."""
+        try:
+            event = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            return
+        if not isinstance(event, dict) or not isinstance(event.get("features"), dict):
+            return
+        schema = self.models.get(event.get("model"))  # type: ignore[arg-type]
+        if schema is not None:
+            extra = set(event["features"]) - set(schema.features)
+            if extra:
+                batch.unconfigured_features.setdefault(event["model"], set()).update(extra)
+
+    # -- the exact path --------------------------------------------------------------------
+
+    def _decode_exact(self, raw: bytes, row: int, batch: DecodedBatch) -> dict[str, Any]:
+        """Decode one message exactly, or raise ``Rejected`` with the reason and field."""
+        event = _load_object(raw)
+        model = event.get("model")
+        if "model" not in event or model is None:
+            raise Rejected("missing_field", "required field 'model' is missing")
+        if not isinstance(model, str):
+            raise Rejected("wrong_type", f"field 'model': expected a string, got {_show(model)}")
+        schema = self.models.get(model)
+        if schema is None:
+            return {"model": model, "_row": row}
+        record: dict[str, Any] = {"model": model, "_row": row}
+        record["id"] = _event_id(event, model)
+        record["ts"] = _event_time(event, model)
+        version = event.get("model_version")
+        record["model_version"] = None if version is None else _text(version)
+        value_name = "label" if self.kind == "label" else "prediction"
+        record[value_name] = _exact_value(event, value_name, schema.task, model)
+        if self.kind == "prediction":
+            features = _required(event, "features", model)
+            if not isinstance(features, dict):
+                raise Rejected(
+                    "wrong_type",
+                    f"field 'features': expected an object, got {_show(features)}",
+                    model,
+                )
+            extra = set(features) - set(schema.features)
+            if extra:
+                batch.unconfigured_features.setdefault(model, set()).update(extra)
+            for feature in schema.numeric:
+                number, error = _exact_numeric(features.get(feature))
+                record[f"num:{feature}"] = number
+                record[f"err:{feature}"] = error
+            for feature in schema.categorical:
+                text, error = _exact_category(features.get(feature))
+                record[f"cat:{feature}"] = text
+                record[f"err:{feature}"] = error
+            groups = event.get("groups")
+            if groups is not None and not isinstance(groups, dict):
+                raise Rejected(
+                    "wrong_type", f"field 'groups': expected an object, got {_show(groups)}", model
+                )
+            for group in schema.groups:
+                record[f"grp:{group}"] = _exact_category((groups or {}).get(group))[0]
+        return record
+
+
+def _group_rows(rows: Iterable[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    grouped: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        grouped.setdefault(row.pop("model"), []).append(row)
+    return grouped
+
+
+def _load_object(raw: bytes) -> dict[str, Any]:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise Rejected("invalid_utf8", f"not UTF-8: {exc.reason} at byte {exc.start}") from None
+    try:
+        event = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        try:
+            event = json.loads(text)
+        except json.JSONDecodeError:
+            raise Rejected("invalid_json", f"not JSON: {exc}") from None
+    if not isinstance(event, dict):
+        raise Rejected("not_an_object", f"expected a JSON object, got {_show(event)}")
+    return event
+
+
+def _required(event: dict[str, Any], name: str, model: str) -> Any:
+    value = event.get(name)
+    if value is None:
+        raise Rejected("missing_field", f"required field {name!r} is missing", model)
+    return value
+
+
+def _event_id(event: dict[str, Any], model: str) -> str:
+    value = _required(event, "id", model)
+    if isinstance(value, str):
+        return value
+    if is_integral(value):
+        return str(int(value))
+    raise Rejected(
+        "wrong_type", f"field 'id': expected a string or an integer, got {_show(value)}", model
+    )
+
+
+def _event_time(event: dict[str, Any], model: str) -> int:
+    value = _required(event, "ts", model)
+    millis = parse_time(value)
+    if millis is None:
+        raise Rejected(
+            "invalid_timestamp",
+            f"field 'ts': expected an RFC 3339 time or epoch milliseconds, got {_show(value)}",
+            model,
+        )
+    return millis
+
+
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+_BINARY_LABELS = {"0": 0.0, "1": 1.0, "0.0": 0.0, "1.0": 1.0, "false": 0.0, "true": 1.0}
+
+
+def _exact_value(event: dict[str, Any], name: str, task: Task, model: str) -> Any:
+    value = _required(event, name, model)
+    if task == "multiclass_classification":
+        if isinstance(value, bool) or not isinstance(value, str | int):
+            raise Rejected(
+                "wrong_type", f"field {name!r}: expected a class name, got {_show(value)}", model
+            )
+        return str(value)
+    if task == "binary_classification" and name == "label":
+        if isinstance(value, str | int | float) and _text(value) in _BINARY_LABELS:
+            return _BINARY_LABELS[_text(value)]
+        raise Rejected(
+            "wrong_type", f"field 'label': expected 0, 1, true or false, got {_show(value)}", model
+        )
+    if name == "label" and isinstance(value, str) and _NUMBER.fullmatch(value):
+        value = float(value)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise Rejected(
+            "wrong_type", f"field {name!r}: expected a number, got {_show(value)}", model
+        )
+    number = float(value)
+    if not math.isfinite(number):
+        raise Rejected(
+            "non_finite", f"field {name!r}: expected a finite number, got {value}", model
+        )
+    if task == "binary_classification" and not 0.0 <= number <= 1.0:
+        raise Rejected(
+            "wrong_type",
+            f"field {name!r}: expected a probability between 0 and 1, got {value}",
+            model,
+        )
+    return number
+
+
+def _exact_numeric(value: Any) -> tuple[float | None, bool]:
+    """A numeric feature value and whether it was a type error (missing either way)."""
+    if value is None:
+        return None, False
+    if isinstance(value, bool | dict | list):
+        return None, True
+    if isinstance(value, str):
+        if not _NUMBER.fullmatch(value):
+            return None, True
+        value = float(value)
+    number = float(value)
+    return (number, False) if math.isfinite(number) else (None, True)
+
+
+def _exact_category(value: Any) -> tuple[str | None, bool]:
+    """A categorical feature value and whether it was a type error (missing either way)."""
+    if value is None:
+        return None, False
+    if isinstance(value, dict | list):
+        return None, True
+    if isinstance(value, float) and not math.isfinite(value):
+        return None, True
+    return _text(value), False
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if is_integral(value):
+        return str(int(value))
+    return value if isinstance(value, str) else orjson.dumps(value).decode()
+
+
+def _show(value: Any) -> str:
+    if value is None:
+        return "null"
+    kind = {dict: "an object", list: "an array", bool: "a boolean", str: "a string"}.get(
+        type(value), "a number"
+    )
+    shown = repr(value) if kind == "a number" else orjson.dumps(value).decode()
+    return f"{kind} {shown[:60]}"
+
+
+def _timestamp(ts: pl.Expr) -> pl.Expr:
+    """Epoch milliseconds from RFC 3339 text or epoch-millisecond digits; null where unparsed."""
+    with_offset = ts.str.to_datetime(
+        format="%Y-%m-%dT%H:%M:%S%.f%#z", time_unit="ms", time_zone="UTC", strict=False
+    )
+    naive = ts.str.to_datetime(format="%Y-%m-%dT%H:%M:%S%.f", time_unit="ms", strict=False)
+    parsed = with_offset.dt.epoch("ms").fill_null(naive.dt.epoch("ms"))
+    digits = ts.str.contains(r"^-?\d+$").fill_null(False)
+    return pl.when(digits).then(ts.cast(pl.Int64, strict=False)).otherwise(parsed)
+
+
+def _numeric(values: pl.Expr, dtype: pl.DataType) -> tuple[pl.Expr, pl.Expr]:
+    """Finite numbers, and a flag where a present value was not a finite number."""
+    if dtype == pl.Float64():
+        return values, pl.lit(False)
+    number = values.cast(pl.Float64, strict=False)
+    finite = number.is_finite().fill_null(False)
+    return pl.when(finite).then(number), values.is_not_null() & ~finite
+
+
+_NUMBER_TEXT = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
+
+
+def _task_value(
+    values: pl.Expr, dtype: pl.DataType, task: Task, kind: Kind
+) -> tuple[pl.Expr, pl.Expr]:
+    """The prediction or label as the task's type, and which rows converted cleanly.
+
+    Rows not marked clean go to the exact path, which decides; this accepts only
+    values the exact path accepts, with the same result.
+    """
+    if task == "multiclass_classification":
+        text = values.cast(pl.String)
+        ok = text.is_not_null() & ~text.str.contains(r"^(-?\d+\.|-?\d+[eE]|true$|false$|[\{\[])")
+        return text, ok.fill_null(False)
+    if task == "binary_classification" and kind == "label":
+        number = values.replace_strict(_BINARY_LABELS, default=None, return_dtype=pl.Float64)
+        return number, number.is_not_null()
+    number = values if dtype == pl.Float64() else values.cast(pl.Float64, strict=False)
+    ok = number.is_finite().fill_null(False)
+    if dtype == pl.String():
+        ok = ok & values.str.contains(_NUMBER_TEXT).fill_null(False)
+    if task == "binary_classification":
+        ok = ok & (number >= 0.0).fill_null(False) & (number <= 1.0).fill_null(False)
+    return number, ok
+
+
+def model_schema(model: ModelConfig) -> ModelSchema:
+    """What the events of ``model`` must carry."""
+    return ModelSchema(
+        task=model.task,
+        numeric=tuple(model.features.numeric),
+        categorical=tuple(model.features.categorical),
+        groups=tuple(model.groups),
+    )
+
+
+def decoder(config: Config, kind: Kind) -> EventDecoder:
+    """The event decoder of ``kind`` for every configured model."""
+    return EventDecoder(
+        {name: model_schema(model) for name, model in config.models.items()},
+        kind,
+        max_message_bytes=config.events.max_message_bytes,
+        unknown_models=config.events.unknown_models,
+    )

@@ -1,0 +1,1 @@
+"""The label join: predictions waiting for their labels, labels waiting for predictions."""

@@ -1,0 +1,343 @@
+"""The label join: predictions waiting for labels, labels waiting for predictions.
+
+Every prediction of a model with labels enabled leaves a row in ``label_join``
+(id, event time, window key, prediction, group values — never the features)
+until ``ttl`` after its event time. A label joins its prediction by (model,
+id) if it became known within ``ttl`` of the prediction; a label that finds
+no prediction waits in ``orphan_labels`` up to ``orphan_ttl`` and then becomes
+a dead letter. Joined rows update the label summary of the prediction's pane
+(realized performance and fairness read those), and, in label-arrival order,
+the model's error stream (concept drift).
+
+All writes happen on the caller's connection, inside its transaction: the
+join follows the daemon's exactly-once rule with everything else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from concurrent.futures import Executor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import polars as pl
+from sqlalchemy import Connection
+
+from driftwarden.detectors.stream import StreamDetector
+from driftwarden.monitor.config import ModelConfig
+from driftwarden.monitor.ingest.decoding import DecodedBatch
+from driftwarden.monitor.labels.waiting import WaitingPredictions
+from driftwarden.monitor.storage.join_store import JoinStore
+from driftwarden.monitor.windows.outcomes import LabelSummary
+from driftwarden.monitor.windows.profile import Profile
+
+_END_OF_TIME = 2**63 - 1
+
+
+@dataclass(frozen=True)
+class LabelJoin:
+    """Where the join keeps its rows, and the thread that stores waiting predictions while
+    the batch path summarizes them (owned by whoever runs the path)."""
+
+    store: JoinStore
+    helper: Executor
+
+
+@dataclass
+class LabelReport:
+    """What one batch did to the join of one model, for metrics and results."""
+
+    stored: int = 0
+    joined: int = 0
+    duplicate_labels: int = 0
+    duplicate_predictions: int = 0
+    orphaned: int = 0
+    expired: int = 0
+    delays: list[float] = field(default_factory=list)
+    panes: set[int] = field(default_factory=set)
+    detections: list[Detection] = field(default_factory=list)
+
+    def add(self, other: LabelReport) -> None:
+        """Count what ``other`` did too."""
+        self.stored += other.stored
+        self.joined += other.joined
+        self.duplicate_labels += other.duplicate_labels
+        self.duplicate_predictions += other.duplicate_predictions
+        self.orphaned += other.orphaned
+        self.expired += other.expired
+        self.delays += other.delays
+        self.panes |= other.panes
+        self.detections += other.detections
+
+
+@dataclass(frozen=True)
+class Detection:
+    """A concept-drift detection: its position in the error stream, and where it happened."""
+
+    position: int
+    detected_at: int
+    pane: int
+
+
+class ModelLabels:
+    """One model's side of the join: its label panes, error stream and orphan ids."""
+
+    def __init__(
+        self,
+        name: str,
+        config: ModelConfig,
+        profile: Profile,
+        detector: StreamDetector,
+        join: LabelJoin,
+        position: int = 0,
+    ) -> None:
+        self.name = name
+        self.config = config
+        self.profile = profile
+        self.detector = detector
+        self.store = join.store
+        self.helper = join.helper
+        self.waiting = WaitingPredictions(join.store, name)
+        self.position = position
+        self._ttl = int(config.labels.ttl.total_seconds() * 1000)
+        self._orphan_ttl = int(config.labels.orphan_ttl.total_seconds() * 1000)
+        self._panes: dict[int, LabelSummary] = {}
+        self._dirty: set[int] = set()
+        self._orphans: set[str] | None = None
+
+    # -- predictions -----------------------------------------------------------------------
+
+    @contextmanager
+    def storing(
+        self, connection: Connection, frame: pl.DataFrame, keys: pl.Series, now: int
+    ) -> Iterator[LabelReport]:
+        """Store folded predictions as waiting, then join labels that arrived before them.
+
+        The SQL runs on the ``helper`` thread while the caller's block runs (it summarizes the
+        same rows): the statement releases the GIL, so the two overlap. The block must not
+        use ``connection``. The report is complete when the block ends.
+        """
+        report = LabelReport()
+        insert = self.helper.submit(self.waiting.insert, connection, self._pending(frame, keys))
+        try:
+            yield report
+        finally:
+            inserted = insert.result()
+        report.stored = inserted
+        report.duplicate_predictions = frame.height - inserted
+        orphans = self._orphan_ids(connection)
+        if orphans:
+            waiting = frame.filter(pl.col("id").is_in(list(orphans)))["id"].unique().to_list()
+            if waiting:
+                labels = self.store.take_orphans(connection, self.name, waiting)
+                orphans.difference_update(waiting)
+                self._join(connection, labels.with_row_index("_row"), None, now, report)
+
+    def _pending(self, frame: pl.DataFrame, keys: pl.Series) -> pl.DataFrame:
+        """The join-store rows of folded predictions (``_PENDING_COLUMNS``)."""
+        groups = [pl.col(f"grp:{name}").alias(name) for name in self.profile.groups]
+        return frame.select(
+            "id",
+            "ts",
+            keys.alias("pane"),
+            pl.col("prediction").cast(pl.String),
+            (pl.struct(groups).struct.json_encode() if groups else pl.lit(None, pl.String)).alias(
+                "groups"
+            ),
+            (pl.col("ts") + self._ttl).alias("expires_at"),
+        )
+
+    # -- labels ----------------------------------------------------------------------------
+
+    def add_labels(
+        self, connection: Connection, frame: pl.DataFrame, batch: DecodedBatch, now: int
+    ) -> LabelReport:
+        """Join a batch of this model's labels (``_row``, ``id``, ``ts``, ``label``)."""
+        report = LabelReport()
+        labels = frame.select("_row", "id", "ts", pl.col("label").cast(pl.String))
+        self._join(connection, labels, batch, now, report)
+        return report
+
+    def _join(
+        self,
+        connection: Connection,
+        labels: pl.DataFrame,
+        batch: DecodedBatch | None,
+        now: int,
+        report: LabelReport,
+    ) -> None:
+        keep = "last" if self.config.labels.policy == "last" else "first"
+        unique = labels.unique("id", keep=keep, maintain_order=True)
+        report.duplicate_labels += labels.height - unique.height
+        stored = self.waiting.find(connection, unique["id"])
+        joined = unique.join(stored, on="id", how="left")
+        live = pl.col("pts").is_not_null() & (pl.col("ts") <= pl.col("pts") + self._ttl)
+        missing = joined.filter(~live)
+        joined = joined.filter(live)
+        seqs = joined["seq"].to_numpy()
+        again = pl.Series(self.store.set_flags(connection, self.name, seqs, True))
+        report.duplicate_labels += int(again.sum())
+        fresh = joined.filter(~again)
+        # A label flagged under policy first has no value to replace: it stays.
+        replaceable = again & joined["old_label"].is_not_null()
+        replaced = joined.filter(replaceable) if keep == "last" else joined.head(0)
+        if keep == "last":
+            self.store.keep_labels(connection, self.name, pl.concat([fresh, replaced]))
+        self._summarize(connection, fresh, replaced, report)
+        report.joined += fresh.height
+        report.delays += ((fresh["ts"] - fresh["pts"]) / 1000).to_list()
+        self._errors(fresh.sort("_row"), report)
+        if batch is not None and missing.height:
+            self._orphan(connection, missing, batch, now, report)
+
+    def _summarize(
+        self,
+        connection: Connection,
+        fresh: pl.DataFrame,
+        replaced: pl.DataFrame,
+        report: LabelReport,
+    ) -> None:
+        parts = [(fresh, False), (replaced, False), (replaced, True)]
+        panes = set()
+        for rows, _ in parts:
+            panes |= set(rows["pane"].to_list())
+        self._load(connection, panes)
+        for rows, old in parts:
+            if rows.height == 0:
+                continue
+            label = "old_label" if old else "label"
+            for (pane,), group in rows.partition_by("pane", as_dict=True).items():
+                delta = self._label_summary(group, label)
+                if old:
+                    delta = delta.negated()
+                current = self._panes.get(pane)
+                self._panes[pane] = delta if current is None else current.merge(delta)
+                self._dirty.add(pane)
+                report.panes.add(pane)
+
+    def _label_summary(self, rows: pl.DataFrame, label: str) -> LabelSummary:
+        columns = [pl.col("prediction"), pl.col(label).alias("label")]
+        if self.profile.groups:
+            decoded = rows["groups"].str.json_decode(
+                pl.Struct({name: pl.String for name in self.profile.groups})
+            )
+            columns += [
+                decoded.struct.field(name).alias(f"grp:{name}") for name in self.profile.groups
+            ]
+        frame = rows.select(columns)
+        if self.profile.task != "multiclass_classification":
+            frame = frame.with_columns(
+                pl.col("prediction").cast(pl.Float64), pl.col("label").cast(pl.Float64)
+            )
+        return LabelSummary.of_rows(
+            self.profile.outcomes, self.profile.task, self.profile.groups, frame
+        )
+
+    def _errors(self, rows: pl.DataFrame, report: LabelReport) -> None:
+        """Feed joined rows, in arrival order, to the concept-drift detector."""
+        if rows.height == 0:
+            return
+        task = self.profile.task
+        if task == "binary_classification":
+            predicted = (
+                rows["prediction"].cast(pl.Float64) >= self.profile.outcomes.decision_threshold
+            )
+            errors = (predicted != (rows["label"].cast(pl.Float64) >= 0.5)).cast(pl.Float64)
+        elif task == "multiclass_classification":
+            errors = (rows["prediction"] != rows["label"]).cast(pl.Float64)
+        else:
+            errors = (rows["prediction"].cast(pl.Float64) - rows["label"].cast(pl.Float64)).abs()
+        detections = self.detector.update(errors.to_numpy())
+        times = rows["ts"].to_list()
+        panes = rows["pane"].to_list()
+        for position in detections.drifts.tolist():
+            report.detections.append(
+                Detection(self.position + position, times[position], panes[position])
+            )
+        self.position += rows.height
+
+    def _orphan(
+        self,
+        connection: Connection,
+        rows: pl.DataFrame,
+        batch: DecodedBatch,
+        now: int,
+        report: LabelReport,
+    ) -> None:
+        orphans = self._orphan_ids(connection)
+        waiting = rows.filter(pl.col("id").is_in(list(orphans)))
+        new = rows.filter(~pl.col("id").is_in(list(orphans)))
+        report.duplicate_labels += waiting.height
+        if self.config.labels.policy == "last":
+            self.store.replace_orphan_labels(
+                connection,
+                [
+                    (label, ts, self.name, i)
+                    for i, ts, label in waiting.select("id", "ts", "label").rows()
+                ],
+            )
+        entries = []
+        for row, identifier, ts, label in new.select("_row", "id", "ts", "label").rows():
+            origin = batch.messages.origin(row)
+            entries.append(
+                (
+                    self.name,
+                    identifier,
+                    ts,
+                    label,
+                    now + self._orphan_ttl,
+                    origin.source,
+                    -1 if origin.partition is None else origin.partition,
+                    origin.offset,
+                    batch.messages.values[row],
+                )
+            )
+        self.store.insert_orphans(connection, entries)
+        orphans.update(new["id"].to_list())
+        report.orphaned += new.height
+
+    def _orphan_ids(self, connection: Connection) -> set[str]:
+        if self._orphans is None:
+            self._orphans = self.store.orphan_ids(connection, self.name)
+        return self._orphans
+
+    # -- panes -----------------------------------------------------------------------------
+
+    def _load(self, connection: Connection, panes: set[int]) -> None:
+        missing = [pane for pane in panes if pane not in self._panes]
+        for pane, data in self.store.load_panes(connection, self.name, missing).items():
+            self._panes[pane] = LabelSummary.from_bytes(data)
+
+    def window_labels(self, connection: Connection, start: int, end: int) -> LabelSummary:
+        """The label summary of the panes with keys in ``[start, end)``."""
+        for pane, data in self.store.load_range(connection, self.name, start, end).items():
+            if pane not in self._panes:
+                self._panes[pane] = LabelSummary.from_bytes(data)
+        summary = LabelSummary.empty(self.profile.outcomes, self.profile.task)
+        for pane in sorted(p for p in self._panes if start <= p < end):
+            summary = summary.merge(self._panes[pane])
+        return summary
+
+    def flush(self, connection: Connection) -> None:
+        """Write the label summaries changed since the last flush."""
+        self.store.save_panes(
+            connection, self.name, {pane: self._panes[pane].to_bytes() for pane in self._dirty}
+        )
+        self._dirty.clear()
+
+    def expire(
+        self, connection: Connection, now: int, *, end_of_input: bool = False
+    ) -> tuple[int, list[Any]]:
+        """Drop what passed its ttl, and at the end of the input every orphan (no
+        prediction can come for it any more); forget cached panes older than any joinable
+        prediction."""
+        orphans_before = _END_OF_TIME if end_of_input else now
+        seqs, expired, orphans = self.store.expire(connection, self.name, now, orphans_before)
+        self.waiting.forget(seqs)
+        if self._orphans is not None:
+            self._orphans.difference_update(row[0] for row in orphans)
+        horizon = now - 2 * self._ttl
+        for pane in [p for p in self._panes if p < horizon and p not in self._dirty]:
+            del self._panes[pane]
+        return expired, orphans

@@ -1,0 +1,62 @@
+"""Building the pipeline from a configuration: profiles and restored window state."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from driftwarden.core.times import Clock
+from driftwarden.monitor.config import Config, ModelConfig, TimeWindowConfig
+from driftwarden.monitor.labels.join import LabelJoin
+from driftwarden.monitor.pipeline.model_pipeline import ModelPipeline
+from driftwarden.monitor.pipeline.pipeline import Pipeline
+from driftwarden.monitor.storage import Store
+from driftwarden.monitor.windows.profile import Profile, fit, read_reference, reference_id
+
+
+def load_profile(name: str, model: ModelConfig, store: Store) -> tuple[Profile, bool]:
+    """The model's profile: from the database if this reference was fitted before, else fitted.
+
+    Returns the profile and whether it was fitted now.
+    """
+    frame, content = read_reference(model.reference)
+    wanted = reference_id(content, model)
+    stored = store.profile(wanted)
+    if stored is not None:
+        return Profile.from_bytes(stored), False
+    profile = fit(name, model, frame, content)
+    store.save_profile(profile.reference_id, name, str(model.reference), profile.to_bytes())
+    return profile, True
+
+
+def build_pipeline(
+    config: Config,
+    store: Store,
+    *,
+    resume: bool,
+    join: LabelJoin | None,
+    clock: Clock | None = None,
+) -> Pipeline:
+    """The pipeline of every configured model; ``resume`` restores stored window state.
+
+    Without a ``join`` (a replay with no labels file) no prediction waits for a label.
+    """
+    models = {}
+    for name, model in config.models.items():
+        profile, _ = load_profile(name, model, store)
+        state = store.model_state(name) if resume else None
+        older: dict[str, Profile] = {}
+        if state is not None and state.reference_id != profile.reference_id:
+            previous = store.profile(state.reference_id)
+            if previous is not None:
+                older[state.reference_id] = Profile.from_bytes(previous)
+        models[name] = ModelPipeline(name, model, profile, older, state, join)
+    return Pipeline(config, models, clock=clock)
+
+
+def window_sizes(config: Config) -> dict[str, timedelta]:
+    """Each time-windowed model's window size (alerts judge result ages by it)."""
+    return {
+        name: model.window.size
+        for name, model in config.models.items()
+        if isinstance(model.window, TimeWindowConfig)
+    }

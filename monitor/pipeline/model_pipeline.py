@@ -1,0 +1,333 @@
+"""One model's part of the batch path: its profiles, windows, label join and detectors."""
+
+from __future__ import annotations
+
+import polars as pl
+from sqlalchemy import Connection
+
+from driftwarden.core.records import DeadLetter, EventKind, Origin, ResultRecord, WindowInfo
+from driftwarden.core.times import format_time
+from driftwarden.detectors.result import DetectorResult
+from driftwarden.monitor import windows
+from driftwarden.monitor.config import ModelConfig
+from driftwarden.monitor.config.detectors import build_concept_detector, build_detectors
+from driftwarden.monitor.evaluation.outcome_results import outcome_records
+from driftwarden.monitor.evaluation.window_results import evaluate
+from driftwarden.monitor.ingest.messages import DecodedBatch
+from driftwarden.monitor.labels.join import LabelJoin, LabelReport, ModelLabels
+from driftwarden.monitor.pipeline.report import BatchReport
+from driftwarden.monitor.storage import ClosedWindow, Commit, ModelSnapshot
+from driftwarden.monitor.storage.store import closed_windows
+from driftwarden.monitor.windows.outcomes import LabelSummary
+from driftwarden.monitor.windows.profile import Profile
+from driftwarden.monitor.windows.summary import WindowSummary, summarize
+from driftwarden.monitor.windows.windowing import WindowBounds
+
+
+class ModelPipeline:
+    """One model: its profiles, its windows, its label join, and the detectors it runs."""
+
+    def __init__(
+        self,
+        name: str,
+        config: ModelConfig,
+        profile: Profile,
+        older_profiles: dict[str, Profile] | None = None,
+        state: ModelSnapshot | None = None,
+        join: LabelJoin | None = None,
+    ) -> None:
+        self.name = name
+        self.config = config
+        self.profile = profile
+        self.profiles = {**(older_profiles or {}), profile.reference_id: profile}
+        self.detectors = build_detectors(config.detectors, f"models.{name}.detectors")
+        self.join = join
+        self.restore(state)
+
+    def restore(self, state: ModelSnapshot | None) -> None:
+        """Continue from a stored snapshot (or start fresh without one)."""
+        self.windows, extra = windows.restore(
+            self.config.window, None if state is None else state.data
+        )
+        self.source = (
+            None if state is None or state.topic is None else (state.topic, state.partition)
+        )
+        self.dirty = False
+        self.labels: ModelLabels | None = None
+        if self.join is not None and self.config.labels.enabled:
+            path = f"models.{self.name}.concept_drift"
+            detector = build_concept_detector(self.config.concept_drift, path)
+            concept = extra.get("concept")
+            if concept is not None:
+                detector = type(detector).from_state(concept["detector"])
+            position = 0 if concept is None else concept["position"]
+            self.labels = ModelLabels(
+                self.name, self.config, self.profile, detector, self.join, position
+            )
+
+    # -- predictions -----------------------------------------------------------------------
+
+    def fold(
+        self,
+        frame: pl.DataFrame,
+        batch: DecodedBatch,
+        connection: Connection,
+        now: int | None,
+        event_now: int,
+        future_limit: int | None,
+        report: BatchReport,
+    ) -> int:
+        """Fold one batch of this model's rows in; late rows and rows after ``future_limit``
+        become dead letters. Returns how many rows were folded."""
+        self.dirty = True
+        last_row = int(frame["_row"][-1])
+        self.source = (batch.messages.source, batch.messages.origin(last_row).partition)
+        if future_limit is not None:
+            frame = reject_future(frame, batch, future_limit, self.name, "prediction")
+        if frame.height == 0:
+            return 0
+        assignment = self.windows.assign(frame["ts"], now)
+        frame = frame.with_columns(assignment.keys.alias("_key"))
+        detail = "falls in a window that has closed"
+        late = pl.Series(assignment.late)
+        frame = _reject(frame, late, batch, "too_late", detail, self.name, "prediction")
+        if self.labels is not None and frame.height:
+            now_or_event = event_now if now is None else now
+            with self.labels.storing(connection, frame, frame["_key"], now_or_event) as joined:
+                self._fold(frame)
+            report.joins[self.name] = joined
+        else:
+            self._fold(frame)
+        return frame.height
+
+    def _fold(self, frame: pl.DataFrame) -> None:
+        """Summarize the rows of every key and fold them into its open pane or window."""
+        for (key,), part in sorted(frame.partition_by("_key", as_dict=True).items()):
+            profile = self._profile_of(self.windows.open_summary(key))
+            self.windows.add(key, summarize(profile, part))
+
+    def _profile_of(self, open_summary: WindowSummary | None) -> Profile:
+        """The profile new events of an open pane or window are binned on: the one it began
+        on (an open window finishes on the reference it started with), else the current one."""
+        if open_summary is None:
+            return self.profile
+        return self.profiles.get(open_summary.reference_id, self.profile)
+
+    def close_due(
+        self, commit: Commit, connection: Connection, now: int | None, *, flush: bool
+    ) -> list[WindowInfo]:
+        """Close every window that is due; add its results to ``commit``."""
+        closed = [
+            self._finish(bounds, summaries, commit, connection)
+            for bounds, summaries in self.windows.close_due(now, flush=flush)
+        ]
+        self.dirty = self.dirty or bool(closed)
+        return closed
+
+    def _finish(
+        self,
+        bounds: WindowBounds,
+        panes: list[WindowSummary],
+        commit: Commit,
+        connection: Connection,
+    ) -> WindowInfo:
+        reference_id = panes[0].reference_id if panes else self.profile.reference_id
+        profile = self.profiles[reference_id]
+        summary = WindowSummary.empty(profile)
+        for pane in panes:
+            if pane.reference_id == reference_id:
+                summary = summary.merge(pane)
+        window = WindowInfo(
+            model=self.name,
+            model_version=summary.model_version,
+            reference_id=reference_id,
+            index=bounds.index,
+            start=bounds.start,
+            end=bounds.end,
+        )
+        results = evaluate(profile, summary, window, self.config, self.detectors)
+        results += outcome_records(
+            profile, self.config, window, summary, self._window_labels(connection, window)
+        )
+        commit.windows.append(
+            ClosedWindow(
+                model=self.name,
+                index=bounds.index,
+                start=bounds.start,
+                end=bounds.end,
+                reference_id=reference_id,
+                model_version=summary.model_version,
+                n_events=summary.n_events,
+                summary=summary.to_bytes(),
+            )
+        )
+        commit.results.extend(results)
+        return window
+
+    def _window_labels(self, connection: Connection, window: WindowInfo) -> LabelSummary:
+        profile = self.profiles[window.reference_id]
+        if self.labels is None:
+            return LabelSummary.empty(profile.outcomes, profile.task)
+        low, high = self.windows.key_range(WindowBounds(window.index, window.start, window.end))
+        return self.labels.window_labels(connection, low, high)
+
+    # -- labels ----------------------------------------------------------------------------
+
+    def join_labels(
+        self,
+        frame: pl.DataFrame,
+        batch: DecodedBatch,
+        commit: Commit,
+        connection: Connection,
+        now: int,
+        report: BatchReport,
+    ) -> None:
+        """Join a batch of labels; recompute closed windows they complete; record detections."""
+        assert self.labels is not None
+        joined = self.labels.add_labels(connection, frame, batch, now)
+        report.joins[self.name] = joined
+        report.labels[self.name] += frame.height
+        self.dirty = True
+        self.outcomes_changed(joined, commit, connection, report)
+
+    def outcomes_changed(
+        self, joined: LabelReport, commit: Commit, connection: Connection, report: BatchReport
+    ) -> None:
+        """Upsert the outcome results of closed windows whose labels changed, and detections."""
+        if not joined.panes and not joined.detections:
+            return
+        for window, summary in self._closed_windows(connection, commit, joined.panes):
+            profile = self.profiles.get(window.reference_id, self.profile)
+            records = outcome_records(
+                profile, self.config, window, summary, self._window_labels(connection, window)
+            )
+            commit.results.extend(records)
+            report.outcomes.append((window, records))
+        assert self.labels is not None
+        for detection in joined.detections:
+            window = self._window_of(connection, commit, detection.pane)
+            result = DetectorResult(
+                value=float(detection.position),
+                threshold=None,
+                direction="above",
+                drift=True,
+                n_labeled=detection.position + 1,
+            )
+            record = ResultRecord.of(
+                window,
+                "concept_drift",
+                self.labels.detector.name,
+                result,
+                metric=f"position_{detection.position}",
+                detected_at=detection.detected_at,
+            )
+            commit.results.append(record)
+            report.outcomes.append((window, [record]))
+
+    def _closed_windows(
+        self, connection: Connection, commit: Commit, keys: set[int]
+    ) -> list[tuple[WindowInfo, WindowSummary]]:
+        """Closed windows (stored or closed since the last checkpoint) holding any of ``keys``."""
+        if not keys:
+            return []
+        by_index = self.windows.keys_are_indexes
+        stored = closed_windows(connection, self.name, min(keys), max(keys), by_index=by_index)
+        found: dict[int, ClosedWindow] = {window.index: window for window in stored}
+        found.update({w.index: w for w in commit.windows if w.model == self.name})
+        out = []
+        for window in sorted(found.values(), key=lambda w: w.index):
+            low, high = self.windows.key_range(WindowBounds(window.index, window.start, window.end))
+            if any(low <= key < high for key in keys):
+                info = WindowInfo(
+                    self.name,
+                    window.model_version,
+                    window.reference_id,
+                    window.index,
+                    window.start,
+                    window.end,
+                )
+                out.append((info, WindowSummary.from_bytes(window.summary)))
+        return out
+
+    def _window_of(self, connection: Connection, commit: Commit, key: int) -> WindowInfo:
+        """The earliest window holding ``key``: closed, or the open one it will close as."""
+        closed = self._closed_windows(connection, commit, {key})
+        if closed:
+            return closed[0][0]
+        bounds = self.windows.open_window_of(key)
+        return WindowInfo(
+            self.name, None, self.profile.reference_id, bounds.index, bounds.start, bounds.end
+        )
+
+    def expire(
+        self,
+        connection: Connection,
+        now: int,
+        commit: Commit,
+        report: BatchReport,
+        *,
+        end_of_input: bool = False,
+    ) -> None:
+        """Expire predictions never labelled and orphans past their ttl (dead letters);
+        at the end of the input, every orphan left."""
+        if self.labels is None:
+            return
+        expired, orphans = self.labels.expire(connection, now, end_of_input=end_of_input)
+        report.expired[self.name] += expired
+        for identifier, source, partition, offset, raw, expires_at in orphans:
+            origin = Origin(source, None if partition < 0 else partition, offset)
+            waited = "within orphan_ttl" if expires_at < now else "before the end of the input"
+            commit.dead_letters.append(
+                DeadLetter(
+                    "orphan_label",
+                    f"no prediction with id {identifier!r} arrived {waited}",
+                    bytes(raw),
+                    origin,
+                    "label",
+                    self.name,
+                )
+            )
+
+    def snapshot(self, connection: Connection) -> ModelSnapshot:
+        """The window state to store (label summaries are written on ``connection``)."""
+        self.dirty = False
+        topic, partition = self.source or (None, None)
+        extra = {}
+        if self.labels is not None:
+            self.labels.flush(connection)
+            extra["concept"] = {
+                "detector": self.labels.detector.state_dict(),
+                "position": self.labels.position,
+            }
+        return ModelSnapshot(
+            self.profile.reference_id, self.windows.to_bytes(extra), topic, partition
+        )
+
+
+def reject_future(
+    frame: pl.DataFrame, batch: DecodedBatch, limit: int, model: str, kind: EventKind
+) -> pl.DataFrame:
+    """The rows with event times up to ``limit``; later ones become dead letters
+    (``future_timestamp``): a producer clock far ahead would otherwise move watermarks
+    and label delays."""
+    future = frame["ts"] > limit
+    detail = "is more than the allowed skew ahead of now"
+    return _reject(frame, future, batch, "future_timestamp", detail, model, kind)
+
+
+def _reject(
+    frame: pl.DataFrame,
+    rejected: pl.Series,
+    batch: DecodedBatch,
+    reason: str,
+    detail: str,
+    model: str,
+    kind: EventKind,
+) -> pl.DataFrame:
+    """The rows not ``rejected``; the rejected ones become dead letters whose detail is
+    their event time followed by ``detail``."""
+    if not rejected.any():
+        return frame
+    for row, ts in frame.filter(rejected).select("_row", "ts").iter_rows():
+        batch.dead_letter(row, reason, f"event time {format_time(ts)} {detail}", model, kind)
+    return frame.filter(~rejected)

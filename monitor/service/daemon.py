@@ -1,0 +1,436 @@
+"""``driftwarden run``: the long-running service.
+
+The main thread polls Kafka and hands each poll to a fold worker, which runs it
+through the batch path (``pipeline.runner``): decode, fold, close, evaluate,
+and — at least every ``storage.checkpoint_interval`` and whenever a window
+closes — a checkpoint that writes consumer positions, window state, closed
+windows, results and dead letters in one database transaction. A restart
+seeks every partition to its stored position, so it re-reads at most what
+arrived since the last checkpoint and counts nothing twice. On a rebalance the
+revoked side checkpoints before giving partitions up and the assigned side
+reloads state and seeks to the stored positions; rebalances only happen
+inside ``poll``, so no batch is ever half-processed when they do.
+
+Every thread is started and stopped by one ``Lifecycle`` (see
+docs/architecture.md, "Threads").
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import signal
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
+from kafka.structs import OffsetAndMetadata
+from prometheus_client import CollectorRegistry
+from sqlalchemy import Connection
+
+from driftwarden.alerts import AlertEngine, Dispatcher
+from driftwarden.core.times import Clock, duration_ms, wall_clock_ms
+from driftwarden.monitor import config as configuration
+from driftwarden.monitor import storage
+from driftwarden.monitor.config import Config
+from driftwarden.monitor.errors import DriftwardenError
+from driftwarden.monitor.ingest import kafka
+from driftwarden.monitor.labels.join import LabelJoin
+from driftwarden.monitor.pipeline.building import build_pipeline, window_sizes
+from driftwarden.monitor.pipeline.report import BatchReport
+from driftwarden.monitor.pipeline.runner import BatchRunner, Cadence, SourceBatch
+from driftwarden.monitor.service.api import database_actions
+from driftwarden.monitor.service.endpoints import EndpointServer, Health
+from driftwarden.monitor.service.lifecycle import Housekeeping, Lifecycle
+from driftwarden.monitor.service.metrics import Metrics
+from driftwarden.monitor.storage.join_store import JoinStore
+from driftwarden.monitor.storage.retention import Retention
+
+log = logging.getLogger("driftwarden.daemon")
+
+EXPIRY_INTERVAL_MS = 60_000
+"""Milliseconds between sweeps of the label join for rows past their ttl."""
+
+Records = dict[TopicPartition, list[Any]]
+
+
+class Daemon:
+    """Consumes predictions and labels, closes windows, serves metrics; ``run()`` until
+    stopped."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        registry: CollectorRegistry | None = None,
+        clock: Clock = wall_clock_ms,
+        config_path: Path | None = None,
+    ) -> None:
+        self.config = config
+        self.config_path = config_path
+        self.clock = clock
+        self.registry = registry or CollectorRegistry()
+        self.metrics = Metrics(self.registry, config.models)
+        self.health = Health()
+        self._reload = threading.Event()
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._assigned: set[TopicPartition] = set()
+        self._positions: dict[tuple[str, int], int] = {}
+        self._generation = 0
+        self._queue: queue.Queue[tuple[int, Records] | None] = queue.Queue(maxsize=1)
+        self._failure: BaseException | None = None
+        self._offsets_lock = threading.Lock()
+        self._checkpointed: dict[TopicPartition, int] = {}
+        self._topics = {
+            config.kafka.predictions_topic: "prediction",
+            config.kafka.labels_topic: "label",
+        }
+        self.alerts: AlertEngine | None = None
+        self.dispatcher: Dispatcher | None = None
+        self.runner: BatchRunner | None = None
+        self.store: storage.Store | None = None
+        self.consumer: KafkaConsumer | None = None
+        self.server: EndpointServer | None = None
+
+    def stop(self) -> None:
+        """Stop intake after the current batch (safe from signal handlers and other threads)."""
+        self._stop.set()
+
+    @property
+    def metrics_url(self) -> str | None:
+        return None if self.server is None else f"{self.server.url}/metrics"
+
+    def run(self) -> int:
+        """Start, consume until stopped, checkpoint, and close everything; the exit status.
+
+        The main thread polls Kafka (rebalances happen there); the fold worker runs each
+        poll through the batch path, one batch behind, so reading the next batch overlaps
+        with processing this one. Rebalance callbacks wait for the batch in progress, and a
+        batch polled before a rebalance is dropped unprocessed (its partitions are read
+        again from their stored positions).
+        """
+        lifecycle = Lifecycle()
+        try:
+            self._start(lifecycle)
+            log.info(
+                "daemon started",
+                extra={
+                    "event": "started",
+                    "models": list(self.config.models),
+                    "metrics": self.metrics_url,
+                },
+            )
+            while not self._stop.is_set():
+                records = self._poll_batch()
+                self.health.beat()
+                if self._reload.is_set():
+                    self._reload_alerts()
+                self._queue.put((self._generation, records))
+                self._commit_offsets()
+        finally:
+            lifecycle.stop()
+            log.info("daemon stopped", extra={"event": "stopped"})
+        if self._failure is not None:
+            raise self._failure
+        return 0
+
+    # -- start and stop --------------------------------------------------------------------
+
+    def _start(self, lifecycle: Lifecycle) -> None:
+        """Start every component in order; ``lifecycle`` stops them in reverse."""
+        config = self.config
+        engine = storage.create(config.storage.url)
+        lifecycle.start("database", engine, None, engine.dispose)
+        self.server = EndpointServer.from_config(
+            config.http, self.registry, self.health, clock=self.clock
+        )
+        lifecycle.start("http", self.server, self.server.start, self.server.stop)
+        storage.require_current(
+            engine, f"driftwarden db upgrade --config {self.config_path or 'FILE'}"
+        )
+        self.store = store = storage.Store(engine)
+        replayer = kafka.DeadLetterReplayer(config.kafka, store, clock=self.clock)
+        lifecycle.start("dead-letter producer", replayer, None, replayer.close)
+        assert self.server.api is not None
+        self.server.api.actions = database_actions(store, self.clock, replayer)
+        retention = Retention(engine, config.retention, self.registry, clock=self.clock)
+        housekeeping = Housekeeping()
+        housekeeping.add("driftwarden-retention", retention.run_due)
+        lifecycle.start("housekeeping", housekeeping, housekeeping.start, housekeeping.stop)
+        lifecycle.start("retention", retention, None, retention.stop)
+        self.alerts = AlertEngine(config.alerts, window_sizes(config))
+        self.dispatcher = Dispatcher(
+            engine, config.alerts, registry=self.registry, clock=self.clock
+        )
+        dispatcher = self.dispatcher
+        lifecycle.start("dispatcher", dispatcher, dispatcher.start, lambda: dispatcher.stop(10))
+        connection = engine.connect()
+        lifecycle.start("connection", connection, None, connection.close)
+        checkpointer = storage.WalCheckpointer(engine)
+        lifecycle.start(
+            "checkpointer", checkpointer, lambda: checkpointer.start(connection), checkpointer.stop
+        )
+        helper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="driftwarden-join")
+        lifecycle.start("join helper", helper, None, helper.shutdown)
+        join = LabelJoin(JoinStore(engine.dialect.name), helper)
+        pipeline = build_pipeline(config, store, resume=True, join=join, clock=self.clock)
+        cadence = Cadence(duration_ms(config.storage.checkpoint_interval), EXPIRY_INTERVAL_MS)
+        self.runner = BatchRunner(config, pipeline, store, self.alerts, connection, cadence)
+        self._publish_start(join.store, connection)
+        self.consumer = kafka.consumer(config.kafka)
+        lifecycle.start("consumer", self.consumer, self._subscribe, self._close_consumer)
+        worker = threading.Thread(target=self._work, name="driftwarden-fold", daemon=True)
+        lifecycle.start("fold worker", worker, worker.start, lambda: self._drain(worker))
+
+    def _publish_start(self, join_store: JoinStore, connection: Connection) -> None:
+        """Gauges known before the first batch: reference performance, labels waiting."""
+        assert self.runner is not None
+        for name, model in self.runner.pipeline.models.items():
+            self.metrics.reference_performance(name, model.profile.outcomes.reference_performance)
+            if model.labels is not None:
+                self.metrics.concept_drift.labels(name, model.labels.detector.name)
+                waiting, _ = join_store.label_counts(connection, name)
+                self.metrics.pending.labels(name).set(waiting)
+        connection.commit()
+
+    def _subscribe(self) -> None:
+        assert self.consumer is not None
+        topics = [self.config.kafka.predictions_topic]
+        if any(model.labels.enabled for model in self.config.models.values()):
+            topics.append(self.config.kafka.labels_topic)
+        self.consumer.subscribe(topics, listener=_Listener(self))
+
+    def _drain(self, worker: threading.Thread) -> None:
+        """Let the fold worker finish the batch it holds, then write the last checkpoint."""
+        self._queue.put(None)
+        worker.join()
+        with self._lock:
+            self._checkpoint()
+
+    def _close_consumer(self) -> None:
+        if self.consumer is not None:
+            self.consumer.close(autocommit=False)
+            self.consumer = None
+
+    def install_signal_handlers(self) -> None:
+        """SIGINT and SIGTERM stop intake (the current batch finishes and is persisted);
+        SIGHUP reloads alert rules, channels and templates."""
+
+        def handle(signum: int, _frame: FrameType | None) -> None:
+            log.info("stopping", extra={"event": "stopping", "signal": signal.Signals(signum).name})
+            self.stop()
+
+        signal.signal(signal.SIGINT, handle)
+        signal.signal(signal.SIGTERM, handle)
+        signal.signal(signal.SIGHUP, lambda _signum, _frame: self._reload.set())
+
+    def _reload_alerts(self) -> None:
+        """Re-read the configuration file and swap the alert section; state is kept."""
+        self._reload.clear()
+        if self.config_path is None or self.alerts is None or self.dispatcher is None:
+            return
+        try:
+            fresh = configuration.load(self.config_path)
+        except DriftwardenError as exc:
+            log.error("reload refused", extra={"event": "reload_failed", "error": str(exc)})
+            return
+        self.alerts.reload(fresh.alerts)
+        self.dispatcher.reload(fresh.alerts)
+        if fresh.model_dump(exclude={"alerts"}) != self.config.model_dump(exclude={"alerts"}):
+            log.warning(
+                "only the alerts section was reloaded; other changes need a restart",
+                extra={"event": "reload_partial"},
+            )
+        log.info("alerts reloaded", extra={"event": "reloaded"})
+
+    # -- the loop --------------------------------------------------------------------------
+
+    def _work(self) -> None:
+        """The fold worker: run polled batches through the batch path, in order."""
+        while (item := self._queue.get()) is not None:
+            generation, records = item
+            try:
+                with self._lock:
+                    if generation == self._generation:
+                        self._process(records)
+            except BaseException as exc:  # stop the daemon; run() re-raises it
+                self._failure = exc
+                self._stop.set()
+                return
+
+    def _process(self, records: Records) -> None:
+        """One polled batch: through the runner, idle windows closed, checkpoint when due."""
+        assert self.runner is not None
+        runner = self.runner
+        messages, positions = kafka.batches(records)
+        self._positions.update(positions)
+        by_kind = {self._topics[topic]: batch for topic, batch in messages.items()}
+        runner.process(SourceBatch(by_kind, positions))
+        runner.tick(runner.pipeline.owned(self._caught_up()))
+        if runner.due():
+            self._checkpoint()
+
+    def _poll_batch(self) -> Records:
+        """Records of several polls, up to ``batch_records`` or ``batch_wait``: one decode and
+        one fold per batch, however small the broker's fetches are. An empty poll does not
+        end the batch early: the next fetch is usually in flight.
+
+        A rebalance during the later polls discards them: nothing of them was processed,
+        and the assignment seeks every partition back to its stored position.
+        """
+        assert self.consumer is not None
+        settings = self.config.kafka
+        first = self.consumer.poll(
+            timeout_ms=duration_ms(settings.poll_timeout), max_records=settings.max_poll_records
+        )
+        generation = self._generation
+        records = {tp: list(batch) for tp, batch in first.items()}
+        count = sum(len(batch) for batch in records.values())
+        deadline = time.monotonic() + settings.batch_wait.total_seconds()
+        while (
+            count and count < settings.batch_records and (left := deadline - time.monotonic()) > 0
+        ):
+            more = self.consumer.poll(
+                timeout_ms=int(left * 1000), max_records=settings.max_poll_records
+            )
+            if generation != self._generation:
+                return {}
+            for tp, batch in more.items():
+                records.setdefault(tp, []).extend(batch)
+                count += len(batch)
+        return records if generation == self._generation else {}
+
+    def _checkpoint(self) -> None:
+        """Commit everything since the last checkpoint, then queue its positions for the
+        advisory Kafka group commit; called under the lock."""
+        assert self.runner is not None
+        report = self.runner.checkpoint()
+        self._observe(report)
+        offsets = {TopicPartition(topic, p): o for (topic, p), o in report.positions.items()}
+        with self._offsets_lock:
+            self._checkpointed.update(offsets)
+
+    def _observe(self, report: BatchReport) -> None:
+        """Metrics and log lines of what a checkpoint committed."""
+        self.metrics.record(report, self.config.models)
+        for letter in report.dead_letters:
+            log.warning(
+                "dead letter",
+                extra={
+                    "event": "dead_letter",
+                    "reason": letter.reason,
+                    "detail": letter.detail,
+                    "model": letter.model,
+                    **letter.origin.as_dict(),
+                },
+            )
+        for window, records in report.closed:
+            drifted = sorted({r.feature for r in records if r.drift and r.feature})
+            log.info(
+                "window closed",
+                extra={
+                    "event": "window_closed",
+                    "model": window.model,
+                    "window_index": window.index,
+                    "window_start": window.start,
+                    "window_end": window.end,
+                    "results": len(records),
+                    "drifted": drifted,
+                },
+            )
+
+    def _commit_offsets(self) -> None:
+        """Commit checkpointed positions to the Kafka group (advisory, for lag tooling)."""
+        with self._offsets_lock:
+            offsets, self._checkpointed = self._checkpointed, {}
+        if offsets and self.consumer is not None:
+            try:
+                self.consumer.commit_async(
+                    {tp: OffsetAndMetadata(o, "", -1) for tp, o in offsets.items()}
+                )
+            except Exception as exc:  # the group commit is advisory: never fail on it
+                log.debug("advisory offset commit failed: %s", exc)
+
+    def _caught_up(self) -> set[tuple[str, int]]:
+        """Assigned partitions read up to their high watermark (and publish the lag of each).
+
+        Only models on these partitions may close windows on the idle timeout: a
+        backlog or a rebalance pause is not an idle model.
+        """
+        assert self.consumer is not None
+        caught_up = set()
+        for tp in self._assigned:
+            key = (tp.topic, tp.partition)
+            highwater = self.consumer.highwater(tp)
+            position = self._positions.get(key)
+            if highwater is None or position is None:
+                continue
+            lag = max(highwater - position, 0)
+            self.metrics.lag.labels(tp.topic, str(tp.partition)).set(lag)
+            if lag == 0:
+                caught_up.add(key)
+        return caught_up
+
+    # -- rebalances (called inside poll) ---------------------------------------------------
+
+    def revoked(self, partitions: set[TopicPartition]) -> None:
+        """Checkpoint before partitions go to another member."""
+        with self._lock:
+            self._checkpoint()
+            self._assigned -= set(partitions)
+        self._ready(False, "rebalancing")
+        log.info(
+            "partitions revoked",
+            extra={"event": "rebalance", "revoked": sorted(_names(partitions))},
+        )
+
+    def _ready(self, ready: bool, reason: str = "") -> None:
+        """Readiness, as ``/readyz`` answers it and ``driftwarden_ready`` exports it."""
+        self.health.set_ready(ready, reason)
+        self.metrics.ready.set(int(ready))
+
+    def assigned(self, partitions: set[TopicPartition]) -> None:
+        """Reload window state and seek every partition to its stored position."""
+        assert self.store is not None and self.runner is not None and self.consumer is not None
+        with self._lock:
+            self.runner.pipeline.restore(self.store)
+            self.runner.discard()
+            self._assigned = set(partitions)
+            self._generation += 1
+            by_topic: dict[str, dict[int, int]] = {}
+            for tp in partitions:
+                stored = by_topic.setdefault(
+                    tp.topic, self.store.positions(self.config.kafka.group_id, tp.topic)
+                )
+                if tp.partition in stored:
+                    self.consumer.seek(tp, stored[tp.partition])
+                    self._positions[(tp.topic, tp.partition)] = stored[tp.partition]
+                elif self.config.kafka.start_from == "earliest":
+                    self.consumer.seek_to_beginning(tp)
+                else:
+                    self.consumer.seek_to_end(tp)
+        self._ready(True)
+        log.info(
+            "partitions assigned",
+            extra={"event": "rebalance", "assigned": sorted(_names(partitions))},
+        )
+
+
+class _Listener(ConsumerRebalanceListener):
+    def __init__(self, daemon: Daemon) -> None:
+        self.daemon = daemon
+
+    def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        self.daemon.revoked(set(revoked))
+
+    def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        self.daemon.assigned(set(assigned))
+
+
+def _names(partitions: set[TopicPartition]) -> list[str]:
+    return [f"{tp.topic}-{tp.partition}" for tp in partitions]

@@ -1,0 +1,308 @@
+"""Outcomes: what labels say about a model — reference performance, CBPE calibration,
+and the label summaries of panes that realized performance and fairness read."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, replace
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import orjson
+import polars as pl
+
+from driftwarden.detectors.cbpe import CBPE
+from driftwarden.detectors.fairness import FairnessSummary
+from driftwarden.detectors.performance_binary import BinaryPerformanceSummary, binary_performance
+from driftwarden.detectors.performance_multiclass import (
+    MulticlassPerformanceSummary,
+    multiclass_performance,
+)
+from driftwarden.detectors.performance_regression import (
+    RegressionPerformanceSummary,
+    regression_performance,
+)
+from driftwarden.detectors.result import DetectorResult
+from driftwarden.monitor.windows.vocabulary import (
+    Vocabulary,
+    category_texts,
+    fit_vocabulary,
+    vocabulary_from_json,
+    vocabulary_json,
+)
+
+if TYPE_CHECKING:
+    from driftwarden.monitor.config import ModelConfig
+
+
+@dataclass(frozen=True)
+class OutcomeProfile:
+    """What the reference says about outcomes: classes, groups, reference performance, and
+    the CBPE calibration (binary classifiers whose reference has labels)."""
+
+    decision_threshold: float = 0.5
+    classes: tuple[str, ...] = ()
+    groups: tuple[Vocabulary, ...] = ()
+    reference_performance: dict[str, float] = field(default_factory=dict)
+    cbpe: dict[str, Any] | None = None
+    label_shift: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "decision_threshold": self.decision_threshold,
+            "classes": list(self.classes),
+            "groups": [vocabulary_json(v) for v in self.groups],
+            "reference_performance": self.reference_performance,
+            "cbpe": self.cbpe,
+            "label_shift": self.label_shift,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> OutcomeProfile:
+        return cls(
+            decision_threshold=data["decision_threshold"],
+            classes=tuple(data["classes"]),
+            groups=tuple(vocabulary_from_json(v) for v in data["groups"]),
+            reference_performance=data["reference_performance"],
+            cbpe=data["cbpe"],
+            label_shift=data["label_shift"],
+        )
+
+
+def fit_outcomes(model: ModelConfig, frame: pl.DataFrame) -> OutcomeProfile:
+    """Classes, group vocabularies, and — where the reference has labels — its performance
+    and the CBPE calibration."""
+    groups = tuple(
+        fit_vocabulary(category_texts(frame[name]), model.profile.max_categories)
+        for name in model.groups
+    )
+    classes: tuple[str, ...] = ()
+    if model.task == "multiclass_classification":
+        values = category_texts(frame["prediction"]).drop_nulls()
+        if "label" in frame.columns:
+            values = pl.concat([values, category_texts(frame["label"]).drop_nulls()])
+        classes = tuple(sorted(set(values.to_list())))
+    outcomes = OutcomeProfile(decision_threshold=model.threshold, classes=classes, groups=groups)
+    if "label" not in frame.columns:
+        return outcomes
+    return reference_outcomes(model, frame, outcomes)
+
+
+def reference_outcomes(
+    model: ModelConfig, frame: pl.DataFrame, outcomes: OutcomeProfile
+) -> OutcomeProfile:
+    """Reference performance and, for binary classifiers, the fitted CBPE."""
+    rows = frame.filter(pl.col("label").is_not_null() & pl.col("prediction").is_not_null())
+    if rows.height == 0:
+        return outcomes
+    label_shift = 0.0
+    if model.task == "regression":
+        label_shift = float(rows["label"].cast(pl.Float64).mean())
+    outcomes = replace(outcomes, label_shift=label_shift)
+    performance = performance_summary(outcomes, model.task, rows["prediction"], rows["label"])
+    results = task_performance(model.task, performance, {}, min_labeled=1)
+    reference = {name: r.value for name, r in results.items() if r.value is not None}
+    cbpe = None
+    if model.task == "binary_classification":
+        estimator = CBPE()
+        estimator.fit(
+            rows["label"].cast(pl.Float64).to_numpy(),
+            rows["prediction"].cast(pl.Float64).to_numpy(),
+            decision_threshold=outcomes.decision_threshold,
+        )
+        cbpe = estimator.state_dict()
+    return replace(outcomes, reference_performance=reference, cbpe=cbpe)
+
+
+PerformanceSummary = (
+    BinaryPerformanceSummary | MulticlassPerformanceSummary | RegressionPerformanceSummary
+)
+
+
+def performance_summary(
+    outcomes: OutcomeProfile, task: str, prediction: pl.Series, label: pl.Series
+) -> PerformanceSummary:
+    """The performance summary of labelled rows (prediction and label columns)."""
+    if task == "binary_classification":
+        return BinaryPerformanceSummary.from_arrays(
+            label.cast(pl.Float64).to_numpy(),
+            prediction.cast(pl.Float64).to_numpy(),
+            decision_threshold=outcomes.decision_threshold,
+        )
+    if task == "multiclass_classification":
+        known = category_texts(label).is_in(outcomes.classes) & category_texts(prediction).is_in(
+            outcomes.classes
+        )
+        return MulticlassPerformanceSummary.from_arrays(
+            category_texts(label).filter(known).to_list(),
+            category_texts(prediction).filter(known).to_list(),
+            outcomes.classes,
+            n_bins=None,
+        )
+    return RegressionPerformanceSummary.from_arrays(
+        label.cast(pl.Float64).to_numpy(),
+        prediction.cast(pl.Float64).to_numpy(),
+        shift=outcomes.label_shift,
+    )
+
+
+def empty_performance(outcomes: OutcomeProfile, task: str) -> PerformanceSummary:
+    if task == "binary_classification":
+        return BinaryPerformanceSummary.empty(outcomes.decision_threshold)
+    if task == "multiclass_classification":
+        return MulticlassPerformanceSummary.empty(outcomes.classes, n_bins=None)
+    return RegressionPerformanceSummary.empty(outcomes.label_shift)
+
+
+def task_performance(
+    task: str,
+    summary: PerformanceSummary,
+    thresholds: dict[str, float],
+    *,
+    min_labeled: int,
+    n_window: int | None = None,
+) -> dict[str, DetectorResult]:
+    """The task's realized performance metrics from a summary."""
+    if task == "binary_classification":
+        assert isinstance(summary, BinaryPerformanceSummary)
+        return binary_performance(summary, thresholds, min_labeled=min_labeled, n_window=n_window)
+    if task == "multiclass_classification":
+        assert isinstance(summary, MulticlassPerformanceSummary)
+        return multiclass_performance(
+            summary, thresholds, min_labeled=min_labeled, n_window=n_window
+        )
+    assert isinstance(summary, RegressionPerformanceSummary)
+    return regression_performance(summary, thresholds, min_labeled=min_labeled, n_window=n_window)
+
+
+def group_codes(
+    outcomes: OutcomeProfile, attributes: tuple[str, ...], frame: pl.DataFrame
+) -> list[tuple[np.ndarray, tuple[str, ...]]]:
+    """Per group attribute: each row's group code (-1 = missing) and the group names.
+
+    Values outside the reference's most frequent ones share the group ``(other)``,
+    so fairness state stays bounded whatever the cardinality.
+    """
+    coded = []
+    for attribute, vocabulary in zip(attributes, outcomes.groups, strict=True):
+        other = len(vocabulary.top)
+        column = pl.col(f"grp:{attribute}")
+        codes = frame.select(
+            pl.when(column.is_null())
+            .then(-1)
+            .otherwise(
+                column.replace_strict(
+                    {name: i for i, name in enumerate(vocabulary.top)},
+                    default=other,
+                    return_dtype=pl.Int64,
+                )
+            )
+        ).to_series()
+        coded.append((codes.to_numpy(), (*vocabulary.top, OTHER_GROUP)))
+    return coded
+
+
+def selection_summaries(
+    outcomes: OutcomeProfile, attributes: tuple[str, ...], frame: pl.DataFrame
+) -> tuple[FairnessSummary, ...]:
+    """Per group attribute: predictions and positive predictions per group (binary)."""
+    predicted = frame["prediction"].to_numpy() >= outcomes.decision_threshold
+    out = []
+    for codes, names in group_codes(outcomes, attributes, frame):
+        present = codes >= 0
+        out.append(FairnessSummary.from_codes(codes[present], names, predicted[present]))
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class LabelSummary:
+    """The labelled rows of a pane: performance counts and, per group attribute, the
+    confusion counts fairness needs. Adds up across panes; ``negated`` takes rows back
+    out (a label replaced under ``policy: last``)."""
+
+    n_labeled: int
+    performance: PerformanceSummary
+    fairness: tuple[FairnessSummary, ...]
+
+    @classmethod
+    def empty(cls, outcomes: OutcomeProfile, task: str) -> LabelSummary:
+        fairness = tuple(FairnessSummary.empty() for _ in outcomes.groups)
+        return cls(0, empty_performance(outcomes, task), fairness)
+
+    @classmethod
+    def of_rows(
+        cls, outcomes: OutcomeProfile, task: str, attributes: tuple[str, ...], rows: pl.DataFrame
+    ) -> LabelSummary:
+        """Summarize joined rows: ``prediction``, ``label`` and ``grp:*`` columns."""
+        performance = performance_summary(outcomes, task, rows["prediction"], rows["label"])
+        fairness: tuple[FairnessSummary, ...] = ()
+        if task == "binary_classification":
+            predicted = (
+                rows["prediction"].cast(pl.Float64).to_numpy() >= outcomes.decision_threshold
+            )
+            truth = rows["label"].cast(pl.Float64).to_numpy() >= 0.5
+            fairness = tuple(
+                FairnessSummary.from_codes(
+                    codes[codes >= 0], names, predicted[codes >= 0], truth[codes >= 0]
+                )
+                for codes, names in group_codes(outcomes, attributes, rows)
+            )
+        else:
+            fairness = tuple(FairnessSummary.empty() for _ in outcomes.groups)
+        return cls(rows.height, performance, fairness)
+
+    def merge(self, other: LabelSummary) -> LabelSummary:
+        return LabelSummary(
+            self.n_labeled + other.n_labeled,
+            self.performance.merge(other.performance),  # type: ignore[arg-type]
+            tuple(a.merge(b) for a, b in zip(self.fairness, other.fairness, strict=True)),
+        )
+
+    def negated(self) -> LabelSummary:
+        """The same counts with the opposite sign: merging it removes these rows."""
+        return LabelSummary(
+            -self.n_labeled,
+            _negate(self.performance),
+            tuple(_negate(summary) for summary in self.fairness),
+        )
+
+    def to_bytes(self) -> bytes:
+        state = {
+            "n_labeled": self.n_labeled,
+            "kind": type(self.performance).__name__,
+            "performance": self.performance.to_state(),
+            "fairness": [summary.to_state() for summary in self.fairness],
+        }
+        return orjson.dumps(state, option=orjson.OPT_SERIALIZE_NUMPY)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> LabelSummary:
+        state = orjson.loads(data)
+        kind = _SUMMARIES[state["kind"]]
+        return cls(
+            state["n_labeled"],
+            kind.from_state(state["performance"]),
+            tuple(FairnessSummary.from_state(f) for f in state["fairness"]),
+        )
+
+
+OTHER_GROUP = "(other)"
+_SUMMARIES: dict[str, Any] = {
+    "BinaryPerformanceSummary": BinaryPerformanceSummary,
+    "MulticlassPerformanceSummary": MulticlassPerformanceSummary,
+    "RegressionPerformanceSummary": RegressionPerformanceSummary,
+}
+
+
+def _negate(summary: Any) -> Any:
+    """A summary dataclass with every count and sum negated (settings kept)."""
+    changes = {}
+    for item in fields(summary):
+        value = getattr(summary, item.name)
+        if item.name in _SETTINGS or isinstance(value, str | tuple):
+            continue
+        if isinstance(value, np.ndarray | int | float) and not isinstance(value, bool):
+            changes[item.name] = -value
+    return replace(summary, **changes)
+
+
+_SETTINGS = {"decision_threshold", "shift", "classes", "groups"}

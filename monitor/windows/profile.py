@@ -1,0 +1,272 @@
+"""Reference profiles: what every window of a model is compared with.
+
+A profile is fitted once per model from its reference file (Parquet, CSV or
+JSON lines; one column per feature, ``prediction``, optionally ``label`` and
+one column per group attribute) and identified by ``reference_id``, a hash of
+the file's content, the feature spec and the binning.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from driftwarden.detectors.histogram import (
+    CategoricalSummary,
+    NumericSummary,
+    pad_edges,
+    quantile_edges,
+)
+from driftwarden.monitor.config import ModelConfig
+from driftwarden.monitor.errors import ProfileError
+from driftwarden.monitor.windows.archive import (
+    categorical_arrays,
+    categorical_summary,
+    numeric_arrays,
+    numeric_summary,
+    pack,
+    unpack,
+)
+from driftwarden.monitor.windows.outcomes import OutcomeProfile, fit_outcomes
+from driftwarden.monitor.windows.vocabulary import (
+    Vocabulary,
+    category_codes,
+    category_texts,
+    fit_vocabulary,
+    vocabulary_from_json,
+    vocabulary_json,
+)
+
+_READERS = {
+    ".parquet": pl.read_parquet,
+    ".csv": pl.read_csv,
+    ".jsonl": pl.read_ndjson,
+    ".ndjson": pl.read_ndjson,
+}
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A fitted reference profile of one model.
+
+    Numeric features share padded fine-bin ``edges`` and a reference
+    ``NumericSummary`` on them; categorical features have one ``Vocabulary``
+    each and a reference ``CategoricalSummary``. The prediction column is
+    profiled the same way (numeric for binary classification and regression,
+    categorical for multiclass).
+    """
+
+    reference_id: str
+    model: str
+    task: str
+    numeric: tuple[str, ...]
+    categorical: tuple[str, ...]
+    groups: tuple[str, ...]
+    n_rows: int
+    edges: np.ndarray
+    numeric_reference: NumericSummary
+    vocabularies: tuple[Vocabulary, ...]
+    categorical_reference: CategoricalSummary
+    missing: np.ndarray
+    prediction_edges: np.ndarray
+    prediction_reference: NumericSummary | None
+    prediction_vocabulary: Vocabulary | None
+    prediction_categorical_reference: CategoricalSummary | None
+    outcomes: OutcomeProfile = field(default_factory=OutcomeProfile)
+
+    @cached_property
+    def category_maps(self) -> tuple[dict[str, int], ...]:
+        """Category → code of each categorical feature, at the common vocabulary width."""
+        return tuple(v.mapping(self.vocabulary_width) for v in self.vocabularies)
+
+    @cached_property
+    def prediction_map(self) -> dict[str, int]:
+        """Predicted class → code (multiclass models)."""
+        assert self.prediction_vocabulary is not None
+        return self.prediction_vocabulary.mapping(len(self.prediction_vocabulary.top))
+
+    @property
+    def vocabulary_width(self) -> int:
+        """The common vocabulary width of the categorical summaries."""
+        return self.categorical_reference.counts.shape[1] - 2
+
+    @property
+    def features(self) -> tuple[str, ...]:
+        return self.numeric + self.categorical
+
+    def to_bytes(self) -> bytes:
+        """Serialize for storage."""
+        header = {
+            "reference_id": self.reference_id,
+            "model": self.model,
+            "task": self.task,
+            "numeric": self.numeric,
+            "categorical": self.categorical,
+            "groups": self.groups,
+            "n_rows": self.n_rows,
+            "vocabularies": [vocabulary_json(v) for v in self.vocabularies],
+            "prediction_vocabulary": vocabulary_json(self.prediction_vocabulary),
+            "outcomes": self.outcomes.to_json(),
+        }
+        arrays = {
+            "edges": self.edges,
+            "missing": self.missing,
+            "prediction_edges": self.prediction_edges,
+            **numeric_arrays("numeric", self.numeric_reference),
+            **categorical_arrays("categorical", self.categorical_reference),
+            **numeric_arrays("prediction", self.prediction_reference),
+            **categorical_arrays("prediction_categorical", self.prediction_categorical_reference),
+        }
+        return pack(header, arrays)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Profile:
+        """Restore a profile written by ``to_bytes``."""
+        header, arrays = unpack(data)
+        return cls(
+            reference_id=header["reference_id"],
+            model=header["model"],
+            task=header["task"],
+            numeric=tuple(header["numeric"]),
+            categorical=tuple(header["categorical"]),
+            groups=tuple(header["groups"]),
+            n_rows=header["n_rows"],
+            edges=arrays["edges"],
+            numeric_reference=numeric_summary("numeric", arrays),
+            vocabularies=tuple(vocabulary_from_json(v) for v in header["vocabularies"]),
+            categorical_reference=categorical_summary("categorical", arrays),
+            missing=arrays["missing"],
+            prediction_edges=arrays["prediction_edges"],
+            prediction_reference=numeric_summary("prediction", arrays),
+            prediction_vocabulary=vocabulary_from_json(header["prediction_vocabulary"]),
+            prediction_categorical_reference=categorical_summary("prediction_categorical", arrays),
+            outcomes=OutcomeProfile.from_json(header["outcomes"]),
+        )
+
+
+def read_reference(path: Path) -> tuple[pl.DataFrame, bytes]:
+    """Read a reference file; return its rows and its raw bytes (for the reference id)."""
+    reader = _READERS.get(path.suffix.lower())
+    if reader is None:
+        raise ProfileError(
+            f"{path}: unsupported reference format {path.suffix!r} "
+            f"(expected one of {', '.join(sorted(_READERS))})"
+        )
+    try:
+        content = path.read_bytes()
+        frame = reader(io.BytesIO(content))
+    except FileNotFoundError:
+        raise ProfileError(f"{path}: reference file not found") from None
+    except (OSError, pl.exceptions.PolarsError) as exc:
+        raise ProfileError(f"{path}: cannot read reference: {exc}") from None
+    return frame, content
+
+
+def reference_id(content: bytes, model: ModelConfig) -> str:
+    """Hash of the reference content, the feature spec and the binning."""
+    spec = {
+        "task": model.task,
+        "features": model.features.model_dump(),
+        "groups": model.groups,
+        "profile": model.profile.model_dump(),
+    }
+    digest = hashlib.sha256(content)
+    digest.update(json.dumps(spec, sort_keys=True).encode())
+    return digest.hexdigest()[:16]
+
+
+def fit(name: str, model: ModelConfig, frame: pl.DataFrame, content: bytes) -> Profile:
+    """Fit the profile of model ``name`` from its reference rows."""
+    numeric = tuple(model.features.numeric)
+    categorical = tuple(model.features.categorical)
+    required = [*numeric, *categorical, "prediction", *model.groups]
+    absent = [column for column in required if column not in frame.columns]
+    if absent:
+        raise ProfileError(
+            f"{model.reference}: reference lacks column(s) {', '.join(absent)} for model {name!r}"
+        )
+    if frame.height == 0:
+        raise ProfileError(f"{model.reference}: reference has no rows")
+    settings = model.profile
+    numeric_columns = numeric_matrix(frame, numeric)
+    edges = pad_edges([quantile_edges(row, settings.fine_bins) for row in numeric_columns])
+    with np.errstate(invalid="ignore"):
+        shift = np.nan_to_num(np.nanmean(numeric_columns, axis=1)) if numeric else np.zeros(0)
+    numeric_reference = NumericSummary.from_columns(numeric_columns, edges, shift)
+    texts = [category_texts(frame[column]) for column in categorical]
+    vocabularies = tuple(fit_vocabulary(text, settings.max_categories) for text in texts)
+    width = max((len(v.top) for v in vocabularies), default=0)
+    text_frame = pl.DataFrame(texts) if texts else pl.DataFrame()
+    categorical_reference = CategoricalSummary.from_codes(
+        category_codes(
+            text_frame, list(categorical), tuple(v.mapping(width) for v in vocabularies), width
+        ),
+        width,
+    )
+    missing = np.array(
+        [int(np.isnan(row).sum()) for row in numeric_columns]
+        + [int(text.null_count()) for text in texts],
+        dtype=np.int64,
+    )
+    prediction_edges = np.zeros((1, 0))
+    prediction_reference = None
+    prediction_vocabulary = None
+    prediction_categorical = None
+    if model.task == "multiclass_classification":
+        prediction_text = category_texts(frame["prediction"])
+        prediction_vocabulary = fit_vocabulary(prediction_text, settings.max_categories)
+        prediction_width = len(prediction_vocabulary.top)
+        prediction_categorical = CategoricalSummary.from_codes(
+            category_codes(
+                pl.DataFrame([prediction_text]),
+                ["prediction"],
+                (prediction_vocabulary.mapping(prediction_width),),
+                prediction_width,
+            ),
+            prediction_width,
+        )
+    else:
+        prediction = numeric_matrix(frame, ("prediction",))
+        prediction_edges = pad_edges([quantile_edges(prediction[0], settings.fine_bins)])
+        prediction_shift = np.nan_to_num(np.nanmean(prediction, axis=1))
+        prediction_reference = NumericSummary.from_columns(
+            prediction, prediction_edges, prediction_shift
+        )
+    return Profile(
+        reference_id=reference_id(content, model),
+        model=name,
+        task=model.task,
+        numeric=numeric,
+        categorical=categorical,
+        groups=tuple(model.groups),
+        n_rows=frame.height,
+        edges=edges,
+        numeric_reference=numeric_reference,
+        vocabularies=vocabularies,
+        categorical_reference=categorical_reference,
+        missing=missing,
+        prediction_edges=prediction_edges,
+        prediction_reference=prediction_reference,
+        prediction_vocabulary=prediction_vocabulary,
+        prediction_categorical_reference=prediction_categorical,
+        outcomes=fit_outcomes(model, frame),
+    )
+
+
+def numeric_matrix(frame: pl.DataFrame, columns: tuple[str, ...]) -> np.ndarray:
+    """Columns as a ``(F, n)`` float array; nulls, non-numbers and non-finite values are NaN."""
+    if not columns:
+        return np.zeros((0, frame.height))
+    converted = frame.select(
+        pl.col(column).cast(pl.Float64, strict=False).fill_null(np.nan) for column in columns
+    )
+    matrix = converted.to_numpy().T.astype(np.float64, copy=True)
+    matrix[~np.isfinite(matrix)] = np.nan
+    return matrix

@@ -1,0 +1,238 @@
+"""Window summaries: the bounded, mergeable state of a pane or window of one model."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+import numpy as np
+import polars as pl
+
+from driftwarden.detectors.cbpe import ScoreHistogram
+from driftwarden.detectors.fairness import FairnessSummary
+from driftwarden.detectors.histogram import CategoricalSummary, NumericSummary
+from driftwarden.monitor.windows.archive import (
+    categorical_arrays,
+    categorical_summary,
+    numeric_arrays,
+    numeric_summary,
+    pack,
+    unpack,
+)
+from driftwarden.monitor.windows.outcomes import selection_summaries
+from driftwarden.monitor.windows.profile import Profile, category_codes
+
+
+@dataclass(frozen=True)
+class WindowSummary:
+    """Everything a window's detectors need, as counts and sums that add up.
+
+    ``missing`` counts null or absent values per feature (numeric then
+    categorical), ``type_errors`` values of the wrong type (also missing for
+    the statistics). ``versions`` counts events per model version.
+    """
+
+    reference_id: str
+    n_events: int
+    numeric: NumericSummary
+    categorical: CategoricalSummary
+    missing: np.ndarray
+    type_errors: np.ndarray
+    prediction_numeric: NumericSummary | None
+    prediction_categorical: CategoricalSummary | None
+    first_ts: int | None = None
+    last_ts: int | None = None
+    versions: dict[str, int] = field(default_factory=dict)
+    scores: ScoreHistogram | None = None
+    selection: tuple[FairnessSummary, ...] = ()
+
+    @classmethod
+    def empty(cls, profile: Profile) -> WindowSummary:
+        """The summary of no events."""
+        n_features = len(profile.features)
+        prediction_numeric = None
+        if profile.prediction_reference is not None:
+            prediction_numeric = NumericSummary.empty(
+                profile.prediction_edges, profile.prediction_reference.shift
+            )
+        prediction_categorical = None
+        if profile.prediction_categorical_reference is not None:
+            width = profile.prediction_categorical_reference.counts.shape[1] - 2
+            prediction_categorical = CategoricalSummary.empty(1, width)
+        return cls(
+            reference_id=profile.reference_id,
+            n_events=0,
+            numeric=NumericSummary.empty(profile.edges, profile.numeric_reference.shift),
+            categorical=CategoricalSummary.empty(
+                len(profile.categorical), profile.vocabulary_width
+            ),
+            missing=np.zeros(n_features, dtype=np.int64),
+            type_errors=np.zeros(n_features, dtype=np.int64),
+            prediction_numeric=prediction_numeric,
+            prediction_categorical=prediction_categorical,
+            scores=ScoreHistogram.empty() if profile.task == "binary_classification" else None,
+            selection=(
+                tuple(FairnessSummary.empty() for _ in profile.groups)
+                if profile.task == "binary_classification"
+                else ()
+            ),
+        )
+
+    def merge(self, other: WindowSummary) -> WindowSummary:
+        """The summary of both inputs together."""
+        if self.reference_id != other.reference_id:
+            raise ValueError("summaries on different reference profiles cannot be merged")
+        versions = Counter(self.versions)
+        versions.update(other.versions)
+        return WindowSummary(
+            reference_id=self.reference_id,
+            n_events=self.n_events + other.n_events,
+            numeric=self.numeric.merge(other.numeric),
+            categorical=self.categorical.merge(other.categorical),
+            missing=self.missing + other.missing,
+            type_errors=self.type_errors + other.type_errors,
+            prediction_numeric=_merge(self.prediction_numeric, other.prediction_numeric),
+            prediction_categorical=_merge(
+                self.prediction_categorical, other.prediction_categorical
+            ),
+            first_ts=_extreme(min, self.first_ts, other.first_ts),
+            last_ts=_extreme(max, self.last_ts, other.last_ts),
+            versions=dict(versions),
+            scores=_merge(self.scores, other.scores),
+            selection=tuple(
+                a.merge(b) for a, b in zip(self.selection, other.selection, strict=True)
+            ),
+        )
+
+    @property
+    def model_version(self) -> str | None:
+        """The most frequent model version in the window (ties: the greatest)."""
+        if not self.versions:
+            return None
+        return max(self.versions.items(), key=lambda item: (item[1], item[0]))[0]
+
+    def to_bytes(self) -> bytes:
+        """Serialize for storage."""
+        header = {
+            "reference_id": self.reference_id,
+            "n_events": self.n_events,
+            "first_ts": self.first_ts,
+            "last_ts": self.last_ts,
+            "versions": self.versions,
+            "selection": [summary.to_state() for summary in self.selection],
+        }
+        arrays = {
+            "missing": self.missing,
+            "type_errors": self.type_errors,
+            **numeric_arrays("numeric", self.numeric),
+            **categorical_arrays("categorical", self.categorical),
+            **numeric_arrays("prediction", self.prediction_numeric),
+            **categorical_arrays("prediction_categorical", self.prediction_categorical),
+        }
+        if self.scores is not None:
+            arrays["scores"] = self.scores.counts
+        return pack(header, arrays)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> WindowSummary:
+        """Restore a summary written by ``to_bytes``."""
+        header, arrays = unpack(data)
+        return cls(
+            reference_id=header["reference_id"],
+            n_events=header["n_events"],
+            numeric=numeric_summary("numeric", arrays),
+            categorical=categorical_summary("categorical", arrays),
+            missing=arrays["missing"],
+            type_errors=arrays["type_errors"],
+            prediction_numeric=numeric_summary("prediction", arrays),
+            prediction_categorical=categorical_summary("prediction_categorical", arrays),
+            first_ts=header["first_ts"],
+            last_ts=header["last_ts"],
+            versions=header["versions"],
+            scores=ScoreHistogram(arrays["scores"]) if "scores" in arrays else None,
+            selection=tuple(FairnessSummary.from_state(f) for f in header["selection"]),
+        )
+
+
+def summarize(profile: Profile, frame: pl.DataFrame) -> WindowSummary:
+    """Fold decoded prediction rows of one model into a summary on ``profile``."""
+    if frame.height == 0:
+        return WindowSummary.empty(profile)
+    numeric = _matrix(frame, [f"num:{name}" for name in profile.numeric])
+    width = profile.vocabulary_width
+    columns = [f"cat:{name}" for name in profile.categorical]
+    codes = category_codes(frame, columns, profile.category_maps, width)
+    stats = frame.select(
+        *(pl.col(f"err:{name}").sum() for name in profile.features),
+        *(pl.col(column).null_count().alias(f"null:{column}") for column in columns),
+        pl.col("ts").min().alias("first"),
+        pl.col("ts").max().alias("last"),
+    ).row(0, named=True)
+    type_errors = np.array([stats[f"err:{name}"] for name in profile.features], dtype=np.int64)
+    absent = np.array(
+        [int(np.isnan(row).sum()) for row in numeric]
+        + [stats[f"null:{column}"] for column in columns],
+        dtype=np.int64,
+    )
+    prediction_numeric = None
+    prediction_categorical = None
+    scores = None
+    selection: tuple[FairnessSummary, ...] = ()
+    if profile.task == "binary_classification":
+        probabilities = frame["prediction"].to_numpy()
+        scores = ScoreHistogram.from_arrays(
+            probabilities, decision_threshold=profile.outcomes.decision_threshold
+        )
+        selection = selection_summaries(profile.outcomes, profile.groups, frame)
+    if profile.prediction_reference is not None:
+        prediction_numeric = NumericSummary.from_columns(
+            _matrix(frame, ["prediction"]),
+            profile.prediction_edges,
+            profile.prediction_reference.shift,
+        )
+    else:
+        prediction_width = len(profile.prediction_map)
+        prediction_codes = category_codes(
+            frame, ["prediction"], (profile.prediction_map,), prediction_width
+        )
+        prediction_categorical = CategoricalSummary.from_codes(prediction_codes, prediction_width)
+    versions = frame["model_version"].drop_nulls().value_counts()
+    return WindowSummary(
+        reference_id=profile.reference_id,
+        n_events=frame.height,
+        numeric=NumericSummary.from_columns(
+            numeric, profile.edges, profile.numeric_reference.shift
+        ),
+        categorical=CategoricalSummary.from_codes(codes, width),
+        missing=absent - type_errors,
+        type_errors=type_errors,
+        prediction_numeric=prediction_numeric,
+        prediction_categorical=prediction_categorical,
+        first_ts=stats["first"],
+        last_ts=stats["last"],
+        versions={version: int(count) for version, count in versions.iter_rows()},
+        scores=scores,
+        selection=selection,
+    )
+
+
+def _matrix(frame: pl.DataFrame, columns: list[str]) -> np.ndarray:
+    if not columns:
+        return np.zeros((0, frame.height))
+    return frame.select(columns).to_numpy().T.astype(np.float64, copy=False)
+
+
+Summary = TypeVar("Summary", NumericSummary, CategoricalSummary, ScoreHistogram)
+
+
+def _merge(first: Summary | None, second: Summary | None) -> Summary | None:
+    if first is None or second is None:
+        return first if second is None else second
+    return first.merge(second)
+
+
+def _extreme(pick: Callable[[list[int]], int], first: int | None, second: int | None) -> int | None:
+    values = [value for value in (first, second) if value is not None]
+    return pick(values) if values else None

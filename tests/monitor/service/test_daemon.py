@@ -1,0 +1,288 @@
+"""The daemon against the real broker: same results as replay, through restarts and rebalances."""
+
+from __future__ import annotations
+
+import random
+import time
+import urllib.request
+from pathlib import Path
+
+import orjson
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from support.kafka import (
+    DaemonProcess,
+    count_rows,
+    create_topic,
+    daemon_config,
+    produce,
+    unique,
+    wait_for,
+)
+from support.stream import START, WINDOWS
+
+from driftwarden.core.records import ResultRecord
+from driftwarden.monitor import config as configuration
+from driftwarden.monitor import storage
+from driftwarden.monitor.commands import synthetic
+from driftwarden.monitor.commands.replay import replay
+
+
+def stored_results(url: str) -> dict[tuple, ResultRecord]:
+    engine = storage.create(url)
+    try:
+        return {record.key: record for record in storage.Store(engine).results()}
+    finally:
+        engine.dispose()
+
+
+def assert_same_results(url: str, expected: dict[tuple, ResultRecord]) -> None:
+    got = stored_results(url)
+    assert set(got) == set(expected)
+    for key, record in expected.items():
+        mine = got[key]
+        assert (mine.status, mine.drift, mine.n_window, mine.window_start) == (
+            record.status,
+            record.drift,
+            record.n_window,
+            record.window_start,
+        ), key
+        for name in ("value", "p_value", "threshold"):
+            a, b = getattr(mine, name), getattr(record, name)
+            assert (a is None) == (b is None), (key, name)
+            if a is not None:
+                assert a == pytest.approx(b, rel=1e-9, abs=1e-12), (key, name)
+
+
+def setup_daemon(tmp_path: Path, url: str, reference: Path, broker: str, topic: str, **kw) -> Path:
+    storage.upgrade(storage.create(url))
+    config = tmp_path / "config.yaml"
+    config.write_text(daemon_config(reference, url, broker, topic, unique("group"), **kw))
+    return config
+
+
+def windows_done(url: str, count: int = WINDOWS):
+    return lambda: count_rows(url, "windows") >= count
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_results_equal_replay_of_the_same_events(
+    request, tmp_path, broker, topic, reference_file, expected, database
+) -> None:
+    url = (
+        f"sqlite:///{tmp_path / 'dw.db'}"
+        if database == "sqlite"
+        else request.getfixturevalue("postgres_url")
+    )
+    config = setup_daemon(tmp_path, url, reference_file, broker, topic)
+    with DaemonProcess(config, tmp_path / "daemon.log") as daemon:
+        wait_for(windows_done(url), 120, "all windows to close")
+        assert daemon.stop() == 0
+    assert_same_results(url, expected)
+    log = [orjson.loads(line) for line in (tmp_path / "daemon.log").read_bytes().splitlines()]
+    events = {line.get("event") for line in log}
+    assert {"started", "rebalance", "window_closed", "stopped"} <= events
+
+
+def test_sigterm_mid_stream_then_restart(tmp_path, broker, topic, reference_file, expected) -> None:
+    url = f"sqlite:///{tmp_path / 'dw.db'}"
+    config = setup_daemon(tmp_path, url, reference_file, broker, topic)
+    with DaemonProcess(config, tmp_path / "daemon.log") as daemon:
+        wait_for(windows_done(url, 2), 120, "two windows")
+        assert daemon.stop() == 0
+    assert count_rows(url, "windows") < WINDOWS
+    with DaemonProcess(config, tmp_path / "daemon.log") as daemon:
+        wait_for(windows_done(url), 120, "all windows")
+        assert daemon.stop() == 0
+    assert_same_results(url, expected)
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_sigkill_at_several_points_loses_and_doubles_nothing(
+    request, tmp_path, broker, topic, reference_file, expected, database
+) -> None:
+    url = (
+        f"sqlite:///{tmp_path / 'dw.db'}"
+        if database == "sqlite"
+        else request.getfixturevalue("postgres_url")
+    )
+    config = setup_daemon(
+        tmp_path,
+        url,
+        reference_file,
+        broker,
+        topic,
+        max_poll_records=300,
+        batch_records=300,
+        checkpoint_interval="50ms",
+    )
+    rng = random.Random(7)
+    # Before any window closed, as soon as one closed (others closing), and at a random moment.
+    points = [
+        lambda: count_rows(url, "consumer_positions") > 0 and count_rows(url, "windows") == 0,
+        windows_done(url, 1),
+        windows_done(url, 3),
+    ]
+    for point in points:
+        with DaemonProcess(config, tmp_path / "daemon.log") as daemon:
+            wait_for(point, 120, "the kill point", every=0.05)
+            time.sleep(rng.uniform(0.0, 0.3))
+            daemon.kill()
+    with DaemonProcess(config, tmp_path / "daemon.log") as daemon:
+        wait_for(windows_done(url), 120, "all windows")
+        assert daemon.stop() == 0
+    assert_same_results(url, expected)
+
+
+def test_two_instances_share_partitions_and_hand_over_on_leave(
+    tmp_path, broker, reference_file
+) -> None:
+    models = {f"model-{i}": f"model-{i}" for i in range(4)}
+    lines: list[bytes] = []
+    partitions: list[int] = []
+    for i, name in enumerate(models):
+        stream = synthetic.Stream(
+            n=4_000,
+            start=START,
+            span=WINDOWS * 3_600_000,
+            seed=20 + i,
+            model=name,
+            drift_from=START + 3 * 3_600_000 if i % 2 else None,
+        )
+        model_lines = synthetic.prediction_lines(synthetic.events(stream))
+        lines += model_lines
+        partitions += [i] * len(model_lines)
+    topic = unique("predictions")
+    create_topic(broker, topic, 4)
+    produce(broker, topic, lines, partition=lambda i: partitions[i])
+
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(b"\n".join(lines) + b"\n")
+    url = f"sqlite:///{tmp_path / 'dw.db'}"
+    storage.upgrade(storage.create(url))
+    group = unique("group")
+    configs = []
+    for n in range(2):
+        path = tmp_path / f"config-{n}.yaml"
+        path.write_text(
+            daemon_config(
+                reference_file,
+                url,
+                broker,
+                topic,
+                group,
+                models=models,
+                max_poll_records=200,
+                batch_records=200,
+                checkpoint_interval="100ms",
+            )
+        )
+        configs.append(path)
+    replay_config = tmp_path / "replay.yaml"
+    replay_config.write_text(configs[0].read_text())
+    expected = replay(configuration.load(replay_config), events, tmp_path / "replay").results
+
+    first = DaemonProcess(configs[0], tmp_path / "first.log").start()
+    second = DaemonProcess(configs[1], tmp_path / "second.log").start()
+    try:
+        wait_for(
+            lambda: (
+                b'"assigned"' in (tmp_path / "second.log").read_bytes()
+                and b'"assigned"' in (tmp_path / "first.log").read_bytes()
+            ),
+            120,
+            "both instances to get partitions",
+        )
+        wait_for(
+            lambda: [ready(config) for config in configs] == [1, 1], 30, "both instances ready"
+        )
+        wait_for(windows_done(url, 4), 120, "a few windows")
+        assignments = (tmp_path / "first.log").read_bytes().count(b'"assigned"')
+        assert second.stop() == 0
+        wait_for(
+            lambda: (tmp_path / "first.log").read_bytes().count(b'"assigned"') > assignments,
+            60,
+            "the first instance to take the partitions over",
+        )
+        wait_for(lambda: ready(configs[0]) == 1, 30, "the first instance ready again")
+        wait_for(windows_done(url, 4 * WINDOWS), 180, "all windows after the hand-over")
+        assert first.stop() == 0
+    finally:
+        for daemon in (first, second):
+            if daemon.alive():
+                daemon.kill()
+    second_log = (tmp_path / "second.log").read_bytes()
+    assert b"window_closed" in second_log or b'"revoked"' in second_log
+    assert_same_results(url, expected)
+
+
+def test_bad_messages_through_kafka_become_dead_letters_with_their_origin(
+    tmp_path, broker, reference_file
+) -> None:
+    good = synthetic.prediction_lines(
+        synthetic.events(synthetic.Stream(n=3_000, start=START, span=3_600_000, seed=3))
+    )
+    bad = [
+        (b"not json", "invalid_json"),
+        (b"[1]", "not_an_object"),
+        (
+            b'{"model": "credit-default", "id": "x", "ts": "soon", "features": {}, '
+            b'"prediction": 0.1}',
+            "invalid_timestamp",
+        ),
+        (
+            b'{"model": "credit-default", "id": "x", "ts": 0, "features": {}, "prediction": NaN}',
+            "non_finite",
+        ),
+        (b"\xff\xfe", "invalid_utf8"),
+        (b'{"model": 3}', "wrong_type"),
+        (b"", "invalid_json"),
+    ]
+    values = good[:1500] + [raw for raw, _ in bad] + good[1500:]
+    topic = unique("predictions")
+    create_topic(broker, topic, 1)
+    produce(broker, topic, values, partition=lambda i: 0)
+    url = f"sqlite:///{tmp_path / 'dw.db'}"
+    config = setup_daemon(tmp_path, url, reference_file, broker, topic)
+    with DaemonProcess(config, tmp_path / "daemon.log") as daemon:
+        wait_for(windows_done(url, 1), 120, "the window to close")
+        wait_for(lambda: count_rows(url, "dead_letters") == len(bad), 30, "dead letters")
+        metrics = scrape(config)
+        assert daemon.alive()
+        assert daemon.stop() == 0
+    letters = storage.Store(storage.create(url)).dead_letters()
+    got = sorted((d.letter.origin.offset, d.letter.reason) for d in letters)
+    assert got == [(1500 + i, reason) for i, (_, reason) in enumerate(bad)]
+    assert all(d.letter.origin.source == topic and d.letter.origin.partition == 0 for d in letters)
+    assert [d.letter.raw for d in sorted(letters, key=lambda d: d.letter.origin.offset)] == [
+        raw for raw, _ in bad
+    ]
+    windows = stored_results(url)
+    n_window = {r.n_window for r in windows.values() if r.detector == "psi" and r.feature == "age"}
+    assert n_window == {3_000}
+    dead = {
+        s.labels["reason"]: s.value
+        for s in metrics["driftwarden_dead_letters"].samples
+        if s.name.endswith("_total")
+    }
+    assert dead["invalid_json"] == 2 and dead["invalid_utf8"] == 1 and dead["non_finite"] == 1
+    events = [
+        s
+        for s in metrics["driftwarden_events"].samples
+        if s.name.endswith("_total")
+        and s.labels == {"model": synthetic.MODEL, "kind": "prediction"}
+    ]
+    assert events[0].value == 3_000
+
+
+def ready(config: Path) -> float:
+    """``driftwarden_ready`` of the daemon running ``config``."""
+    return scrape(config)["driftwarden_ready"].samples[0].value
+
+
+def scrape(config: Path) -> dict:
+    loaded = configuration.load(config)
+    url = f"http://127.0.0.1:{loaded.http.port}/metrics"
+    with urllib.request.urlopen(url, timeout=5) as reply:
+        text = reply.read().decode()
+    return {family.name: family for family in text_string_to_metric_families(text)}
