@@ -9,17 +9,12 @@ after commit. See docs/alerting.md.
 from driftwarden.alerts.channels import SendResult, schema
 from driftwarden.alerts.config import AlertsConfig, InhibitRuleConfig, RuleConfig
 from driftwarden.alerts.dispatcher import Dispatcher
-from driftwarden.alerts.engine import (
-    AlertEngine,
-    EvaluationReport,
-    QueuedNotification,
-    Transition,
-)
+from driftwarden.alerts.engine import AlertEngine, EvaluationReport, Transition
 from driftwarden.alerts.errors import AlertsError, MatcherError, SilenceError, TemplateError
-from driftwarden.alerts.evidence import Result
 from driftwarden.alerts.matchers import Matcher, parse_matcher
 from driftwarden.alerts.outbox import OutboxEntry, deliveries, pending_notifications
 from driftwarden.alerts.silences import Silence, add_silence, expire_silence, list_silences
+from driftwarden.alerts.stages import QueuedNotification
 from driftwarden.alerts.tables import metadata
 from driftwarden.core.durations import Duration, format_duration, parse_duration
 
@@ -35,7 +30,6 @@ __all__ = [
     "MatcherError",
     "OutboxEntry",
     "QueuedNotification",
-    "Result",
     "RuleConfig",
     "SendResult",
     "Silence",

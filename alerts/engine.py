@@ -1,42 +1,37 @@
 """The alert engine: results in, alert state and outbox rows out, in the caller's transaction.
 
-Stages, as in Alertmanager's pipeline: rules judge results (``rules``), the
-lifecycle moves alerts (``lifecycle``), alerts join groups (``grouping``);
-when a group's timer expires its alerts pass the mute stage (silences,
-inhibitions: ``mute``) and the dedup stage per channel (``dedup``), and
-what is left becomes one notification per channel in the outbox
-(``outbox``), rendered by the channel (``channels``). Delivery is the
+``evaluate``: rules judge results (``rules``), the lifecycle moves alerts
+(``lifecycle``) and alerts join groups (``grouping``). ``tick``: every group
+whose timer expired passes the notification pipeline of ``stages`` — route →
+group → mute → dedup → outbox — and what is left is one notification per
+channel in the outbox, rendered by the channel (``channels``). Delivery is the
 dispatcher's job, after commit.
 
 Time is passed in (``now``, epoch milliseconds): the daemon passes the wall
-clock, ``replay`` event time. All state lives in the database, so a restart neither re-fires
-nor forgets, and ``reload`` only swaps the configuration.
+clock, ``replay`` event time. All state lives in the database, so a restart
+neither re-fires nor forgets, and ``reload`` only swaps the configuration.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import Connection
 
-from driftwarden.alerts import outbox, store
+from driftwarden.alerts import store
 from driftwarden.alerts.channels import Channel, build_channels
 from driftwarden.alerts.config import AlertsConfig
-from driftwarden.alerts.dedup import Decision, decide
-from driftwarden.alerts.evidence import Evidence, Result
 from driftwarden.alerts.grouping import group_of
 from driftwarden.alerts.lifecycle import AlertState, advance, pending, resolve
 from driftwarden.alerts.mute import Inhibitor, Muter, Silencer
-from driftwarden.alerts.notification import AlertView, Notification, severity_rank
 from driftwarden.alerts.rules import Observation, Rule, result_fields
 from driftwarden.alerts.silences import active_silences
+from driftwarden.alerts.stages import STAGES, Batch, Flush, QueuedNotification
 from driftwarden.alerts.tables import alert_states
-from driftwarden.alerts.templates import ANNOTATION_DEFAULTS, render_source
+from driftwarden.core.records import ResultRecord
 from driftwarden.core.times import duration_ms
 
 _log = logging.getLogger("driftwarden.alerts")
@@ -53,20 +48,6 @@ class Transition:
     before: str | None
     after: str | None
     stale: bool
-
-
-@dataclass(frozen=True, slots=True)
-class QueuedNotification:
-    """A notification written to the outbox."""
-
-    channel: str
-    channel_type: str
-    idempotency_key: str
-    model: str
-    status: str
-    rules: tuple[str, ...]
-    severity: str
-    alerts: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +119,7 @@ class AlertEngine:
         self._setup = _Setup(config)
 
     def evaluate(
-        self, results: Sequence[Result], now: int, connection: Connection
+        self, results: Sequence[ResultRecord], now: int, connection: Connection
     ) -> EvaluationReport:
         """Judge ``results`` (of windows just closed or re-upserted), then run the timers.
 
@@ -273,193 +254,47 @@ class AlertEngine:
     def _flush(
         self,
         setup: _Setup,
-        group: store.Group,
+        due: store.Group,
         muters: Sequence[Muter],
         now: int,
         connection: Connection,
     ) -> list[QueuedNotification]:
-        """One group's flush: mute, dedup per channel, queue notifications, reset the timer."""
+        """One group's flush: its alerts through ``STAGES``, then its timer reset."""
         alerts = {
             alert.fingerprint: alert
-            for alert in store.alerts_of_group(connection, group.group_key)
+            for alert in store.alerts_of_group(connection, due.group_key)
             if alert.state != "pending"
         }
-        entries = store.log_entries(connection, group.group_key)
-        muted = {
-            fp for fp, alert in alerts.items() if any(m.mutes(fp, alert.labels) for m in muters)
-        }
-        routed: dict[str, set[str]] = defaultdict(set)
-        for fp, alert in alerts.items():
-            rule = setup.rules.get(alert.rule)
-            for channel in rule.channels if rule else ():
-                routed[channel].add(fp)
-        for channel, entry in entries.items():
-            routed[channel] |= entry.notified & alerts.keys()
-        views: dict[tuple[str, str], AlertView] = {}
-        queued: list[QueuedNotification] = []
-        kept = 0
-        for channel in sorted(routed.keys() | entries.keys()):
-            entry = entries.get(channel)
-            if channel not in setup.channels:
-                if entry is not None:
-                    store.delete_log(connection, group.group_key, channel)
-                continue
-            chosen = [alerts[fp] for fp in sorted(routed[channel])]
-            notified = entry.notified if entry else frozenset()
-            decision = decide(
-                entry,
-                group_key=group.group_key,
-                channel=channel,
-                firing={
-                    a.fingerprint: a.since
-                    for a in chosen
-                    if a.state == "firing"
-                    and a.fingerprint not in muted
-                    and (not a.stale or a.fingerprint in notified)
-                },
-                resolved=[
-                    a.fingerprint
-                    for a in chosen
-                    if a.state == "resolved" and a.fingerprint not in muted
-                ],
-                gone={fp for fp in notified if fp not in alerts or alerts[fp].state == "resolved"},
-                send_resolved=setup.config.send_resolved_for(channel),
-                repeat_interval=setup.repeat_interval,
-                now=now,
-            )
-            if decision.send:
-                item = self._queue(setup, group, channel, decision, alerts, views, now, connection)
-                queued += [item] if item else []
-            if decision.entry is not None:
-                store.save_log(connection, decision.entry)
-                kept += 1
-            elif entry is not None:
-                store.delete_log(connection, group.group_key, channel)
+        flush = Flush(
+            config=setup.config,
+            rules=setup.rules,
+            channels=setup.channels,
+            repeat_interval=setup.repeat_interval,
+            group=due,
+            entries=store.log_entries(connection, due.group_key),
+            muters=muters,
+            connection=connection,
+            now=now,
+            deliver=self.deliver,
+        )
+        batch = Batch(alerts)
+        for stage in STAGES:
+            batch = stage(flush, batch)
         resolved = [a for a in alerts.values() if a.state == "resolved"]
         store.delete_alerts(connection, [a.fingerprint for a in resolved if not a.streak])
         store.save_alerts(connection, [pending(a) for a in resolved if a.streak])
-        if kept or any(alert.state == "firing" for alert in alerts.values()):
-            store.schedule_group(connection, group.group_key, now + setup.group_interval)
+        told = any(decision.entry is not None for decision in batch.decisions.values())
+        if told or any(alert.state == "firing" for alert in alerts.values()):
+            store.schedule_group(connection, due.group_key, now + setup.group_interval)
         else:
-            store.delete_group(connection, group.group_key)
-        return queued
-
-    def _queue(
-        self,
-        setup: _Setup,
-        group: store.Group,
-        name: str,
-        decision: Decision,
-        alerts: Mapping[str, AlertState],
-        views: dict[tuple[str, str], AlertView],
-        now: int,
-        connection: Connection,
-    ) -> QueuedNotification | None:
-        """Render the decided notification for channel ``name`` and write it to the outbox."""
-        channel = setup.channels[name]
-        status = "firing" if decision.firing else "resolved"
-        if channel.once_per_incident:
-            if status == "firing" and decision.seq > 1:
-                return None
-            key = f"dw-{decision.incident_id}-{status}"
-        else:
-            key = f"dw-{decision.incident_id}-{decision.seq}"
-        listed = [(fp, "firing") for fp in decision.firing]
-        listed += [(fp, "resolved") for fp in decision.resolved]
-        for fp, state in listed:
-            if (fp, state) not in views:
-                views[fp, state] = self._view(setup, alerts[fp], state)
-        shown = sorted(
-            (views[item] for item in listed),
-            key=lambda v: (
-                v.state != "firing",
-                severity_rank(v.severity),
-                v.rule,
-                v.evidence.subject,
-            ),
-        )
-        notification = Notification(
-            channel=name,
-            idempotency_key=key,
-            incident_id=decision.incident_id,
-            group_key=group.group_key,
-            group_labels=group.labels,
-            status=status,
-            model=group.model,
-            alerts=tuple(shown),
-            created_at=now,
-            started_at=decision.started_at,
-        )
-        body = json.dumps(channel.render(notification), ensure_ascii=False, separators=(",", ":"))
-        row = {
-            "channel": name,
-            "channel_type": channel.type,
-            "idempotency_key": key,
-            "group_key": group.group_key,
-            "model": group.model,
-            "status": status,
-            "rules": notification.rules,
-            "severity": notification.top.severity,
-            "body": body,
-        }
-        if not outbox.enqueue(connection, row, now, held=not self.deliver):
-            return None
-        item = QueuedNotification(
-            name,
-            channel.type,
-            key,
-            group.model,
-            status,
-            tuple(notification.rules),
-            notification.top.severity,
-            len(shown),
-        )
-        _log.info(
-            "notification queued: %s %s %s (%d alerts) for %s",
-            status,
-            group.model,
-            ",".join(item.rules),
-            item.alerts,
-            name,
-            extra={
-                "event": "notification_queued",
-                "channel": name,
-                "idempotency_key": key,
-                "model": group.model,
-                "status": status,
-                "rules": list(item.rules),
-                "alerts": item.alerts,
-            },
-        )
-        return item
-
-    def _view(self, setup: _Setup, alert: AlertState, state: str) -> AlertView:
-        """The alert as notifications show it, with its rule's annotations rendered."""
-        rule = setup.rules.get(alert.rule)
-        view = AlertView(
-            fingerprint=alert.fingerprint,
-            rule=alert.rule,
-            severity=alert.labels.get("severity", "info"),
-            state="resolved" if state == "resolved" else "firing",
-            model=alert.model,
-            labels=alert.labels,
-            evidence=alert.evidence,
-            starts_at=alert.since,
-            ends_at=alert.resolved_at if state == "resolved" else None,
-        )
-        sources = rule.config.annotations.resolved() if rule else dict(ANNOTATION_DEFAULTS)
-        context = view.context()
-        annotations = {
-            name: render_source(source, f"annotations.{name}", context)
-            for name, source in sources.items()
-        }
-        return replace(view, annotations=annotations)
+            store.delete_group(connection, due.group_key)
+        return list(batch.queued)
 
 
 def _transition(
     observation: Observation, before: str | None, after: str | None, stale: bool
 ) -> Transition:
-    evidence: Evidence = observation.evidence
+    evidence: ResultRecord = observation.evidence
     return Transition(
         observation.fingerprint,
         observation.rule,

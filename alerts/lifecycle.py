@@ -16,8 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from driftwarden.alerts.evidence import Evidence
 from driftwarden.alerts.rules import Observation
+from driftwarden.core.records import ResultRecord
 
 AlertStatus = Literal["pending", "firing", "resolved"]
 
@@ -47,7 +47,7 @@ class AlertState:
     resolved_at: int | None
     last_active_at: int | None
     stale: bool
-    evidence: Evidence
+    evidence: ResultRecord
     updated_at: int
 
 

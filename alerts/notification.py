@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from driftwarden.alerts.evidence import Evidence
+from driftwarden.core.records import ResultRecord
 from driftwarden.core.times import format_optional
 
 State = Literal["firing", "resolved"]
@@ -34,7 +34,7 @@ class AlertView:
     state: State
     model: str
     labels: Mapping[str, str]
-    evidence: Evidence
+    evidence: ResultRecord
     starts_at: int
     ends_at: int | None
     annotations: Mapping[str, str] = field(default_factory=dict)
@@ -102,7 +102,7 @@ class Notification:
         return min(self.firing or self.alerts, key=lambda a: severity_rank(a.severity))
 
     @property
-    def latest(self) -> Evidence:
+    def latest(self) -> ResultRecord:
         """The evidence of the most recent window (its model version and reference)."""
         return max((alert.evidence for alert in self.alerts), key=lambda e: e.window_end)
 

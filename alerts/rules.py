@@ -15,8 +15,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from driftwarden.alerts.config import RuleConfig
-from driftwarden.alerts.evidence import Evidence, Result
+from driftwarden.alerts.evidence import judged
 from driftwarden.alerts.matchers import matches_all
+from driftwarden.core.records import ResultRecord
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,7 +29,7 @@ class Observation:
     model: str
     identity: Mapping[str, str]
     active: bool
-    evidence: Evidence
+    evidence: ResultRecord
 
 
 def fingerprint(identity: Mapping[str, str]) -> str:
@@ -37,7 +38,7 @@ def fingerprint(identity: Mapping[str, str]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
-def result_fields(result: Result) -> dict[str, str | None]:
+def result_fields(result: ResultRecord) -> dict[str, str | None]:
     """The fields of a result that a rule's ``match`` can test."""
     return {
         "model": result.model,
@@ -60,7 +61,7 @@ class Rule:
         self._equal = tuple((m.name, m.value) for m in config.match if m.op == "=")
         self._other = tuple(m for m in config.match if m.op != "=")
 
-    def observe(self, result: Result, fields: Mapping[str, str | None]) -> Observation | None:
+    def observe(self, result: ResultRecord, fields: Mapping[str, str | None]) -> Observation | None:
         """The observation of ``result`` (its ``result_fields`` given), or None if not judged.
 
         A result is judged when the rule matches it, its status is ``ok`` and it
@@ -100,7 +101,7 @@ class Rule:
             model=result.model,
             identity=identity,
             active=active,
-            evidence=Evidence.of(result, threshold, direction),
+            evidence=judged(result, threshold, direction),
         )
 
     def labels(self, identity: Mapping[str, str]) -> dict[str, str]:

@@ -17,7 +17,8 @@ from typing import Any
 from sqlalchemy import Connection, and_, delete, func, select, update
 
 from driftwarden.alerts.dedup import LogEntry
-from driftwarden.alerts.evidence import Evidence
+from driftwarden.alerts.evidence import from_state as evidence_from_state
+from driftwarden.alerts.evidence import to_state as evidence_to_state
 from driftwarden.alerts.lifecycle import AlertState
 from driftwarden.alerts.sql import insert_new, upsert
 from driftwarden.alerts.tables import (
@@ -185,7 +186,7 @@ def _state(row: Mapping[str, Any]) -> AlertState:
         resolved_at=row["resolved_at"],
         last_active_at=row["last_active_at"],
         stale=row["stale"],
-        evidence=Evidence.from_state(json.loads(row["evidence"])),
+        evidence=evidence_from_state(json.loads(row["evidence"]), row["model"]),
         updated_at=row["updated_at"],
     )
 
@@ -206,6 +207,6 @@ def _row(state: AlertState) -> dict[str, Any]:
         "resolved_at": state.resolved_at,
         "last_active_at": state.last_active_at,
         "stale": state.stale,
-        "evidence": json.dumps(state.evidence.to_state()),
+        "evidence": json.dumps(evidence_to_state(state.evidence)),
         "updated_at": state.updated_at,
     }

@@ -21,8 +21,8 @@ from jinja2.exceptions import TemplateSyntaxError
 from jinja2.sandbox import SandboxedEnvironment
 
 from driftwarden.alerts.errors import TemplateError
-from driftwarden.alerts.evidence import Evidence
 from driftwarden.alerts.notification import AlertView, Notification
+from driftwarden.core.records import ResultRecord
 
 DEFAULTS: Mapping[str, str] = {
     "slack_title": (
@@ -166,7 +166,10 @@ def check(source: str, name: str, contexts: Iterable[Mapping[str, Any]]) -> Temp
 def sample_alerts(labels: Mapping[str, str] | None = None) -> tuple[AlertView, ...]:
     """Alerts of every shape a template meets: a feature's, a metric's, firing and resolved."""
     extra = dict(labels or {})
-    feature = Evidence(
+    feature = ResultRecord(
+        model="credit-default",
+        status="ok",
+        error_bound=0.0,
         kind="data_drift",
         detector="psi",
         feature="income",
@@ -187,7 +190,10 @@ def sample_alerts(labels: Mapping[str, str] | None = None) -> tuple[AlertView, .
         n_labeled=None,
         detected_at=None,
     )
-    metric = Evidence(
+    metric = ResultRecord(
+        model="credit-default",
+        status="ok",
+        error_bound=None,
         kind="fairness",
         detector="demographic_parity",
         feature=None,

@@ -24,6 +24,7 @@ from sqlalchemy import create_engine
 from driftwarden.alerts import Dispatcher
 from driftwarden.alerts.config import AlertsConfig
 from driftwarden.core.durations import parse_duration
+from driftwarden.core.records import RESULT_FIELDS
 from driftwarden.detectors import (
     CONCEPT_DRIFT_DETECTORS,
     DATA_DRIFT_DETECTORS,
@@ -432,6 +433,14 @@ def _code_text(readme: str) -> list[str]:
     return [line for block in fenced for line in block.splitlines()] + re.findall(
         r"`([^`\n]+)`", prose
     )
+
+
+def test_the_results_table_names_every_field_of_the_record_contract(readme: str) -> None:
+    """The field table of "Results" is the record contract, field for field."""
+    tables = list(_tables(_section(readme, "Results")))
+    rows = next(body for head, body in tables if head[0] == "field")
+    documented = [name for row in rows for name in re.findall(r"`([a-z_]+)`", row[0])]
+    assert documented == list(RESULT_FIELDS)
 
 
 def test_every_command_in_the_readme_exists(readme: str) -> None:

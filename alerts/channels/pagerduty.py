@@ -13,6 +13,7 @@ from typing import Any
 
 from driftwarden.alerts.channels.base import SendResult, Transport, post
 from driftwarden.alerts.config import AlertsConfig, PagerDutyChannel
+from driftwarden.alerts.evidence import payload
 from driftwarden.alerts.notification import Notification
 from driftwarden.alerts.outbox import OutboxEntry
 from driftwarden.alerts.templates import render_source, truncate
@@ -53,7 +54,7 @@ class PagerDuty:
             if url.startswith(("https://", "http://"))
         ]
         details = [
-            {"summary": alert["summary"], **alert_view.evidence.to_json(), "rule": alert["rule"]}
+            {"summary": alert["summary"], **payload(alert_view.evidence), "rule": alert["rule"]}
             for alert, alert_view in zip(context["firing"], notification.firing, strict=True)
         ]
         return {

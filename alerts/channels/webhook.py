@@ -18,6 +18,7 @@ from typing import Any
 
 from driftwarden.alerts.channels.base import SendResult, Transport, post
 from driftwarden.alerts.config import AlertsConfig, RetrainChannel, WebhookChannel
+from driftwarden.alerts.evidence import payload
 from driftwarden.alerts.notification import AlertView, Notification
 from driftwarden.alerts.outbox import OutboxEntry
 from driftwarden.alerts.signing import headers
@@ -118,7 +119,7 @@ def _alert(alert: AlertView) -> dict[str, Any]:
         "annotations": dict(alert.annotations),
         "starts_at": format_optional(alert.starts_at),
         "ends_at": format_optional(alert.ends_at),
-        "evidence": alert.evidence.to_json(),
+        "evidence": payload(alert.evidence),
     }
 
 

@@ -142,6 +142,14 @@ class ResultRecord:
         )
 
     @property
+    def subject(self) -> str:
+        """What was measured, for people: the feature, or the metric (and its attribute)."""
+        if self.feature is not None:
+            return self.feature
+        name = self.metric or self.detector
+        return f"{name}[{self.group_attribute}]" if self.group_attribute else name
+
+    @property
     def key(self) -> tuple[Any, ...]:
         """What identifies the record: a re-run or a later label replaces, never duplicates."""
         return tuple("" if (value := getattr(self, name)) is None else value for name in RESULT_KEY)

@@ -13,6 +13,7 @@ import pytest
 import sqlalchemy
 from support.pipeline import HOUR, START
 
+from driftwarden.core.records import RESULT_FIELDS
 from driftwarden.monitor import config as configuration
 from driftwarden.monitor import storage
 from driftwarden.monitor.commands import synthetic
@@ -64,30 +65,7 @@ def test_injected_drift_is_flagged_in_exactly_those_features_from_that_window_on
         }
         assert windows == set(range(12, 24)), feature
     sample = records[0]
-    assert list(sample) == [
-        "model",
-        "model_version",
-        "reference_id",
-        "window_start",
-        "window_end",
-        "window_index",
-        "kind",
-        "detector",
-        "feature",
-        "metric",
-        "group_attribute",
-        "value",
-        "p_value",
-        "threshold",
-        "direction",
-        "drift",
-        "status",
-        "n_reference",
-        "n_window",
-        "n_labeled",
-        "error_bound",
-        "detected_at",
-    ]
+    assert tuple(sample) == RESULT_FIELDS
     assert sample["window_start"].endswith("Z") and len(sample["window_start"]) == 24
 
 
