@@ -20,7 +20,7 @@ or ``max_age``, or its channel is no longer configured."""
 
 
 class AlertMetrics:
-    """The alerting series of DESIGN.md's metric table."""
+    """The alerting series of the metrics table (README, "Metrics")."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self._series: dict[Gauge, set[tuple[str, ...]]] = {}

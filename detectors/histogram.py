@@ -47,17 +47,16 @@ def pad_edges(edges: list[np.ndarray]) -> np.ndarray:
     return out
 
 
-def bin_indices(columns: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    """Bin index of every value: ``columns`` is ``(F, n)``, ``edges`` ``(F, K)``; NaN gives -1."""
-    out = np.empty(columns.shape, dtype=np.int64)
-    for row in range(columns.shape[0]):
-        out[row] = np.searchsorted(edges[row], columns[row], side="right")
-    out[np.isnan(columns)] = -1
-    return out
-
-
 def count_bins(indices: np.ndarray, n_bins: int) -> np.ndarray:
-    """Counts ``(F, n_bins)`` of bin indices ``(F, n)``; negative indices are skipped."""
+    """Counts ``(F, n_bins)`` of bin indices ``(F, n)``; negative indices are skipped.
+
+    Raises ``ValueError`` when ``indices`` is not two-dimensional or holds an index of
+    ``n_bins`` or more (it would be counted in the next feature's bins).
+    """
+    if indices.ndim != 2:
+        raise ValueError(f"indices must be (features, rows), got shape {indices.shape}")
+    if indices.size and int(indices.max()) >= n_bins:
+        raise ValueError(f"bin index {int(indices.max())} is out of range for {n_bins} bins")
     n_features = indices.shape[0]
     offsets = np.arange(n_features, dtype=np.int64)[:, None] * n_bins
     flat = (indices + offsets)[indices >= 0]
@@ -104,7 +103,7 @@ class NumericSummary:
 
         Each row is sorted once and the ``K`` edges are searched in it (sorting
         1M values costs about a quarter of searching them one by one in the
-        edges); the counts are those of :func:`bin_indices` + :func:`count_bins`.
+        edges); a value ``x`` counts in bin ``searchsorted(edges, x, side='right')``.
         """
         columns = np.asarray(columns, dtype=np.float64)
         if columns.ndim != 2 or columns.shape[0] != edges.shape[0]:

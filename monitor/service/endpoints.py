@@ -18,6 +18,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
 from driftwarden.monitor.config import HttpConfig
+from driftwarden.monitor.config.sections import refuse_open_bind
 from driftwarden.monitor.errors import ConfigError
 from driftwarden.monitor.service.api import (
     MAX_BODY,
@@ -74,12 +75,10 @@ class EndpointServer:
         tls: ssl.SSLContext | None = None,
     ) -> None:
         self.api = api or Api()
-        if self.api.security.api_token is None and not HttpConfig.is_loopback(host):
-            raise ConfigError(
-                f"required because http.host {host!r} is not a loopback address: name the "
-                "environment variable that holds the API bearer token",
-                "http.token_env",
-            )
+        try:
+            refuse_open_bind(host, self.api.security.api_token is not None)
+        except ValueError as exc:
+            raise ConfigError(str(exc), "http.token_env") from None
         self.tls = tls
         handler = _handler(registry, health, self.api)
         self._server = _Server((host, port), handler, tls)

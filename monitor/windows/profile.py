@@ -175,11 +175,16 @@ def reference_id(content: bytes, model: ModelConfig) -> str:
         "task": model.task,
         "features": model.features.model_dump(),
         "groups": model.groups,
-        "profile": model.profile.model_dump(),
+        "profile": {**model.profile.model_dump(), "coarse_bins": _RETIRED_COARSE_BINS},
     }
     digest = hashlib.sha256(content)
     digest.update(json.dumps(spec, sort_keys=True).encode())
     return digest.hexdigest()[:16]
+
+
+_RETIRED_COARSE_BINS = 10
+"""A setting no detector read, removed from the configuration; the digest keeps its last
+default so that reference ids (and the windows stored under them) survive the upgrade."""
 
 
 def fit(name: str, model: ModelConfig, frame: pl.DataFrame, content: bytes) -> Profile:

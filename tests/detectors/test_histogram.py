@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
@@ -112,3 +113,14 @@ def test_categorical_merge_is_associative_commutative_and_concatenation(
     together = CategoricalSummary.from_codes(np.concatenate([x, y, z], axis=1), 5)
     np.testing.assert_array_equal(a.merge(b).merge(c).counts, together.counts)
     assert a.merge(CategoricalSummary.empty(3, 5)).counts.tolist() == a.counts.tolist()
+
+
+def test_count_bins_refuses_indices_past_its_bins() -> None:
+    from driftwarden.detectors.histogram import count_bins
+
+    indices = np.array([[0, 2, -1], [1, 1, 0]])
+    np.testing.assert_array_equal(count_bins(indices, 3), [[1, 0, 1], [1, 2, 0]])
+    with pytest.raises(ValueError, match="bin index 3 is out of range for 3 bins"):
+        count_bins(np.array([[0, 3]]), 3)
+    with pytest.raises(ValueError, match="features, rows"):
+        count_bins(np.array([0, 1]), 3)
