@@ -1,4 +1,5 @@
-"""Shared fixtures: databases (SQLite and the real PostgreSQL)."""
+"""Shared fixtures: databases (SQLite and the real PostgreSQL) and the local broker; and the
+markers every test gets from what it uses (``kafka``, ``postgres``)."""
 
 from __future__ import annotations
 
@@ -69,3 +70,15 @@ def broker() -> Iterator[str]:
 
     with LocalBroker() as running:
         yield running.bootstrap
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark tests by the real parts they use: ``kafka`` (the local broker) and ``postgres``."""
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        if "broker" in names or "topic" in names:
+            item.add_marker(pytest.mark.kafka)
+        callspec = getattr(item, "callspec", None)
+        on_postgres = callspec is not None and "postgresql" in callspec.id
+        if on_postgres or names & {"postgres_url", "postgres_server", "postgres_alerts"}:
+            item.add_marker(pytest.mark.postgres)

@@ -80,6 +80,7 @@ _CHILD = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_a_dispatcher_killed_mid_delivery_loses_nothing(
     sqlite_engine: Engine, clock: Clock, http: httpx.Client
 ) -> None:

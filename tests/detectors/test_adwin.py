@@ -18,15 +18,12 @@ positions, not merely the same clock period:
 
 from __future__ import annotations
 
-import doctest
-
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from river.drift import ADWIN as RiverADWIN
 
-import driftwarden.detectors.adwin as module
 from driftwarden.detectors.adwin import ADWIN
 
 PARAMS = [
@@ -116,8 +113,3 @@ def test_inconsistent_state_is_rejected() -> None:
 def test_bad_hyperparameters_are_named(params, name) -> None:
     with pytest.raises(ValueError, match=name):
         ADWIN(**params)
-
-
-def test_examples_run() -> None:
-    failures, tried = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
-    assert failures == 0 and tried > 0

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import doctest
 import json
 import math
 
@@ -10,7 +9,6 @@ import numpy as np
 import polars as pl
 import pytest
 
-from driftwarden.detectors import attribution
 from driftwarden.detectors.attribution import ErrorSummary, error_attribution
 
 N_BUCKETS = 6
@@ -134,8 +132,3 @@ def test_validation() -> None:
         error_attribution(ErrorSummary.empty(2, 3), ErrorSummary.empty(3, 3))
     with pytest.raises(ValueError, match="top_k must be a non-negative integer, got -1"):
         error_attribution(ErrorSummary.empty(2, 3), ErrorSummary.empty(2, 3), top_k=-1)
-
-
-def test_examples_run() -> None:
-    failures, tried = doctest.testmod(attribution, optionflags=doctest.NORMALIZE_WHITESPACE)
-    assert failures == 0 and tried > 0

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import doctest
 import gzip
 import json
 from pathlib import Path
@@ -10,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import driftwarden.detectors.cbpe as module
 from driftwarden.detectors.cbpe import CBPE, CBPE_METRICS, ScoreHistogram
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -145,8 +143,3 @@ def test_uncalibrated_and_one_class_references() -> None:
     assert one.sampling_errors(1000)["recall"] is None
     with pytest.raises(ValueError, match="band"):
         CBPE(band=-1)
-
-
-def test_examples_run() -> None:
-    failures, tried = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
-    assert failures == 0 and tried > 0

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import doctest
 import json
 import math
 
@@ -10,7 +9,6 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from driftwarden.detectors import comparison
 from driftwarden.detectors.comparison import (
     ComparisonResult,
     Moments,
@@ -18,15 +16,6 @@ from driftwarden.detectors.comparison import (
     two_proportion_comparison,
     welch_comparison,
 )
-
-
-def test_examples_run() -> None:
-    failures, tried = doctest.testmod(comparison, optionflags=doctest.NORMALIZE_WHITESPACE)
-    assert failures == 0
-    assert tried > 0
-
-
-# --- textbook formulas, written out independently of the module --------------------------
 
 
 def wilson(k: int, n: int, confidence: float) -> tuple[float, float]:

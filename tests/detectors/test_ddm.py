@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import doctest
-
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from river.drift.binary import DDM as RiverDDM
 
-import driftwarden.detectors.ddm as module
 from driftwarden.detectors.ddm import DDM
 
 RATES = [0.1, 0.25, 0.1, 0.3, 0.05]
@@ -75,8 +72,3 @@ def test_restoring_anywhere_gives_the_same_detections(
 def test_bad_hyperparameters_are_named(params, name) -> None:
     with pytest.raises(ValueError, match=name):
         DDM(**params)
-
-
-def test_examples_run() -> None:
-    failures, tried = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
-    assert failures == 0 and tried > 0

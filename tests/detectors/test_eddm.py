@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import doctest
-
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from river.drift.binary import EDDM as RiverEDDM
 
-import driftwarden.detectors.eddm as module
 from driftwarden.detectors.eddm import EDDM
 
 PARAMS = [{}, {"warm_start": 100, "alpha": 0.9, "beta": 0.8}, {"warm_start": 5}]
@@ -65,8 +62,3 @@ def test_restoring_anywhere_gives_the_same_detections(
 def test_bad_hyperparameters_are_named(params, name) -> None:
     with pytest.raises(ValueError, match=name):
         EDDM(**params)
-
-
-def test_examples_run() -> None:
-    failures, tried = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
-    assert failures == 0 and tried > 0

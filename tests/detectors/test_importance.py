@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import bisect
-import doctest
 import itertools
 import json
 import math
@@ -256,8 +255,3 @@ def test_compare_importances_statuses_and_validation() -> None:
         compare_importances(np.zeros(2), np.zeros(3))
     with pytest.raises(ValueError, match=r"n_window must have shape \(2,\)"):
         compare_importances(np.zeros(2), np.zeros(2), n_window=[1])
-
-
-def test_examples_run() -> None:
-    failures, tried = doctest.testmod(importance, optionflags=doctest.NORMALIZE_WHITESPACE)
-    assert failures == 0 and tried > 0

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import doctest
-
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from river.drift import PageHinkley as RiverPageHinkley
 
-import driftwarden.detectors.page_hinkley as module
 from driftwarden.detectors.page_hinkley import PageHinkley
 
 PARAMS = [
@@ -80,8 +77,3 @@ def test_restoring_anywhere_gives_the_same_detections(
 def test_bad_hyperparameters_are_named(params, name) -> None:
     with pytest.raises(ValueError, match=name):
         PageHinkley(**params)
-
-
-def test_examples_run() -> None:
-    failures, tried = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
-    assert failures == 0 and tried > 0

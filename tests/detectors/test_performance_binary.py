@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import doctest
 import itertools
 import json
 
@@ -12,7 +11,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn import metrics as skm
 
-import driftwarden.detectors.performance_binary as module
 from driftwarden.detectors.performance_binary import (
     BINARY_METRICS,
     BinaryPerformanceSummary,
@@ -174,8 +172,3 @@ def test_bad_thresholds_and_mismatched_merges_are_named() -> None:
         binary_performance(summary, {"accuracy": float("nan")})
     with pytest.raises(ValueError, match="merged"):
         summary.merge(BinaryPerformanceSummary.empty(0.6))
-
-
-def test_examples_run() -> None:
-    failures, tried = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
-    assert failures == 0 and tried > 0

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import doctest
 import json
 
 import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-import driftwarden.detectors.performance_multiclass as module
 from driftwarden.detectors.performance_multiclass import (
     MulticlassPerformanceSummary,
     multiclass_performance,
@@ -95,8 +93,3 @@ def test_unknown_labels_are_named() -> None:
         MulticlassPerformanceSummary.from_arrays(["cat", "gnu"], ["cat", "dog"], CLASSES)
     with pytest.raises(ValueError, match="at least two"):
         MulticlassPerformanceSummary.empty(["cat"])
-
-
-def test_examples_run() -> None:
-    failures, tried = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
-    assert failures == 0 and tried > 0

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import doctest
 import json
 
 import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-import driftwarden.detectors.performance_regression as module
 from driftwarden.detectors.performance_regression import (
     RegressionPerformanceSummary,
     regression_performance,
@@ -65,8 +63,3 @@ def test_merge_state_and_edges() -> None:
     empty = regression_performance(RegressionPerformanceSummary.empty(), {"mae": 1.0})
     assert empty["mae"].status == "insufficient_data" and empty["mae"].threshold == 1.0
     assert empty["r2"].direction == "below" and empty["mae"].direction == "above"
-
-
-def test_examples_run() -> None:
-    failures, tried = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
-    assert failures == 0 and tried > 0

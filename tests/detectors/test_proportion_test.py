@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import doctest
 import math
 
 import numpy as np
@@ -11,7 +10,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy.stats import norm
 
-import driftwarden.detectors.proportion_test as module
 from driftwarden.detectors.proportion_test import ProportionTest
 
 
@@ -95,8 +93,3 @@ def test_restoring_anywhere_gives_the_same_detections(
 def test_bad_hyperparameters_are_named(params, name) -> None:
     with pytest.raises(ValueError, match=name):
         ProportionTest(**params)
-
-
-def test_examples_run() -> None:
-    failures, tried = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
-    assert failures == 0 and tried > 0

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import doctest
-
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-import driftwarden.detectors.ranking as module
 from driftwarden.detectors.ranking import (
     average_precision_exact,
     average_precision_from_histograms,
@@ -96,8 +93,3 @@ def test_scores_outside_the_unit_interval_are_named() -> None:
         check_scores(np.array([0.2, 1.5]))
     with pytest.raises(ValueError, match="nan"):
         check_scores(np.array([np.nan]))
-
-
-def test_examples_run() -> None:
-    failures, tried = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
-    assert failures == 0 and tried > 0

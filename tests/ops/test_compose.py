@@ -66,6 +66,7 @@ def test_compose_services_and_profiles(docker_compose: str) -> None:
             assert published.startswith("127.0.0.1:"), port
 
 
+@pytest.mark.slow
 def test_compose_needs_its_secrets_from_the_environment(docker_compose: str) -> None:
     for missing in SECRETS:
         env = {k: v for k, v in SECRETS.items() if k != missing}

@@ -81,6 +81,7 @@ def _dump(url: str) -> dict[str, list[tuple]]:
     return dump
 
 
+@pytest.mark.slow
 def test_a_second_replay_into_the_same_storage_changes_no_row(
     tmp_path: Path, reference_file: Path, drifting_stream: Path, database_url: str
 ) -> None:
@@ -103,6 +104,7 @@ def good_event(i: int, ts: int) -> dict:
     )
 
 
+@pytest.mark.slow
 def test_every_kind_of_bad_event_lands_in_dead_letters_while_good_ones_count(
     tmp_path: Path, reference_file: Path
 ) -> None:
@@ -152,6 +154,7 @@ def test_every_kind_of_bad_event_lands_in_dead_letters_while_good_ones_count(
     assert [w["n_window"] for w in sorted(windows, key=lambda r: r["window_index"])] == [600] * 4
 
 
+@pytest.mark.slow
 def test_replay_command_line(tmp_path: Path, reference_file: Path, drifting_stream: Path) -> None:
     config = write_config(tmp_path, reference_file)
     result = subprocess.run(

@@ -121,6 +121,7 @@ def _check_config(path: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("content", "message"),
     [
@@ -145,6 +146,7 @@ def test_check_config_exits_non_zero_with_one_line(
     assert len(lines) == 1 and message in lines[0], result.stderr
 
 
+@pytest.mark.slow
 def test_check_config_accepts_a_valid_file(tmp_path: Path) -> None:
     path = tmp_path / "conf.yaml"
     path.write_text(MINIMAL)

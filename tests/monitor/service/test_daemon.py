@@ -27,6 +27,8 @@ from driftwarden.monitor import storage
 from driftwarden.monitor.commands import synthetic
 from driftwarden.monitor.commands.replay import replay
 
+pytestmark = pytest.mark.slow
+
 
 def stored_results(url: str) -> dict[tuple, ResultRecord]:
     engine = storage.create(url)

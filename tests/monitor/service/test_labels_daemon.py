@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +22,8 @@ from support.stream import HOUR, START
 from driftwarden.monitor import storage
 from driftwarden.monitor.commands import synthetic
 from driftwarden.monitor.storage.join_store import JoinStore
+
+pytestmark = pytest.mark.slow
 
 WINDOWS = 6
 
@@ -91,7 +92,6 @@ def test_labels_with_random_delays_give_scikit_learn_performance_per_window(
     with DaemonProcess(config, tmp_path / "daemon.log") as daemon:
         wait_for(lambda: count_rows(url, "windows") >= WINDOWS, 180, "all windows")
         wait_for(lambda: labelled_count(url) >= labels.height, 120, "every label joined")
-        time.sleep(1.5)  # the checkpoint after the last join
         assert daemon.stop() == 0
     assert count_rows(url, "orphan_labels") == 0
     results = performance(url)
@@ -146,11 +146,9 @@ def test_sigkill_while_predictions_wait_then_every_label_joins_as_in_an_uninterr
     assert labelled_count(killed_url) < labels.height
     with DaemonProcess(killed, tmp_path / "killed.log") as daemon:
         wait_for(lambda: labelled_count(killed_url) >= labels.height, 120, "all labels")
-        time.sleep(1.5)
         assert daemon.stop() == 0
     with DaemonProcess(whole, tmp_path / "whole.log") as daemon:
         wait_for(lambda: labelled_count(whole_url) >= labels.height, 180, "all labels")
-        time.sleep(1.5)
         assert daemon.stop() == 0
     restarted, uninterrupted = performance(killed_url), performance(whole_url)
     assert sorted(set(restarted) ^ set(uninterrupted)) == []

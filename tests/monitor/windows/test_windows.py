@@ -251,6 +251,7 @@ def _run_in_batches(
     cuts=st.lists(st.integers(0, 120), max_size=6),
     sliding=st.booleans(),
 )
+@pytest.mark.slow
 def test_windows_and_lateness_do_not_depend_on_batching(
     reference_file, profile, connection, offsets: list[int], cuts: list[int], sliding: bool
 ) -> None:

@@ -1,8 +1,7 @@
-"""Every docstring example of the data-drift modules runs and prints what it says."""
+"""The data-drift detectors document their parameters, notes and examples."""
 
 from __future__ import annotations
 
-import doctest
 import importlib
 
 import pytest
@@ -23,14 +22,6 @@ MODULES = [
     "total_variation",
     "wasserstein",
 ]
-
-
-@pytest.mark.parametrize("module", MODULES)
-def test_examples_run(module: str) -> None:
-    imported = importlib.import_module(f"driftwarden.detectors.{module}")
-    failures, tried = doctest.testmod(imported, optionflags=doctest.NORMALIZE_WHITESPACE)
-    assert failures == 0
-    assert tried > 0
 
 
 @pytest.mark.parametrize("module", [m for m in MODULES if m != "histogram"])
