@@ -270,7 +270,8 @@ class CBPE:
             Alert threshold per metric (all cross *below*); with ``band`` > 0 the
             estimate must be that many sampling errors below.
         min_samples : int, default 500
-            Rows needed; fewer give ``insufficient_data`` (the window's ``min_samples`` in the daemon).
+            Rows needed; fewer give ``insufficient_data`` (the window's ``min_samples``
+            in the daemon).
         n_window : int, optional
             Predictions in the window, for the record; defaults to the histogram's count.
 

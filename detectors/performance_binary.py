@@ -34,7 +34,8 @@ BINARY_METRICS = (
 """Metric names of binary performance, as used in result records."""
 
 DEFAULT_MIN_LABELED = 500
-"""Labelled rows a window needs before its performance is reported (``labels.min_labeled`` in the daemon)."""
+"""Labelled rows a window needs before its performance is reported (``labels.min_labeled``
+in the daemon)."""
 
 _EPS = float(np.finfo(np.float64).eps)
 
