@@ -101,10 +101,18 @@ class BatchRunner:
         """The runner's clock: the wall clock live, the latest event time in a replay."""
         return self.pipeline.now
 
-    def run(self, batch: SourceBatch) -> BatchReport | None:
+    def run(
+        self, batch: SourceBatch, *, caught_up: set[tuple[str, int]] | None = None
+    ) -> BatchReport | None:
         """Run one batch; commit when the cadence says (or a window closed). Returns what
-        was committed, or ``None`` when nothing was."""
+        was committed, or ``None`` when nothing was.
+
+        A live source passes the partitions it has read to their end (``caught_up``):
+        models on them may close windows on the idle timeout.
+        """
         self.process(batch)
+        if caught_up is not None:
+            self.tick(self.pipeline.owned(caught_up))
         return self.checkpoint() if self.due() else None
 
     def process(self, batch: SourceBatch) -> None:

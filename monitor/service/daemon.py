@@ -264,16 +264,15 @@ class Daemon:
                 return
 
     def _process(self, records: Records) -> None:
-        """One polled batch: through the runner, idle windows closed, checkpoint when due."""
+        """One polled batch through the batch path."""
         assert self.runner is not None
         runner = self.runner
         messages, positions = kafka.batches(records)
         self._positions.update(positions)
         by_kind = {self._topics[topic]: batch for topic, batch in messages.items()}
-        runner.process(SourceBatch(by_kind, positions))
-        runner.tick(runner.pipeline.owned(self._caught_up()))
-        if runner.due():
-            self._checkpoint()
+        report = runner.run(SourceBatch(by_kind, positions), caught_up=self._caught_up())
+        if report is not None:
+            self._committed(report)
 
     def _poll_batch(self) -> Records:
         """Records of several polls, up to ``batch_records`` or ``batch_wait``: one decode and
@@ -306,17 +305,16 @@ class Daemon:
         return records if generation == self._generation else {}
 
     def _checkpoint(self) -> None:
-        """Commit everything since the last checkpoint, then queue its positions for the
-        advisory Kafka group commit; called under the lock."""
+        """Commit everything since the last checkpoint now; called under the lock."""
         assert self.runner is not None
-        report = self.runner.checkpoint()
-        self._observe(report)
+        self._committed(self.runner.checkpoint())
+
+    def _committed(self, report: BatchReport) -> None:
+        """After a checkpoint: metrics and log lines of what it committed, and its positions
+        queued for the advisory Kafka group commit."""
         offsets = {TopicPartition(topic, p): o for (topic, p), o in report.positions.items()}
         with self._offsets_lock:
             self._checkpointed.update(offsets)
-
-    def _observe(self, report: BatchReport) -> None:
-        """Metrics and log lines of what a checkpoint committed."""
         self.metrics.record(report, self.config.models)
         for letter in report.dead_letters:
             log.warning(
