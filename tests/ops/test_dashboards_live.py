@@ -179,7 +179,7 @@ def stack(demo: Demo, prometheus: Scraper) -> Stack:
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline:
         if demo.done:
-            time.sleep(5)  # a few more scrapes and rule evaluations after the end
+            _wait_for_scrapes_after(url, time.time(), 3)  # and rule evaluations after them
             break
         time.sleep(5)
         values, options = _variable_values(url)
@@ -189,6 +189,18 @@ def stack(demo: Demo, prometheus: Scraper) -> Stack:
     else:
         raise AssertionError(f"the demo did not finish its day within 240 s: {demo.log}")
     return Stack(demo.url, url, prometheus.started, demo.database, *_variable_values(url))
+
+
+def _wait_for_scrapes_after(url: str, moment: float, scrapes: int) -> None:
+    """Until Prometheus (scraping every second) has scraped the daemon ``scrapes`` times after
+    ``moment``."""
+
+    def scraped() -> bool:
+        query = {"query": 'timestamp(up{job="driftwarden"})'}
+        found = httpx.get(f"{url}/api/v1/query", params=query, timeout=5).json()["data"]
+        return any(float(item["value"][1]) >= moment + scrapes for item in found["result"])
+
+    wait_for(scraped, 60, f"{scrapes} scrapes after the end of the demo's day")
 
 
 MILLION = 1_000_000
