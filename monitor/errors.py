@@ -4,6 +4,7 @@ DriftwardenError          anything the daemon reports to a user instead of a tra
 ├── ConfigError           a configuration file that cannot be used (carries the key path)
 ├── ProfileError          a reference file that cannot be read or fitted
 ├── SchemaOutdatedError   the database schema is older than this release
+├── DatabaseUnavailable   the database cannot be reached
 └── InputError            a replay or dead-letter input that cannot be read
     └── ReplayRefused     a dead letter that cannot be produced again (it came from a file)
 """
@@ -38,3 +39,7 @@ class InputError(DriftwardenError):
 
 class ReplayRefused(InputError):
     """A dead letter that cannot be produced to Kafka again: it came from a file."""
+
+
+class DatabaseUnavailable(DriftwardenError):
+    """The database cannot be reached (down, refusing connections, or unknown)."""

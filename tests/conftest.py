@@ -23,7 +23,9 @@ def postgres_server() -> Iterator[str]:
     """A database of its own on the real PostgreSQL server for this test session."""
     import sqlalchemy
 
-    admin = sqlalchemy.create_engine(POSTGRES_ADMIN, isolation_level="AUTOCOMMIT")
+    admin = sqlalchemy.create_engine(
+        POSTGRES_ADMIN, isolation_level="AUTOCOMMIT", pool_pre_ping=True
+    )
     name = f"driftwarden_test_{uuid.uuid4().hex[:12]}"
     try:
         with admin.connect() as connection:
@@ -46,7 +48,9 @@ def postgres_url(postgres_server: str) -> Iterator[str]:
     import sqlalchemy
 
     schema = f"t_{uuid.uuid4().hex[:12]}"
-    engine = sqlalchemy.create_engine(postgres_server, isolation_level="AUTOCOMMIT")
+    engine = sqlalchemy.create_engine(
+        postgres_server, isolation_level="AUTOCOMMIT", pool_pre_ping=True
+    )
     with engine.connect() as connection:
         connection.execute(sqlalchemy.text(f'CREATE SCHEMA "{schema}"'))
     yield f"{postgres_server}?options=-csearch_path%3D{schema}"

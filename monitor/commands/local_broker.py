@@ -1,6 +1,7 @@
 """A local Kafka-protocol broker for the demo and the tests: ``tansu`` from the demo extra.
 
-Listens on 127.0.0.1 on a free port with in-memory storage; stopped by PID with
+Listens on 127.0.0.1 on a free port, with in-memory storage unless told otherwise (the
+fault tests keep its log in a local S3 so that it survives a restart); stopped by PID with
 SIGINT (SIGTERM waits for connected clients). Nothing outlives ``stop()``.
 """
 
@@ -41,9 +42,18 @@ def tansu_binary() -> Path:
 class LocalBroker:
     """A tansu broker on 127.0.0.1; use as a context manager or call ``start``/``stop``."""
 
-    def __init__(self, port: int | None = None, log: Path | None = None) -> None:
+    def __init__(
+        self,
+        port: int | None = None,
+        log: Path | None = None,
+        *,
+        storage: str = "memory://tansu/",
+        environment: dict[str, str] | None = None,
+    ) -> None:
         self.port = port or free_port()
         self.log = log
+        self.storage = storage
+        self.environment = environment
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -67,11 +77,12 @@ class LocalBroker:
                 "--advertised-listener-url",
                 url,
                 "--storage-engine",
-                "memory://tansu/",
+                self.storage,
             ],
             stdout=output,
             stderr=output,
             start_new_session=True,
+            env=None if self.environment is None else {**os.environ, **self.environment},
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -24,6 +24,7 @@ from pydantic import (
 
 from driftwarden.alerts.config import AlertsConfig
 from driftwarden.core.durations import Duration
+from driftwarden.core.records import NAME_LENGTH
 
 
 class Section(BaseModel):
@@ -98,6 +99,7 @@ class HttpConfig(Section):
 
     host: str = "127.0.0.1"
     port: int = Field(default=9108, ge=0, le=65535)
+    stall_after: Duration = timedelta(seconds=60)
     token_env: str | None = Field(default=None, validate_default=True)
     metrics_auth: MetricsAuthConfig | None = None
     tls: TlsConfig | None = None
@@ -180,6 +182,9 @@ class FeaturesConfig(Section):
     @model_validator(mode="after")
     def _distinct(self) -> FeaturesConfig:
         names = self.numeric + self.categorical
+        long = [name for name in names if len(name) > NAME_LENGTH]
+        if long:
+            raise ValueError(f"feature names are at most {NAME_LENGTH} characters: {long[0][:40]}…")
         duplicates = sorted({name for name in names if names.count(name) > 1})
         if duplicates:
             raise ValueError(f"feature names must be unique, repeated: {', '.join(duplicates)}")
@@ -200,6 +205,7 @@ class TimeWindowConfig(Section):
     idle_timeout: Duration | None = None
     timezone: str = "UTC"
     min_samples: int = Field(default=500, ge=1)
+    max_empty_windows: int = Field(default=100, ge=0)
 
     @model_validator(mode="after")
     def _panes_fit(self) -> TimeWindowConfig:
@@ -333,4 +339,7 @@ class Config(Section):
     def _named(cls, models: dict[str, ModelConfig]) -> dict[str, ModelConfig]:
         if not models:
             raise ValueError("at least one model is required")
+        long = [name for name in models if len(name) > NAME_LENGTH]
+        if long:
+            raise ValueError(f"model names are at most {NAME_LENGTH} characters: {long[0][:40]}…")
         return models

@@ -39,11 +39,13 @@ REASONS = (
     "missing_field",
     "wrong_type",
     "invalid_timestamp",
+    "too_long",
     "non_finite",
     "future_timestamp",
     "too_late",
     "unknown_model",
     "orphan_label",
+    "internal_error",
 )
 """Why a message became a dead letter; metric label values, so a closed set."""
 

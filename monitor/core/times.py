@@ -18,6 +18,11 @@ Clock = Callable[[], int]
 """A source of "now" in epoch milliseconds: the wall clock live, event time in a replay."""
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+EARLIEST = 0
+"""The earliest event time accepted: 1970-01-01T00:00:00.000Z."""
+LATEST = (datetime(9999, 1, 1, tzinfo=UTC) - EPOCH) // timedelta(milliseconds=1) - 1
+"""The latest event time accepted: 9998-12-31T23:59:59.999Z, so that window ends and alert
+timers after it still have a date."""
 _INTEGER = re.compile(r"-?\d+")
 
 
@@ -66,6 +71,11 @@ def parse_time(value: Any) -> int | None:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return to_ms(moment)
+
+
+def in_range(milliseconds: int) -> bool:
+    """Whether an event time lies between ``EARLIEST`` and ``LATEST``."""
+    return EARLIEST <= milliseconds <= LATEST
 
 
 def duration_ms(delta: timedelta) -> int:

@@ -18,7 +18,9 @@ milliseconds, UTC), ``model_version``, then for predictions ``prediction``,
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import math
 import re
 from collections.abc import Iterable, Mapping
@@ -29,10 +31,16 @@ import numpy as np
 import orjson
 import polars as pl
 
+from driftwarden.core.records import NAME_LENGTH
 from driftwarden.core.records import EventKind as Kind
-from driftwarden.core.times import is_integral, parse_time
+from driftwarden.core.times import EARLIEST, LATEST, format_time, in_range, is_integral, parse_time
 from driftwarden.monitor.config import Config, ModelConfig, Task
 from driftwarden.monitor.ingest.messages import DecodedBatch, Messages
+
+log = logging.getLogger("driftwarden.decoding")
+
+KEPT_PREFIX = 4096
+"""Bytes of a message over ``max_message_bytes`` that its dead letter keeps."""
 
 _SMALLEST_SEGMENT = 16
 _INTEGER = re.compile(r"-?\d+")
@@ -118,15 +126,29 @@ class EventDecoder:
         self._loose = self._read_schema(typed=False)
 
     def decode(self, messages: Messages) -> DecodedBatch:
-        """Decode one batch; never raises on bad input."""
+        """Decode one batch: every message becomes exactly one of a decoded event, a dead
+        letter or an ignored event. Never raises: should the fast path fail on input it
+        did not foresee, the batch is decoded again message by message (and logged)."""
+        try:
+            return self._decode(messages)
+        except Exception:
+            log.exception(
+                "batch decoding failed; decoding it message by message",
+                extra={"event": "decode_fallback", "source": messages.source},
+            )
+            return self._decode(messages, exact=True)
+
+    def _decode(self, messages: Messages, *, exact: bool = False) -> DecodedBatch:
         batch = DecodedBatch(messages, {})
         if messages.values and self.kind == "prediction":
             self._discover_features(messages.values[0], batch)
         fast_rows, exact_rows, joined = self._screen(messages, batch)
+        if exact:
+            fast_rows, exact_rows = [], sorted(fast_rows + exact_rows)
         parts: list[pl.DataFrame] = []
         whole = joined if len(fast_rows) == len(messages.values) else None
         self._read_segment(messages.values, fast_rows, parts, exact_rows, whole)
-        frame = pl.concat(parts) if parts else None
+        frame = self._concat(messages.values, parts)
         rows: list[dict[str, Any]] = []
         if frame is not None and frame.height:
             frame, suspicious = self._normalize(frame)
@@ -160,20 +182,25 @@ class EventDecoder:
         joined = np.frombuffer(data, dtype=np.uint8)
         starts = np.concatenate(([0], np.cumsum(lengths[:-1] + 1)))
         nonempty = lengths > 0
-        first = joined[np.where(nonempty, starts, 0)]
-        last = joined[np.where(nonempty, starts + lengths - 1, 0)]
-        fast = nonempty & (first == ord("{")) & (last == ord("}"))
+        fast = np.zeros(len(values), dtype=bool)
+        if joined.size:
+            first = joined[np.where(nonempty, starts, 0)]
+            last = joined[np.where(nonempty, starts + lengths - 1, 0)]
+            fast = nonempty & (first == ord("{")) & (last == ord("}"))
         if data.count(b"\n") != len(values) - 1:
             fast &= np.fromiter((b"\n" not in v for v in values), dtype=bool, count=len(values))
         too_large = lengths > self.max_message_bytes
         for row in np.flatnonzero(too_large):
+            value = values[row]
             batch.dead_letter(
                 int(row),
                 "too_large",
-                f"message of {lengths[row]} bytes exceeds the limit of "
-                f"{self.max_message_bytes} bytes",
+                f"message of {len(value)} bytes exceeds the limit of {self.max_message_bytes} "
+                f"bytes; its first {KEPT_PREFIX} bytes are kept (sha256 "
+                f"{hashlib.sha256(value).hexdigest()})",
                 None,
                 self.kind,
+                raw=value[:KEPT_PREFIX],
             )
         fast &= ~too_large
         return np.flatnonzero(fast).tolist(), np.flatnonzero(~fast & ~too_large).tolist(), data
@@ -208,6 +235,26 @@ class EventDecoder:
         middle = len(rows) // 2
         self._read_segment(values, rows[:middle], parts, exact)
         self._read_segment(values, rows[middle:], parts, exact)
+
+    def _concat(self, values: list[bytes], parts: list[pl.DataFrame]) -> pl.DataFrame | None:
+        """The parts read by polars as one frame. When some segments could only be read
+        with the loose schema, the others are read again with it too, from their bytes."""
+        if not parts:
+            return None
+        loose = [self._is_loose(part) for part in parts]
+        if any(loose) and not all(loose):
+            parts = [part if is_loose else self._reread(values, part)
+                     for part, is_loose in zip(parts, loose, strict=True)]  # fmt: skip
+        return pl.concat(parts)
+
+    def _is_loose(self, part: pl.DataFrame) -> bool:
+        return all(part.schema[name] == dtype for name, dtype in self._loose.items())
+
+    def _reread(self, values: list[bytes], part: pl.DataFrame) -> pl.DataFrame:
+        rows = part["_row"].to_list()
+        data = b"\n".join([values[row] for row in rows])
+        frame = pl.read_ndjson(data, schema=self._loose)
+        return frame.with_columns(_row=pl.Series(rows, dtype=pl.Int64))
 
     def _read_schema(self, typed: bool) -> dict[str, pl.DataType]:
         """The polars schema of raw events; loose types everything as strings."""
@@ -269,20 +316,29 @@ class EventDecoder:
     def _split_by_model(
         self, frame: pl.DataFrame | None, rows: list[dict[str, Any]], batch: DecodedBatch
     ) -> None:
+        """One frame per configured model, in one grouped pass whatever the number of names;
+        events of other models are ignored or dead-lettered."""
         exact = _group_rows(rows)
-        names = set(exact)
+        parts: dict[str, pl.DataFrame] = {}
         if frame is not None and frame.height:
-            names |= set(frame["model"].unique().to_list())
-        for name in sorted(names):
-            part = frame.filter(pl.col("model") == name) if frame is not None else None
+            configured = frame["model"].is_in(list(self.models))
+            others = frame.filter(~configured).select("model", "_row")
+            if self.unknown_models == "ignore":
+                too_long = others["model"].str.len_chars() > NAME_LENGTH
+                if ignored := int((~too_long).sum()):
+                    batch.ignored["unknown_model"] += ignored
+                others = others.filter(too_long)
+            for name, row in others.iter_rows():
+                exact.setdefault(name, []).append({"_row": row})
+            by_model = frame.filter(configured).partition_by("model", as_dict=True)
+            parts = {name: part for (name,), part in by_model.items()}
+        others = sorted(name for name in exact if name not in self.models)
+        if others:
+            self._not_configured(others, exact, batch)
+        for name in sorted(parts.keys() | (exact.keys() & self.models.keys())):
+            part = parts.get(name)
             extra = exact.get(name, [])
-            schema = self.models.get(name)
-            if schema is None:
-                for row in ([] if part is None else part["_row"].to_list()) + [
-                    r["_row"] for r in extra
-                ]:
-                    self._unknown_model(row, name, batch)
-                continue
+            schema = self.models[name]
             pieces = []
             if part is not None and part.height:
                 converted, bad = self._model_columns(part, schema)
@@ -299,6 +355,26 @@ class EventDecoder:
             frame_of_model = pl.concat(pieces).sort("_row") if pieces else None
             if frame_of_model is not None and frame_of_model.height:
                 batch.frames[name] = frame_of_model
+
+    def _not_configured(
+        self, names: list[str], rows: dict[str, list[dict[str, Any]]], batch: DecodedBatch
+    ) -> None:
+        """Events of model names that are not configured: counted as ignored, or dead letters
+        (a name too long to be any model's is always one)."""
+        for name in names:
+            found = [row["_row"] for row in rows[name]]
+            if len(name) > NAME_LENGTH:
+                detail = (
+                    f"field 'model': {len(name)} characters, more than the {NAME_LENGTH} allowed"
+                )
+                for row in found:
+                    batch.dead_letter(row, "too_long", detail, None, self.kind)
+            elif self.unknown_models == "dead_letter":
+                detail = f"model {name!r} is not configured"
+                for row in found:
+                    batch.dead_letter(row, "unknown_model", detail, name, self.kind)
+            else:
+                batch.ignored["unknown_model"] += len(found)
 
     def _model_columns(
         self, part: pl.DataFrame, schema: ModelSchema
@@ -320,17 +396,17 @@ class EventDecoder:
                 columns += [text.alias(f"cat:{feature}"), pl.lit(False).alias(f"err:{feature}")]
             for group in schema.groups:
                 columns.append(pl.col("groups").struct.field(group).alias(f"grp:{group}"))
-        frame = part.select(*columns, value_ok.alias("_ok"))
+        fits = (
+            pl.col("ts").is_between(EARLIEST, LATEST)
+            & (pl.col("id").str.len_chars() <= NAME_LENGTH)
+            & (pl.col("model_version").str.len_chars() <= NAME_LENGTH).fill_null(True)
+        )
+        if schema.task == "multiclass_classification":
+            fits = fits & (value.str.len_chars() <= NAME_LENGTH).fill_null(True)
+        frame = part.select(*columns, (value_ok & fits).alias("_ok"))
         bad_rows = frame.filter(~pl.col("_ok"))["_row"].to_list()
         clean = frame.filter(pl.col("_ok")).select(list(schema.frame_schema(self.kind)))
         return clean, bad_rows
-
-    def _unknown_model(self, row: int, name: str, batch: DecodedBatch) -> None:
-        if self.unknown_models == "dead_letter":
-            detail = f"model {name!r} is not configured"
-            batch.dead_letter(row, "unknown_model", detail, name, self.kind)
-        else:
-            batch.ignored["unknown_model"] += 1
 
     def _discover_features(self, value: bytes, batch: DecodedBatch) -> None:
         """Note features the first event of a batch carries that its model does not watch."""
@@ -356,6 +432,7 @@ class EventDecoder:
             raise Rejected("missing_field", "required field 'model' is missing")
         if not isinstance(model, str):
             raise Rejected("wrong_type", f"field 'model': expected a string, got {_show(model)}")
+        _fits("model", model, None)
         schema = self.models.get(model)
         if schema is None:
             return {"model": model, "_row": row}
@@ -363,9 +440,12 @@ class EventDecoder:
         record["id"] = _event_id(event, model)
         record["ts"] = _event_time(event, model)
         version = event.get("model_version")
-        record["model_version"] = None if version is None else _text(version)
+        record["model_version"] = (
+            None if version is None else _fits("model_version", _text(version), model)
+        )
         value_name = "label" if self.kind == "label" else "prediction"
-        record[value_name] = _exact_value(event, value_name, schema.task, model)
+        value = _exact_value(event, value_name, schema.task, model)
+        record[value_name] = _fits(value_name, value, model) if isinstance(value, str) else value
         if self.kind == "prediction":
             features = _required(event, "features", model)
             if not isinstance(features, dict):
@@ -426,10 +506,21 @@ def _required(event: dict[str, Any], name: str, model: str) -> Any:
     return value
 
 
+def _fits(name: str, text: str, model: str | None) -> str:
+    """``text``, unless it is longer than the columns it is stored in allow."""
+    if len(text) > NAME_LENGTH:
+        raise Rejected(
+            "too_long",
+            f"field {name!r}: {len(text)} characters, more than the {NAME_LENGTH} allowed",
+            model,
+        )
+    return text
+
+
 def _event_id(event: dict[str, Any], model: str) -> str:
     value = _required(event, "id", model)
     if isinstance(value, str):
-        return value
+        return _fits("id", value, model)
     if is_integral(value):
         return str(int(value))
     raise Rejected(
@@ -444,6 +535,13 @@ def _event_time(event: dict[str, Any], model: str) -> int:
         raise Rejected(
             "invalid_timestamp",
             f"field 'ts': expected an RFC 3339 time or epoch milliseconds, got {_show(value)}",
+            model,
+        )
+    if not in_range(millis):
+        raise Rejected(
+            "invalid_timestamp",
+            f"field 'ts': {_show(value)} is outside the supported range "
+            f"{format_time(EARLIEST)} to {format_time(LATEST)}",
             model,
         )
     return millis

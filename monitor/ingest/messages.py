@@ -30,6 +30,34 @@ class Messages:
         partition = self.partition if self.partitions is None else int(self.partitions[row])
         return Origin(self.source, partition, int(self.offsets[row]))
 
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def take(self, start: int, stop: int) -> Messages:
+        """The messages ``start`` to ``stop`` (in order)."""
+        partitions = None if self.partitions is None else self.partitions[start:stop]
+        return Messages(
+            self.values[start:stop],
+            self.source,
+            self.partition,
+            self.offsets[start:stop],
+            partitions,
+        )
+
+    def positions(self) -> dict[tuple[str, int], int]:
+        """The offset after the last message of each partition (Kafka's next position)."""
+        if not self.values or (self.partition is None and self.partitions is None):
+            return {}
+        partitions = (
+            np.full(len(self.values), self.partition)
+            if self.partitions is None
+            else self.partitions
+        )
+        return {
+            (self.source, int(partition)): int(self.offsets[partitions == partition].max()) + 1
+            for partition in np.unique(partitions)
+        }
+
 
 @dataclass
 class DecodedBatch:
@@ -46,10 +74,16 @@ class DecodedBatch:
         return sum(frame.height for frame in self.frames.values())
 
     def dead_letter(
-        self, row: int, reason: str, detail: str, model: str | None, kind: EventKind
+        self,
+        row: int,
+        reason: str,
+        detail: str,
+        model: str | None,
+        kind: EventKind,
+        raw: bytes | None = None,
     ) -> None:
-        """Record message ``row`` of this batch as a dead letter."""
+        """Record message ``row`` of this batch as a dead letter (with ``raw`` instead of its
+        bytes, when given: a bounded part of a message too large to keep whole)."""
         origin = self.messages.origin(row)
-        self.dead_letters.append(
-            DeadLetter(reason, detail, self.messages.values[row], origin, kind, model)
-        )
+        kept = self.messages.values[row] if raw is None else raw
+        self.dead_letters.append(DeadLetter(reason, detail, kept, origin, kind, model))

@@ -115,8 +115,8 @@ class ModelPipeline:
 
     def close_due(
         self, commit: Commit, connection: Connection, now: int | None, *, flush: bool
-    ) -> list[WindowInfo]:
-        """Close every window that is due; add its results to ``commit``."""
+    ) -> list[tuple[WindowInfo, list[ResultRecord]]]:
+        """Close every window that is due; add it and its results to ``commit``."""
         closed = [
             self._finish(bounds, summaries, commit, connection)
             for bounds, summaries in self.windows.close_due(now, flush=flush)
@@ -130,7 +130,7 @@ class ModelPipeline:
         panes: list[WindowSummary],
         commit: Commit,
         connection: Connection,
-    ) -> WindowInfo:
+    ) -> tuple[WindowInfo, list[ResultRecord]]:
         reference_id = panes[0].reference_id if panes else self.profile.reference_id
         profile = self.profiles[reference_id]
         summary = WindowSummary.empty(profile)
@@ -162,7 +162,7 @@ class ModelPipeline:
             )
         )
         commit.results.extend(results)
-        return window
+        return window, results
 
     def _window_labels(self, connection: Connection, window: WindowInfo) -> LabelSummary:
         profile = self.profiles[window.reference_id]

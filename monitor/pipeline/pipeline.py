@@ -119,14 +119,13 @@ class Pipeline:
         *,
         flush: bool,
     ) -> None:
-        start = len(commit.results)
+        model = self.models[name]
         began = time.perf_counter()
-        closed = self.models[name].close_due(commit, connection, now, flush=flush)
+        closed = model.close_due(commit, connection, now, flush=flush)
         if closed:
             report.close_seconds += [(time.perf_counter() - began) / len(closed)] * len(closed)
-        for window in closed:
-            results = [r for r in commit.results[start:] if r.window_index == window.index]
-            report.closed.append((window, results))
+        report.closed += closed
+        report.skipped += [(name, run) for run in model.windows.skipped]
 
     def snapshot(
         self, commit: Commit, connection: Connection, *, changed_only: bool = False

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from driftwarden.core.records import DeadLetter, ResultRecord, WindowInfo
 from driftwarden.monitor.labels.join import LabelReport
+from driftwarden.monitor.windows.windowing import SkippedRun
 
 
 @dataclass
@@ -29,6 +30,7 @@ class BatchReport:
     expired: Counter[str] = field(default_factory=Counter)
     ignored: Counter[str] = field(default_factory=Counter)
     unconfigured_features: dict[str, set[str]] = field(default_factory=dict)
+    skipped: list[tuple[str, SkippedRun]] = field(default_factory=list)
     results: list[ResultRecord] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
     positions: dict[tuple[str, int], int] = field(default_factory=dict)
@@ -45,6 +47,7 @@ class BatchReport:
             self.joins.setdefault(model, LabelReport()).add(joined)
         self.expired.update(other.expired)
         self.ignored.update(other.ignored)
+        self.skipped += other.skipped
         for model, names in other.unconfigured_features.items():
             self.unconfigured_features.setdefault(model, set()).update(names)
 

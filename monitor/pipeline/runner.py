@@ -11,11 +11,20 @@ Between checkpoints the label join writes on the runner's connection as it
 goes; a checkpoint adds positions, window state, closed windows, results and
 dead letters, lets the alert engine judge the new results, and commits it all
 in one transaction. See docs/architecture.md, "The batch path".
+
+A batch that fails unexpectedly does not stop the path: the runner goes back
+to the last commit, runs again what it had run since (its journal), and runs
+the failed batch in halves, committing each half that works, down to the
+single messages that fail, which become ``internal_error`` dead letters.
+Database errors a retry may outlive (``storage.transient``) are the caller's
+to handle: it reconnects and reads again from the stored positions.
 """
 
 from __future__ import annotations
 
+import logging
 import time
+import traceback
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -29,7 +38,9 @@ from driftwarden.monitor.ingest.decoding import EventDecoder, decoder
 from driftwarden.monitor.ingest.messages import DecodedBatch, Messages
 from driftwarden.monitor.pipeline.pipeline import Pipeline
 from driftwarden.monitor.pipeline.report import BatchReport
-from driftwarden.monitor.storage import Commit, Store
+from driftwarden.monitor.storage import Commit, Store, transient
+
+log = logging.getLogger("driftwarden.pipeline")
 
 
 @dataclass(frozen=True)
@@ -39,6 +50,38 @@ class SourceBatch:
 
     messages: Mapping[EventKind, Messages]
     positions: Mapping[tuple[str, int], int] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return sum(len(messages) for messages in self.messages.values())
+
+    def part(self, start: int, stop: int) -> SourceBatch:
+        """Messages ``start`` to ``stop`` of the batch, predictions first, then labels, with
+        their own positions."""
+        parts: dict[EventKind, Messages] = {}
+        positions: dict[tuple[str, int], int] = {}
+        offset = 0
+        for kind in _KINDS:
+            messages = self.messages.get(kind)
+            if messages is None:
+                continue
+            low, high = max(start - offset, 0), min(stop - offset, len(messages))
+            if low < high:
+                parts[kind] = messages.take(low, high)
+                positions.update(parts[kind].positions())
+            offset += len(messages)
+        return SourceBatch(parts, positions)
+
+
+_KINDS: tuple[EventKind, ...] = ("prediction", "label")
+
+
+@dataclass(frozen=True)
+class _Done:
+    """A batch run since the last checkpoint: what to run again after going back to it."""
+
+    batch: SourceBatch
+    labels: list[DecodedBatch]
+    ticked: list[str] | None
 
 
 class TimedLabels(Protocol):
@@ -93,6 +136,7 @@ class BatchRunner:
         }
         self._commit = self._new_commit()
         self._report = BatchReport()
+        self._journal: list[_Done] = []
         self._last_checkpoint = pipeline.now
         self._last_expiry: int | None = None
 
@@ -110,35 +154,119 @@ class BatchRunner:
         A live source passes the partitions it has read to their end (``caught_up``):
         models on them may close windows on the idle timeout.
         """
-        self.process(batch)
-        if caught_up is not None:
-            self.tick(self.pipeline.owned(caught_up))
-        return self.checkpoint() if self.due() else None
+        committed = None
+        try:
+            self._run(batch, caught_up)
+        except Exception as error:
+            if transient(error):
+                raise
+            committed = self._recover(batch, error)
+        if self.due():
+            report = self.checkpoint()
+            if committed is None:
+                return report
+            committed.extend_committed(report)
+        return committed
 
-    def process(self, batch: SourceBatch) -> None:
-        """Decode, fold, join and close windows; nothing is committed yet."""
+    def _run(
+        self,
+        batch: SourceBatch,
+        caught_up: set[tuple[str, int]] | None,
+        done: _Done | None = None,
+    ) -> None:
+        """Decode, fold, join and close windows (nothing is committed yet); ``done`` runs a
+        journaled batch again with the labels and ticks it had."""
         commit, connection = self._commit, self.connection
-        for kind in ("prediction", "label"):
+        released: list[DecodedBatch] = []
+        for kind in _KINDS:
             messages = batch.messages.get(kind)
             if messages is None:
                 continue
             decoded = self.decoders[kind].decode(messages)
             if kind == "label":
-                self._report.extend(self.pipeline.process_labels(decoded, commit, connection))
+                self._labels(decoded)
                 continue
             self._report.extend(self.pipeline.process(decoded, commit, connection))
-            if self.labels is not None:
-                for due in self.labels.after(decoded, self.pipeline.event_now):
-                    self._labels(due)
+            if done is not None:
+                released = done.labels
+            elif self.labels is not None:
+                released = list(self.labels.after(decoded, self.pipeline.event_now))
+            for due in released:
+                self._labels(due)
         commit.positions.update(batch.positions)
+        ticked = None if done is None else done.ticked
+        if done is None and caught_up is not None:
+            ticked = self.pipeline.owned(caught_up)
+        if ticked is not None:
+            self._report.extend(self.pipeline.tick(commit, connection, ticked))
+        self._journal.append(_Done(batch, released, ticked))
+
+    def _recover(self, batch: SourceBatch, error: Exception) -> BatchReport:
+        """Go back to the last commit, run the journal again, then the failed batch in
+        halves; returns what that committed."""
+        log.error(
+            "a batch of %d messages failed (%s: %s); running it again in parts",
+            len(batch),
+            type(error).__name__,
+            error,
+            exc_info=error,
+            extra={"event": "batch_failed", "messages": len(batch)},
+        )
+        journal = self._journal
+        self.reset()
+        for done in journal:
+            self._run(done.batch, None, done)
+        committed = self.checkpoint()
+        pieces = [(0, len(batch))]
+        while pieces:
+            start, stop = pieces.pop(0)
+            piece = batch.part(start, stop)
+            try:
+                self._run(piece, None)
+                committed.extend_committed(self.checkpoint())
+            except Exception as failure:
+                if transient(failure):
+                    raise
+                self.reset()
+                if stop - start == 1:
+                    committed.extend_committed(self._give_up(piece, failure))
+                else:
+                    middle = (start + stop) // 2
+                    pieces[:0] = [(start, middle), (middle, stop)]
+        return committed
+
+    def _give_up(self, message: SourceBatch, failure: Exception) -> BatchReport:
+        """A message that fails on its own: an ``internal_error`` dead letter, committed with
+        its position so the path moves past it."""
+        ((kind, messages),) = message.messages.items()
+        origin = messages.origin(0)
+        log.error(
+            "processing a message failed; kept as a dead letter",
+            exc_info=failure,
+            extra={"event": "internal_error", **origin.as_dict()},
+        )
+        where = traceback.extract_tb(failure.__traceback__)[-1]
+        detail = (
+            f"processing it failed: {type(failure).__name__}: {failure} "
+            f"(in {where.name}, {where.filename.rsplit('/', 1)[-1]}:{where.lineno}; "
+            "traceback in the log)"
+        )
+        self._commit.dead_letters.append(
+            DeadLetter("internal_error", detail, messages.values[0], origin, kind)
+        )
+        self._commit.positions.update(message.positions)
+        return self.checkpoint()
+
+    def reset(self) -> None:
+        """Go back to the last commit: roll back, reload every model's state, forget what
+        was run since."""
+        self.connection.rollback()
+        self.pipeline.restore(self.store)
+        self.discard()
 
     def keep(self, letters: Iterable[DeadLetter]) -> None:
         """Keep dead letters a source found before the batch path (with the next commit)."""
         self._commit.dead_letters += letters
-
-    def tick(self, models: Iterable[str]) -> None:
-        """Close windows of ``models`` due on the clock (idle timeout); live only."""
-        self._report.extend(self.pipeline.tick(self._commit, self.connection, models))
 
     def finish(self) -> BatchReport:
         """The end of the input: the labels still to come as one last batch; then every open
@@ -162,7 +290,6 @@ class BatchRunner:
         engine judge the new results, and commit; returns what was committed."""
         began = time.perf_counter()
         commit, report = self._commit, self._report
-        self._commit, self._report = self._new_commit(), BatchReport()
         now = self.now
         last = self._last_expiry
         if end_of_input or last is None or now - last >= self.cadence.expire_every:
@@ -172,6 +299,7 @@ class BatchRunner:
         self.store.write(self.connection, commit)
         self.alerts.evaluate(commit.results, now, self.connection)
         self.connection.commit()
+        self._commit, self._report, self._journal = self._new_commit(), BatchReport(), []
         self._last_checkpoint = now
         report.results = commit.results
         report.dead_letters = commit.dead_letters
@@ -181,7 +309,7 @@ class BatchRunner:
 
     def discard(self) -> None:
         """Forget what was not committed (partitions moved: they are read again)."""
-        self._commit, self._report = self._new_commit(), BatchReport()
+        self._commit, self._report, self._journal = self._new_commit(), BatchReport(), []
 
     def _labels(self, batch: DecodedBatch) -> None:
         self._report.extend(self.pipeline.process_labels(batch, self._commit, self.connection))

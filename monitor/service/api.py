@@ -317,12 +317,17 @@ class Api:
         return json_response(200, self._action("list_dead_letters")(query))
 
     def _replay_dead_letter(self, request: _Request) -> Response:
+        identifier = int(request.match["id"])
+        if identifier > _LARGEST_ID:
+            raise ApiError(404, f"no dead letter with id {identifier}")
         try:
-            replayed = self._action("replay_dead_letter")(int(request.match["id"]))
+            replayed = self._action("replay_dead_letter")(identifier)
         except ReplayRefused as exc:
             raise ApiError(409, str(exc)) from None
         return json_response(200, replayed)
 
+
+_LARGEST_ID = 2**63 - 1  # dead-letter ids are 64-bit integers
 
 _ROUTES: list[tuple[str, re.Pattern[str], _Handler]] = [
     ("GET", re.compile(r"/api/v1/silences"), Api._list_silences),

@@ -13,12 +13,23 @@ inside ``poll``, so no batch is ever half-processed when they do.
 
 Every thread is started and stopped by one ``Lifecycle`` (see
 docs/architecture.md, "Threads").
+
+Nothing silences it. An unexpected error in a batch is isolated by the batch
+path (the messages that cause it become ``internal_error`` dead letters). A
+database error a retry may outlive pauses intake: readiness drops, the worker
+reconnects with capped exponential backoff and jitter, reloads the committed
+state and rereads every partition from its stored position, so nothing is
+applied twice. Any other error ends the process with a non-zero status, the
+error logged with its traceback; a second SIGINT or SIGTERM ends it at once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import queue
+import random
 import signal
 import threading
 import time
@@ -30,10 +41,10 @@ from typing import Any
 from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 from prometheus_client import CollectorRegistry
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Engine
 
 from driftwarden.alerts import AlertEngine, Dispatcher
-from driftwarden.core.times import Clock, duration_ms, wall_clock_ms
+from driftwarden.core.times import Clock, duration_ms, format_time, wall_clock_ms
 from driftwarden.monitor import config as configuration
 from driftwarden.monitor import storage
 from driftwarden.monitor.config import Config
@@ -54,6 +65,11 @@ log = logging.getLogger("driftwarden.daemon")
 
 EXPIRY_INTERVAL_MS = 60_000
 """Milliseconds between sweeps of the label join for rows past their ttl."""
+RECONNECT_FIRST = 0.5
+RECONNECT_MAX = 30.0
+"""Seconds between attempts to reach the database again: doubling from the first, capped."""
+DRAIN_TIMEOUT = 30.0
+"""Seconds the fold worker may take to finish its batch when the daemon stops."""
 
 Records = dict[TopicPartition, list[Any]]
 
@@ -75,9 +91,11 @@ class Daemon:
         self.clock = clock
         self.registry = registry or CollectorRegistry()
         self.metrics = Metrics(self.registry, config.models)
-        self.health = Health()
+        self.health = Health(config.http.stall_after.total_seconds())
         self._reload = threading.Event()
         self._stop = threading.Event()
+        self._rewind = threading.Event()
+        self._rewinding = False
         self._lock = threading.Lock()
         self._assigned: set[TopicPartition] = set()
         self._positions: dict[tuple[str, int], int] = {}
@@ -94,6 +112,8 @@ class Daemon:
         self.dispatcher: Dispatcher | None = None
         self.runner: BatchRunner | None = None
         self.store: storage.Store | None = None
+        self.engine: Engine | None = None
+        self.checkpointer: storage.WalCheckpointer | None = None
         self.consumer: KafkaConsumer | None = None
         self.server: EndpointServer | None = None
 
@@ -126,25 +146,34 @@ class Daemon:
                 },
             )
             while not self._stop.is_set():
+                if self._rewind.is_set():
+                    self._seek_committed()
                 records = self._poll_batch()
-                self.health.beat()
+                self.health.beat("poll")
                 if self._reload.is_set():
                     self._reload_alerts()
-                self._queue.put((self._generation, records))
+                self._hand_over((self._generation, records))
                 self._commit_offsets()
         finally:
             lifecycle.stop()
             log.info("daemon stopped", extra={"event": "stopped"})
-        if self._failure is not None:
-            raise self._failure
-        return 0
+        return 0 if self._failure is None else 1
+
+    def _hand_over(self, item: tuple[int, Records]) -> None:
+        """Queue a polled batch for the fold worker, unless the daemon stops meanwhile."""
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.5)
+                return
+            except queue.Full:
+                self.health.beat("poll")
 
     # -- start and stop --------------------------------------------------------------------
 
     def _start(self, lifecycle: Lifecycle) -> None:
         """Start every component in order; ``lifecycle`` stops them in reverse."""
         config = self.config
-        engine = storage.create(config.storage.url)
+        engine = self.engine = storage.create(config.storage.url)
         lifecycle.start("database", engine, None, engine.dispose)
         self.server = EndpointServer.from_config(
             config.http, self.registry, self.health, clock=self.clock
@@ -170,8 +199,8 @@ class Daemon:
         dispatcher = self.dispatcher
         lifecycle.start("dispatcher", dispatcher, dispatcher.start, lambda: dispatcher.stop(10))
         connection = engine.connect()
-        lifecycle.start("connection", connection, None, connection.close)
-        checkpointer = storage.WalCheckpointer(engine)
+        lifecycle.start("connection", connection, None, self._close_connection)
+        checkpointer = self.checkpointer = storage.WalCheckpointer(engine)
         lifecycle.start(
             "checkpointer", checkpointer, lambda: checkpointer.start(connection), checkpointer.stop
         )
@@ -206,11 +235,23 @@ class Daemon:
         self.consumer.subscribe(topics, listener=_Listener(self))
 
     def _drain(self, worker: threading.Thread) -> None:
-        """Let the fold worker finish the batch it holds, then write the last checkpoint."""
-        self._queue.put(None)
-        worker.join()
-        with self._lock:
-            self._checkpoint()
+        """Let the fold worker finish the batch it holds, then write the last checkpoint —
+        unless the daemon failed, or its state is not the committed one being read again."""
+        self._stop.set()
+        with contextlib.suppress(queue.Full):
+            self._queue.put(None, timeout=DRAIN_TIMEOUT)
+        worker.join(DRAIN_TIMEOUT)
+        if worker.is_alive() or self._failure is not None or self._rewinding:
+            return
+        try:
+            with self._lock:
+                self._checkpoint()
+        except Exception:
+            log.exception("the last checkpoint failed", extra={"event": "checkpoint_failed"})
+
+    def _close_connection(self) -> None:
+        if self.runner is not None:
+            self.runner.connection.close()
 
     def _close_consumer(self) -> None:
         if self.consumer is not None:
@@ -218,11 +259,16 @@ class Daemon:
             self.consumer = None
 
     def install_signal_handlers(self) -> None:
-        """SIGINT and SIGTERM stop intake (the current batch finishes and is persisted);
-        SIGHUP reloads alert rules, channels and templates."""
+        """SIGINT and SIGTERM stop intake (the current batch finishes and is persisted; a
+        second one ends the process at once); SIGHUP reloads alert rules, channels and
+        templates."""
 
         def handle(signum: int, _frame: FrameType | None) -> None:
-            log.info("stopping", extra={"event": "stopping", "signal": signal.Signals(signum).name})
+            name = signal.Signals(signum).name
+            if self._stop.is_set():
+                log.warning("stopping now", extra={"event": "stopped_hard", "signal": name})
+                os._exit(128 + signum)
+            log.info("stopping", extra={"event": "stopping", "signal": name})
             self.stop()
 
         signal.signal(signal.SIGINT, handle)
@@ -252,16 +298,95 @@ class Daemon:
 
     def _work(self) -> None:
         """The fold worker: run polled batches through the batch path, in order."""
-        while (item := self._queue.get()) is not None:
+        while True:
+            try:
+                item = self._queue.get(timeout=1.0)
+            except queue.Empty:
+                self.health.beat("fold")
+                continue
+            if item is None:
+                return
             generation, records = item
             try:
                 with self._lock:
-                    if generation == self._generation:
+                    if generation == self._generation and not self._rewinding:
                         self._process(records)
-            except BaseException as exc:  # stop the daemon; run() re-raises it
-                self._failure = exc
-                self._stop.set()
-                return
+            except Exception as error:
+                if not storage.transient(error):
+                    self._fail(error)
+                    return
+                self._reconnect(error)
+            self.health.beat("fold")
+
+    def _fail(self, error: BaseException) -> None:
+        """An error no retry outlives: log it, drop readiness, stop the daemon (status 1)."""
+        log.critical(
+            "stopping after an error: %s: %s",
+            type(error).__name__,
+            error,
+            exc_info=error,
+            extra={"event": "failed"},
+        )
+        self._failure = error
+        self._ready(False, f"failed: {type(error).__name__}")
+        self._stop.set()
+
+    def _reconnect(self, error: BaseException) -> None:
+        """The database went away: pause intake, reach it again with backoff, reload the
+        committed state, and have the main thread reread from the stored positions."""
+        log.warning(
+            "database unavailable (%s); retrying",
+            error,
+            extra={"event": "database_unavailable", "error": str(error)},
+        )
+        self._ready(False, "database unavailable")
+        self._rewinding = True
+        attempt = 0
+        while not self._stop.is_set():
+            try:
+                with self._lock:
+                    self._reopen()
+                break
+            except Exception as again:
+                if not storage.transient(again):
+                    self._fail(again)
+                    return
+                attempt += 1
+                self.health.beat("fold")
+                pause = min(RECONNECT_FIRST * 2 ** (attempt - 1), RECONNECT_MAX)
+                self._stop.wait(pause * (0.5 + random.random() / 2))
+        else:
+            return
+        log.info("database reachable again", extra={"event": "database_back", "attempts": attempt})
+        self._rewind.set()
+
+    def _reopen(self) -> None:
+        """A new connection for the batch path, and the committed state reloaded on it."""
+        assert self.runner is not None and self.checkpointer is not None
+        assert self.engine is not None
+        with contextlib.suppress(Exception):
+            self.runner.connection.invalidate()
+            self.runner.connection.close()
+        connection = self.engine.connect()
+        connection.exec_driver_sql("SELECT 1")
+        self.checkpointer.prepare(connection)
+        self.runner.connection = connection
+        self.runner.reset()
+
+    def _seek_committed(self) -> None:
+        """Read every assigned partition again from its stored position (main thread)."""
+        try:
+            with self._lock:
+                self._seek_stored(self._assigned)
+                self._generation += 1
+                self._rewinding = False
+        except Exception as error:
+            if not storage.transient(error):
+                raise
+            log.warning("cannot read the stored positions yet: %s", error)
+            return
+        self._rewind.clear()
+        self._ready(True)
 
     def _process(self, records: Records) -> None:
         """One polled batch through the batch path."""
@@ -327,6 +452,18 @@ class Daemon:
                     **letter.origin.as_dict(),
                 },
             )
+        for model, run in report.skipped:
+            log.warning(
+                "empty windows skipped",
+                extra={
+                    "event": "windows_skipped",
+                    "model": model,
+                    "first_index": run.first,
+                    "windows": run.count,
+                    "from": format_time(run.start),
+                    "to": format_time(run.end),
+                },
+            )
         for window, records in report.closed:
             drifted = sorted({r.feature for r in records if r.drift and r.feature})
             log.info(
@@ -377,10 +514,20 @@ class Daemon:
     # -- rebalances (called inside poll) ---------------------------------------------------
 
     def revoked(self, partitions: set[TopicPartition]) -> None:
-        """Checkpoint before partitions go to another member."""
-        with self._lock:
-            self._checkpoint()
-            self._assigned -= set(partitions)
+        """Checkpoint before partitions go to another member (if the database allows: what
+        is not committed is read again by the next owner)."""
+        try:
+            with self._lock:
+                if not self._rewinding:
+                    self._checkpoint()
+                self._assigned -= set(partitions)
+        except Exception as error:
+            if not storage.transient(error):
+                self._fail(error)
+            else:
+                log.warning("no checkpoint before the rebalance: %s", error)
+                self._rewinding = True
+                self._rewind.set()
         self._ready(False, "rebalancing")
         log.info(
             "partitions revoked",
@@ -394,29 +541,43 @@ class Daemon:
 
     def assigned(self, partitions: set[TopicPartition]) -> None:
         """Reload window state and seek every partition to its stored position."""
-        assert self.store is not None and self.runner is not None and self.consumer is not None
-        with self._lock:
-            self.runner.pipeline.restore(self.store)
-            self.runner.discard()
-            self._assigned = set(partitions)
-            self._generation += 1
-            by_topic: dict[str, dict[int, int]] = {}
-            for tp in partitions:
-                stored = by_topic.setdefault(
-                    tp.topic, self.store.positions(self.config.kafka.group_id, tp.topic)
-                )
-                if tp.partition in stored:
-                    self.consumer.seek(tp, stored[tp.partition])
-                    self._positions[(tp.topic, tp.partition)] = stored[tp.partition]
-                elif self.config.kafka.start_from == "earliest":
-                    self.consumer.seek_to_beginning(tp)
-                else:
-                    self.consumer.seek_to_end(tp)
+        assert self.runner is not None
+        try:
+            with self._lock:
+                self._assigned = set(partitions)
+                self.runner.reset()
+                self._seek_stored(partitions)
+                self._generation += 1
+                self._rewinding = False
+        except Exception as error:
+            if not storage.transient(error):
+                self._fail(error)
+                return
+            log.warning("cannot reload the committed state yet: %s", error)
+            self._rewinding = True
+            self._rewind.set()
+            return
         self._ready(True)
         log.info(
             "partitions assigned",
             extra={"event": "rebalance", "assigned": sorted(_names(partitions))},
         )
+
+    def _seek_stored(self, partitions: set[TopicPartition]) -> None:
+        """Seek each partition to its stored position (or where ``start_from`` says)."""
+        assert self.store is not None and self.consumer is not None
+        by_topic: dict[str, dict[int, int]] = {}
+        for tp in partitions:
+            stored = by_topic.setdefault(
+                tp.topic, self.store.positions(self.config.kafka.group_id, tp.topic)
+            )
+            if tp.partition in stored:
+                self.consumer.seek(tp, stored[tp.partition])
+                self._positions[(tp.topic, tp.partition)] = stored[tp.partition]
+            elif self.config.kafka.start_from == "earliest":
+                self.consumer.seek_to_beginning(tp)
+            else:
+                self.consumer.seek_to_end(tp)
 
 
 class _Listener(ConsumerRebalanceListener):

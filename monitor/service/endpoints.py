@@ -31,25 +31,31 @@ from driftwarden.monitor.service.api import (
 
 
 class Health:
-    """What ``/livez`` and ``/readyz`` answer from: a heartbeat of the main loop and readiness."""
+    """What ``/livez`` and ``/readyz`` answer from: heartbeats of the daemon's loops, and
+    readiness.
+
+    Each loop beats under its own name (the poll loop, the fold worker); the daemon is
+    live while every loop that has beaten did so within ``stall_after`` seconds.
+    """
 
     def __init__(self, stall_after: float = 60.0, clock: Callable[[], float] = time.monotonic):
         self.stall_after = stall_after
         self.clock = clock
-        self._beat = clock()
+        self._beats: dict[str, float] = {"start": clock()}
         self._ready = False
         self._reason = "starting"
 
-    def beat(self) -> None:
-        """The main loop is alive."""
-        self._beat = self.clock()
+    def beat(self, loop: str = "start") -> None:
+        """``loop`` is alive."""
+        self._beats[loop] = self.clock()
 
     def set_ready(self, ready: bool, reason: str = "") -> None:
         self._ready, self._reason = ready, reason
 
     @property
     def live(self) -> bool:
-        return self.clock() - self._beat < self.stall_after
+        now = self.clock()
+        return all(now - beat < self.stall_after for beat in self._beats.values())
 
     @property
     def ready(self) -> tuple[bool, str]:

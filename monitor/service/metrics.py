@@ -7,9 +7,11 @@ model, so panels show data before the first window closes.
 
 from __future__ import annotations
 
+import platform
 from collections.abc import Iterable, Mapping
+from importlib.metadata import PackageNotFoundError, version
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 from prometheus_client.process_collector import ProcessCollector
 
 from driftwarden.core.records import REASONS, ResultRecord, WindowInfo
@@ -77,6 +79,12 @@ class Metrics:
         self.windows_closed = Counter(
             "driftwarden_windows_closed",
             "Windows closed, by model.",
+            ["model"],
+            registry=registry,
+        )
+        self.windows_skipped = Counter(
+            "driftwarden_windows_skipped",
+            "Empty windows skipped in one step, not closed one by one (window.max_empty_windows).",
             ["model"],
             registry=registry,
         )
@@ -166,6 +174,12 @@ class Metrics:
             ["model", "detector"],
             registry=registry,
         )
+        self.build = Info(
+            "driftwarden_build",
+            "The running release: driftwarden's version and Python's.",
+            registry=registry,
+        )
+        self.build.info({"version": _version(), "python_version": platform.python_version()})
         self.ready = Gauge(
             "driftwarden_ready",
             "1 once partitions are assigned and profiles loaded.",
@@ -178,6 +192,7 @@ class Metrics:
             self.events.labels(model, "prediction")
             self.events.labels(model, "label")
             self.windows_closed.labels(model)
+            self.windows_skipped.labels(model)
             self.unconfigured_features.labels(model)
             self.labels_joined.labels(model)
             self.expired.labels(model)
@@ -211,6 +226,8 @@ class Metrics:
             self.pending.labels(model).dec(count)
         for window, records in report.outcomes:
             self.outcomes(window, records, models[window.model])
+        for model, run in report.skipped:
+            self.windows_skipped.labels(model).inc(run.count)
         for seconds in report.close_seconds:
             self.close_duration.observe(seconds)
         for window, records in report.closed:
@@ -275,3 +292,10 @@ class Metrics:
     def reference_performance(self, model: str, values: dict[str, float]) -> None:
         for metric, value in values.items():
             self.performance.labels(model, metric, "reference").set(value)
+
+
+def _version() -> str:
+    try:
+        return version("driftwarden")
+    except PackageNotFoundError:
+        return "unknown"

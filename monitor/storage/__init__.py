@@ -4,7 +4,7 @@ SQLite by default, PostgreSQL by URL. Stages above persist through these
 modules on the connection the batch path hands them, inside its transaction.
 """
 
-from driftwarden.monitor.storage.engine import create
+from driftwarden.monitor.storage.engine import create, transient
 from driftwarden.monitor.storage.schema import (
     alembic_config,
     current_revision,
@@ -35,5 +35,6 @@ __all__ = [
     "current_revision",
     "head_revision",
     "require_current",
+    "transient",
     "upgrade",
 ]

@@ -10,8 +10,9 @@ from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
 
-from driftwarden.monitor.errors import SchemaOutdatedError
+from driftwarden.monitor.errors import DatabaseUnavailable, SchemaOutdatedError
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -36,8 +37,15 @@ def head_revision() -> str:
 
 
 def current_revision(engine: Engine) -> str | None:
-    with engine.connect() as connection:
-        return MigrationContext.configure(connection).get_current_revision()
+    """The schema's revision (``None`` for an empty database); ``DatabaseUnavailable`` when
+    the database cannot be reached."""
+    try:
+        with engine.connect() as connection:
+            return MigrationContext.configure(connection).get_current_revision()
+    except OperationalError as error:
+        where = engine.url.render_as_string(hide_password=True)
+        reason = str(error.orig).strip().splitlines()[0] if error.orig else str(error)
+        raise DatabaseUnavailable(f"cannot reach the database {where}: {reason}") from None
 
 
 def require_current(engine: Engine, command_hint: str) -> None:

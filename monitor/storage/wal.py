@@ -37,10 +37,16 @@ class WalCheckpointer:
         url = self.engine.url
         return url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:")
 
+    def prepare(self, writer: Connection) -> None:
+        """Leave checkpointing to this thread on ``writer`` (up to ``WRITER_AUTOCHECKPOINT``
+        pages): its commits only append to the log."""
+        if self.applies:
+            writer.exec_driver_sql(f"PRAGMA wal_autocheckpoint={WRITER_AUTOCHECKPOINT}")
+
     def start(self, writer: Connection) -> WalCheckpointer:
         if not self.applies:
             return self
-        writer.exec_driver_sql(f"PRAGMA wal_autocheckpoint={WRITER_AUTOCHECKPOINT}")
+        self.prepare(writer)
         self._thread = threading.Thread(
             target=self._run, name="driftwarden-checkpoint", daemon=True
         )

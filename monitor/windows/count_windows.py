@@ -15,7 +15,7 @@ import polars as pl
 from driftwarden.monitor.config import CountWindowConfig
 from driftwarden.monitor.windows.archive import as_bytes, pack, unpack
 from driftwarden.monitor.windows.summary import WindowSummary
-from driftwarden.monitor.windows.windowing import Assignment, WindowBounds, Windows
+from driftwarden.monitor.windows.windowing import Assignment, SkippedRun, WindowBounds, Windows
 
 
 @dataclass
@@ -35,6 +35,7 @@ class CountWindows(Windows):
         self.config = config
         self.state = state or CountWindowState()
         self._full: list[tuple[WindowBounds, WindowSummary]] = []
+        self.skipped: list[SkippedRun] = []
 
     @property
     def count(self) -> int:

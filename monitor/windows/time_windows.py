@@ -26,7 +26,7 @@ import polars as pl
 from driftwarden.monitor.config import TimeWindowConfig
 from driftwarden.monitor.windows.archive import as_bytes, pack, unpack
 from driftwarden.monitor.windows.summary import WindowSummary
-from driftwarden.monitor.windows.windowing import Assignment, WindowBounds, Windows
+from driftwarden.monitor.windows.windowing import Assignment, SkippedRun, WindowBounds, Windows
 
 
 def _polars_duration(value: timedelta) -> str:
@@ -57,6 +57,12 @@ class TimeWindows(Windows):
         self.state = state or TimeWindowState()
         self._step = _polars_duration(config.pane)
         self._size = _polars_duration(config.size)
+        self._back = (
+            "-" + _polars_duration(config.size - config.pane)
+            if config.size > config.pane
+            else "0ms"
+        )
+        self.skipped: list[SkippedRun] = []
         self._lateness = config.allowed_lateness // timedelta(milliseconds=1)
         self._idle = (
             None
@@ -75,7 +81,22 @@ class TimeWindows(Windows):
     def close_due(
         self, now: int | None, *, flush: bool
     ) -> list[tuple[WindowBounds, list[WindowSummary]]]:
-        return [(bounds, self.close(bounds)) for bounds in self.due(now, flush=flush)]
+        """Close the due windows in order. A run of more than ``max_empty_windows`` windows
+        without an event is not closed one by one: the windows up to the next one with
+        events (or holding the watermark) are skipped in one step (see ``skipped``)."""
+        self.skipped = []
+        closed = []
+        empty_run = 0
+        while (bounds := self._next_due(now, flush)) is not None:
+            if self._holds_events(bounds):
+                empty_run = 0
+            elif (empty_run := empty_run + 1) > self.config.max_empty_windows and self._skip(
+                bounds
+            ):
+                empty_run = 0
+                continue
+            closed.append((bounds, self.close(bounds)))
+        return closed
 
     def key_range(self, window: WindowBounds) -> tuple[int, int]:
         return window.start, window.end
@@ -88,34 +109,39 @@ class TimeWindows(Windows):
     def admit(self, ts: pl.Series, panes: pl.Series, arrival: int | None = None) -> np.ndarray:
         """Which events (in arrival order) are too late; advance the watermark and first window.
 
-        An event is too late when a window has closed before it arrived and its
-        time is before the end of the last closed window. Windows close as the
-        watermark passes their end, event by event.
+        An event is too late when its time is before the pane of the watermark when it
+        arrived, or before the end of the last closed window. Until the first window
+        closes, an event that is not too late may move the first window back (by at most
+        ``allowed_lateness`` and a pane). Windows close as the watermark passes their end,
+        event by event.
         """
         state = self.state
         times = ts.to_numpy()
         starts = panes.to_numpy()
-        prior = np.iinfo(np.int64).min if state.max_ts is None else state.max_ts
+        late = np.zeros(len(times), dtype=bool)
+        if not len(times):
+            return late
+        prior = times[0] if state.max_ts is None else max(state.max_ts, times[0])
         seen = np.maximum.accumulate(np.maximum(times, prior))
         watermark_before = np.concatenate(([prior], seen[:-1])) - self._lateness
-        late = np.zeros(len(times), dtype=bool)
+        late = times < self._truncate(watermark_before)
         closed_until = state.closed_until
         first = 0
         if closed_until is None:
-            origin_limit = np.iinfo(np.int64).max if state.next_start is None else state.next_start
-            origins = np.minimum.accumulate(np.minimum(starts, origin_limit))
+            limit = np.iinfo(np.int64).max
+            origin_limit = limit if state.next_start is None else state.next_start
+            admitted = np.where(late, limit, starts)
+            origins = np.minimum.accumulate(np.minimum(admitted, origin_limit))
             first_ends = self._offsets(origins, self._size)
             closes = seen - self._lateness >= first_ends
             if not closes.any():
                 state.next_start = int(origins[-1])
-                self._observe(times, arrival)
+                self._observe(times[~late], arrival)
                 return late
             first = int(np.argmax(closes)) + 1
             state.next_start = int(origins[first - 1])
             closed_until = int(first_ends[first - 1])
-        if first < len(times):
-            boundaries = np.maximum(self._truncate(watermark_before[first:]), closed_until)
-            late[first:] = times[first:] < boundaries
+        late[first:] |= times[first:] < closed_until
         self._observe(times[~late], arrival)
         return late
 
@@ -155,21 +181,50 @@ class TimeWindows(Windows):
     def watermark(self) -> int | None:
         return None if self.state.max_ts is None else self.state.max_ts - self._lateness
 
-    def due(self, now: int | None = None, *, flush: bool = False) -> list[WindowBounds]:
-        """Windows that close now: watermark passed, idle timeout (live), or end of input."""
+    def _next_due(self, now: int | None, flush: bool) -> WindowBounds | None:
+        """The next window, if it closes now: watermark passed, idle timeout (live), or end
+        of input."""
         state = self.state
         if state.next_start is None:
-            return []
-        closing = []
-        start, index = state.next_start, state.next_index
+            return None
+        start = state.next_start
+        end = self._offset(start, self._size)
         last_pane = max(state.panes, default=None)
-        while True:
-            end = self._offset(start, self._size)
-            if not self._closes(end, now, flush, last_pane, start):
-                break
-            closing.append(WindowBounds(index, start, end))
-            start, index = self._offset(start, self._step), index + 1
-        return closing
+        if not self._closes(end, now, flush, last_pane, start):
+            return None
+        return WindowBounds(state.next_index, start, end)
+
+    def _holds_events(self, window: WindowBounds) -> bool:
+        return any(window.start <= pane < window.end for pane in self.state.panes)
+
+    def _skip(self, window: WindowBounds) -> bool:
+        """Move past the empty windows from ``window`` on: to the first window that holds
+        an open pane, or else the one that holds the watermark's pane. Whether it moved."""
+        state = self.state
+        ahead = [pane for pane in state.panes if pane >= window.start]
+        target = min(ahead) if ahead else int(self._truncate(np.array([self.watermark]))[0])
+        start = max(window.start, self._offset(target, self._back))
+        steps = self._steps_between(window.start, start)
+        if steps == 0:
+            return False
+        self.skipped.append(SkippedRun(window.index, steps, window.start, start))
+        state.next_start = start
+        state.next_index = window.index + steps
+        state.closed_until = start
+        return True
+
+    def _steps_between(self, earlier: int, later: int) -> int:
+        """How many steps (panes) lie between two pane starts."""
+        step = self.config.pane
+        if step % timedelta(days=1) == timedelta(0):
+            days = (
+                pl.Series([earlier, later], dtype=pl.Int64)
+                .cast(pl.Datetime("ms", "UTC"))
+                .dt.convert_time_zone(self.config.timezone)
+                .dt.date()
+            )
+            return (days[1] - days[0]).days // step.days
+        return (later - earlier) // (step // timedelta(milliseconds=1))
 
     def close(self, window: WindowBounds) -> list[WindowSummary]:
         """Take the panes of ``window``; forget panes no later window needs."""

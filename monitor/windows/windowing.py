@@ -28,6 +28,17 @@ class WindowBounds:
 
 
 @dataclass(frozen=True)
+class SkippedRun:
+    """Empty windows skipped in one step: ``count`` windows from index ``first``, covering
+    ``[start, end)``."""
+
+    first: int
+    count: int
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
 class Assignment:
     """The key of every row of a batch (in arrival order) and which rows are too late."""
 
@@ -40,6 +51,10 @@ class Windows(abc.ABC):
 
     keys_are_indexes: bool
     """Whether keys are window indexes (count windows) rather than pane starts (time)."""
+
+    skipped: list[SkippedRun]
+    """Runs of empty windows the last ``close_due`` skipped rather than closed: the index
+    of the first and the time range the run covered."""
 
     @abc.abstractmethod
     def assign(self, ts: pl.Series, arrival: int | None) -> Assignment:

@@ -18,6 +18,7 @@ from driftwarden.monitor import config as configuration
 from driftwarden.monitor import storage
 from driftwarden.monitor.commands import synthetic
 from driftwarden.monitor.commands.replay import replay
+from driftwarden.monitor.ingest.decoding import KEPT_PREFIX
 
 DRIFT_FROM = START + 12 * HOUR
 
@@ -143,7 +144,8 @@ def test_every_kind_of_bad_event_lands_in_dead_letters_while_good_ones_count(
     assert sorted((d["origin"]["offset"], d["reason"]) for d in letters) == expected
     for letter in letters:
         raw = base64.b64decode(letter["raw_base64"])
-        assert raw == lines[letter["origin"]["offset"] - 1]
+        line = lines[letter["origin"]["offset"] - 1]
+        assert raw == (line[:KEPT_PREFIX] if letter["reason"] == "too_large" else line)
         assert letter["origin"]["source"] == str(path) and letter["detail"]
     assert outcome.events == good
     windows = [
@@ -177,3 +179,64 @@ def test_replay_command_line(tmp_path: Path, reference_file: Path, drifting_stre
     assert result.returncode == 0, result.stderr
     assert "48,000 events" in result.stdout and "24 windows" in result.stdout
     assert (tmp_path / "out" / "alerts.jsonl").exists()
+
+
+def good_line(i: int, ts: int | str, **changes: object) -> bytes:
+    return orjson.dumps({**good_event(i, START), "ts": ts, **changes})
+
+
+def test_values_at_the_edges_of_their_ranges_are_stored_or_dead_lettered(
+    tmp_path: Path, reference_file: Path, database_url: str
+) -> None:
+    """A 10,000-character id or model version is a dead letter (PostgreSQL would refuse to
+    store it); the latest event time accepted closes a window, alerts and prints; later and
+    earlier ones are dead letters."""
+    from driftwarden.core.times import LATEST
+
+    lines = [good_line(i, LATEST - 1000 + i) for i in range(50)]
+    lines += [
+        good_line(100, LATEST - 500, id="i" * 10_000),
+        good_line(101, LATEST - 500, model_version="v" * 10_000),
+        good_line(102, 253_402_300_800_000),  # year 10000
+        good_line(103, "9999-12-31T23:59:59Z"),
+        good_line(104, "0001-01-01T00:00:00Z"),
+        good_line(105, -1),
+    ]
+    path = tmp_path / "edges.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        synthetic.config_yaml(str(reference_file), "sqlite://").replace(
+            "allowed_lateness: 5m}", "min_samples: 10}"
+        )
+        + "    detectors: {psi: {threshold: 0.0}}\n"
+        + "alerts:\n  channels: {log: {type: log}}\n"
+        + "  rules: [{name: any, match: [kind=data_drift], severity: info, channels: [log]}]\n"
+    )
+    storage.upgrade(storage.create(database_url))
+    outcome = replay(configuration.load(config), path, tmp_path / "out", storage_url=database_url)
+    reasons = sorted((d.origin.offset, d.reason) for d in outcome.dead_letters)
+    assert reasons == [
+        (51, "too_long"),
+        (52, "too_long"),
+        (53, "invalid_timestamp"),
+        (54, "invalid_timestamp"),
+        (55, "invalid_timestamp"),
+        (56, "invalid_timestamp"),
+    ]
+    assert outcome.events == 50 and outcome.windows == 1
+    assert outcome.notifications
+    result = subprocess.run(
+        [sys.executable, "-m", "driftwarden.monitor.commands.cli", "results", "--config",
+         str(_with_storage(tmp_path, config, database_url))],
+        capture_output=True,
+        text=True,
+        check=True,
+    )  # fmt: skip
+    assert "9998-12-31T" in result.stdout
+
+
+def _with_storage(directory: Path, config: Path, url: str) -> Path:
+    path = directory / "results.yaml"
+    path.write_text(config.read_text().replace('url: "sqlite://"', f'url: "{url}"'))
+    return path

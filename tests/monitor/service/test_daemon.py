@@ -10,6 +10,7 @@ from pathlib import Path
 import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from support.daemon import assert_same_results, setup_daemon, stored_results, windows_done
 from support.kafka import (
     DaemonProcess,
     count_rows,
@@ -21,50 +22,12 @@ from support.kafka import (
 )
 from support.stream import START, WINDOWS
 
-from driftwarden.core.records import ResultRecord
 from driftwarden.monitor import config as configuration
 from driftwarden.monitor import storage
 from driftwarden.monitor.commands import synthetic
 from driftwarden.monitor.commands.replay import replay
 
 pytestmark = pytest.mark.slow
-
-
-def stored_results(url: str) -> dict[tuple, ResultRecord]:
-    engine = storage.create(url)
-    try:
-        return {record.key: record for record in storage.Store(engine).results()}
-    finally:
-        engine.dispose()
-
-
-def assert_same_results(url: str, expected: dict[tuple, ResultRecord]) -> None:
-    got = stored_results(url)
-    assert set(got) == set(expected)
-    for key, record in expected.items():
-        mine = got[key]
-        assert (mine.status, mine.drift, mine.n_window, mine.window_start) == (
-            record.status,
-            record.drift,
-            record.n_window,
-            record.window_start,
-        ), key
-        for name in ("value", "p_value", "threshold"):
-            a, b = getattr(mine, name), getattr(record, name)
-            assert (a is None) == (b is None), (key, name)
-            if a is not None:
-                assert a == pytest.approx(b, rel=1e-9, abs=1e-12), (key, name)
-
-
-def setup_daemon(tmp_path: Path, url: str, reference: Path, broker: str, topic: str, **kw) -> Path:
-    storage.upgrade(storage.create(url))
-    config = tmp_path / "config.yaml"
-    config.write_text(daemon_config(reference, url, broker, topic, unique("group"), **kw))
-    return config
-
-
-def windows_done(url: str, count: int = WINDOWS):
-    return lambda: count_rows(url, "windows") >= count
 
 
 @pytest.mark.parametrize("database", ["sqlite", "postgresql"])

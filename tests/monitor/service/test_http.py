@@ -194,6 +194,17 @@ def test_unwired_actions_answer_503() -> None:
         running.stop()
 
 
+def test_a_dead_letter_id_past_64_bits_is_not_found() -> None:
+    replayed: list[int] = []
+    running = _serve(_http(), ApiActions(replay_dead_letter=lambda i: replayed.append(i) or {}))
+    try:
+        answer = _call(running, "POST", "/api/v1/dead-letters/" + "9" * 40 + "/replay", None)
+        assert answer.status_code == 404 and "no dead letter" in answer.json()["error"]
+        assert replayed == []
+    finally:
+        running.stop()
+
+
 @pytest.mark.parametrize(
     ("auth", "good", "bad"),
     [

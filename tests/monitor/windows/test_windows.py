@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+import time
+import tracemalloc
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -309,3 +311,48 @@ def test_a_window_open_when_the_reference_changes_finishes_on_the_old_one(
     references = [w.reference_id for w in commit.windows]
     assert references[0] == profile.reference_id
     assert set(references[1:]) == {new_profile.reference_id}
+
+
+def test_an_event_far_behind_the_watermark_is_too_late_before_any_window_closes(
+    reference_file, profile, connection
+) -> None:
+    pipe, loaded = pipeline(
+        reference_file, profile, "{kind: time, size: 1h, allowed_lateness: 10m}"
+    )
+    feed(pipe, loaded, events_at([START + 30 * 60_000, START + 40 * 60_000]), connection)
+    commit, _ = feed(pipe, loaded, events_at([0, START + 45 * 60_000]), connection)  # 1970
+    assert [(d.reason, d.origin.offset) for d in commit.dead_letters] == [("too_late", 0)]
+    assert "1970-01-01T00:00:00.000Z" in commit.dead_letters[0].detail
+    commit, _ = feed(pipe, loaded, events_at([START + HOUR + 11 * 60_000]), connection)
+    assert closed_windows(commit) == [(0, START, START + HOUR, 3)]
+
+
+def test_an_ancient_first_event_skips_the_empty_windows_instead_of_closing_them_all(
+    reference_file, profile, connection
+) -> None:
+    """A 1970 event first, then today's: about 490,000 hourly windows lie between them. The
+    first one closes, then ``max_empty_windows`` empty ones, then the rest is skipped in one
+    step: bounded time and memory, and the indexes still count every window."""
+    pipe, loaded = pipeline(reference_file, profile, "{kind: time, size: 1h, max_empty_windows: 5}")
+    tracemalloc.start()
+    began = time.perf_counter()
+    feed(pipe, loaded, events_at([1_000]), connection)
+    commit, report = feed(pipe, loaded, events_at([START + 10, START + HOUR + 10]), connection)
+    seconds = time.perf_counter() - began
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    gap = START // HOUR
+    assert closed_windows(commit) == [
+        (0, 0, HOUR, 1),
+        *((i, i * HOUR, (i + 1) * HOUR, 0) for i in range(1, 6)),
+        (gap, START, START + HOUR, 1),
+    ]
+    ((model, run),) = report.skipped
+    assert (model, run.first, run.count, run.start, run.end) == (
+        synthetic.MODEL,
+        6,
+        gap - 6,
+        6 * HOUR,
+        START,
+    )
+    assert seconds < 5 and peak < 64 * 2**20, (seconds, peak)
