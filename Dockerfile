@@ -6,20 +6,22 @@
 #
 # A conventional two-stage build: the first stage installs the package (with the PostgreSQL
 # driver) into a virtual environment, the second copies only that environment.
-ARG PYTHON_VERSION=3.12
+# Both stages use one base image, pinned by digest (python:3.12-slim, Python 3.12.13, as
+# recorded in docker-library/repo-info); change the tag and the digest together.
+ARG PYTHON_IMAGE=python:3.12-slim@sha256:229a2c5bfa27522db7815ea81f9bed70af17ccb9de9fc7ad142b1877b5830d36
 
-FROM python:${PYTHON_VERSION}-slim AS build
+FROM ${PYTHON_IMAGE} AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1
 RUN python -m venv /opt/driftwarden
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md LICENSE ./
 COPY monitor/ monitor/
 COPY detectors/ detectors/
 COPY alerts/ alerts/
 RUN /opt/driftwarden/bin/pip install ".[postgres]"
 
-FROM python:${PYTHON_VERSION}-slim
+FROM ${PYTHON_IMAGE}
 LABEL org.opencontainers.image.title="driftwarden" \
       org.opencontainers.image.description="Watches machine-learning models in production" \
       org.opencontainers.image.licenses="Apache-2.0"

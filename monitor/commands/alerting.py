@@ -35,7 +35,8 @@ from driftwarden.monitor.errors import InputError
 
 
 def add_commands(subparsers: Any) -> None:
-    """Register ``silence`` and ``alerts`` on the ``driftwarden`` command's subparsers."""
+    """Register ``silence`` and ``alerts`` on the ``driftwarden`` command's subparsers (which
+    give ``--config`` its default, ``$DRIFTWARDEN_CONFIG``, and require one of the two)."""
     silence = subparsers.add_parser("silence", help="mute matching alerts for a while")
     actions = silence.add_subparsers(dest="silence_command", required=True, metavar="ACTION")
 
@@ -45,7 +46,7 @@ def add_commands(subparsers: Any) -> None:
         description="Mute alerts whose labels match every MATCHER (name=value, name!=value, "
         "name=~regex, name!~regex), e.g. model=credit-default feature=~inc.*",
     )
-    add.add_argument("--config", type=Path, required=True)
+    add.add_argument("--config", type=Path)
     add.add_argument("matchers", nargs="+", type=_matcher, metavar="MATCHER")
     end = add.add_mutually_exclusive_group(required=True)
     end.add_argument("--duration", type=_duration, help='how long, e.g. "2h"')
@@ -55,13 +56,13 @@ def add_commands(subparsers: Any) -> None:
     add.set_defaults(handler=_silence_add)
 
     listing = actions.add_parser("list", help="list silences that have not expired")
-    listing.add_argument("--config", type=Path, required=True)
+    listing.add_argument("--config", type=Path)
     listing.add_argument("--all", action="store_true", help="include expired silences")
     listing.add_argument("--json", action="store_true", help="JSON lines instead of a table")
     listing.set_defaults(handler=_silence_list)
 
     expire = actions.add_parser("expire", help="end silences now")
-    expire.add_argument("--config", type=Path, required=True)
+    expire.add_argument("--config", type=Path)
     expire.add_argument("ids", nargs="+", metavar="ID")
     expire.set_defaults(handler=_silence_expire)
 
@@ -70,7 +71,7 @@ def add_commands(subparsers: Any) -> None:
     shown = alert_actions.add_parser(
         "deliveries", help="print notifications and their delivery, newest first"
     )
-    shown.add_argument("--config", type=Path, required=True)
+    shown.add_argument("--config", type=Path)
     shown.add_argument("--failed", action="store_true", help="only those given up on")
     shown.add_argument("--limit", type=int, default=50)
     shown.add_argument("--json", action="store_true", help="JSON lines instead of a table")

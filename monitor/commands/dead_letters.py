@@ -21,12 +21,13 @@ from driftwarden.monitor.ingest.kafka import DeadLetterReplayer
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
-    """Register ``dead-letters`` and its actions."""
+    """Register ``dead-letters`` and its actions (the ``driftwarden`` parser gives ``--config``
+    its default, ``$DRIFTWARDEN_CONFIG``, and requires one of the two)."""
     parser = commands.add_parser("dead-letters", help="inspect and replay dead letters")
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
 
     listing = actions.add_parser("list", help="newest dead letters, one per line")
-    listing.add_argument("--config", type=Path, required=True)
+    listing.add_argument("--config", type=Path)
     listing.add_argument("--reason")
     listing.add_argument("--model")
     listing.add_argument("--limit", type=int, default=50)
@@ -34,12 +35,12 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     listing.set_defaults(handler=_list)
 
     show = actions.add_parser("show", help="one dead letter in full")
-    show.add_argument("--config", type=Path, required=True)
+    show.add_argument("--config", type=Path)
     show.add_argument("id", type=int)
     show.set_defaults(handler=_show)
 
     replay = actions.add_parser("replay", help="produce dead letters (or corrections) again")
-    replay.add_argument("--config", type=Path, required=True)
+    replay.add_argument("--config", type=Path)
     source = replay.add_mutually_exclusive_group(required=True)
     source.add_argument("--id", type=int, nargs="+", dest="ids", help="replay these as stored")
     source.add_argument(

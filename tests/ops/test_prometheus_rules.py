@@ -1,4 +1,5 @@
-"""The Prometheus configuration, recording and alerting rules, checked by promtool."""
+"""The Prometheus configuration, recording and alerting rules, checked by promtool; every
+alerting rule links a runbook page that exists."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import subprocess
 
 import pytest
 import yaml
-from support.ops import PROMETHEUS
+from support.ops import PROMETHEUS, RUNBOOKS
 
 RULE_FILES = sorted((PROMETHEUS / "rules").glob("*.yml"))
 RULE_TESTS = sorted((PROMETHEUS / "tests").glob("*.test.yml"))
@@ -77,3 +78,56 @@ def test_every_recording_rule_has_a_unit_test() -> None:
         for case in test.get("promql_expr_test", [])
     }
     assert recorded <= tested, f"recording rules without a test: {sorted(recorded - tested)}"
+
+
+RUNBOOK_URL = "{{ $externalLabels.docs_url }}/runbooks/%s/"
+RUNBOOK_SECTIONS = ("## What it means", "## First checks", "## Likely causes", "## Resolve")
+
+
+def _alerting_rules() -> dict[str, dict]:
+    return {
+        rule["alert"]: rule
+        for path in RULE_FILES
+        for group in yaml.safe_load(path.read_text())["groups"]
+        for rule in group["rules"]
+        if "alert" in rule
+    }
+
+
+def test_every_alerting_rule_links_a_runbook_page_that_exists() -> None:
+    """``runbook_url`` is ``{docs_url}/runbooks/<AlertName>/``: the page built from
+    docs/runbooks/<AlertName>.md, under the external label docs_url of prometheus.yml."""
+    rules = _alerting_rules()
+    assert rules
+    for name, rule in rules.items():
+        url = rule["annotations"].get("runbook_url")
+        assert url == RUNBOOK_URL % name, f"{name}: runbook_url {url!r}"
+        page = RUNBOOKS / f"{name}.md"
+        assert page.is_file(), f"{name}: no runbook {page}"
+        text = page.read_text()
+        assert text.startswith(f"# {name}\n"), page
+        for section in RUNBOOK_SECTIONS:
+            assert f"\n{section}\n" in text, f"{page.name}: no section {section!r}"
+        assert "```" in text, f"{page.name}: no command or query to run"
+    pages = {path.stem for path in RUNBOOKS.glob("*.md")} - {"README"}
+    assert pages == set(rules), f"runbooks without a rule: {sorted(pages - set(rules))}"
+    index = (RUNBOOKS / "README.md").read_text()
+    assert all(f"[{name}.md]({name}.md)" in index for name in rules)
+
+
+def test_prometheus_sets_the_docs_url_the_runbook_links_use() -> None:
+    config = yaml.safe_load((PROMETHEUS / "prometheus.yml").read_text())
+    docs_url = config["global"]["external_labels"]["docs_url"]
+    assert docs_url.startswith("https://") and not docs_url.endswith("/")
+
+
+def test_the_rule_tests_render_the_runbook_links() -> None:
+    """The unit tests expect each firing alert's rendered runbook_url (so promtool checks
+    the template), under an external docs_url of their own."""
+    alert_tests = PROMETHEUS / "tests" / "driftwarden-alerts.test.yml"
+    for test in yaml.safe_load(alert_tests.read_text())["tests"]:
+        docs_url = test["external_labels"]["docs_url"]
+        for case in test.get("alert_rule_test", []):
+            for alert in case.get("exp_alerts") or []:
+                expected = f"{docs_url}/runbooks/{case['alertname']}/"
+                assert alert["exp_annotations"]["runbook_url"] == expected

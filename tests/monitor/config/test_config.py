@@ -7,6 +7,7 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 
+import polars as pl
 import pytest
 
 from driftwarden.core.durations import format_duration, parse_duration
@@ -150,6 +151,10 @@ def test_check_config_exits_non_zero_with_one_line(
 def test_check_config_accepts_a_valid_file(tmp_path: Path) -> None:
     path = tmp_path / "conf.yaml"
     path.write_text(MINIMAL)
+    (tmp_path / "data").mkdir()
+    reference = {"age": [30.0, 41.0], "income": [1.0, 2.0], "region": ["north", "south"]}
+    reference |= {"prediction": [0.2, 0.7], "label": [0, 1]}
+    pl.DataFrame(reference).write_parquet(tmp_path / "data" / "ref.parquet")
     result = _check_config(path)
     assert result.returncode == 0, result.stderr
     assert "valid" in result.stdout
