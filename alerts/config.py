@@ -119,8 +119,26 @@ class WebhookChannel(Section):
     send_resolved: bool | None = None
 
 
+class RefreshPolicyConfig(Section):
+    """When a retrain channel lets an incident start a retraining, per model (``refresh``)."""
+
+    cooldown: Duration = timedelta(hours=24)
+    min_windows: int = Field(default=1, ge=1)
+    require_performance: bool = False
+    min_label_coverage: float | None = Field(default=None, gt=0.0, le=1.0)
+    daily_budget: int | None = Field(default=None, ge=1)
+
+    @field_validator("cooldown")
+    @classmethod
+    def _not_negative(cls, value: timedelta) -> timedelta:
+        if value < timedelta(0):
+            raise ValueError("expected a duration of 0s or more")
+        return value
+
+
 class RetrainChannel(Section):
-    """The retrain webhook: ``retrain.v1`` JSON, once per incident when firing and resolved."""
+    """The retrain webhook: ``retrain.v1`` JSON, once per incident when firing (if ``policy``
+    lets it through) and resolved."""
 
     type: Literal["retrain"]
     url: HttpUrl
@@ -128,6 +146,7 @@ class RetrainChannel(Section):
     headers: dict[str, str] = Field(default_factory=dict)
     min_interval: Duration = timedelta(0)
     send_resolved: bool | None = None
+    policy: RefreshPolicyConfig = Field(default_factory=RefreshPolicyConfig)
 
 
 class AlertmanagerChannel(Section):
@@ -180,7 +199,9 @@ class RuleConfig(Section):
 
     The condition is ``value > above``, ``value < below``, or (neither set)
     the result's own ``drift`` decision; only ``ok`` results with at least
-    ``min_labeled`` labels are judged. ``max_window_age`` overrides the
+    ``min_labeled`` labels are judged. A firing alert stays firing for
+    ``keep_firing_for`` windows after its condition clears, so a one-window
+    flap does not resolve it and page again. ``max_window_age`` overrides the
     section's for this rule: performance computed from labels that arrive
     days later needs a longer one.
     """
@@ -191,6 +212,7 @@ class RuleConfig(Section):
     below: float | None = None
     min_labeled: int | None = Field(default=None, ge=1)
     for_windows: int = Field(default=1, ge=1, alias="for")
+    keep_firing_for: int = Field(default=1, ge=0)
     resolve_after: Duration | None = None
     max_window_age: Duration | None = None
     severity: Severity
@@ -318,6 +340,12 @@ class AlertsConfig(Section):
             raise ValueError(
                 "group_by must include 'model' (every notification is about one model)"
             )
+        known = {*IDENTITY_LABELS, "severity", *(label for r in self.rules for label in r.labels)}
+        unknown = [label for label in self.group_by if label not in known]
+        if unknown:
+            raise ValueError(
+                f"group_by: unknown label {unknown[0]!r} (alerts carry: {', '.join(sorted(known))})"
+            )
         for name in ("group_interval", "repeat_interval"):
             if getattr(self, name) <= timedelta(0):
                 raise ValueError(f"{name} must be positive")
@@ -326,6 +354,11 @@ class AlertsConfig(Section):
         if self.max_window_age is not None and self.max_window_age <= timedelta(0):
             raise ValueError("max_window_age must be positive")
         return self
+
+    def refresh_policy(self, channel: str) -> RefreshPolicyConfig | None:
+        """The refresh policy of a retrain channel; ``None`` for other channels."""
+        config = self.channels[channel]
+        return config.policy if isinstance(config, RetrainChannel) else None
 
     def send_resolved_for(self, channel: str) -> bool:
         """Whether ``channel`` is told when alerts resolve (its own setting, else the default)."""

@@ -3,10 +3,12 @@
 Each round claims due rows per channel (``outbox.claim``: a lease, with
 ``FOR UPDATE SKIP LOCKED`` on PostgreSQL), sends them one by one and records
 each outcome: delivered; retry later (timeouts, connection errors, 5xx, 408,
-429) after exponential backoff with jitter or the receiver's
-``Retry-After``; or failed (another 4xx, ``max_attempts`` reached, or older
-than ``max_age``) — a failed row stays in the table, is counted and logged,
-and ``driftwarden alerts deliveries --failed`` lists it. After a retryable
+429, and 401/403 up to ``AUTH_ATTEMPTS`` attempts) after exponential backoff
+with jitter or the receiver's ``Retry-After``; or failed (another 4xx, a
+body that breaks its channel's contract, ``max_attempts`` reached, older
+than ``max_age``, or still 401/403 after ``AUTH_ATTEMPTS``) — a failed row
+stays in the table, is counted and logged, and
+``driftwarden alerts deliveries --failed`` lists it. After a retryable
 failure the channel is left alone until that row's next attempt, so a
 receiver that is down gets one probe per backoff period, not one per row,
 and cannot hold up the other channels. Slack channels send at most one
@@ -25,7 +27,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 
 import httpx
@@ -34,7 +36,8 @@ from sqlalchemy import Connection, Engine
 
 from driftwarden.alerts import outbox, store
 from driftwarden.alerts.backoff import backoff
-from driftwarden.alerts.channels import Channel, SendResult, Transport, build_channels
+from driftwarden.alerts.channels import Channel, SendResult, Transport, build_channels, validate
+from driftwarden.alerts.channels.base import AUTH_STATUSES
 from driftwarden.alerts.config import AlertsConfig
 from driftwarden.alerts.metrics import AlertMetrics
 from driftwarden.alerts.outbox import OutboxEntry
@@ -43,6 +46,12 @@ from driftwarden.core.times import Clock, duration_ms
 _log = logging.getLogger("driftwarden.alerts")
 _LEASE_MARGIN = 30_000
 _HOUSEKEEPING_EVERY = 1_000
+
+AUTH_ATTEMPTS = 10
+"""Attempts a row gets while its receiver answers 401 or 403 (a secret rotated on one side
+and not yet on the other): with the default backoff (1 s doubling), 4 to 8.5 minutes.
+Then it fails with outcome ``unauthorized``; ``delivery.max_attempts`` and ``max_age``,
+if they come first, still end it sooner."""
 
 
 class Dispatcher:
@@ -62,6 +71,9 @@ class Dispatcher:
         The HTTP client (default: one of its own, closed by ``stop``).
     random
         Source of jitter in [0, 1).
+    exports_database_figures
+        Whether this instance exports the gauges read from the database (alerts, outbox
+        backlog): in a fleet sharing one database only one does, so sums stay true.
     """
 
     def __init__(
@@ -73,11 +85,13 @@ class Dispatcher:
         clock: Clock,
         http: httpx.Client | None = None,
         random: Callable[[], float] = _random.random,
+        exports_database_figures: Callable[[], bool] = lambda: True,
     ) -> None:
         self.engine = engine
         self.metrics = AlertMetrics(registry)
         self._clock = clock
         self._random = random
+        self._exports = exports_database_figures
         self._owns_http = http is None
         self._http = http if http is not None else httpx.Client()
         self._owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -87,10 +101,15 @@ class Dispatcher:
         self._thread: threading.Thread | None = None
         self.reload(config)
 
-    def reload(self, config: AlertsConfig) -> None:
-        """Use new channels and delivery settings from the next round on (SIGHUP)."""
+    def reload(self, config: AlertsConfig, retired: Mapping[str, Channel] | None = None) -> None:
+        """Use new channels and delivery settings from the next round on (SIGHUP).
+
+        ``retired`` channels (those the configuration dropped) still deliver what is
+        queued for them — the resolves of their incidents — until nothing is left.
+        """
         self._config = config
-        self._channels: dict[str, Channel] = build_channels(config)
+        self._retired: dict[str, Channel] = dict(retired or {})
+        self._channels: dict[str, Channel] = {**self._retired, **build_channels(config)}
         self._housekept_at: int | None = None
 
     def run_once(self) -> int:
@@ -102,7 +121,8 @@ class Dispatcher:
             if self._housekept_at is None or moment - self._housekept_at >= _HOUSEKEEPING_EVERY:
                 self._housekeeping(connection, moment)
             for name, channel in channels.items():
-                interval = duration_ms(config.channels[name].min_interval)
+                settings = config.channels.get(name)
+                interval = 0 if settings is None else duration_ms(settings.min_interval)
                 if self._paused.get(name, moment) > moment:
                     continue
                 if interval and moment - self._last_sent.get(name, moment - interval) < interval:
@@ -117,6 +137,9 @@ class Dispatcher:
             self._refresh_metrics(connection)
 
     def _refresh_metrics(self, connection: Connection) -> None:
+        if not self._exports():
+            self.metrics.withdraw()
+            return
         moment = self._clock()
         with connection.begin():
             counts = store.alert_counts(connection)
@@ -124,8 +147,13 @@ class Dispatcher:
         self.metrics.refresh(self._config, counts, backlog, moment)
 
     def _housekeeping(self, connection: Connection, moment: int) -> None:
-        """Once a second: give up rows of removed channels, refresh the gauges."""
+        """Once a second: let go of retired channels with nothing left to deliver, give up
+        rows of removed channels, refresh the gauges."""
         with connection.begin():
+            if self._retired:
+                backlog = outbox.backlog(connection)
+                for name in [name for name in self._retired if name not in backlog]:
+                    del self._retired[name], self._channels[name]
             unrouted = outbox.fail_unrouted(connection, list(self._channels), moment)
         for channel, count in unrouted.items():
             self.metrics.count(channel, "expired", count)
@@ -210,6 +238,11 @@ class Dispatcher:
             result = SendResult(False, detail=f"not delivered within max_age {delivery.max_age}")
             self._record(connection, name, entry, token, result, "expired", now, attempted=False)
             return result
+        problem = None if entry.attempts else validate(entry.channel_type, entry.payload)
+        if problem is not None:  # queued unchecked (or edited since): never POSTed
+            result = SendResult(False, detail=f"invalid payload: {problem}")
+            self._record(connection, name, entry, token, result, "rejected", now, attempted=False)
+            return result
         started = time.perf_counter()
         try:
             result = channel.send(
@@ -224,12 +257,14 @@ class Dispatcher:
             self._record(connection, name, entry, token, result, "sent", after)
             return result
         attempts = entry.attempts + 1
+        unauthorized = result.status in AUTH_STATUSES
         too_old = after - entry.created_at >= duration_ms(delivery.max_age)
         too_many = delivery.max_attempts is not None and attempts >= delivery.max_attempts
         if not result.retryable:
             self._record(connection, name, entry, token, result, "rejected", after)
-        elif too_old or too_many:
-            self._record(connection, name, entry, token, result, "expired", after)
+        elif too_old or too_many or (unauthorized and attempts >= AUTH_ATTEMPTS):
+            outcome = "unauthorized" if unauthorized else "expired"
+            self._record(connection, name, entry, token, result, outcome, after)
         else:
             wait = (
                 timedelta(seconds=result.retry_after)

@@ -16,20 +16,21 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from sqlalchemy import Connection
 
 from driftwarden.alerts import store
 from driftwarden.alerts.channels import Channel, build_channels
-from driftwarden.alerts.config import AlertsConfig
+from driftwarden.alerts.config import IDENTITY_LABELS, AlertsConfig
+from driftwarden.alerts.dedup import LogEntry
 from driftwarden.alerts.grouping import group_of
 from driftwarden.alerts.lifecycle import AlertState, advance, pending, resolve
 from driftwarden.alerts.mute import Inhibitor, Muter, Silencer
 from driftwarden.alerts.rules import Observation, Rule, result_fields
 from driftwarden.alerts.silences import active_silences
-from driftwarden.alerts.stages import STAGES, Batch, Flush, QueuedNotification
+from driftwarden.alerts.stages import STAGES, Batch, Flush, QueuedNotification, close_incident
 from driftwarden.alerts.tables import alert_states
 from driftwarden.core.records import ResultRecord
 from driftwarden.core.times import duration_ms
@@ -111,12 +112,86 @@ class AlertEngine:
     def config(self) -> AlertsConfig:
         return self._setup.config
 
-    def reload(self, config: AlertsConfig) -> None:
+    def reload(self, config: AlertsConfig) -> dict[str, Channel]:
         """Swap rules, channels, templates and timers; alert state stays in the database.
 
-        Alerts of rules that no longer exist are resolved by the next ``tick``.
+        Returns the channels the new configuration dropped: ``reconcile`` tells them
+        their incidents are over, and the dispatcher delivers that with them. Alerts of
+        rules that no longer exist are resolved by the next ``tick``.
         """
-        self._setup = _Setup(config)
+        old, self._setup = self._setup, _Setup(config)
+        return {name: c for name, c in old.channels.items() if name not in config.channels}
+
+    def reconcile(
+        self, now: int, connection: Connection, retired: Mapping[str, Channel] | None = None
+    ) -> EvaluationReport:
+        """Bring stored alerts in line with the configuration (at start, after a reload).
+
+        Every open incident the configuration would no longer produce — one of its
+        announced alerts now groups elsewhere or no longer routes to the channel, or the
+        channel is gone — is resolved to its channel first (channels the configuration
+        dropped are reached through ``retired``; without them their incidents are only
+        closed). Then every alert takes the labels and group of the configuration, and
+        firing ones wait ``group_wait`` in their new groups, which open new incidents.
+        Nothing happens when the configuration groups and routes as before.
+        """
+        setup = self._setup
+        alerts = {alert.fingerprint: alert for alert in store.alerts_where(connection)}
+        channels = {**(retired or {}), **setup.channels}
+        queued: list[QueuedNotification] = []
+        for entry in store.open_incidents(connection):
+            if self._produces(setup, entry, alerts):
+                continue
+            group = store.group(connection, entry.group_key)
+            if entry.channel in channels and group is not None:
+                flush = self._flush_context(setup, group, [], now, connection, channels)
+                item = close_incident(flush, entry, alerts)
+                queued += [item] if item else []
+            store.delete_log(connection, entry.group_key, entry.channel)
+        moved = []
+        for alert in alerts.values():
+            rule = setup.rules.get(alert.rule)
+            if rule is None:
+                continue
+            labels = rule.labels({k: v for k, v in alert.labels.items() if k in IDENTITY_LABELS})
+            key, group_labels = group_of(labels, setup.config.group_by)
+            if (key, labels) == (alert.group_key, dict(alert.labels)):
+                continue
+            moved.append(replace(alert, labels=labels, group_key=key))
+            if alert.state != "pending":
+                store.ensure_group(
+                    connection,
+                    store.Group(key, group_labels, alert.model, now + setup.group_wait, now),
+                )
+        store.save_alerts(connection, moved)
+        store.delete_empty_groups(connection)
+        if queued or moved:
+            _log.info(
+                "alerts regrouped: %d incidents resolved, %d alerts moved",
+                len(queued),
+                len(moved),
+                extra={"event": "alerts_regrouped", "resolved": len(queued), "moved": len(moved)},
+            )
+        return EvaluationReport((), tuple(queued), 0)
+
+    @staticmethod
+    def _produces(setup: _Setup, entry: LogEntry, alerts: Mapping[str, AlertState]) -> bool:
+        """Whether the configuration groups and routes every alert the incident announced
+        as it did."""
+        if entry.channel not in setup.channels:
+            return False
+        for fingerprint in entry.notified:
+            alert = alerts.get(fingerprint)
+            if alert is None:
+                continue
+            rule = setup.rules.get(alert.rule)
+            if rule is None:
+                continue  # resolved by the next tick, through this incident
+            labels = rule.labels({k: v for k, v in alert.labels.items() if k in IDENTITY_LABELS})
+            key, _ = group_of(labels, setup.config.group_by)
+            if key != entry.group_key or entry.channel not in rule.channels:
+                return False
+        return True
 
     def evaluate(
         self, results: Sequence[ResultRecord], now: int, connection: Connection
@@ -154,6 +229,7 @@ class AlertEngine:
                 before,
                 observation,
                 for_windows=rule.config.for_windows,
+                keep_firing_for=rule.config.keep_firing_for,
                 labels=labels,
                 group_key=group_key,
                 stale=stale,
@@ -201,6 +277,15 @@ class AlertEngine:
                 notifications += self._flush(setup, group, muters, moment, connection)
         return EvaluationReport(tuple(transitions), tuple(notifications), 0)
 
+    def advance_to(self, moment: int, connection: Connection) -> EvaluationReport:
+        """Run the timers up to ``moment`` as a clock passing every instant would: each
+        group is flushed at the time its timer expired (``replay``'s back-tests, on event
+        time), then everything due at ``moment``."""
+        report = EvaluationReport()
+        while (due := store.next_due(connection)) is not None and due < moment:
+            report = report.merge(self.tick(due, connection))
+        return report.merge(self.tick(moment, connection))
+
     def _stale(self, setup: _Setup, rule: Rule, observation: Observation, now: int) -> bool:
         """Whether the observation's window is too old to notify.
 
@@ -219,29 +304,66 @@ class AlertEngine:
         return now - (evidence.detected_at or evidence.window_end) > limit
 
     def _expire(self, setup: _Setup, now: int, connection: Connection) -> list[Transition]:
-        """Resolve alerts of removed rules and alerts past their rule's ``resolve_after``."""
+        """Resolve alerts of removed rules (now) and firing alerts whose subject has not
+        reported for ``resolve_after`` (as of that deadline)."""
         orphans = store.alerts_where(connection, alert_states.c.rule.not_in(list(setup.rules)))
-        expired = [alert for alert in orphans if alert.state == "firing"]
         store.delete_alerts(connection, [a.fingerprint for a in orphans if a.state == "pending"])
-        for rule in setup.rules.values():
-            after = rule.config.resolve_after
-            if after is not None:
-                expired += store.alerts_where(
-                    connection,
-                    alert_states.c.rule == rule.name,
-                    alert_states.c.state == "firing",
-                    alert_states.c.last_active_at <= now - duration_ms(after),
-                )
-        store.save_alerts(connection, [resolve(alert, now, now) for alert in expired])
+        resolved = [resolve(alert, now, now) for alert in orphans if alert.state == "firing"]
+        for alert in store.alerts_where(
+            connection,
+            alert_states.c.rule.in_(list(setup.rules)),
+            alert_states.c.state == "firing",
+        ):
+            rule = setup.rules[alert.rule]
+            deadline = alert.last_seen_at + self._resolve_after(setup, rule, alert)
+            if deadline <= now:
+                resolved.append(resolve(alert, deadline, now))
+        store.save_alerts(connection, resolved)
         transitions = [
             Transition(
                 a.fingerprint, a.rule, a.model, a.evidence.subject, "firing", "resolved", False
             )
-            for a in expired
+            for a in resolved
         ]
         for transition in transitions:
             _log_transition(transition)
         return transitions
+
+    def _resolve_after(self, setup: _Setup, rule: Rule, alert: AlertState) -> int:
+        """How long a firing alert lasts without a result for its subject: the rule's
+        ``resolve_after``; else 3 × the model's window size (or the last window's length),
+        or ``max_window_age`` if longer, since results that old still count."""
+        if rule.config.resolve_after is not None:
+            return duration_ms(rule.config.resolve_after)
+        if alert.model in self.window_sizes:
+            windows = 3 * duration_ms(self.window_sizes[alert.model])
+        else:
+            windows = 3 * (alert.evidence.window_end - alert.evidence.window_start)
+        age = rule.config.max_window_age or setup.config.max_window_age
+        return max(windows, 0 if age is None else duration_ms(age))
+
+    def _flush_context(
+        self,
+        setup: _Setup,
+        group: store.Group,
+        muters: Sequence[Muter],
+        now: int,
+        connection: Connection,
+        channels: Mapping[str, Channel],
+    ) -> Flush:
+        """What a flush of ``group`` knows besides its alerts."""
+        return Flush(
+            config=setup.config,
+            rules=setup.rules,
+            channels=channels,
+            repeat_interval=setup.repeat_interval,
+            group=group,
+            entries=store.log_entries(connection, group.group_key),
+            muters=muters,
+            connection=connection,
+            now=now,
+            deliver=self.deliver,
+        )
 
     def _muters(self, setup: _Setup, now: int, connection: Connection) -> list[Muter]:
         muters: list[Muter] = [Silencer(active_silences(connection, now))]
@@ -265,18 +387,7 @@ class AlertEngine:
             for alert in store.alerts_of_group(connection, due.group_key)
             if alert.state != "pending"
         }
-        flush = Flush(
-            config=setup.config,
-            rules=setup.rules,
-            channels=setup.channels,
-            repeat_interval=setup.repeat_interval,
-            group=due,
-            entries=store.log_entries(connection, due.group_key),
-            muters=muters,
-            connection=connection,
-            now=now,
-            deliver=self.deliver,
-        )
+        flush = self._flush_context(setup, due, muters, now, connection, setup.channels)
         batch = Batch(alerts)
         for stage in STAGES:
             batch = stage(flush, batch)

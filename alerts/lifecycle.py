@@ -30,7 +30,12 @@ class AlertState:
     of the last evaluation. ``since`` is the start of the first window of the current run of
     active windows (what on-call reads as "since when"); ``resolved_at`` the
     end of the window that cleared it; ``stale`` whether the last window it
-    saw was older than ``max_window_age`` (such windows never notify).
+    saw was older than ``max_window_age`` (such windows never notify);
+    ``last_seen_at`` the end of the last window seen (its detection, for
+    concept-drift records), whether the condition held or not. ``streak``
+    counts the consecutive windows in which the condition held up to the last
+    one seen, ``quiet`` those in which it did not; ``prior_*`` are the same
+    counts before the last window (a window judged again replaces its turn).
     """
 
     fingerprint: str
@@ -41,11 +46,13 @@ class AlertState:
     state: AlertStatus
     streak: int
     prior_streak: int
+    quiet: int
+    prior_quiet: int
     last_window_index: int
     since: int
     fired_at: int | None
     resolved_at: int | None
-    last_active_at: int | None
+    last_seen_at: int
     stale: bool
     evidence: ResultRecord
     updated_at: int
@@ -56,26 +63,48 @@ def advance(
     observation: Observation,
     *,
     for_windows: int,
+    keep_firing_for: int,
     labels: Mapping[str, str],
     group_key: str,
     stale: bool,
     now: int,
 ) -> AlertState | None:
-    """The alert after ``observation``: ``None`` when there is no alert, ``state`` if unchanged."""
+    """The alert after ``observation``: ``None`` when there is no alert, ``state`` if unchanged.
+
+    A firing alert whose condition clears stays firing for ``keep_firing_for`` more
+    windows (hysteresis, as Prometheus's rule option of that name): a one-window flap
+    neither resolves nor pages again.
+    """
     evidence = observation.evidence
     window = evidence.window_index
+    seen = evidence.detected_at or evidence.window_end
     if state is not None and window < state.last_window_index:
         return state
     if state is None or window > state.last_window_index + 1:
-        prior = 0
+        prior, prior_quiet = 0, 0
     elif window == state.last_window_index:
-        prior = state.prior_streak
+        prior, prior_quiet = state.prior_streak, state.prior_quiet
     else:
-        prior = state.streak
+        prior, prior_quiet = state.streak, state.quiet
     was = None if state is None else state.state
     if not observation.active:
         if state is None or was == "pending":
             return None
+        quiet = prior_quiet + 1
+        if was == "firing" and quiet <= keep_firing_for:
+            return replace(
+                state,
+                labels=labels,
+                group_key=group_key,
+                streak=0,
+                prior_streak=prior,
+                quiet=quiet,
+                prior_quiet=prior_quiet,
+                last_window_index=window,
+                last_seen_at=seen,
+                stale=stale,
+                updated_at=now,
+            )
         return replace(
             state,
             labels=labels,
@@ -83,7 +112,10 @@ def advance(
             state="resolved",
             streak=0,
             prior_streak=prior,
+            quiet=quiet,
+            prior_quiet=prior_quiet,
             last_window_index=window,
+            last_seen_at=seen,
             resolved_at=state.resolved_at if was == "resolved" else evidence.window_end,
             stale=stale,
             evidence=evidence,
@@ -99,8 +131,10 @@ def advance(
             group_key=group_key,
             streak=streak,
             prior_streak=prior,
+            quiet=0,
+            prior_quiet=prior_quiet,
             last_window_index=window,
-            last_active_at=evidence.detected_at or evidence.window_end,
+            last_seen_at=seen,
             stale=stale,
             updated_at=now,
         )
@@ -118,11 +152,13 @@ def advance(
         state="firing" if firing else "pending",
         streak=streak,
         prior_streak=prior,
+        quiet=0,
+        prior_quiet=prior_quiet,
         last_window_index=window,
         since=since,
         fired_at=fired_at,
         resolved_at=None,
-        last_active_at=evidence.detected_at or evidence.window_end,
+        last_seen_at=seen,
         stale=stale,
         evidence=evidence,
         updated_at=now,

@@ -13,10 +13,12 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from driftwarden.alerts.config import AlertsConfig
 
 ALERT_STATES = ("pending", "firing")
-OUTCOMES = ("sent", "retry", "rejected", "expired")
+OUTCOMES = ("sent", "retry", "rejected", "unauthorized", "expired")
 """``sent``: delivered; ``retry``: failed, will be retried; ``rejected``: failed with a
-final answer (4xx other than 408/429); ``expired``: given up after ``max_attempts``
-or ``max_age``, or its channel is no longer configured."""
+final answer (4xx other than 401/403/408/429), or a body that breaks its channel's
+contract; ``unauthorized``: 401/403 until ``dispatcher.AUTH_ATTEMPTS`` attempts;
+``expired``: given up after ``max_attempts`` or ``max_age``, or its channel is no
+longer configured."""
 
 
 class AlertMetrics:
@@ -32,7 +34,8 @@ class AlertMetrics:
         )
         self.notifications = Counter(
             "driftwarden_notifications",
-            "Delivery attempts by channel and outcome (sent, retry, rejected, expired).",
+            "Delivery attempts by channel and outcome "
+            "(sent, retry, rejected, unauthorized, expired).",
             ["channel", "outcome"],
             registry=registry,
         )
@@ -55,6 +58,13 @@ class AlertMetrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
             registry=registry,
         )
+
+    def withdraw(self) -> None:
+        """Stop exporting the gauges read from the database (another instance of the fleet
+        exports them)."""
+        for gauge in (self.alerts, self.pending, self.oldest):
+            gauge.clear()
+        self._series.clear()
 
     def count(self, channel: str, outcome: str, amount: int = 1) -> None:
         self.notifications.labels(channel, outcome).inc(amount)

@@ -7,8 +7,9 @@ are data here and are never compiled as templates.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from driftwarden.core.records import ResultRecord
@@ -22,6 +23,90 @@ ANNOTATIONS = ("summary", "description", "runbook_url", "dashboard_url")
 def severity_rank(severity: str) -> int:
     """0 for critical up to 3 for info: sorts the most severe first."""
     return SEVERITIES.index(severity) if severity in SEVERITIES else len(SEVERITIES)
+
+
+def distance(evidence: ResultRecord) -> float | None:
+    """How far past its threshold a result is, as a factor: 1 at the threshold, above 1 past it.
+
+    ``value / threshold`` for direction ``above`` and ``threshold / value``
+    for ``below``, when both are positive: a PSI of 0.5 over 0.2 is 2.5, an
+    AUC of 0.35 under 0.7 is 2.
+
+    In general, with ``a, b = value, threshold`` for ``above`` and
+    ``a, b = -value, -threshold`` for ``below`` (so the condition is always
+    ``a > b``), the factor is ``a / b`` if ``b > 0``, ``b / a`` if both are
+    negative, and infinite if ``a`` is past a threshold of the other sign;
+    a zero threshold gives infinity past it, 1 on it and 0 short of it. A
+    missing or non-finite value or threshold, or another direction, gives
+    ``None``. Equal factors (such as infinities) are ordered by ``margin``.
+
+    Examples
+    --------
+    >>> from dataclasses import replace
+    >>> from driftwarden.alerts.templates import sample_alerts
+    >>> psi = sample_alerts()[0].evidence
+    >>> distance(replace(psi, value=0.5, threshold=0.2, direction="above"))
+    2.5
+    >>> distance(replace(psi, value=0.35, threshold=0.7, direction="below"))
+    2.0
+    >>> distance(replace(psi, value=0.0, threshold=0.7, direction="below"))
+    inf
+    >>> distance(replace(psi, value=-0.05, threshold=-0.1, direction="above"))
+    2.0
+    >>> distance(replace(psi, value=None)) is None
+    True
+    """
+    value, threshold = evidence.value, evidence.threshold
+    if value is None or threshold is None:
+        return None
+    if not (math.isfinite(value) and math.isfinite(threshold)):
+        return None
+    if evidence.direction == "above":
+        a, b = value, threshold
+    elif evidence.direction == "below":
+        a, b = -value, -threshold
+    else:
+        return None
+    if b > 0:
+        return a / b
+    if b < 0:
+        return b / a if a < 0 else math.inf
+    return math.inf if a > 0 else 1.0 if a == 0 else 0.0
+
+
+def margin(evidence: ResultRecord) -> float | None:
+    """How far past its threshold a result is, in the value's units (negative: not past it).
+
+    ``value - threshold`` for direction ``above``, ``threshold - value`` for
+    ``below``; ``None`` when ``distance`` is.
+    """
+    if distance(evidence) is None:
+        return None
+    assert evidence.value is not None and evidence.threshold is not None
+    sign = 1.0 if evidence.direction == "above" else -1.0
+    return sign * (evidence.value - evidence.threshold)
+
+
+def rank(view: AlertView) -> tuple[Any, ...]:
+    """The sort key of an alert in a notification: the ones on-call should see first, first.
+
+    Firing before resolved; then the greatest ``distance`` past the
+    threshold, then the greatest ``margin`` (which orders alerts equally far
+    by the factor, e.g. past a zero threshold); alerts without a distance
+    (no value or threshold) after those with one; then the most severe; then
+    rule, subject and fingerprint, so the order is total and stable.
+    """
+    far = distance(view.evidence)
+    return (
+        view.state != "firing",
+        far is None,
+        0.0 if far is None else -far,
+        -(margin(view.evidence) or 0.0),
+        severity_rank(view.severity),
+        view.rule,
+        view.evidence.subject,
+        view.fingerprint,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +172,8 @@ class Notification:
     alerts: tuple[AlertView, ...]
     created_at: int
     started_at: int
+    policy: Mapping[str, Any] | None = None
+    """What a retrain channel's refresh policy checked to let this notification through."""
 
     @property
     def firing(self) -> tuple[AlertView, ...]:
@@ -109,6 +196,11 @@ class Notification:
     @property
     def rules(self) -> list[str]:
         return sorted({alert.rule for alert in self.alerts})
+
+    def ranked(self) -> Notification:
+        """The notification with its alerts in ``rank`` order (channels that list only the
+        first ones keep the top-ranked)."""
+        return replace(self, alerts=tuple(sorted(self.alerts, key=rank)))
 
     def context(self) -> dict[str, Any]:
         """The variables of the notification for templates."""

@@ -1,8 +1,11 @@
 """The outbox: every notification is a row, written in the transaction that decided it.
 
 A row is ``pending`` until delivered (``delivered``) or given up
-(``failed``: rejected by the receiver, too old, or its channel is gone);
-``replay`` writes ``held`` rows, which are listed but never delivered.
+(``failed``: rejected by the receiver, too old, or its channel is gone; or
+at once, when its body breaks its channel's contract);
+``replay`` writes ``held`` rows, which are listed but never delivered; a
+retrain a refresh policy holds back is a ``suppressed`` row, kept to be seen,
+never delivered.
 The pair (channel, idempotency key) is unique, so deciding the same
 notification twice queues it once.
 
@@ -31,7 +34,7 @@ from driftwarden.alerts.sql import insert_new
 from driftwarden.alerts.tables import alert_outbox
 from driftwarden.core.times import format_optional
 
-OutboxState = Literal["pending", "held", "delivered", "failed"]
+OutboxState = Literal["pending", "held", "delivered", "failed", "suppressed"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,12 +65,16 @@ class OutboxEntry:
         return json.loads(self.body)
 
     def to_replay(self) -> dict[str, Any]:
-        """The line ``replay`` writes to ``alerts.jsonl``."""
-        return {
+        """The line ``replay`` writes to ``alerts.jsonl``: when (event time) the notification
+        would have been queued, and, if it would not have been sent, why."""
+        line: dict[str, Any] = {
+            "at": format_optional(self.created_at),
             "channel": self.channel,
             "idempotency_key": self.idempotency_key,
-            "payload": self.payload,
         }
+        if self.state in ("suppressed", "failed"):
+            line[self.state] = self.last_error
+        return line | {"payload": self.payload}
 
     def to_json(self) -> dict[str, Any]:
         """The row for ``driftwarden alerts deliveries`` (body left out)."""
@@ -91,11 +98,19 @@ class OutboxEntry:
 
 
 def enqueue(
-    connection: Connection, row: Mapping[str, Any], now: int, *, held: bool = False
+    connection: Connection,
+    row: Mapping[str, Any],
+    now: int,
+    *,
+    state: OutboxState = "pending",
+    error: str | None = None,
 ) -> bool:
     """Queue a notification (``row`` has the descriptive columns); False if already queued.
 
-    ``held`` rows are never delivered (``replay``).
+    Only ``pending`` rows are delivered: ``held`` ones are ``replay``'s,
+    ``failed`` ones have a body that cannot be sent (``error`` says why, e.g.
+    ``channels.validate``'s message), ``suppressed`` ones a refresh policy held
+    back (``error`` says why).
     """
     return insert_new(
         connection,
@@ -104,16 +119,27 @@ def enqueue(
             **row,
             "rules": ",".join(row["rules"]),
             "created_at": now,
-            "state": "held" if held else "pending",
+            "state": state,
             "attempts": 0,
             "next_attempt_at": now,
+            "last_error": error,
         },
     )
 
 
+def queued(connection: Connection, channel: str, key: str) -> bool:
+    """Whether a notification with this idempotency key was queued for ``channel`` (in any
+    state but ``suppressed``)."""
+    c = alert_outbox.c
+    query = select(c.id).where(c.channel == channel, c.idempotency_key == key)
+    return connection.execute(query.where(c.state != "suppressed").limit(1)).first() is not None
+
+
 def pending_notifications(connection: Connection) -> list[OutboxEntry]:
-    """Every notification held, or not yet delivered nor given up, in queuing order (``replay``)."""
-    query = select(alert_outbox).where(alert_outbox.c.state.in_(("pending", "held")))
+    """Every notification not delivered — waiting, held, suppressed or failed — in queuing
+    order (``replay``'s ``alerts.jsonl``)."""
+    states = ("pending", "held", "suppressed", "failed")
+    query = select(alert_outbox).where(alert_outbox.c.state.in_(states))
     return _entries(connection, query.order_by(alert_outbox.c.id))
 
 

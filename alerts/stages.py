@@ -13,7 +13,9 @@ stages have decided so far. The engine loads a due group's alerts and runs
 - ``mute``: alerts an active silence or a firing inhibiting alert mutes.
 - ``dedup``: per channel, whether the group tells it anything new (and the
   notification log after the flush).
-- ``outbox``: the decided notifications, rendered and queued.
+- ``outbox``: the decided notifications, rendered, checked against their
+  channel's contract and queued; a channel told once per incident (retrain)
+  hears it when its refresh policy lets it through (``refresh``).
 """
 
 from __future__ import annotations
@@ -27,13 +29,13 @@ from typing import Any
 from sqlalchemy import Connection
 
 from driftwarden.alerts import outbox as outbox_rows
-from driftwarden.alerts import store
-from driftwarden.alerts.channels import Channel
+from driftwarden.alerts import refresh, store
+from driftwarden.alerts.channels import Channel, validate
 from driftwarden.alerts.config import AlertsConfig
 from driftwarden.alerts.dedup import Decision, LogEntry, decide
 from driftwarden.alerts.lifecycle import AlertState
 from driftwarden.alerts.mute import Muter
-from driftwarden.alerts.notification import AlertView, Notification, severity_rank
+from driftwarden.alerts.notification import AlertView, Notification, rank
 from driftwarden.alerts.rules import Rule
 from driftwarden.alerts.templates import ANNOTATION_DEFAULTS, render_source
 
@@ -160,18 +162,132 @@ def dedup(flush: Flush, batch: Batch) -> Batch:
 
 
 def outbox(flush: Flush, batch: Batch) -> Batch:
-    """Render every notification the dedup stage decided on and queue it in the outbox."""
+    """Render every notification the dedup stage decided on and queue it in the outbox; a
+    channel that hears each incident once gets its firing notification when its refresh
+    policy lets it through."""
     views: dict[tuple[str, str], AlertView] = {}
     queued = []
     for channel, decision in batch.decisions.items():
-        if decision.send:
+        if flush.channels[channel].once_per_incident:
+            item = _once(flush, channel, decision, batch, views)
+        elif decision.send:
             item = _enqueue(flush, channel, decision, batch.alerts, views)
-            queued += [item] if item else []
+        else:
+            item = None
+        queued += [item] if item else []
     return replace(batch, queued=tuple(queued))
 
 
 STAGES: tuple[Stage, ...] = (route, group, mute, dedup, outbox)
 """The stages a due group's alerts pass, in order."""
+
+
+def close_incident(
+    flush: Flush, entry: LogEntry, alerts: Mapping[str, AlertState]
+) -> QueuedNotification | None:
+    """Tell ``entry``'s channel its incident is over, every alert it announced resolved:
+    the configuration no longer groups or routes them as it did (a reload)."""
+    told = sorted(fp for fp in entry.notified if fp in alerts)
+    configured = entry.channel in flush.config.channels
+    wanted = flush.config.send_resolved_for(entry.channel) if configured else True
+    if not told or not wanted:
+        return None
+    over = {
+        fp: alerts[fp]
+        if alerts[fp].state == "resolved"
+        else replace(alerts[fp], state="resolved", resolved_at=flush.now)
+        for fp in told
+    }
+    decision = Decision(
+        True,
+        resolved=tuple(told),
+        incident_id=entry.incident_id,
+        started_at=entry.started_at,
+        seq=entry.seq + 1,
+    )
+    views: dict[tuple[str, str], AlertView] = {}
+    if flush.channels[entry.channel].once_per_incident:
+        batch = Batch(over, routed={entry.channel: frozenset(told)})
+        return _once(flush, entry.channel, decision, batch, views)
+    return _enqueue(flush, entry.channel, decision, over, views)
+
+
+def _once(
+    flush: Flush,
+    name: str,
+    decision: Decision,
+    batch: Batch,
+    views: dict[tuple[str, str], AlertView],
+) -> QueuedNotification | None:
+    """A channel told once per incident (retrain): its firing notification when the
+    refresh policy lets the incident through — judged again at every flush until then —
+    and its resolve only if the firing one was queued."""
+    entry = decision.entry
+    incident = decision.incident_id or (entry.incident_id if entry else "")
+    if not incident:
+        return None
+    fired = outbox_rows.queued(flush.connection, name, f"dw-{incident}-firing")
+    if decision.send and not decision.firing:
+        return _enqueue(flush, name, decision, batch.alerts, views) if fired else None
+    firing = tuple(
+        fp
+        for fp in batch.routed.get(name, ())
+        if batch.alerts[fp].state == "firing" and fp not in batch.muted
+    )
+    if fired or not firing or entry is None:
+        return None
+    attempt = Decision(
+        True,
+        firing=tuple(sorted(firing)),
+        incident_id=incident,
+        started_at=entry.started_at,
+        seq=entry.seq,
+    )
+    policy = flush.config.refresh_policy(name)
+    if policy is None:
+        return _enqueue(flush, name, attempt, batch.alerts, views)
+    model_alerts = store.alerts_of_models(flush.connection, {flush.group.model}).values()
+    verdict = refresh.judge(
+        policy,
+        flush.connection,
+        name,
+        flush.group.model,
+        [batch.alerts[fp] for fp in firing],
+        model_alerts,
+        flush.now,
+    )
+    if verdict.allowed:
+        return _enqueue(flush, name, attempt, batch.alerts, views, verdict.payload(policy))
+    _suppress(flush, name, attempt, batch.alerts, views, verdict.reason)
+    return None
+
+
+def _suppress(
+    flush: Flush,
+    name: str,
+    decision: Decision,
+    alerts: Mapping[str, AlertState],
+    views: dict[tuple[str, str], AlertView],
+    reason: str,
+) -> None:
+    """Record, once per incident, the firing notification a refresh policy held back."""
+    notification = _notification(flush, name, decision, alerts, views)
+    body = flush.channels[name].render(notification)
+    row = _row(flush, name, notification, f"dw-{decision.incident_id}-suppressed", body)
+    if outbox_rows.enqueue(flush.connection, row, flush.now, state="suppressed", error=reason):
+        _log.info(
+            "retrain held back for %s by %s's refresh policy: %s",
+            flush.group.model,
+            name,
+            reason,
+            extra={
+                "event": "retrain_suppressed",
+                "channel": name,
+                "model": flush.group.model,
+                "incident_id": decision.incident_id,
+                "reason": reason,
+            },
+        )
 
 
 def _enqueue(
@@ -180,26 +296,83 @@ def _enqueue(
     decision: Decision,
     alerts: Mapping[str, AlertState],
     views: dict[tuple[str, str], AlertView],
+    policy: Mapping[str, Any] | None = None,
 ) -> QueuedNotification | None:
-    """Render the decided notification for channel ``name`` and write it to the outbox."""
-    channel, due = flush.channels[name], flush.group
+    """Render the decided notification for channel ``name``, check it against the channel's
+    contract and write it to the outbox (as ``failed`` if it breaks the contract)."""
+    notification = _notification(flush, name, decision, alerts, views, policy)
+    channel = flush.channels[name]
+    body = channel.render(notification)
+    error = validate(channel.type, body)
+    row = _row(flush, name, notification, notification.idempotency_key, body)
+    state = "failed" if error is not None else "pending" if flush.deliver else "held"
+    if not outbox_rows.enqueue(flush.connection, row, flush.now, state=state, error=error):
+        return None
+    item = QueuedNotification(
+        name,
+        row["channel_type"],
+        notification.idempotency_key,
+        notification.model,
+        notification.status,
+        tuple(notification.rules),
+        notification.top.severity,
+        len(notification.alerts),
+    )
+    if error is not None:
+        _log.error(
+            "notification for %s not queued: its body breaks %s's contract: %s",
+            notification.model,
+            name,
+            error,
+            extra={
+                "event": "alert_delivery_failed",
+                "outcome": "rejected",
+                "channel": name,
+                "idempotency_key": item.idempotency_key,
+                "error": error,
+            },
+        )
+        return item
+    _log.info(
+        "notification queued: %s %s %s (%d alerts) for %s",
+        item.status,
+        item.model,
+        ",".join(item.rules),
+        item.alerts,
+        name,
+        extra={
+            "event": "notification_queued",
+            "channel": name,
+            "idempotency_key": item.idempotency_key,
+            "model": item.model,
+            "status": item.status,
+            "rules": list(item.rules),
+            "alerts": item.alerts,
+        },
+    )
+    return item
+
+
+def _notification(
+    flush: Flush,
+    name: str,
+    decision: Decision,
+    alerts: Mapping[str, AlertState],
+    views: dict[tuple[str, str], AlertView],
+    policy: Mapping[str, Any] | None = None,
+) -> Notification:
+    """The notification a decision makes, its alerts ranked (the furthest past its
+    threshold first)."""
     status = "firing" if decision.firing else "resolved"
-    if channel.once_per_incident:
-        if status == "firing" and decision.seq > 1:
-            return None
-        key = f"dw-{decision.incident_id}-{status}"
-    else:
-        key = f"dw-{decision.incident_id}-{decision.seq}"
+    once = flush.channels[name].once_per_incident
+    key = f"dw-{decision.incident_id}-{status if once else decision.seq}"
     listed = [(fp, "firing") for fp in decision.firing]
     listed += [(fp, "resolved") for fp in decision.resolved]
     for fp, state in listed:
         if (fp, state) not in views:
             views[fp, state] = _view(flush.rules, alerts[fp], state)
-    shown = sorted(
-        (views[item] for item in listed),
-        key=lambda v: (v.state != "firing", severity_rank(v.severity), v.rule, v.evidence.subject),
-    )
-    notification = Notification(
+    due = flush.group
+    return Notification(
         channel=name,
         idempotency_key=key,
         incident_id=decision.incident_id,
@@ -207,52 +380,29 @@ def _enqueue(
         group_labels=due.labels,
         status=status,
         model=due.model,
-        alerts=tuple(shown),
+        alerts=tuple(sorted((views[item] for item in listed), key=rank)),
         created_at=flush.now,
         started_at=decision.started_at,
+        policy=policy,
     )
-    body = json.dumps(channel.render(notification), ensure_ascii=False, separators=(",", ":"))
-    row: dict[str, Any] = {
+
+
+def _row(
+    flush: Flush, name: str, notification: Notification, key: str, body: Any
+) -> dict[str, Any]:
+    """The outbox row of a notification: its descriptive columns and rendered ``body``."""
+    channel = flush.channels[name]
+    return {
         "channel": name,
         "channel_type": channel.type,
         "idempotency_key": key,
-        "group_key": due.group_key,
-        "model": due.model,
-        "status": status,
+        "group_key": notification.group_key,
+        "model": notification.model,
+        "status": notification.status,
         "rules": notification.rules,
         "severity": notification.top.severity,
-        "body": body,
+        "body": json.dumps(body, ensure_ascii=False, separators=(",", ":")),
     }
-    if not outbox_rows.enqueue(flush.connection, row, flush.now, held=not flush.deliver):
-        return None
-    item = QueuedNotification(
-        name,
-        channel.type,
-        key,
-        due.model,
-        status,
-        tuple(notification.rules),
-        notification.top.severity,
-        len(shown),
-    )
-    _log.info(
-        "notification queued: %s %s %s (%d alerts) for %s",
-        status,
-        due.model,
-        ",".join(item.rules),
-        item.alerts,
-        name,
-        extra={
-            "event": "notification_queued",
-            "channel": name,
-            "idempotency_key": key,
-            "model": due.model,
-            "status": status,
-            "rules": list(item.rules),
-            "alerts": item.alerts,
-        },
-    )
-    return item
 
 
 def _view(rules: Mapping[str, Rule], alert: AlertState, state: str) -> AlertView:

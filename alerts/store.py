@@ -93,6 +93,11 @@ def ensure_group(connection: Connection, group: Group) -> None:
     )
 
 
+def next_due(connection: Connection) -> int | None:
+    """When the next group's timer expires (``None``: no group waits)."""
+    return connection.execute(select(func.min(alert_groups.c.next_flush_at))).scalar()
+
+
 def due_groups(connection: Connection, now: int) -> list[Group]:
     """Groups whose timer has expired, claimed for this transaction."""
     query = (
@@ -101,16 +106,7 @@ def due_groups(connection: Connection, now: int) -> list[Group]:
         .order_by(alert_groups.c.next_flush_at, alert_groups.c.group_key)
         .with_for_update(skip_locked=True)
     )
-    return [
-        Group(
-            group_key=row["group_key"],
-            labels=json.loads(row["labels"]),
-            model=row["model"],
-            next_flush_at=row["next_flush_at"],
-            created_at=row["created_at"],
-        )
-        for row in connection.execute(query).mappings()
-    ]
+    return [_group(row) for row in connection.execute(query).mappings()]
 
 
 def schedule_group(connection: Connection, group_key: str, next_flush_at: int) -> None:
@@ -128,18 +124,33 @@ def delete_group(connection: Connection, group_key: str) -> None:
 def log_entries(connection: Connection, group_key: str) -> dict[str, LogEntry]:
     """The notification log of a group, by channel."""
     query = select(alert_notification_log).where(alert_notification_log.c.group_key == group_key)
-    return {
-        row["channel"]: LogEntry(
-            group_key=row["group_key"],
-            channel=row["channel"],
-            incident_id=row["incident_id"],
-            started_at=row["started_at"],
-            notified=frozenset(json.loads(row["notified"])),
-            seq=row["seq"],
-            last_sent_at=row["last_sent_at"],
+    return {entry.channel: entry for entry in _log(connection, query)}
+
+
+def open_incidents(connection: Connection) -> list[LogEntry]:
+    """Every channel's open incident of every group (the whole notification log)."""
+    log = alert_notification_log.c
+    return _log(connection, select(alert_notification_log).order_by(log.group_key, log.channel))
+
+
+def group(connection: Connection, group_key: str) -> Group | None:
+    row = (
+        connection.execute(select(alert_groups).where(alert_groups.c.group_key == group_key))
+        .mappings()
+        .first()
+    )
+    return None if row is None else _group(row)
+
+
+def delete_empty_groups(connection: Connection) -> None:
+    """Groups without alerts and without an open incident (left behind by a regrouping)."""
+    alerts = select(alert_states.c.group_key)
+    told = select(alert_notification_log.c.group_key)
+    connection.execute(
+        delete(alert_groups).where(
+            alert_groups.c.group_key.not_in(alerts), alert_groups.c.group_key.not_in(told)
         )
-        for row in connection.execute(query).mappings()
-    }
+    )
 
 
 def save_log(connection: Connection, entry: LogEntry) -> None:
@@ -166,6 +177,31 @@ def delete_log(connection: Connection, group_key: str, channel: str) -> None:
     )
 
 
+def _group(row: Mapping[str, Any]) -> Group:
+    return Group(
+        group_key=row["group_key"],
+        labels=json.loads(row["labels"]),
+        model=row["model"],
+        next_flush_at=row["next_flush_at"],
+        created_at=row["created_at"],
+    )
+
+
+def _log(connection: Connection, query: Any) -> list[LogEntry]:
+    return [
+        LogEntry(
+            group_key=row["group_key"],
+            channel=row["channel"],
+            incident_id=row["incident_id"],
+            started_at=row["started_at"],
+            notified=frozenset(json.loads(row["notified"])),
+            seq=row["seq"],
+            last_sent_at=row["last_sent_at"],
+        )
+        for row in connection.execute(query).mappings()
+    ]
+
+
 def _states(connection: Connection, query: Any) -> list[AlertState]:
     return [_state(row) for row in connection.execute(query).mappings()]
 
@@ -180,11 +216,13 @@ def _state(row: Mapping[str, Any]) -> AlertState:
         state=row["state"],
         streak=row["streak"],
         prior_streak=row["prior_streak"],
+        quiet=row["quiet"],
+        prior_quiet=row["prior_quiet"],
+        last_seen_at=row["last_seen_at"],
         last_window_index=row["last_window_index"],
         since=row["since"],
         fired_at=row["fired_at"],
         resolved_at=row["resolved_at"],
-        last_active_at=row["last_active_at"],
         stale=row["stale"],
         evidence=evidence_from_state(json.loads(row["evidence"]), row["model"]),
         updated_at=row["updated_at"],
@@ -201,11 +239,13 @@ def _row(state: AlertState) -> dict[str, Any]:
         "state": state.state,
         "streak": state.streak,
         "prior_streak": state.prior_streak,
+        "quiet": state.quiet,
+        "prior_quiet": state.prior_quiet,
+        "last_seen_at": state.last_seen_at,
         "last_window_index": state.last_window_index,
         "since": state.since,
         "fired_at": state.fired_at,
         "resolved_at": state.resolved_at,
-        "last_active_at": state.last_active_at,
         "stale": state.stale,
         "evidence": json.dumps(evidence_to_state(state.evidence)),
         "updated_at": state.updated_at,

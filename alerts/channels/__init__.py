@@ -6,13 +6,14 @@ from collections.abc import Mapping
 
 from driftwarden.alerts.channels.alertmanager import Alertmanager
 from driftwarden.alerts.channels.base import Channel, SendResult, Transport
+from driftwarden.alerts.channels.contracts import validate
 from driftwarden.alerts.channels.log import Log
 from driftwarden.alerts.channels.pagerduty import PagerDuty
 from driftwarden.alerts.channels.slack import Slack
 from driftwarden.alerts.channels.webhook import Retrain, Webhook, schema
 from driftwarden.alerts.config import AlertsConfig
 
-__all__ = ["Channel", "SendResult", "Transport", "build_channels", "schema"]
+__all__ = ["Channel", "SendResult", "Transport", "build_channels", "schema", "validate"]
 
 _TYPES: Mapping[str, type] = {
     "slack": Slack,

@@ -10,11 +10,34 @@ from __future__ import annotations
 
 from typing import Any
 
-from driftwarden.alerts.channels.base import SendResult, Transport, post
+from driftwarden.alerts.channels.base import SendResult, Transport, link_url, post
 from driftwarden.alerts.config import AlertmanagerChannel, AlertsConfig
 from driftwarden.alerts.notification import Notification
 from driftwarden.alerts.outbox import OutboxEntry
 from driftwarden.core.times import duration_ms, format_optional
+
+ALERTS_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "title": "The body of Alertmanager's POST /api/v2/alerts (postableAlerts)",
+    "type": "array",
+    "minItems": 1,
+    "items": {
+        "type": "object",
+        "required": ["labels"],
+        "properties": {
+            "labels": {
+                "type": "object",
+                "minProperties": 1,
+                "additionalProperties": {"type": "string"},
+            },
+            "annotations": {"type": "object", "additionalProperties": {"type": "string"}},
+            "startsAt": {"type": ["string", "null"]},
+            "endsAt": {"type": ["string", "null"]},
+            "generatorURL": {"type": "string", "pattern": "^https?://"},
+        },
+    },
+}
+"""What ``render`` must produce: Alertmanager answers 400 to anything else."""
 
 
 class Alertmanager:
@@ -41,8 +64,8 @@ class Alertmanager:
                 "startsAt": format_optional(alert.starts_at),
                 "endsAt": format_optional(ends),
             }
-            if context["dashboard_url"].startswith(("https://", "http://")):
-                item["generatorURL"] = context["dashboard_url"]
+            if url := link_url(context["dashboard_url"]):
+                item["generatorURL"] = url
             alerts.append(item)
         return alerts
 

@@ -3,7 +3,10 @@
 ``dedup_key`` is ``driftwarden-<incident id>``: every trigger of one
 incident (first, updates, repeats) lands on the same PagerDuty incident and
 the resolve closes it. The routing key is added at send time, so the
-outbox and ``replay`` output never hold it.
+outbox and ``replay`` output never hold it. ``custom_details`` lists the
+``MAX_DETAILS`` top-ranked firing alerts (``notification.rank``).
+``EVENT_SCHEMA`` (the Events API v2 fields and limits) and ``MAX_BYTES``
+check an event before it is queued.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from driftwarden.alerts.channels.base import SendResult, Transport, post
+from driftwarden.alerts.channels.base import SendResult, Transport, link_url, post
 from driftwarden.alerts.config import AlertsConfig, PagerDutyChannel
 from driftwarden.alerts.evidence import payload
 from driftwarden.alerts.notification import Notification
@@ -21,6 +24,51 @@ from driftwarden.core.times import format_optional
 
 MAX_SUMMARY = 1024
 MAX_DETAILS = 50
+MAX_DEDUP_KEY = 255
+MAX_BYTES = 512 * 1024
+"""PagerDuty refuses events larger than 512 KB."""
+
+_STRING = {"type": "string"}
+
+EVENT_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "title": "A PagerDuty Events API v2 event as driftwarden queues it (without routing_key)",
+    "type": "object",
+    "required": ["event_action", "dedup_key"],
+    "properties": {
+        "event_action": {"enum": ["trigger", "acknowledge", "resolve"]},
+        "dedup_key": {"type": "string", "minLength": 1, "maxLength": MAX_DEDUP_KEY},
+        "payload": {
+            "type": "object",
+            "required": ["summary", "source", "severity"],
+            "properties": {
+                "summary": {"type": "string", "minLength": 1, "maxLength": MAX_SUMMARY},
+                "source": {"type": "string", "minLength": 1},
+                "severity": {"enum": ["critical", "error", "warning", "info"]},
+                "timestamp": _STRING,
+                "component": {"type": ["string", "null"]},
+                "group": {"type": ["string", "null"]},
+                "class": {"type": ["string", "null"]},
+                "custom_details": {"type": "object"},
+            },
+        },
+        "links": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["href"],
+                "properties": {
+                    "href": {"type": "string", "pattern": "^https?://"},
+                    "text": _STRING,
+                },
+            },
+        },
+        "client": _STRING,
+    },
+    "if": {"properties": {"event_action": {"const": "trigger"}}},
+    "then": {"required": ["payload"]},
+}
+"""What ``render`` must produce: PagerDuty answers 400 to an event outside these rules."""
 
 
 def dedup_key(incident_id: str) -> str:
@@ -42,16 +90,17 @@ class PagerDuty:
         key = dedup_key(notification.incident_id)
         if notification.status == "resolved":
             return {"event_action": "resolve", "dedup_key": key}
+        notification = notification.ranked()
         context = notification.context()
         summary = render_source(self.templates.pagerduty_summary, "pagerduty_summary", context)
         top = notification.top
         links = [
             {"href": url, "text": text}
-            for url, text in (
+            for source, text in (
                 (context["dashboard_url"], "Dashboard"),
                 (context["runbook_url"], "Runbook"),
             )
-            if url.startswith(("https://", "http://"))
+            if (url := link_url(source))
         ]
         details = [
             {"summary": alert["summary"], **payload(alert_view.evidence), "rule": alert["rule"]}

@@ -1,17 +1,21 @@
 """Slack incoming webhooks: one Block Kit message per notification, within Slack's limits.
 
 Limits (Block Kit): 50 blocks per message, 3,000 characters per section
-text, 150 per header. Alerts are listed one line each, packed into
-sections; past ``MAX_LISTED`` alerts or the block budget the message ends
-with "…and N more". Every value from results is escaped for mrkdwn by the
-Slack templates (``&``, ``<``, ``>``).
+text, 150 per header, 75 per button label and 3,000 per button URL.
+Alerts are listed one line each in ``rank`` order (firing first, farthest
+past the threshold first), packed into sections; past ``MAX_LISTED`` alerts
+or the block budget the message ends with "…and N more", so the ones left
+out are the lowest-ranked. Every value from results is escaped for mrkdwn
+by the Slack templates (``&``, ``<``, ``>``); button URLs are
+percent-encoded (``link_url``). ``MESSAGE_SCHEMA`` checks a message before
+it is queued.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from driftwarden.alerts.channels.base import SendResult, Transport, post
+from driftwarden.alerts.channels.base import SendResult, Transport, link_url, post
 from driftwarden.alerts.config import AlertsConfig, SlackChannel
 from driftwarden.alerts.notification import Notification
 from driftwarden.alerts.outbox import OutboxEntry
@@ -21,7 +25,104 @@ MAX_BLOCKS = 50
 MAX_SECTION = 3000
 MAX_HEADER = 150
 MAX_LISTED = 50
+MAX_URL = 3000
+MAX_BUTTON = 75
 _LINKS = (("dashboard_url", "Dashboard"), ("runbook_url", "Runbook"))
+_URL = r"^https?://[!#$%&'()*+,\-./0-9:;=?@A-Z\[\]_a-z~]+$"
+"""An http(s) URL of URL characters only (``link_url``'s output)."""
+
+
+def _text(kinds: list[str], limit: int) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": ["type", "text"],
+        "properties": {
+            "type": {"enum": kinds},
+            "text": {"type": "string", "minLength": 1, "maxLength": limit},
+        },
+    }
+
+
+def _block(kind: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"if": {"properties": {"type": {"const": kind}}}, "then": schema}
+
+
+MESSAGE_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "title": "A Slack incoming-webhook message as driftwarden sends it (Block Kit limits)",
+    "type": "object",
+    "required": ["text", "blocks"],
+    "properties": {
+        "text": {"type": "string", "minLength": 1},
+        "blocks": {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": MAX_BLOCKS,
+            "items": {
+                "type": "object",
+                "required": ["type"],
+                "properties": {"type": {"enum": ["header", "section", "actions", "context"]}},
+                "allOf": [
+                    _block(
+                        "header",
+                        {
+                            "required": ["text"],
+                            "properties": {"text": _text(["plain_text"], MAX_HEADER)},
+                        },
+                    ),
+                    _block(
+                        "section",
+                        {
+                            "required": ["text"],
+                            "properties": {"text": _text(["mrkdwn", "plain_text"], MAX_SECTION)},
+                        },
+                    ),
+                    _block(
+                        "actions",
+                        {
+                            "required": ["elements"],
+                            "properties": {
+                                "elements": {
+                                    "type": "array",
+                                    "minItems": 1,
+                                    "maxItems": 25,
+                                    "items": {
+                                        "type": "object",
+                                        "required": ["type", "text", "url"],
+                                        "properties": {
+                                            "type": {"const": "button"},
+                                            "text": _text(["plain_text"], MAX_BUTTON),
+                                            "url": {
+                                                "type": "string",
+                                                "maxLength": MAX_URL,
+                                                "pattern": _URL,
+                                            },
+                                        },
+                                    },
+                                }
+                            },
+                        },
+                    ),
+                    _block(
+                        "context",
+                        {
+                            "required": ["elements"],
+                            "properties": {
+                                "elements": {
+                                    "type": "array",
+                                    "minItems": 1,
+                                    "maxItems": 10,
+                                    "items": _text(["mrkdwn", "plain_text"], MAX_SECTION),
+                                }
+                            },
+                        },
+                    ),
+                ],
+            },
+        },
+    },
+}
+"""What ``render`` must produce: Slack refuses a message past these limits (``invalid_blocks``)."""
 
 
 class Slack:
@@ -36,7 +137,7 @@ class Slack:
         self.templates = alerts.templates
 
     def render(self, notification: Notification) -> dict[str, Any]:
-        context = notification.context()
+        context = notification.ranked().context()
         title = truncate(self._render("slack_title", context) or "driftwarden", MAX_HEADER)
         intro = truncate(self._render("slack_text", context), MAX_SECTION)
         lines = [
@@ -46,7 +147,7 @@ class Slack:
         links = [
             {"type": "button", "text": {"type": "plain_text", "text": text}, "url": url}
             for key, text in _LINKS
-            if (url := context[key]).startswith(("https://", "http://")) and len(url) <= 3000
+            if (url := link_url(context[key]) or "") and len(url) <= MAX_URL
         ]
         blocks: list[dict[str, Any]] = [
             {"type": "header", "text": {"type": "plain_text", "text": title}},

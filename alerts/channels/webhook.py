@@ -106,6 +106,7 @@ class Retrain(_Signed):
             if notification.status == "resolved"
             else None,
             "created_at": format_optional(notification.created_at),
+            "policy": None if notification.policy is None else dict(notification.policy),
         }
 
 

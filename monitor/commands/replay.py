@@ -4,7 +4,9 @@ Reads prediction events from JSON lines or flat Parquet in file order, as a
 consumer reads a partition, folds them into windows, closes open windows at
 the end of input, and writes ``results.jsonl``, ``alerts.jsonl`` and
 ``dead_letters.jsonl``. It starts no Kafka and no HTTP server and never
-delivers a notification.
+delivers a notification: alert rules judge each result at the event time it
+became known and alert timers run on event time, so ``alerts.jsonl`` holds
+every notification the daemon would have sent, stamped when it would have.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import orjson
+from sqlalchemy import make_url
 
 from driftwarden.alerts import AlertEngine, pending_notifications
 from driftwarden.core.records import DeadLetter, ResultRecord
@@ -56,6 +59,15 @@ class ReplayOutcome:
             self.results[record.key] = record
         self.dead_letters.extend(report.dead_letters)
 
+    def per_channel(self) -> dict[str, int]:
+        """How many notifications each channel would have received (suppressed and failed
+        ones left out)."""
+        counts: dict[str, int] = {}
+        for line in self.notifications:
+            if "suppressed" not in line and "failed" not in line:
+                counts[line["channel"]] = counts.get(line["channel"], 0) + 1
+        return counts
+
 
 def replay(
     config: Config,
@@ -92,7 +104,8 @@ def _engine(url: str | None, scratch: Path) -> Any:
         storage.upgrade(engine)
         return engine
     engine = storage.create(url)
-    storage.require_current(engine, f"driftwarden db upgrade --storage {url}")
+    shown = make_url(url).render_as_string(hide_password=True)
+    storage.prepare(engine, f"driftwarden db upgrade --storage {shown}")
     return engine
 
 
@@ -115,7 +128,7 @@ def _run(
         join = None if feed is None else LabelJoin(JoinStore(engine.dialect.name), helper)
         pipeline = build_pipeline(config, store, resume=False, join=join)
         runner = BatchRunner(
-            config, pipeline, store, alerts, connection, Cadence(0, 0), labels=feed
+            config, pipeline, store, alerts, connection, Cadence(0, 0), labels=feed, backtest=True
         )
         if feed is not None:
             runner.keep(feed.dead_letters)
@@ -125,7 +138,7 @@ def _run(
             meter.update(len(messages.values))
         outcome.add(runner.finish())
         # Alert timers run on event time: the last groups wait out their group_wait.
-        alerts.tick(pipeline.event_now + duration_ms(config.alerts.group_wait), connection)
+        alerts.advance_to(pipeline.event_now + duration_ms(config.alerts.group_wait), connection)
         outcome.notifications = [entry.to_replay() for entry in pending_notifications(connection)]
         connection.commit()
     meter.finish()

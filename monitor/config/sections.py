@@ -306,9 +306,12 @@ class ModelConfig(Section):
     fairness: FairnessConfig = Field(default_factory=FairnessConfig)
     concept_drift: ConceptDriftConfig = Field(default_factory=ConceptDriftConfig)
     detectors: dict[str, dict[str, Any]] | None = None
+    silence_after: Duration | None = None
 
     @model_validator(mode="after")
     def _task_fields(self) -> ModelConfig:
+        if self.silence_after is not None and self.silence_after <= timedelta(0):
+            raise ValueError("silence_after must be positive")
         if self.decision_threshold is not None:
             if self.task != "binary_classification":
                 raise ValueError("decision_threshold applies only to binary_classification")
@@ -323,6 +326,16 @@ class ModelConfig(Section):
     def threshold(self) -> float:
         """The decision threshold of a binary classifier (0.5 unless configured)."""
         return 0.5 if self.decision_threshold is None else self.decision_threshold
+
+    @property
+    def silence(self) -> timedelta | None:
+        """How long without events makes the model silent: ``silence_after``, else twice a
+        time window's size (count windows have no default: never silent)."""
+        if self.silence_after is not None:
+            return self.silence_after
+        if isinstance(self.window, TimeWindowConfig):
+            return 2 * self.window.size
+        return None
 
 
 class Config(Section):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from driftwarden.core.times import Clock
+from driftwarden.core.times import Clock, duration_ms
 from driftwarden.monitor.config import Config, ModelConfig, TimeWindowConfig
 from driftwarden.monitor.labels.join import LabelJoin
 from driftwarden.monitor.pipeline.model_pipeline import ModelPipeline
@@ -51,6 +51,17 @@ def build_pipeline(
                 older[state.reference_id] = Profile.from_bytes(previous)
         models[name] = ModelPipeline(name, model, profile, older, state, join)
     return Pipeline(config, models, clock=clock)
+
+
+def close_delays(config: Config) -> dict[str, int]:
+    """How long (milliseconds of event time) after its end each model's window closes: its
+    ``allowed_lateness`` (a count window closes on its last event)."""
+    return {
+        name: duration_ms(model.window.allowed_lateness)
+        if isinstance(model.window, TimeWindowConfig)
+        else 0
+        for name, model in config.models.items()
+    }
 
 
 def window_sizes(config: Config) -> dict[str, timedelta]:

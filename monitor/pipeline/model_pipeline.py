@@ -6,7 +6,7 @@ import polars as pl
 from sqlalchemy import Connection
 
 from driftwarden.core.records import DeadLetter, EventKind, Origin, ResultRecord, WindowInfo
-from driftwarden.core.times import format_time
+from driftwarden.core.times import duration_ms, format_time
 from driftwarden.detectors.result import DetectorResult
 from driftwarden.monitor import windows
 from driftwarden.monitor.config import ModelConfig
@@ -15,6 +15,7 @@ from driftwarden.monitor.evaluation.outcome_results import outcome_records
 from driftwarden.monitor.evaluation.window_results import evaluate
 from driftwarden.monitor.ingest.messages import DecodedBatch
 from driftwarden.monitor.labels.join import LabelJoin, LabelReport, ModelLabels
+from driftwarden.monitor.pipeline.freshness import Freshness
 from driftwarden.monitor.pipeline.report import BatchReport
 from driftwarden.monitor.storage import ClosedWindow, Commit, ModelSnapshot
 from driftwarden.monitor.storage.store import closed_windows
@@ -42,6 +43,8 @@ class ModelPipeline:
         self.profiles = {**(older_profiles or {}), profile.reference_id: profile}
         self.detectors = build_detectors(config.detectors, f"models.{name}.detectors")
         self.join = join
+        silence = config.silence
+        self.freshness = Freshness(name, None if silence is None else duration_ms(silence))
         self.restore(state)
 
     def restore(self, state: ModelSnapshot | None) -> None:

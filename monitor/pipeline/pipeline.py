@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 
+import numpy as np
 from sqlalchemy import Connection
 
 from driftwarden.core.times import Clock
@@ -31,6 +32,10 @@ class Pipeline:
         skew = config.events.max_future_skew.total_seconds()
         self._max_future_skew = int(skew * 1000)
         self.event_now = 0
+        if clock is not None:  # live: a model that had events before may fall silent
+            for model in models.values():
+                if model.source is not None:
+                    model.freshness.heard_at = clock()
 
     @property
     def now(self) -> int:
@@ -48,6 +53,8 @@ class Pipeline:
                 report.events[name] += self.models[name].fold(
                     frame, batch, connection, now, self.event_now, limit, report
                 )
+        for name in report.events:
+            self._heard(name, batch, commit, report)
         for name in batch.frames:
             joined = report.joins.get(name)
             if joined is not None:
@@ -74,6 +81,33 @@ class Pipeline:
                 model.join_labels(frame, batch, commit, connection, self.now, report)
         _account(batch, commit, report)
         return report
+
+    def silences(self, commit: Commit, models: Iterable[str]) -> BatchReport:
+        """Freshness records of ``models`` found silent by now: the wall clock live; in a
+        replay, the latest event any model was heard at (others going on without it)."""
+        report = BatchReport()
+        heard = [m.freshness.heard_at for m in self.models.values() if m.freshness.heard_at]
+        now = self.clock() if self.clock else max(heard, default=None)
+        if now is None:
+            return report
+        for name in models:
+            model = self.models[name]
+            found = model.freshness.check(now, model.windows.next_index, model.profile.reference_id)
+            if found is not None:
+                commit.results.append(found)
+                report.silences.append(found)
+        return report
+
+    def _heard(self, name: str, batch: DecodedBatch, commit: Commit, report: BatchReport) -> None:
+        """A model received events: the freshness records of the silences they end."""
+        model = self.models[name]
+        if self.clock is not None:
+            times = np.array([self.clock()], dtype=np.int64)
+        else:
+            times = np.sort(batch.frames[name]["ts"].to_numpy())
+        records = model.freshness.heard(times, model.windows.next_index, model.profile.reference_id)
+        commit.results += records
+        report.silences += records
 
     def _future_limit(self) -> int | None:
         """The latest event time accepted now; live mode only (replay has no wall clock)."""

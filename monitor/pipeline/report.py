@@ -16,7 +16,8 @@ class BatchReport:
 
     ``closed`` holds each window that closed with its records; ``outcomes`` the
     records of windows whose outcomes changed later (labels) and concept-drift
-    detections; ``joins`` what each model's label join did. A checkpoint fills in
+    detections; ``silences`` the freshness records of models that fell silent or
+    heard again; ``joins`` what each model's label join did. A checkpoint fills in
     what it committed: every result and dead letter in the order written, and the
     consumer positions.
     """
@@ -31,6 +32,7 @@ class BatchReport:
     ignored: Counter[str] = field(default_factory=Counter)
     unconfigured_features: dict[str, set[str]] = field(default_factory=dict)
     skipped: list[tuple[str, SkippedRun]] = field(default_factory=list)
+    silences: list[ResultRecord] = field(default_factory=list)
     results: list[ResultRecord] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
     positions: dict[tuple[str, int], int] = field(default_factory=dict)
@@ -48,6 +50,7 @@ class BatchReport:
         self.expired.update(other.expired)
         self.ignored.update(other.ignored)
         self.skipped += other.skipped
+        self.silences += other.silences
         for model, names in other.unconfigured_features.items():
             self.unconfigured_features.setdefault(model, set()).update(names)
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import time
 import traceback
+from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -32,10 +33,11 @@ from typing import Protocol
 from sqlalchemy import Connection
 
 from driftwarden.alerts import AlertEngine
-from driftwarden.core.records import DeadLetter, EventKind
+from driftwarden.core.records import DeadLetter, EventKind, ResultRecord
 from driftwarden.monitor.config import Config
 from driftwarden.monitor.ingest.decoding import EventDecoder, decoder
 from driftwarden.monitor.ingest.messages import DecodedBatch, Messages
+from driftwarden.monitor.pipeline.building import close_delays
 from driftwarden.monitor.pipeline.pipeline import Pipeline
 from driftwarden.monitor.pipeline.report import BatchReport
 from driftwarden.monitor.storage import Commit, Store, transient
@@ -122,6 +124,7 @@ class BatchRunner:
         cadence: Cadence,
         *,
         labels: TimedLabels | None = None,
+        backtest: bool = False,
     ) -> None:
         self.config = config
         self.pipeline = pipeline
@@ -130,6 +133,8 @@ class BatchRunner:
         self.connection = connection
         self.cadence = cadence
         self.labels = labels
+        self.backtest = backtest
+        self._close_delays = close_delays(config)
         self.decoders: dict[EventKind, EventDecoder] = {
             "prediction": decoder(config, "prediction"),
             "label": decoder(config, "label"),
@@ -199,7 +204,15 @@ class BatchRunner:
             ticked = self.pipeline.owned(caught_up)
         if ticked is not None:
             self._report.extend(self.pipeline.tick(commit, connection, ticked))
+        self._report.extend(self.pipeline.silences(commit, self._watched(ticked)))
         self._journal.append(_Done(batch, released, ticked))
+
+    def _watched(self, ticked: list[str] | None) -> Iterable[str]:
+        """The models whose silence the batch can tell: live, those on partitions read to
+        their end (a lagging consumer proves nothing); in a replay, every model."""
+        if self.pipeline.clock is None:
+            return self.pipeline.models
+        return ticked or ()
 
     def _recover(self, batch: SourceBatch, error: Exception) -> BatchReport:
         """Go back to the last commit, run the journal again, then the failed batch in
@@ -297,7 +310,10 @@ class BatchRunner:
             self._last_expiry = now
         self.pipeline.snapshot(commit, self.connection, changed_only=not end_of_input)
         self.store.write(self.connection, commit)
-        self.alerts.evaluate(commit.results, now, self.connection)
+        if self.backtest:
+            self._judge_on_event_time(commit.results, now)
+        else:
+            self.alerts.evaluate(commit.results, now, self.connection)
         self.connection.commit()
         self._commit, self._report, self._journal = self._new_commit(), BatchReport(), []
         self._last_checkpoint = now
@@ -306,6 +322,24 @@ class BatchRunner:
         report.positions = commit.positions
         report.checkpoint_seconds = time.perf_counter() - began
         return report
+
+    def _judge_on_event_time(self, results: list[ResultRecord], now: int) -> None:
+        """Let the alert engine judge each result at the event time it became known, with
+        the alert timers run up to each of those times and then to ``now``."""
+        moments: dict[int, list[ResultRecord]] = defaultdict(list)
+        for record in results:
+            moments[self._known_at(record, now)].append(record)
+        for moment in sorted(moments):
+            self.alerts.advance_to(moment, self.connection)
+            self.alerts.evaluate(moments[moment], moment, self.connection)
+        self.alerts.advance_to(now, self.connection)
+
+    def _known_at(self, record: ResultRecord, now: int) -> int:
+        """When (event time) a streaming run would have had the record: as its window
+        closed, or at its detection; never before the last checkpoint nor after ``now``.
+        Records of labels that came later are dated to the checkpoint's span."""
+        closed = record.detected_at or record.window_end + self._close_delays.get(record.model, 0)
+        return min(now, max(self._last_checkpoint, closed))
 
     def discard(self) -> None:
         """Forget what was not committed (partitions moved: they are read again)."""

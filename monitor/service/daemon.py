@@ -31,9 +31,12 @@ import os
 import queue
 import random
 import signal
+import socket
 import threading
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -43,7 +46,7 @@ from kafka.structs import OffsetAndMetadata
 from prometheus_client import CollectorRegistry
 from sqlalchemy import Connection, Engine
 
-from driftwarden.alerts import AlertEngine, Dispatcher
+from driftwarden.alerts import AlertEngine, AlertsConfig, Dispatcher
 from driftwarden.core.times import Clock, duration_ms, format_time, wall_clock_ms
 from driftwarden.monitor import config as configuration
 from driftwarden.monitor import storage
@@ -59,6 +62,7 @@ from driftwarden.monitor.service.endpoints import EndpointServer, Health
 from driftwarden.monitor.service.lifecycle import Housekeeping, Lifecycle
 from driftwarden.monitor.service.metrics import Metrics
 from driftwarden.monitor.storage.join_store import JoinStore
+from driftwarden.monitor.storage.lease import Lease
 from driftwarden.monitor.storage.retention import Retention
 
 log = logging.getLogger("driftwarden.daemon")
@@ -70,6 +74,8 @@ RECONNECT_MAX = 30.0
 """Seconds between attempts to reach the database again: doubling from the first, capped."""
 DRAIN_TIMEOUT = 30.0
 """Seconds the fold worker may take to finish its batch when the daemon stops."""
+LEASE_TTL_MS = 10_000
+"""How long the lease of the database-wide figures outlives its holder's last renewal."""
 
 Records = dict[TopicPartition, list[Any]]
 
@@ -98,9 +104,10 @@ class Daemon:
         self._rewinding = False
         self._lock = threading.Lock()
         self._assigned: set[TopicPartition] = set()
+        self._owned: set[str] = set()
         self._positions: dict[tuple[str, int], int] = {}
         self._generation = 0
-        self._queue: queue.Queue[tuple[int, Records] | None] = queue.Queue(maxsize=1)
+        self._queue: queue.Queue[tuple[int, Records] | _Reload | None] = queue.Queue(maxsize=1)
         self._failure: BaseException | None = None
         self._offsets_lock = threading.Lock()
         self._checkpointed: dict[TopicPartition, int] = {}
@@ -150,6 +157,7 @@ class Daemon:
                     self._seek_committed()
                 records = self._poll_batch()
                 self.health.beat("poll")
+                self._publish_owned()
                 if self._reload.is_set():
                     self._reload_alerts()
                 self._hand_over((self._generation, records))
@@ -159,8 +167,9 @@ class Daemon:
             log.info("daemon stopped", extra={"event": "stopped"})
         return 0 if self._failure is None else 1
 
-    def _hand_over(self, item: tuple[int, Records]) -> None:
-        """Queue a polled batch for the fold worker, unless the daemon stops meanwhile."""
+    def _hand_over(self, item: tuple[int, Records] | _Reload) -> None:
+        """Queue a polled batch (or a reload) for the fold worker, unless the daemon stops
+        meanwhile."""
         while not self._stop.is_set():
             try:
                 self._queue.put(item, timeout=0.5)
@@ -179,22 +188,27 @@ class Daemon:
             config.http, self.registry, self.health, clock=self.clock
         )
         lifecycle.start("http", self.server, self.server.start, self.server.stop)
-        storage.require_current(
-            engine, f"driftwarden db upgrade --config {self.config_path or 'FILE'}"
-        )
+        storage.prepare(engine, f"driftwarden db upgrade --config {self.config_path or 'FILE'}")
         self.store = store = storage.Store(engine)
         replayer = kafka.DeadLetterReplayer(config.kafka, store, clock=self.clock)
         lifecycle.start("dead-letter producer", replayer, None, replayer.close)
         assert self.server.api is not None
         self.server.api.actions = database_actions(store, self.clock, replayer)
         retention = Retention(engine, config.retention, self.registry, clock=self.clock)
+        lease = Lease(engine, "database-figures", _instance_name(), LEASE_TTL_MS, self.clock)
+        lifecycle.start("lease", lease, lease.renew, lease.release)
         housekeeping = Housekeeping()
         housekeeping.add("driftwarden-retention", retention.run_due)
+        housekeeping.add("driftwarden-lease", lease.renew)
         lifecycle.start("housekeeping", housekeeping, housekeeping.start, housekeeping.stop)
         lifecycle.start("retention", retention, None, retention.stop)
         self.alerts = AlertEngine(config.alerts, window_sizes(config))
         self.dispatcher = Dispatcher(
-            engine, config.alerts, registry=self.registry, clock=self.clock
+            engine,
+            config.alerts,
+            registry=self.registry,
+            clock=self.clock,
+            exports_database_figures=lambda: lease.held,
         )
         dispatcher = self.dispatcher
         lifecycle.start("dispatcher", dispatcher, dispatcher.start, lambda: dispatcher.stop(10))
@@ -217,15 +231,34 @@ class Daemon:
         lifecycle.start("fold worker", worker, worker.start, lambda: self._drain(worker))
 
     def _publish_start(self, join_store: JoinStore, connection: Connection) -> None:
-        """Gauges known before the first batch: reference performance, labels waiting."""
-        assert self.runner is not None
+        """Gauges known before the first batch: reference performance, labels waiting; and
+        alert state brought in line with the configuration (it may have changed while the
+        daemon was down)."""
+        assert self.runner is not None and self.alerts is not None
+        self.alerts.reconcile(self.clock(), connection)
         for name, model in self.runner.pipeline.models.items():
             self.metrics.reference_performance(name, model.profile.outcomes.reference_performance)
             if model.labels is not None:
                 self.metrics.concept_drift.labels(name, model.labels.detector.name)
-                waiting, _ = join_store.label_counts(connection, name)
-                self.metrics.pending.labels(name).set(waiting)
         connection.commit()
+        self.join_store = join_store
+
+    def _publish_owned(self) -> None:
+        """The gauges of the models this instance owns (their events come from partitions
+        assigned to it): how fresh each is; the gauges of models it no longer owns go, so
+        sums across a fleet count each model once."""
+        assert self.runner is not None
+        now = self.clock()
+        assigned = {(tp.topic, tp.partition) for tp in self._assigned}
+        owned = set()
+        for name, model in self.runner.pipeline.models.items():
+            if model.source in assigned:
+                owned.add(name)
+                freshness = model.freshness
+                self.metrics.owned(name, freshness.age(now), freshness.silence is not None)
+        for name in self._owned - owned:
+            self.metrics.forget_model(name)
+        self._owned = owned
 
     def _subscribe(self) -> None:
         assert self.consumer is not None
@@ -276,7 +309,8 @@ class Daemon:
         signal.signal(signal.SIGHUP, lambda _signum, _frame: self._reload.set())
 
     def _reload_alerts(self) -> None:
-        """Re-read the configuration file and swap the alert section; state is kept."""
+        """Re-read the configuration file and hand its alert section to the fold worker,
+        which swaps it in between batches (``_swap_alerts``)."""
         self._reload.clear()
         if self.config_path is None or self.alerts is None or self.dispatcher is None:
             return
@@ -285,13 +319,24 @@ class Daemon:
         except DriftwardenError as exc:
             log.error("reload refused", extra={"event": "reload_failed", "error": str(exc)})
             return
-        self.alerts.reload(fresh.alerts)
-        self.dispatcher.reload(fresh.alerts)
+        self._hand_over(_Reload(fresh.alerts))
         if fresh.model_dump(exclude={"alerts"}) != self.config.model_dump(exclude={"alerts"}):
             log.warning(
                 "only the alerts section was reloaded; other changes need a restart",
                 extra={"event": "reload_partial"},
             )
+
+    def _swap_alerts(self, fresh: AlertsConfig) -> None:
+        """Swap the alert section in; state is kept, and the incidents it no longer produces
+        are resolved before its alerts regroup — after a checkpoint, so the transaction
+        holds only that."""
+        assert self.runner is not None and self.alerts is not None
+        assert self.dispatcher is not None
+        self._checkpoint()
+        retired = self.alerts.reload(fresh)
+        self.alerts.reconcile(self.clock(), self.runner.connection, retired)
+        self.runner.connection.commit()
+        self.dispatcher.reload(fresh, retired)
         log.info("alerts reloaded", extra={"event": "reloaded"})
 
     # -- the loop --------------------------------------------------------------------------
@@ -306,11 +351,12 @@ class Daemon:
                 continue
             if item is None:
                 return
-            generation, records = item
             try:
                 with self._lock:
-                    if generation == self._generation and not self._rewinding:
-                        self._process(records)
+                    if isinstance(item, _Reload):
+                        self._swap_alerts(item.alerts)
+                    elif item[0] == self._generation and not self._rewinding:
+                        self._process(item[1])
             except Exception as error:
                 if not storage.transient(error):
                     self._fail(error)
@@ -361,9 +407,11 @@ class Daemon:
         self._rewind.set()
 
     def _reopen(self) -> None:
-        """A new connection for the batch path, and the committed state reloaded on it."""
+        """A new connection for the batch path, and the committed state reloaded on it (and
+        alert state brought in line with the configuration, should a reload have been cut
+        short)."""
         assert self.runner is not None and self.checkpointer is not None
-        assert self.engine is not None
+        assert self.engine is not None and self.alerts is not None
         with contextlib.suppress(Exception):
             self.runner.connection.invalidate()
             self.runner.connection.close()
@@ -372,6 +420,8 @@ class Daemon:
         self.checkpointer.prepare(connection)
         self.runner.connection = connection
         self.runner.reset()
+        self.alerts.reconcile(self.clock(), connection)
+        connection.commit()
 
     def _seek_committed(self) -> None:
         """Read every assigned partition again from its stored position (main thread)."""
@@ -544,8 +594,11 @@ class Daemon:
         assert self.runner is not None
         try:
             with self._lock:
+                for tp in self._assigned - set(partitions):
+                    self.metrics.forget_partition(tp.topic, tp.partition)
                 self._assigned = set(partitions)
                 self.runner.reset()
+                self._publish_waiting(partitions)
                 self._seek_stored(partitions)
                 self._generation += 1
                 self._rewinding = False
@@ -562,6 +615,17 @@ class Daemon:
             "partitions assigned",
             extra={"event": "rebalance", "assigned": sorted(_names(partitions))},
         )
+
+    def _publish_waiting(self, partitions: set[TopicPartition]) -> None:
+        """Predictions waiting for labels, of the models on ``partitions`` (as committed)."""
+        assert self.runner is not None
+        keys = {(tp.topic, tp.partition) for tp in partitions}
+        connection = self.runner.connection
+        for name, model in self.runner.pipeline.models.items():
+            if model.labels is not None and model.source in keys:
+                waiting, _ = self.join_store.label_counts(connection, name)
+                self.metrics.pending.labels(name).set(waiting)
+        connection.commit()
 
     def _seek_stored(self, partitions: set[TopicPartition]) -> None:
         """Seek each partition to its stored position (or where ``start_from`` says)."""
@@ -580,6 +644,13 @@ class Daemon:
                 self.consumer.seek_to_end(tp)
 
 
+@dataclass(frozen=True)
+class _Reload:
+    """A reloaded alert section, for the fold worker to swap in between batches."""
+
+    alerts: AlertsConfig
+
+
 class _Listener(ConsumerRebalanceListener):
     def __init__(self, daemon: Daemon) -> None:
         self.daemon = daemon
@@ -589,6 +660,11 @@ class _Listener(ConsumerRebalanceListener):
 
     def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         self.daemon.assigned(set(assigned))
+
+
+def _instance_name() -> str:
+    """This process among a fleet's: host, process id and a random part."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 def _names(partitions: set[TopicPartition]) -> list[str]:

@@ -174,6 +174,19 @@ class Metrics:
             ["model", "detector"],
             registry=registry,
         )
+        self.silent = Gauge(
+            "driftwarden_model_silent",
+            "1 while a model that had events gets none for its silence_after "
+            "(default 2 × window size); models this instance owns.",
+            ["model"],
+            registry=registry,
+        )
+        self.last_event_age = Gauge(
+            "driftwarden_last_event_age_seconds",
+            "Seconds since the model last received an event; models this instance owns.",
+            ["model"],
+            registry=registry,
+        )
         self.build = Info(
             "driftwarden_build",
             "The running release: driftwarden's version and Python's.",
@@ -228,6 +241,8 @@ class Metrics:
             self.outcomes(window, records, models[window.model])
         for model, run in report.skipped:
             self.windows_skipped.labels(model).inc(run.count)
+        for record in report.silences:
+            self.silent.labels(record.model).set(1.0 if record.drift else 0.0)
         for seconds in report.close_seconds:
             self.close_duration.observe(seconds)
         for window, records in report.closed:
@@ -288,6 +303,29 @@ class Metrics:
                 self.fairness.labels(model, record.group_attribute, record.metric).set(record.value)
             elif record.kind == "concept_drift":
                 self.concept_drift.labels(model, record.detector).inc()
+
+    def owned(self, model: str, age: float | None, silent: bool) -> None:
+        """Publish how fresh a model this instance owns is."""
+        if age is not None:
+            self.last_event_age.labels(model).set(age)
+        self.silent.labels(model).set(1.0 if silent else 0.0)
+
+    def forget_model(self, model: str) -> None:
+        """Stop exporting the gauges of a model this instance no longer owns (its partition
+        moved to another instance, which exports them now)."""
+        for gauge in self._model_gauges():
+            gauge.remove_by_labels({"model": model})
+
+    def forget_partition(self, topic: str, partition: int) -> None:
+        """Stop exporting the lag of a partition this instance no longer reads."""
+        self.lag.remove_by_labels({"topic": topic, "partition": str(partition)})
+
+    def _model_gauges(self) -> list[Gauge]:
+        return [
+            value
+            for value in vars(self).values()
+            if isinstance(value, Gauge) and "model" in value._labelnames
+        ]
 
     def reference_performance(self, model: str, values: dict[str, float]) -> None:
         for metric, value in values.items():

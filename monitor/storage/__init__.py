@@ -9,6 +9,7 @@ from driftwarden.monitor.storage.schema import (
     alembic_config,
     current_revision,
     head_revision,
+    prepare,
     require_current,
     upgrade,
 )
@@ -34,6 +35,7 @@ __all__ = [
     "create",
     "current_revision",
     "head_revision",
+    "prepare",
     "require_current",
     "transient",
     "upgrade",

@@ -181,6 +181,15 @@ class LabelFlagsRow(Base):
     bits: Mapped[bytes] = mapped_column(LargeBinary)
 
 
+class LeaseRow(Base):
+    """A named lease one instance of a fleet holds until it expires unrenewed (epoch ms)."""
+
+    __tablename__ = "leases"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(255))
+    expires_at: Mapped[int] = mapped_column(BigInteger)
+
+
 class OrphanLabelRow(Base):
     """A label that arrived before its prediction, waiting up to ``orphan_ttl``."""
 

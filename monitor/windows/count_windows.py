@@ -82,6 +82,10 @@ class CountWindows(Windows):
         self.state.summary = None
         self.state.next_index += 1
 
+    @property
+    def next_index(self) -> int:
+        return self.state.next_index
+
     def to_bytes(self, extra: dict[str, Any]) -> bytes:
         summary = self.state.summary
         header = {"extra": extra, "kind": "count", "next_index": self.state.next_index}

@@ -261,6 +261,10 @@ class TimeWindows(Windows):
     def _offset(self, moment: int, by: str) -> int:
         return int(self._offsets(np.array([moment], dtype=np.int64), by)[0])
 
+    @property
+    def next_index(self) -> int:
+        return self.state.next_index
+
     def to_bytes(self, extra: dict[str, Any]) -> bytes:
         state = self.state
         header = {

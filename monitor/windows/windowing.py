@@ -84,6 +84,11 @@ class Windows(abc.ABC):
     def key_range(self, window: WindowBounds) -> tuple[int, int]:
         """The keys ``[low, high)`` that ``window`` holds."""
 
+    @property
+    @abc.abstractmethod
+    def next_index(self) -> int:
+        """The index of the next window to close."""
+
     @abc.abstractmethod
     def to_bytes(self, extra: dict[str, Any]) -> bytes:
         """The windows' state (and ``extra`` JSON state stored with it), for the database."""

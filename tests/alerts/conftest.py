@@ -35,7 +35,7 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def postgres_alerts(postgres_server: str) -> Iterator[str]:
     """A migrated schema on the session's PostgreSQL database, emptied before each test."""
     schema = f"alerts_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(postgres_server, isolation_level="AUTOCOMMIT")
+    admin = create_engine(postgres_server, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
     with admin.connect() as connection:
         connection.execute(text(f'CREATE SCHEMA "{schema}"'))
     url = f"{postgres_server}?options=-csearch_path%3D{schema}"

@@ -146,3 +146,13 @@ def test_secrets_are_checked_but_never_shown() -> None:
 def test_other_bad_settings_are_refused(data: dict) -> None:
     with pytest.raises(ValidationError):
         AlertsConfig.model_validate(data)
+
+
+def test_group_by_names_only_labels_alerts_carry() -> None:
+    with pytest.raises(ValidationError, match="group_by: unknown label 'window'"):
+        AlertsConfig.model_validate({"group_by": ["model", "window"]})
+    team = {"name": "r", "severity": "info", "channels": ["log"], "labels": {"team": "risk"}}
+    config = AlertsConfig.model_validate(
+        {"channels": {"log": {"type": "log"}}, "rules": [team], "group_by": ["model", "team"]}
+    )
+    assert config.group_by == ["model", "team"]

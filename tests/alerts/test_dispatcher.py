@@ -22,6 +22,7 @@ from support.receivers import AlertmanagerReceiver, PagerDutyReceiver, SlackRece
 
 from driftwarden.alerts import AlertEngine, Dispatcher, deliveries
 from driftwarden.alerts.backoff import backoff, parse_retry_after
+from driftwarden.alerts.dispatcher import AUTH_ATTEMPTS
 from driftwarden.alerts.tables import alert_outbox
 from driftwarden.core.times import wall_clock_ms
 
@@ -415,3 +416,93 @@ def test_tick_without_results_flushes_waiting_groups(
     clock.advance(seconds=30)
     assert len(tick(alerts, sqlite_engine, clock.now).notifications) == 1
     assert dispatcher.run_once() == 1
+
+
+def test_a_401_is_retried_and_delivered_when_the_receiver_accepts_again(
+    sqlite_engine: Engine, clock: Clock, http: httpx.Client, slack: SlackReceiver
+) -> None:
+    registry = CollectorRegistry()
+    config = _config({"slack": {"type": "slack", "url": slack.url}})
+    alerts = AlertEngine(config)
+    dispatcher = _dispatcher(sqlite_engine, config, clock, http, registry)
+    evaluate(alerts, sqlite_engine, recent(clock, "x"), clock.now)
+    slack.fail_next(1, status=401)
+    assert dispatcher.run_once() == 0
+    (row,) = _rows(sqlite_engine)
+    assert (row["state"], row["last_status"]) == ("pending", 401)
+    clock.advance(seconds=0.5)  # backoff_initial 1 s × jitter factor 0.5
+    assert dispatcher.run_once() == 1
+    (row,) = _rows(sqlite_engine)
+    assert (row["state"], row["attempts"], row["last_status"]) == ("delivered", 2, 200)
+    sample = registry.get_sample_value
+    assert sample("driftwarden_notifications_total", {"channel": "slack", "outcome": "retry"}) == 1
+    assert sample("driftwarden_notifications_total", {"channel": "slack", "outcome": "sent"}) == 1
+
+
+def test_a_403_that_persists_fails_after_the_bounded_attempts_and_is_counted(
+    sqlite_engine: Engine,
+    clock: Clock,
+    http: httpx.Client,
+    slack: SlackReceiver,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    registry = CollectorRegistry()
+    config = _config({"slack": {"type": "slack", "url": slack.url}})
+    alerts = AlertEngine(config)
+    dispatcher = _dispatcher(sqlite_engine, config, clock, http, registry)
+    evaluate(alerts, sqlite_engine, recent(clock, "x"), clock.now)
+    slack.fail_next(100, status=403)
+    started, waits = clock(), []
+    with caplog.at_level(logging.INFO, logger="driftwarden.alerts"):
+        for _ in range(AUTH_ATTEMPTS + 3):
+            dispatcher.run_once()
+            (row,) = _rows(sqlite_engine)
+            if row["state"] != "pending":
+                break
+            waits.append(row["next_attempt_at"] - clock())
+            clock.advance(milliseconds=waits[-1])
+    assert (row["state"], row["attempts"], row["last_status"]) == ("failed", AUTH_ATTEMPTS, 403)
+    assert row["last_error"].startswith("HTTP 403")
+    assert len(slack.received) == AUTH_ATTEMPTS
+    assert waits == [500 * 2**n for n in range(AUTH_ATTEMPTS - 1)]  # the usual backoff
+    assert clock() - started == 500 * (2 ** (AUTH_ATTEMPTS - 1) - 1)
+    counted = {
+        outcome: registry.get_sample_value(
+            "driftwarden_notifications_total", {"channel": "slack", "outcome": outcome}
+        )
+        for outcome in ("retry", "unauthorized", "rejected", "expired")
+    }
+    assert counted == {
+        "retry": AUTH_ATTEMPTS - 1,
+        "unauthorized": 1,
+        "rejected": None,
+        "expired": None,
+    }
+    (record,) = [r for r in caplog.records if getattr(r, "event", "") == "alert_delivery_failed"]
+    assert (record.outcome, record.http_status, record.attempt) == (
+        "unauthorized",
+        403,
+        AUTH_ATTEMPTS,
+    )
+    clock.advance(hours=1)
+    dispatcher.run_once()
+    assert len(slack.received) == AUTH_ATTEMPTS  # failed for good
+
+
+def test_max_attempts_below_the_401_bound_ends_sooner_still_as_unauthorized(
+    sqlite_engine: Engine, clock: Clock, http: httpx.Client, slack: SlackReceiver
+) -> None:
+    registry = CollectorRegistry()
+    config = _config(
+        {"slack": {"type": "slack", "url": slack.url}},
+        delivery={"max_attempts": 2, "timeout": "2s"},
+    )
+    alerts = AlertEngine(config)
+    dispatcher = _dispatcher(sqlite_engine, config, clock, http, registry)
+    evaluate(alerts, sqlite_engine, recent(clock, "x"), clock.now)
+    slack.fail_next(100, status=401)
+    _drain(dispatcher, clock, sqlite_engine)
+    (row,) = _rows(sqlite_engine)
+    assert (row["state"], row["attempts"]) == ("failed", 2)
+    unauthorized = {"channel": "slack", "outcome": "unauthorized"}
+    assert registry.get_sample_value("driftwarden_notifications_total", unauthorized) == 1

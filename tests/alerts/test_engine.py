@@ -264,11 +264,16 @@ def test_group_by_model_puts_rules_together(db: Engine) -> None:
 def test_results_older_than_max_window_age_are_recorded_but_never_notify(db: Engine) -> None:
     alerts = _engine()
     month_later = window_end(24 * 30)
+    moves = []
     for window in range(5):
         report = _evaluate(alerts, db, _drift(window, "x"), month_later)
         assert report.notifications == () and report.stale_results == 1
+        moves += [(t.after, t.stale) for t in report.transitions]
+    # each old window fires the alert, and as its subject has not reported for
+    # resolve_after (3 windows by default) it resolves at once, told to no one, and goes
+    assert moves == [("firing", True), ("resolved", False)] * 5
     with db.connect() as connection:
-        assert connection.scalar(select(alert_states.c.state)) == "firing"
+        assert connection.scalar(select(alert_states.c.state)) is None
     # two window lengths is the default age limit
     late = 24 * 30 + 1
     assert _evaluate(alerts, db, _drift(late, "x"), window_end(late, hours=2)).notifications == ()

@@ -162,7 +162,29 @@ def test_secrets_rotate_without_downtime(
         assert len(stranger.received) == 1 and stranger.processed == []
     header = new.accepted[0].headers["webhook-signature"]
     assert len(header.split(" ")) == 2 and all(s.startswith("v1,") for s in header.split(" "))
-    assert sorted(_states(sqlite_engine)) == ["delivered", "delivered", "failed"]
+    # the stranger's 401 is retried (a bounded number of times: test_dispatcher.py)
+    assert sorted(_states(sqlite_engine)) == ["delivered", "delivered", "pending"]
+
+
+def test_a_receiver_that_rotated_first_gets_the_notification_once_driftwarden_follows(
+    sqlite_engine: Engine, clock: Clock, http: httpx.Client
+) -> None:
+    """The receiver moved to the new secret before driftwarden had it: 401, retried after
+    the backoff; the reload (SIGHUP) adds the new secret and the retry is answered 200."""
+    with WebhookReceiver([SECRET], schema("retrain.v1")) as receiver:
+        channel = {"type": "retrain", "url": receiver.url, "secrets": [OLD_SECRET]}
+        alerts, dispatcher = _setup(sqlite_engine, clock, http, {"retrain": channel})
+        evaluate(alerts, sqlite_engine, recent(clock, "x"), clock.now)
+        assert dispatcher.run_once() == 0
+        rotated = {"retrain": {**channel, "secrets": [OLD_SECRET, SECRET]}}
+        rules = [{**PSI, "channels": ["retrain"]}]
+        dispatcher.reload(alerts_config(channels=rotated, rules=rules, group_wait="0s"))
+        clock.advance(seconds=1)
+        assert dispatcher.run_once() == 1
+    assert len(receiver.received) == 2 and len(receiver.processed) == 1
+    with sqlite_engine.connect() as connection:
+        row = connection.execute(select(alert_outbox)).mappings().one()
+    assert (row["state"], row["attempts"], row["last_status"]) == ("delivered", 2, 200)
 
 
 def test_the_signature_is_hmac_sha256_of_id_timestamp_body() -> None:

@@ -13,6 +13,7 @@ from support.alerts import Clock, alerts_config, evaluate, recent
 from support.receivers import SlackReceiver
 
 from driftwarden.alerts import AlertEngine, Dispatcher, metadata, pending_notifications
+from driftwarden.core.times import format_time
 from driftwarden.monitor import storage
 
 
@@ -49,7 +50,8 @@ def test_pending_notifications_are_what_replay_writes_without_secrets(
         (n.channel, n.idempotency_key) for n in report.notifications
     ]
     assert {line["channel"] for line in lines} == set(channels)
-    assert all(set(line) == {"channel", "idempotency_key", "payload"} for line in lines)
+    assert all(set(line) == {"at", "channel", "idempotency_key", "payload"} for line in lines)
+    assert {line["at"] for line in lines} == {format_time(clock())}
     text = json.dumps(lines)
     assert "SECRET1" not in text and "SECRET2" not in text and "MfKQ9r8" not in text
 

@@ -84,7 +84,11 @@ def window_end(window: int, **delta: float) -> datetime:
 
 
 def alerts_config(**sections: Any) -> AlertsConfig:
-    return AlertsConfig.model_validate(sections)
+    """The ``alerts`` section of ``sections``. Rules that do not say otherwise resolve after
+    one clean window (``keep_firing_for: 0``): most tests here are about what follows a
+    resolve; the tests of hysteresis set it themselves."""
+    rules = [{"keep_firing_for": 0, **rule} for rule in sections.get("rules", [])]
+    return AlertsConfig.model_validate({**sections, "rules": rules})
 
 
 def make_engine(url: str) -> Engine:

@@ -1,0 +1,101 @@
+"""Silent models: a model that received events and then gets none for its ``silence``.
+
+Without events no window closes and every gauge keeps its last value, so silence would look
+healthy. A ``freshness`` record makes it a result like any other: when the model falls
+silent, a record ``kind=freshness, detector=silence, metric=seconds_since_last_event`` with
+``drift: true``; when events come back, the same record (same key) with ``drift: false``
+and the length of the silence. ``detected_at`` is when each was noticed.
+
+Time is the pipeline's. Live, events are heard when they arrive (the wall clock) and a
+model is found silent when a check finds its last event too long ago. In a replay, events
+are heard at their event times, so a gap longer than the limit in a model's own events is a
+silence that began at the limit and ended with the next event, and a model is also found
+silent when the others go on without it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from driftwarden.core.records import ResultRecord
+
+KIND, DETECTOR, METRIC = "freshness", "silence", "seconds_since_last_event"
+
+
+@dataclass(frozen=True)
+class Silence:
+    """A silence, recorded under window ``index``, since the last event (``since``)."""
+
+    index: int
+    since: int
+
+
+@dataclass
+class Freshness:
+    """When a model last received events and the silence it is in, if any.
+
+    ``after`` is the silence limit in milliseconds (``None``: never silent).
+    """
+
+    model: str
+    after: int | None
+    heard_at: int | None = None
+    silence: Silence | None = None
+
+    def age(self, now: int) -> float | None:
+        """Seconds since the last event (``None`` before the first)."""
+        return None if self.heard_at is None else max(now - self.heard_at, 0) / 1000
+
+    def heard(self, times: np.ndarray, index: int, reference_id: str) -> list[ResultRecord]:
+        """Events arrived at ``times`` (ascending); the records of the silences they end
+        (and of those they reveal, in a replay's gaps)."""
+        records: list[ResultRecord] = []
+        if self.after is not None:
+            points = times if self.heard_at is None else np.concatenate(([self.heard_at], times))
+            for gap in np.flatnonzero(np.diff(points) > self.after):
+                since, back = int(points[gap]), int(points[gap + 1])
+                silence = self.silence if gap == 0 and self.silence else Silence(index, since)
+                if silence is not self.silence:
+                    records.append(self._record(silence, since + self.after, reference_id, True))
+                records.append(self._record(silence, back, reference_id, False))
+        self.heard_at, self.silence = int(times[-1]), None
+        return records
+
+    def check(self, now: int, index: int, reference_id: str) -> ResultRecord | None:
+        """The record of the silence that began by ``now`` (under window ``index``);
+        ``None`` if the model is not silent, or was known to be already."""
+        if self.silence is not None or self.after is None or self.heard_at is None:
+            return None
+        if now - self.heard_at <= self.after:
+            return None
+        self.silence = Silence(index, self.heard_at)
+        return self._record(self.silence, now, reference_id, True)
+
+    def _record(self, silence: Silence, at: int, reference_id: str, silent: bool) -> ResultRecord:
+        """The freshness record of ``silence`` as noticed at ``at``."""
+        assert self.after is not None
+        return ResultRecord(
+            model=self.model,
+            model_version=None,
+            reference_id=reference_id,
+            window_start=silence.since,
+            window_end=at,
+            window_index=silence.index,
+            kind=KIND,
+            detector=DETECTOR,
+            feature=None,
+            metric=METRIC,
+            group_attribute=None,
+            value=max(at - silence.since, 0) / 1000,
+            p_value=None,
+            threshold=self.after / 1000,
+            direction="above",
+            drift=silent,
+            status="ok",
+            n_reference=None,
+            n_window=0,
+            n_labeled=None,
+            detected_at=at,
+        )
