@@ -91,35 +91,26 @@ def advance(
         if state is None or was == "pending":
             return None
         quiet = prior_quiet + 1
-        if was == "firing" and quiet <= keep_firing_for:
-            return replace(
-                state,
-                labels=labels,
-                group_key=group_key,
-                streak=0,
-                prior_streak=prior,
-                quiet=quiet,
-                prior_quiet=prior_quiet,
-                last_window_index=window,
-                last_seen_at=seen,
-                stale=stale,
-                updated_at=now,
-            )
-        return replace(
+        cleared = replace(
             state,
             labels=labels,
             group_key=group_key,
-            state="resolved",
             streak=0,
             prior_streak=prior,
             quiet=quiet,
             prior_quiet=prior_quiet,
             last_window_index=window,
             last_seen_at=seen,
-            resolved_at=state.resolved_at if was == "resolved" else evidence.window_end,
             stale=stale,
-            evidence=evidence,
             updated_at=now,
+        )
+        if was == "firing" and quiet <= keep_firing_for:
+            return cleared
+        return replace(
+            cleared,
+            state="resolved",
+            resolved_at=state.resolved_at if was == "resolved" else evidence.window_end,
+            evidence=evidence,
         )
     streak = prior + 1
     firing = was == "firing" or streak >= for_windows

@@ -42,8 +42,77 @@ def substitute(value: Any, environ: dict[str, str], path: str = "") -> Any:
     return _VARIABLE.sub(replace, value)
 
 
-def parse(text: str, source: str = "<config>", environ: dict[str, str] | None = None) -> Config:
-    """Validate configuration text; raise ``ConfigError`` naming the first bad key path."""
+SECRET_KEYS = (
+    "storage.url",
+    "kafka.client.sasl_plain_password",
+    "kafka.client.ssl_password",
+    "alerts.channels.*.url",
+    "alerts.channels.*.routing_key",
+    "alerts.channels.*.secrets",
+)
+"""Keys that may hold secrets: each also takes ``<key>_file``, the path of a file holding the
+value (as Prometheus and Alertmanager do), so secrets need not be in the file or the
+environment. ``secrets_file`` holds one secret per line."""
+
+
+def read_secret_files(value: Any, base: Path, path: str = "") -> Any:
+    """Replace every ``<key>_file`` of a secret key (``SECRET_KEYS``) by ``<key>`` with the
+    content of that file (without the trailing newline); relative paths start at ``base``."""
+    if isinstance(value, list):
+        return [read_secret_files(item, base, f"{path}[{i}]") for i, item in enumerate(value)]
+    if not isinstance(value, dict):
+        return value
+    result: dict[Any, Any] = {}
+    for key, item in value.items():
+        name = str(key).removesuffix("_file")
+        if key == name or not _is_secret(_join(path, name)):
+            result[key] = read_secret_files(item, base, _join(path, key))
+            continue
+        where = _join(path, key)
+        if name in value:
+            raise ConfigError(f"set either {name} or {key}, not both", where)
+        result[name] = _secret_file(item, base, where, many=name == "secrets")
+    return result
+
+
+def _is_secret(path: str) -> bool:
+    parts = path.split(".")
+    return any(
+        len(wanted) == len(parts) and all(w in ("*", p) for w, p in zip(wanted, parts, strict=True))
+        for wanted in (pattern.split(".") for pattern in SECRET_KEYS)
+    )
+
+
+def _secret_file(value: Any, base: Path, where: str, *, many: bool) -> str | list[str]:
+    """The secret held in the file ``value`` names (``many``: one per non-empty line)."""
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"expected the path of a file, got {value!r}", where)
+    try:
+        text = (base / value).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read {value}: {exc.strerror or exc}", where) from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{value} is not UTF-8 text", where) from None
+    if many:
+        secrets = [line.strip() for line in text.splitlines() if line.strip()]
+        if not secrets:
+            raise ConfigError(f"{value} holds no secret", where)
+        return secrets
+    secret = text.removesuffix("\n").removesuffix("\r")
+    if not secret:
+        raise ConfigError(f"{value} is empty", where)
+    return secret
+
+
+def parse(
+    text: str,
+    source: str = "<config>",
+    environ: dict[str, str] | None = None,
+    base: Path | None = None,
+) -> Config:
+    """Validate configuration text; raise ``ConfigError`` naming the first bad key path.
+    Secret files (``<key>_file``) are read relative to ``base`` (default: the current
+    directory)."""
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -54,6 +123,7 @@ def parse(text: str, source: str = "<config>", environ: dict[str, str] | None = 
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: expected a mapping at the top level, got {_kind(raw)}")
     raw = substitute(raw, dict(os.environ) if environ is None else environ)
+    raw = read_secret_files(raw, Path.cwd() if base is None else base)
     try:
         config = Config.model_validate(raw)
     except ValidationError as exc:
@@ -73,7 +143,7 @@ def load(path: str | Path, environ: dict[str, str] | None = None) -> Config:
         raise ConfigError(f"{path}: no such file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read: {exc}") from None
-    config = parse(text, str(path), environ)
+    config = parse(text, str(path), environ, path.parent)
     return resolve_paths(config, path.parent)
 
 

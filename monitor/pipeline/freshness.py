@@ -8,13 +8,14 @@ and the length of the silence. ``detected_at`` is when each was noticed.
 
 Time is the pipeline's. Live, events are heard when they arrive (the wall clock) and a
 model is found silent when a check finds its last event too long ago. In a replay, events
-are heard at their event times, so a gap longer than the limit in a model's own events is a
-silence that began at the limit and ended with the next event, and a model is also found
-silent when the others go on without it.
+are heard at their event times (their running maximum, as a watermark), so a gap longer
+than the limit in a model's own events is a silence that began at the limit and ended with
+the next event, and a model is also found silent when the others go on without it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -48,29 +49,49 @@ class Freshness:
         """Seconds since the last event (``None`` before the first)."""
         return None if self.heard_at is None else max(now - self.heard_at, 0) / 1000
 
-    def heard(self, times: np.ndarray, index: int, reference_id: str) -> list[ResultRecord]:
-        """Events arrived at ``times`` (ascending); the records of the silences they end
-        (and of those they reveal, in a replay's gaps)."""
+    def heard(
+        self, times: np.ndarray, index_of: Callable[[int], int], reference_id: str
+    ) -> list[ResultRecord]:
+        """Events arrived at ``times`` (in arrival order); the records of the silences they
+        end (and of those they reveal, in a replay's gaps), each under the index of the
+        window of its last event (``index_of``).
+
+        Time is the running maximum of the times heard, as a watermark is: an event older
+        than one heard before neither ends nor opens a silence, so the records do not
+        depend on how the events were batched.
+        """
         records: list[ResultRecord] = []
+        if self.heard_at is not None:
+            times = np.concatenate(([self.heard_at], times))
+        points = np.maximum.accumulate(times)
+        steps = np.diff(points)
+        if self.silence is not None:  # a known silence ends with the first later event
+            later = np.flatnonzero(steps > 0)
+            if later.size:
+                back = int(points[later[0] + 1])
+                records.append(self._record(self.silence, back, reference_id, False))
+                self.silence = None
+                steps[later[0]] = 0
         if self.after is not None:
-            points = times if self.heard_at is None else np.concatenate(([self.heard_at], times))
-            for gap in np.flatnonzero(np.diff(points) > self.after):
+            for gap in np.flatnonzero(steps > self.after):
                 since, back = int(points[gap]), int(points[gap + 1])
-                silence = self.silence if gap == 0 and self.silence else Silence(index, since)
-                if silence is not self.silence:
-                    records.append(self._record(silence, since + self.after, reference_id, True))
+                silence = Silence(index_of(since), since)
+                records.append(self._record(silence, since + self.after, reference_id, True))
                 records.append(self._record(silence, back, reference_id, False))
-        self.heard_at, self.silence = int(times[-1]), None
+        self.heard_at = int(points[-1])
         return records
 
-    def check(self, now: int, index: int, reference_id: str) -> ResultRecord | None:
-        """The record of the silence that began by ``now`` (under window ``index``);
-        ``None`` if the model is not silent, or was known to be already."""
+    def check(
+        self, now: int, index_of: Callable[[int], int], reference_id: str
+    ) -> ResultRecord | None:
+        """The record of the silence that began by ``now`` (under the index of the window of
+        the last event, ``index_of``); ``None`` if the model is not silent, or was known to
+        be already."""
         if self.silence is not None or self.after is None or self.heard_at is None:
             return None
         if now - self.heard_at <= self.after:
             return None
-        self.silence = Silence(index, self.heard_at)
+        self.silence = Silence(index_of(self.heard_at), self.heard_at)
         return self._record(self.silence, now, reference_id, True)
 
     def _record(self, silence: Silence, at: int, reference_id: str, silent: bool) -> ResultRecord:

@@ -92,7 +92,7 @@ class Pipeline:
             return report
         for name in models:
             model = self.models[name]
-            found = model.freshness.check(now, model.windows.next_index, model.profile.reference_id)
+            found = model.freshness.check(now, model.windows.index_of, model.profile.reference_id)
             if found is not None:
                 commit.results.append(found)
                 report.silences.append(found)
@@ -104,8 +104,8 @@ class Pipeline:
         if self.clock is not None:
             times = np.array([self.clock()], dtype=np.int64)
         else:
-            times = np.sort(batch.frames[name]["ts"].to_numpy())
-        records = model.freshness.heard(times, model.windows.next_index, model.profile.reference_id)
+            times = batch.frames[name]["ts"].to_numpy()
+        records = model.freshness.heard(times, model.windows.index_of, model.profile.reference_id)
         commit.results += records
         report.silences += records
 

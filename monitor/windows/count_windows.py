@@ -82,8 +82,7 @@ class CountWindows(Windows):
         self.state.summary = None
         self.state.next_index += 1
 
-    @property
-    def next_index(self) -> int:
+    def index_of(self, ts: int) -> int:
         return self.state.next_index
 
     def to_bytes(self, extra: dict[str, Any]) -> bytes:

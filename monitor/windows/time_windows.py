@@ -261,9 +261,13 @@ class TimeWindows(Windows):
     def _offset(self, moment: int, by: str) -> int:
         return int(self._offsets(np.array([moment], dtype=np.int64), by)[0])
 
-    @property
-    def next_index(self) -> int:
-        return self.state.next_index
+    def index_of(self, ts: int) -> int:
+        """Times past the latest event count as the latest event's (a wall-clock time, live),
+        so the answer is among the open windows."""
+        latest = self.state.max_ts
+        moment = ts if latest is None else min(ts, latest)
+        pane = int(self.pane_starts(pl.Series([moment], dtype=pl.Int64))[0])
+        return self.open_window_of(pane).index
 
     def to_bytes(self, extra: dict[str, Any]) -> bytes:
         state = self.state

@@ -84,10 +84,10 @@ class Windows(abc.ABC):
     def key_range(self, window: WindowBounds) -> tuple[int, int]:
         """The keys ``[low, high)`` that ``window`` holds."""
 
-    @property
     @abc.abstractmethod
-    def next_index(self) -> int:
-        """The index of the next window to close."""
+    def index_of(self, ts: int) -> int:
+        """The index of the earliest window not yet closed that holds event time ``ts`` (the
+        next window to close, for earlier times; the latest event's, for later ones)."""
 
     @abc.abstractmethod
     def to_bytes(self, extra: dict[str, Any]) -> bytes:

@@ -158,3 +158,48 @@ def test_check_config_accepts_a_valid_file(tmp_path: Path) -> None:
     result = _check_config(path)
     assert result.returncode == 0, result.stderr
     assert "valid" in result.stdout
+
+
+def test_secrets_can_come_from_files_named_by_key_file(tmp_path: Path) -> None:
+    (tmp_path / "secrets").mkdir()
+    (tmp_path / "secrets" / "pd").write_text("r" * 32 + "\n")
+    (tmp_path / "secrets" / "hook").write_text("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n\n")
+    (tmp_path / "secrets" / "db").write_text("postgresql+psycopg://dw:s3cret@db:5432/dw")
+    path = tmp_path / "conf.yaml"
+    path.write_text(
+        MINIMAL
+        + """
+storage: {url_file: secrets/db}
+alerts:
+  channels:
+    pd: {type: pagerduty, routing_key_file: secrets/pd}
+    hook: {type: webhook, url: "https://ml.example/hook", secrets_file: secrets/hook}
+"""
+    )
+    loaded = config.load(path, environ={})
+    assert loaded.storage.url == "postgresql+psycopg://dw:s3cret@db:5432/dw"
+    channels = loaded.alerts.channels
+    assert channels["pd"].routing_key.get_secret_value() == "r" * 32
+    assert [s.get_secret_value() for s in channels["hook"].secrets] == [
+        "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("storage", "message"),
+    [
+        ("{url_file: missing}", "storage.url_file: cannot read missing: No such file"),
+        ("{url: 'sqlite://', url_file: db}", "storage.url_file: set either url or url_file"),
+        ("{url_file: empty}", "storage.url_file: empty is empty"),
+    ],
+)
+def test_a_secret_file_that_cannot_serve_is_an_error_naming_the_key(
+    tmp_path: Path, storage: str, message: str
+) -> None:
+    (tmp_path / "empty").write_text("")
+    (tmp_path / "db").write_text("sqlite://")
+    path = tmp_path / "conf.yaml"
+    path.write_text(MINIMAL + f"storage: {storage}\n")
+    with pytest.raises(ConfigError) as raised:
+        config.load(path, environ={})
+    assert message in str(raised.value)

@@ -237,9 +237,13 @@ def _run_in_batches(
             pipe.process(part, commit, connection)
     pipe.flush(commit, connection)
     late = sorted(d.origin.offset for d in commit.dead_letters)
+    # Freshness records come as events are heard, window results as windows close: each
+    # in its own order, whatever the batches.
+    fresh = [r for r in commit.results if r.kind == "freshness"]
+    ordered = [r for r in commit.results if r.kind != "freshness"] + fresh
     return (
-        [(r.key, r.n_window, r.drift) for r in commit.results],
-        [r.value for r in commit.results],
+        [(r.key, r.n_window, r.drift) for r in ordered],
+        [r.value for r in ordered],
         late,
     )
 
