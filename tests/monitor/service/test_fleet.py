@@ -170,10 +170,18 @@ def test_fleet_totals_equal_one_instances_and_moved_partitions_leave_no_series(
                 return len(per) == len(MODELS) and len(set(per)) == len(MODELS)
 
             wait_for(one_series_per_partition, 60, "one lag series per partition")
-            ready = many.query("driftwarden_ready == 1")
-            assert len(ready) == 4, "an instance without partitions is a ready standby"
-            owners = many.query("count by (model) (driftwarden_model_silent)")
-            assert all(float(s["value"][1]) == 1 for s in owners)
+            # /readyz answered for all four; Prometheus sees it at its next scrape of each.
+            wait_for(
+                lambda: len(many.query("driftwarden_ready == 1")) == 4,
+                30,
+                "four instances ready in Prometheus: one without partitions is a ready standby",
+            )
+
+            def one_owner_per_model() -> bool:
+                owners = many.query("count by (model) (driftwarden_model_silent)")
+                return len(owners) == len(MODELS) and all(float(s["value"][1]) == 1 for s in owners)
+
+            wait_for(one_owner_per_model, 30, "each model's gauges exported by one instance")
             fourth.signal(signal.SIGTERM)
 
 
