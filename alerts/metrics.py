@@ -22,7 +22,7 @@ longer configured."""
 
 
 class AlertMetrics:
-    """The alerting series of the metrics table (README, "Metrics")."""
+    """The alerting series of the metrics table (docs/metrics.md)."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self._series: dict[Gauge, set[tuple[str, ...]]] = {}

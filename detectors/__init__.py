@@ -111,7 +111,7 @@ DEFAULT_DATA_DRIFT: dict[str, dict[str, dict[str, float]]] = {
 (PSI, KS statistic, normed Wasserstein, Cramér's V, Jensen–Shannon distance);
 KS and chi-square also require the Benjamini–Hochberg adjusted p-value below
 0.05. Sources of the thresholds are in each class's docstring and the
-README's detector table. Treat as read-only.
+detector tables of docs/detectors.md. Treat as read-only.
 """
 
 DATA_QUALITY_DETECTORS: dict[str, type] = {"data_quality": DataQuality}

@@ -49,6 +49,9 @@ SECRET_KEYS = (
     "alerts.channels.*.url",
     "alerts.channels.*.routing_key",
     "alerts.channels.*.secrets",
+    "http.token",
+    "http.metrics_auth.token",
+    "http.metrics_auth.password",
 )
 """Keys that may hold secrets: each also takes ``<key>_file``, the path of a file holding the
 value (as Prometheus and Alertmanager do), so secrets need not be in the file or the

@@ -16,6 +16,7 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
+    SecretStr,
     Tag,
     ValidationInfo,
     field_validator,
@@ -72,34 +73,54 @@ class TlsConfig(Section):
 
 
 class MetricsAuthConfig(Section):
-    """Protect ``/metrics``: a bearer token, or basic auth; secrets come from the environment."""
+    """Protect ``/metrics``: a bearer token, or basic auth.
+
+    Each secret comes from an environment variable (``*_env``), a file (``*_file``, read when
+    the configuration loads) or the file itself.
+    """
 
     token_env: str | None = None
+    token: SecretStr | None = None
     username: str | None = None
     password_env: str | None = None
+    password: SecretStr | None = None
 
     _names = field_validator("token_env", "password_env")(_env_name)
 
     @model_validator(mode="after")
     def _one_scheme(self) -> MetricsAuthConfig:
-        basic = self.username is not None or self.password_env is not None
-        if basic and (self.username is None or self.password_env is None):
-            raise ValueError("basic auth needs both username and password_env")
-        if basic == (self.token_env is not None):
-            raise ValueError("set either token_env, or username and password_env")
+        _at_most_one(self.token_env, self.token, "token_env", "token")
+        _at_most_one(self.password_env, self.password, "password_env", "password")
+        bearer = self.token_env is not None or self.token is not None
+        password = self.password_env is not None or self.password is not None
+        basic = self.username is not None or password
+        if basic and (self.username is None or not password):
+            raise ValueError("basic auth needs both username and password_env (or password_file)")
+        if basic == bearer:
+            raise ValueError(
+                "set either token_env (or token_file), or username and password_env "
+                "(or password_file)"
+            )
         return self
+
+
+def _at_most_one(env: str | None, value: SecretStr | None, env_key: str, key: str) -> None:
+    if env is not None and value is not None:
+        raise ValueError(f"set either {env_key} or {key} (or {key}_file), not both")
 
 
 class HttpConfig(Section):
     """The HTTP server: ``/metrics``, ``/livez``, ``/readyz`` and the ``/api/v1`` endpoints.
 
-    Off loopback, ``token_env`` is required: it names the environment variable
-    holding the bearer token that every ``/api/v1`` request must carry.
+    Off loopback, a bearer token is required: ``token_env`` names the environment variable
+    holding it, or ``token_file`` the file (``token`` after loading). Every ``/api/v1``
+    request must carry it.
     """
 
     host: str = "127.0.0.1"
     port: int = Field(default=9108, ge=0, le=65535)
     stall_after: Duration = timedelta(seconds=60)
+    token: SecretStr | None = None
     token_env: str | None = Field(default=None, validate_default=True)
     metrics_auth: MetricsAuthConfig | None = None
     tls: TlsConfig | None = None
@@ -108,9 +129,11 @@ class HttpConfig(Section):
     @classmethod
     def _token_off_loopback(cls, value: str | None, info: ValidationInfo) -> str | None:
         _env_name(value)
+        token = info.data.get("token")
+        _at_most_one(value, token, "token_env", "token")
         host = info.data.get("host")
         if host is not None:
-            refuse_open_bind(host, value is not None)
+            refuse_open_bind(host, value is not None or token is not None)
         return value
 
 
@@ -119,8 +142,8 @@ def refuse_open_bind(host: str, token: bool) -> None:
     if not token and not is_loopback(host):
         raise ValueError(
             f"required because http.host {host!r} is not a loopback address: name the "
-            "environment variable that holds the API bearer token (e.g. DRIFTWARDEN_TOKEN), "
-            "or bind http.host to 127.0.0.1"
+            "environment variable that holds the API bearer token (e.g. DRIFTWARDEN_TOKEN) "
+            "or set token_file, or bind http.host to 127.0.0.1"
         )
 
 

@@ -3,7 +3,7 @@
 A result record is one detector verdict on one window; a dead letter is a
 message that could not be used. Their fields are defined here once. The
 storage tables, the webhook evidence, ``replay``'s JSON lines and the
-README's field tables are derived from or checked against these classes, so
+field tables of docs/results.md are derived from or checked against these classes, so
 adding a field is one edit here plus a database migration.
 
 Field metadata says how a field is stored: ``max_length`` for text that goes

@@ -8,7 +8,7 @@ Routes (JSON in and out)::
     GET     /api/v1/dead-letters                newest first (?reason=&model=&limit=)
     POST    /api/v1/dead-letters/{id}/replay    produce one again to the topic it came from
 
-When a bearer token is configured (``http.token_env``, mandatory when
+When a bearer token is configured (``http.token_env`` or ``http.token_file``, mandatory when
 ``http.host`` is not a loopback address) every ``/api/v1`` request must carry
 ``Authorization: Bearer <token>``: none gives 401, a wrong one 403 (compared
 in constant time). Reads need it too, since dead letters hold raw event
@@ -35,6 +35,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import orjson
+from pydantic import SecretStr
 
 from driftwarden.alerts import add_silence, expire_silence, list_silences
 from driftwarden.core.durations import parse_duration
@@ -94,25 +95,33 @@ def _same(given: str, expected: str) -> bool:
 
 
 def _secret(
-    environ: Mapping[str, str], name: str | None, path: str, minimum: int = 1
+    environ: Mapping[str, str],
+    name: str | None,
+    value: SecretStr | None,
+    path: str,
+    minimum: int = 1,
 ) -> str | None:
-    if name is None:
+    """The secret given in the configuration (``value``) or in the variable ``name``."""
+    if value is not None:
+        secret, where = value.get_secret_value(), path
+    elif name is not None:
+        secret, where = environ.get(name, ""), f"environment variable {name}"
+        if not secret:
+            raise ConfigError(f"{where} is not set (or empty)", f"{path}_env")
+    else:
         return None
-    value = environ.get(name, "")
-    if not value:
-        raise ConfigError(f"environment variable {name} is not set (or empty)", path)
-    if len(value) < minimum:
+    if len(secret) < minimum:
         raise ConfigError(
-            f"the token in {name} is shorter than {minimum} characters: "
+            f"the token in {where} is shorter than {minimum} characters: "
             "use a random one, e.g. `openssl rand -hex 32`",
-            path,
+            path if value is not None else f"{path}_env",
         )
-    return value
+    return secret
 
 
 @dataclass(frozen=True)
 class HttpSecurity:
-    """The secrets the HTTP server checks, read from the environment at start-up."""
+    """The secrets the HTTP server checks, read at start-up."""
 
     api_token: str | None = None
     metrics_token: str | None = None
@@ -122,15 +131,15 @@ class HttpSecurity:
     def from_config(
         cls, http: HttpConfig, environ: Mapping[str, str] | None = None
     ) -> HttpSecurity:
-        """Read the secrets ``http`` names from the environment."""
+        """The secrets ``http`` gives or names in the environment."""
         env = os.environ if environ is None else environ
-        api_token = _secret(env, http.token_env, "http.token_env", MIN_TOKEN_LENGTH)
+        api_token = _secret(env, http.token_env, http.token, "http.token", MIN_TOKEN_LENGTH)
         metrics_token = metrics_basic = None
         auth = http.metrics_auth
-        if auth is not None and auth.token_env is not None:
-            metrics_token = _secret(env, auth.token_env, "http.metrics_auth.token_env")
-        elif auth is not None and auth.username is not None:
-            password = _secret(env, auth.password_env, "http.metrics_auth.password_env")
+        if auth is not None and auth.username is None:
+            metrics_token = _secret(env, auth.token_env, auth.token, "http.metrics_auth.token")
+        elif auth is not None:
+            password = _secret(env, auth.password_env, auth.password, "http.metrics_auth.password")
             metrics_basic = (auth.username, password or "")
         return cls(api_token, metrics_token, metrics_basic)
 

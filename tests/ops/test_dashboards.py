@@ -25,7 +25,7 @@ from driftwarden.monitor.config import TimeWindowConfig
 SCHEMA_VERSION = 41  # Grafana 12's classic dashboard model
 UIDS = {"fleet": "driftwarden-fleet", "model": "driftwarden-model", "daemon": "driftwarden-daemon"}
 
-# The metric labels the README allows, plus what Prometheus adds or histograms carry.
+# The metric labels docs/metrics.md allows, plus what Prometheus adds or histograms carry.
 LABELS = {"model", "detector", "feature", "metric", "kind", "attribute", "topic", "partition"}
 LABELS |= {"reason", "channel", "outcome", "severity", "state", "rule"}
 LABELS |= {"version", "python_version"}  # driftwarden_build_info
@@ -155,7 +155,7 @@ def test_queries_use_only_exported_metrics_and_labels(query) -> None:
         labels |= {name.strip() for name in group.split(",") if name.strip()}
     if query.ref == "variable":
         labels.add(query.text.rstrip(") ").rsplit(",", 1)[-1].strip())
-    assert labels <= LABELS, f"{query.id}: label names outside the README's list: {labels - LABELS}"
+    assert labels <= LABELS, f"{query.id}: labels outside docs/metrics.md: {labels - LABELS}"
     text = (
         query.text.replace("label_values(", "(").rsplit(",", 1)[0]
         if query.ref == "variable"

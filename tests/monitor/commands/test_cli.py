@@ -1,6 +1,6 @@
 """The ``driftwarden`` command line: --version, the db commands, --config everywhere (with
 ``$DRIFTWARDEN_CONFIG`` as its default), check-config's reference checks, and the exit
-statuses the README documents (0, 1 with one line on stderr, 2, 130)."""
+statuses the docs document (0, 1 with one line on stderr, 2, 130)."""
 
 from __future__ import annotations
 
@@ -374,9 +374,9 @@ def test_db_current_hides_the_password_of_a_storage_url(
     assert status == 1 and "s3cret" not in err and "cannot reach the database" in err
 
 
-def test_the_readme_documents_the_exit_statuses() -> None:
-    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
-    commands = readme.split("### Commands", 1)[1].split("\n## ", 1)[0]
+def test_the_docs_document_the_exit_statuses() -> None:
+    page = (Path(__file__).resolve().parents[3] / "docs" / "getting-started.md").read_text()
+    commands = page.split("## Commands", 1)[1].split("\n## ", 1)[0]
     for status in ("0", "1", "2", "130"):
         assert f"`{status}`" in commands, status
     assert "DRIFTWARDEN_CONFIG" in commands

@@ -61,7 +61,7 @@ def test_a_message_that_fails_unexpectedly_is_isolated_and_the_rest_counts_once(
             record.n_window,
         )
         for name in ("value", "p_value", "threshold", "error_bound"):
-            # sums of values taken in other pieces may differ in the last bits (README, Windows)
+            # sums of values taken in other pieces may differ in the last bits (docs: Windows)
             ours, theirs = getattr(mine, name), getattr(record, name)
             assert (ours is None) == (theirs is None), (key, name)
             if theirs is not None:

@@ -10,6 +10,7 @@ import ssl
 import subprocess
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import httpx
 import pytest
@@ -27,6 +28,7 @@ from driftwarden.monitor.service.api import (
     Api,
     ApiActions,
     DeadLetterQuery,
+    HttpSecurity,
     Response,
     SilenceRequest,
     database_actions,
@@ -387,3 +389,54 @@ def wait_for_records(consumer) -> list:
         if records:
             break
     return records
+
+
+def test_http_secrets_can_come_from_files(tmp_path: Path) -> None:
+    """``token_file``, ``metrics_auth.password_file``: read at load, checked by the server."""
+    (tmp_path / "token").write_text(TOKEN + "\n")
+    (tmp_path / "metrics-password").write_text("pw-from-file\n")
+    path = tmp_path / "conf.yaml"
+    path.write_text(
+        BASE
+        + "http:\n  host: 0.0.0.0\n  port: 0\n  token_file: token\n"
+        + "  metrics_auth: {username: prom, password_file: metrics-password}\n"
+    )
+    loaded = configuration.load(path, environ={})
+    assert loaded.http.token.get_secret_value() == TOKEN
+    assert TOKEN not in repr(loaded.http)
+    running = _serve(loaded.http.model_copy(update={"host": "127.0.0.1"}))
+    try:
+        assert _call(running, "GET", "/api/v1/silences", None).status_code == 401
+        auth = {"Authorization": f"Bearer {TOKEN}"}
+        assert _call(running, "GET", "/api/v1/silences", None, auth).status_code == 503
+        basic = "Basic " + base64.b64encode(b"prom:pw-from-file").decode()
+        assert httpx.get(running.url + "/metrics").status_code == 401
+        assert httpx.get(running.url + "/metrics", headers={"Authorization": basic}).is_success
+    finally:
+        running.stop()
+
+
+@pytest.mark.parametrize(
+    ("http", "message"),
+    [
+        ("{token_env: T, token_file: token}", "http.token_env: set either token_env or token"),
+        ("{token_file: short}", "http.token: the token in http.token is shorter than 16"),
+        ("{token_file: missing}", "http.token_file: cannot read missing"),
+        (
+            "{metrics_auth: {token_env: M, token_file: token}}",
+            "set either token_env or token (or token_file), not both",
+        ),
+        ("{metrics_auth: {username: u}}", "basic auth needs both username and password_env"),
+    ],
+)
+def test_http_secret_files_that_cannot_serve_name_the_key(
+    tmp_path: Path, http: str, message: str
+) -> None:
+    (tmp_path / "token").write_text(TOKEN)
+    (tmp_path / "short").write_text("short")
+    path = tmp_path / "conf.yaml"
+    path.write_text(BASE + f"http: {http}\n")
+    with pytest.raises(ConfigError) as raised:
+        loaded = configuration.load(path, environ={})
+        HttpSecurity.from_config(loaded.http, {})
+    assert message in str(raised.value)

@@ -1,5 +1,6 @@
-"""README.md says what the code does: its opening, its configuration example and reference,
-its detector defaults, its metrics and its commands are checked against the code."""
+"""The README and the documentation site say what the code does: the README's opening and
+example, the docs' configuration example and reference, detector defaults, metrics, result
+fields and commands are checked against the code."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import argparse
 import inspect
 import math
 import re
+import textwrap
 import types
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -37,7 +39,9 @@ from driftwarden.monitor.commands import cli
 from driftwarden.monitor.service.metrics import Metrics
 from driftwarden.monitor.storage.retention import Retention
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+DOCS = ROOT / "docs"
 EXAMPLE_MARKER = "# driftwarden.yaml: a complete example."
 EXAMPLE_ENVIRON = {
     "KAFKA_PASSWORD": "not-a-real-password",
@@ -51,10 +55,19 @@ def readme() -> str:
     return README.read_text(encoding="utf-8")
 
 
+@pytest.fixture(scope="module")
+def docs() -> dict[str, str]:
+    """Every page of the documentation site by name (``configuration``, ``runbooks/README``)."""
+    return {
+        page.relative_to(DOCS).with_suffix("").as_posix(): page.read_text(encoding="utf-8")
+        for page in DOCS.rglob("*.md")
+    }
+
+
 def _section(text: str, title: str) -> str:
     """The body of the level-2 section ``## title`` (up to the next level-2 heading)."""
     match = re.search(rf"^## {re.escape(title)}\n(.*?)(?=^## |\Z)", text, re.S | re.M)
-    assert match, f"README has no section '## {title}'"
+    assert match, f"no section '## {title}'"
     return match.group(1)
 
 
@@ -97,17 +110,17 @@ def test_opens_with_the_title_and_the_two_make_commands(readme: str) -> None:
 # -- (b) the complete example configuration ---------------------------------------------------
 
 
-def _example(readme: str) -> str:
-    blocks = [b for b in re.findall(r"```yaml\n(.*?)```", readme, re.S) if EXAMPLE_MARKER in b]
+def _example(page: str) -> str:
+    blocks = [b for b in re.findall(r"```yaml\n(.*?)```", page, re.S) if EXAMPLE_MARKER in b]
     assert len(blocks) == 1, "exactly one YAML block holds the complete example"
     return blocks[0]
 
 
 def test_the_complete_example_is_a_valid_configuration(
-    readme: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    docs: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = tmp_path / "driftwarden.yaml"
-    path.write_text(_example(readme), encoding="utf-8")
+    path.write_text(_example(docs["configuration"]), encoding="utf-8")
     loaded = configuration.load(path, environ=EXAMPLE_ENVIRON)
     assert set(loaded.models) == {"credit-default", "delivery-eta"}
     assert loaded.models["delivery-eta"].window.kind == "count"
@@ -122,10 +135,10 @@ def test_the_complete_example_is_a_valid_configuration(
     assert cli.main(["check-config", "--skip-references", str(path)]) == 0
 
 
-def test_example_lines_marked_default_hold_the_defaults(readme: str) -> None:
+def test_example_lines_marked_default_hold_the_defaults(docs: dict[str, str]) -> None:
     defaults = _expected_defaults()
     checked = 0
-    for path, value in _marked_default_lines(_example(readme)):
+    for path, value in _marked_default_lines(_example(docs["configuration"])):
         assert path in defaults, f"{path}: marked as a default, but not a configuration key"
         assert any(_same(value, d) for d in defaults[path]), (
             f"{path}: the example says {value!r} is the default; the code says {defaults[path]}"
@@ -238,9 +251,9 @@ def _same(text: str, default: Any) -> bool:
     return value == default and type(value) is type(default)
 
 
-def _reference_rows(readme: str) -> dict[str, list[str]]:
+def _reference_rows(page: str) -> dict[str, list[str]]:
     rows: dict[str, list[str]] = {}
-    for header, body in _tables(_section(readme, "Configuration")):
+    for header, body in _tables(page):
         if header[:3] != ["key", "type", "default"]:
             continue
         for row in body:
@@ -250,21 +263,21 @@ def _reference_rows(readme: str) -> dict[str, list[str]]:
     return rows
 
 
-def test_every_configuration_key_is_in_the_reference_and_no_other(readme: str) -> None:
+def test_every_configuration_key_is_in_the_reference_and_no_other(docs: dict[str, str]) -> None:
     leaves, sections = _config_keys()
-    rows = _reference_rows(readme)
+    rows = _reference_rows(docs["configuration"])
     missing = sorted(set(leaves) - set(rows))
     invented = sorted(set(rows) - set(leaves) - sections)
-    assert not missing, f"configuration keys missing from the README reference: {missing}"
-    assert not invented, f"README reference keys the configuration does not have: {invented}"
+    assert not missing, f"configuration keys missing from the configuration reference: {missing}"
+    assert not invented, f"configuration reference keys the configuration does not have: {invented}"
     assert "alerts" in rows and "docs/alerting.md" in rows["alerts"][3]
 
 
-def test_the_reference_states_every_default(readme: str) -> None:
+def test_the_reference_states_every_default(docs: dict[str, str]) -> None:
     leaves, _ = _config_keys()
-    rows = _reference_rows(readme)
+    rows = _reference_rows(docs["configuration"])
     for path, expectations in leaves.items():
-        assert path in rows, f"{path} is missing from the README reference"
+        assert path in rows, f"{path} is missing from the configuration reference"
         cell = rows[path][2]
 
         def states(expectation: Expectation, cell: str = cell) -> bool:
@@ -282,10 +295,10 @@ def test_the_reference_states_every_default(readme: str) -> None:
 # -- detectors ------------------------------------------------------------------------------
 
 
-def _parameter_rows(readme: str) -> dict[str, str]:
+def _parameter_rows(page: str) -> dict[str, str]:
     """Detector name -> its "parameters (defaults)" cell, from the Detectors tables."""
     found: dict[str, str] = {}
-    for header, body in _tables(_section(readme, "Detectors")):
+    for header, body in _tables(page):
         if "parameters (defaults)" not in header:
             continue
         column = header.index("parameters (defaults)")
@@ -311,11 +324,11 @@ def _pairs(cell: str) -> dict[str, str]:
     ],
 )
 def test_detector_tables_give_every_parameter_with_its_default(
-    readme: str, detectors: dict[str, type]
+    docs: dict[str, str], detectors: dict[str, type]
 ) -> None:
-    rows = _parameter_rows(readme)
+    rows = _parameter_rows(docs["detectors"])
     for name, cls in detectors.items():
-        assert name in rows, f"detector {name} is not in the README's tables"
+        assert name in rows, f"detector {name} is not in the docs' detector tables"
         stated = _pairs(rows[name])
         parameters = {
             p.name: p.default
@@ -329,8 +342,9 @@ def test_detector_tables_give_every_parameter_with_its_default(
             )
 
 
-def test_default_sets_are_the_ones_described(readme: str) -> None:
-    text = " ".join(_section(readme, "Detectors").split())
+def test_default_sets_are_the_ones_described(docs: dict[str, str]) -> None:
+    page = docs["detectors"]
+    text = " ".join(page.split())
 
     def listed(names: list[str]) -> str:
         quoted = [f"`{n}`" for n in names]
@@ -342,7 +356,7 @@ def test_default_sets_are_the_ones_described(readme: str) -> None:
             signature = inspect.signature(DATA_DRIFT_DETECTORS[name].__init__).parameters
             # the table's defaults are the ones the default set runs with
             assert all(signature[key].default == value for key, value in params.items()), name
-    lines = _section(readme, "Detectors").splitlines()
+    lines = page.splitlines()
     for name, params in DEFAULT_CONCEPT_DRIFT.items():
         row = next(line for line in lines if line.startswith(f"| `{name}` |"))
         source = _cells(row)[-1]  # driftwarden's own default is stated with its evidence
@@ -403,9 +417,9 @@ def _label_names(wrapper: MetricWrapperBase) -> set[str]:
     return set(wrapper._labelnames)
 
 
-def _metric_rows(readme: str) -> dict[str, list[str]]:
+def _metric_rows(page: str) -> dict[str, list[str]]:
     rows: dict[str, list[str]] = {}
-    for header, body in _tables(_section(readme, "Metrics")):
+    for header, body in _tables(page):
         if header[:3] != ["metric", "type", "labels"]:
             continue
         for row in body:
@@ -415,21 +429,22 @@ def _metric_rows(readme: str) -> dict[str, list[str]]:
     return rows
 
 
-def test_the_metrics_table_is_exactly_what_the_daemon_registers(readme: str) -> None:
+def test_the_metrics_table_is_exactly_what_the_daemon_registers(docs: dict[str, str]) -> None:
+    page = docs["metrics"]
     registry, wrappers = _daemon_metrics()
     families = {f.name for f in registry.collect() if f.name.startswith("driftwarden_")}
     assert families == {w._name for w in wrappers}, "every driftwarden_ family is accounted for"
-    rows = _metric_rows(readme)
+    rows = _metric_rows(page)
     registered = {_exposed(w): w for w in wrappers}
-    assert set(rows) - set(registered) == set(), "README lists metrics the daemon lacks"
-    assert set(registered) - set(rows) == set(), "the daemon exports metrics the README omits"
+    assert set(rows) - set(registered) == set(), "the docs list metrics the daemon lacks"
+    assert set(registered) - set(rows) == set(), "the daemon exports metrics the docs omit"
     for name, wrapper in registered.items():
         _, kind, labels, _ = rows[name]
         assert kind == _exposed_type(wrapper), name
         stated = set() if labels == "—" else {label.strip() for label in labels.split(",")}
         assert stated == _label_names(wrapper), f"{name}: README {stated}"
     if any(f.name.startswith("process_") for f in registry.collect()):
-        assert "`process_*`" in _section(readme, "Metrics")
+        assert "`process_*`" in page
 
 
 # -- (d) commands ---------------------------------------------------------------------------
@@ -442,30 +457,36 @@ def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.Argument
     return {}
 
 
-def _code_text(readme: str) -> list[str]:
+def _code_text(text: str) -> list[str]:
     """Inline code spans and the lines of fenced code blocks."""
     fence = r"^ *```[a-z]*\n(.*?)^ *```"
-    fenced = re.findall(fence, readme, re.S | re.M)
-    prose = re.sub(fence, "", readme, flags=re.S | re.M)
+    fenced = re.findall(fence, text, re.S | re.M)
+    prose = re.sub(fence, "", text, flags=re.S | re.M)
     return [line for block in fenced for line in block.splitlines()] + re.findall(
         r"`([^`\n]+)`", prose
     )
 
 
-def test_the_results_table_names_every_field_of_the_record_contract(readme: str) -> None:
+def test_the_results_table_names_every_field_of_the_record_contract(
+    docs: dict[str, str],
+) -> None:
+    page = docs["results"]
     """The field table of "Results" is the record contract, field for field."""
-    tables = list(_tables(_section(readme, "Results")))
+    tables = list(_tables(page))
     rows = next(body for head, body in tables if head[0] == "field")
     documented = [name for row in rows for name in re.findall(r"`([a-z_]+)`", row[0])]
     assert documented == list(RESULT_FIELDS)
 
 
-def test_every_command_in_the_readme_exists(readme: str) -> None:
+def test_every_command_in_the_readme_and_the_docs_exists(readme: str, docs: dict[str, str]) -> None:
     commands = _subcommands(cli._parser())
     mentions = [
         match
-        for text in _code_text(readme)
-        for match in re.finditer(r"\bdriftwarden ([a-z][a-z-]*)(?: +([a-z][a-z|-]*))?", text)
+        for page in (readme, *docs.values())
+        for text in _code_text(page)
+        for match in re.finditer(
+            r"\bdriftwarden (?!driftwarden )([a-z][a-z-]*)(?: +([a-z][a-z|-]*))?", text
+        )
     ]
     assert len(mentions) > 20
     for match in mentions:
@@ -477,12 +498,23 @@ def test_every_command_in_the_readme_exists(readme: str) -> None:
                 assert name in actions, f"`driftwarden {command} {name}` is not a command"
 
 
-def test_every_command_is_in_the_commands_table(readme: str) -> None:
-    table = next(
-        body for header, body in _tables(_section(readme, "Quick start")) if header[0] == "command"
-    )
+def test_every_command_is_in_the_commands_table(docs: dict[str, str]) -> None:
+    page = docs["getting-started"]
+    table = next(body for header, body in _tables(page) if header[0] == "command")
     listed = " ".join(row[0] for row in table)
     for command, parser in _subcommands(cli._parser()).items():
         assert f"driftwarden {command}" in listed, command
         for action in _subcommands(parser):
             assert re.search(rf"driftwarden {command} [a-z|]*\b{action}\b", listed), action
+
+
+def test_the_readme_five_minute_configuration_is_valid(readme: str, tmp_path: Path) -> None:
+    """The README's model and Slack rule load, as ``deploy/driftwarden.yaml``'s ``models``
+    and ``alerts`` would in the compose stack."""
+    block = next(b for b in re.findall(r"```yaml\n(.*?)```", readme, re.S) if "models:" in b)
+    path = tmp_path / "driftwarden.yaml"
+    path.write_text(textwrap.dedent(block), encoding="utf-8")
+    environ = {"SLACK_WEBHOOK_URL": EXAMPLE_ENVIRON["SLACK_WEBHOOK_URL"]}
+    loaded = configuration.load(path, environ=environ)
+    assert loaded.models["credit-default"].window.size == timedelta(hours=1)
+    assert [rule.name for rule in loaded.alerts.rules] == ["feature-psi-high"]
