@@ -289,6 +289,12 @@ def _replay(args: argparse.Namespace) -> int:
         f"{len(outcome.dead_letters)} dead letters, {outcome.ignored} ignored; "
         f"written to {args.out}"
     )
+    channels = outcome.per_channel()
+    if channels:
+        sent = ", ".join(f"{name} {count}" for name, count in sorted(channels.items()))
+        print(f"notifications (alerts.jsonl): {sent}")
+    elif outcome.notifications:
+        print("notifications (alerts.jsonl): none sent, all suppressed or failed")
     return EXIT_OK
 
 

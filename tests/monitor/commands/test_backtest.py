@@ -3,17 +3,19 @@ been sent, with the evidence of that moment, by Alertmanager's timing rules."""
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 
 import orjson
 import polars as pl
+import pytest
 from support.alerts import SECRET
 from support.pipeline import HOUR, START
 
 from driftwarden.core.times import format_time, parse_time
 from driftwarden.monitor import config as configuration
-from driftwarden.monitor.commands import synthetic
+from driftwarden.monitor.commands import cli, synthetic
 from driftwarden.monitor.commands.replay import replay
 
 MINUTE = 60_000
@@ -88,11 +90,13 @@ def _expected() -> list[tuple[str, int, str, int]]:
 
 
 def test_notifications_appear_at_the_event_times_alertmanagers_rules_give(
-    tmp_path: Path, reference_file: Path
+    tmp_path: Path, reference_file: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    loaded = configuration.load(_config(tmp_path, reference_file))
+    config = _config(tmp_path, reference_file)
     out = tmp_path / "out"
-    outcome = replay(loaded, _stream(tmp_path / "predictions.jsonl"), out)
+    predictions = _stream(tmp_path / "predictions.jsonl")
+    argv = ["replay", "--config", str(config), "--predictions", str(predictions)]
+    assert cli.main([*argv, "--out", str(out)]) == 0
     lines = [orjson.loads(line) for line in (out / "alerts.jsonl").read_bytes().splitlines()]
     seen = []
     for line in lines:
@@ -107,7 +111,9 @@ def test_notifications_appear_at_the_event_times_alertmanagers_rules_give(
     assert [(c, format_time(t), s, format_time(e)) for c, t, s, e in seen] == shown
     assert [status for _, _, status, _ in expected] == ["firing"] * 4 + ["resolved"] * 2
     assert expected[-1][1] - expected[0][1] > timedelta(hours=10) // timedelta(milliseconds=1)
-    assert outcome.per_channel() == {"hook": 4, "retrain": 2}
+    # The command says how many notifications each channel would have received.
+    assert Counter(line["channel"] for line in lines) == {"hook": 4, "retrain": 2}
+    assert "notifications (alerts.jsonl): hook 4, retrain 2\n" in capsys.readouterr().out
     firing = next(line["payload"] for line in lines if line["channel"] == "retrain")
     assert firing["policy"]["cooldown"] == "1d" and firing["policy"]["checks"]["windows_held"] == 1
 
