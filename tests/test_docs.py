@@ -270,7 +270,7 @@ def test_every_configuration_key_is_in_the_reference_and_no_other(docs: dict[str
     invented = sorted(set(rows) - set(leaves) - sections)
     assert not missing, f"configuration keys missing from the configuration reference: {missing}"
     assert not invented, f"configuration reference keys the configuration does not have: {invented}"
-    assert "alerts" in rows and "docs/alerting.md" in rows["alerts"][3]
+    assert "alerts" in rows and "(alerting.md)" in rows["alerts"][3]
 
 
 def test_the_reference_states_every_default(docs: dict[str, str]) -> None:
