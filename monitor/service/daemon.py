@@ -570,7 +570,7 @@ class Daemon:
             with self._lock:
                 if not self._rewinding:
                     self._checkpoint()
-                self._assigned -= set(partitions)
+                self._give_up(set(partitions))
         except Exception as error:
             if not storage.transient(error):
                 self._fail(error)
@@ -584,6 +584,12 @@ class Daemon:
             extra={"event": "rebalance", "revoked": sorted(_names(partitions))},
         )
 
+    def _give_up(self, partitions: set[TopicPartition]) -> None:
+        """Partitions this instance no longer reads: their lag is another member's to export."""
+        for tp in partitions:
+            self.metrics.forget_partition(tp.topic, tp.partition)
+        self._assigned -= partitions
+
     def _ready(self, ready: bool, reason: str = "") -> None:
         """Readiness, as ``/readyz`` answers it and ``driftwarden_ready`` exports it."""
         self.health.set_ready(ready, reason)
@@ -594,8 +600,7 @@ class Daemon:
         assert self.runner is not None
         try:
             with self._lock:
-                for tp in self._assigned - set(partitions):
-                    self.metrics.forget_partition(tp.topic, tp.partition)
+                self._give_up(self._assigned - set(partitions))
                 self._assigned = set(partitions)
                 self.runner.reset()
                 self._publish_waiting(partitions)
