@@ -313,6 +313,17 @@ class ConceptDriftConfig(Section):
     params: dict[str, Any] | None = None
 
 
+class MultivariateDriftConfig(Section):
+    """PCA reconstruction error of whole rows against the reference (``multivariate_drift``).
+
+    ``sigmas`` widens the band of the reference's chunk-to-chunk spread of the
+    mean error that a window's mean error must leave to be flagged.
+    """
+
+    enabled: bool = False
+    sigmas: float = Field(default=4.0, gt=0.0, le=100.0)
+
+
 Task = Literal["binary_classification", "multiclass_classification", "regression"]
 
 
@@ -328,6 +339,7 @@ class ModelConfig(Section):
     performance: PerformanceConfig = Field(default_factory=PerformanceConfig)
     fairness: FairnessConfig = Field(default_factory=FairnessConfig)
     concept_drift: ConceptDriftConfig = Field(default_factory=ConceptDriftConfig)
+    multivariate_drift: MultivariateDriftConfig = Field(default_factory=MultivariateDriftConfig)
     detectors: dict[str, dict[str, Any]] | None = None
     silence_after: Duration | None = None
 
@@ -340,6 +352,8 @@ class ModelConfig(Section):
                 raise ValueError("decision_threshold applies only to binary_classification")
             if not 0.0 < self.decision_threshold < 1.0:
                 raise ValueError("decision_threshold must lie strictly between 0 and 1")
+        if self.multivariate_drift.enabled and len(self.features.names) < 2:
+            raise ValueError("multivariate_drift needs at least 2 features")
         clash = set(self.groups) & set(self.features.names)
         if clash:
             raise ValueError(f"groups are not model inputs; also listed as features: {clash}")

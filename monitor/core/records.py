@@ -28,6 +28,7 @@ KINDS = (
     "estimated_performance",
     "fairness",
     "concept_drift",
+    "multivariate_drift",
 )
 """The kinds of result record."""
 

@@ -1,5 +1,5 @@
-"""A closed window's data drift, prediction drift and data quality: one call per detector
-for all features."""
+"""A closed window's data drift, prediction drift, data quality and multivariate drift: one
+call per detector for all features."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import numpy as np
 
 from driftwarden.core.records import ResultRecord, WindowInfo
 from driftwarden.detectors import DataQuality
+from driftwarden.detectors.reconstruction import reconstruction_drift
 from driftwarden.detectors.result import DetectorResult, not_ok
 from driftwarden.monitor.config import ModelConfig
 from driftwarden.monitor.config.detectors import DetectorSet
@@ -21,7 +22,8 @@ def evaluate(
     config: ModelConfig,
     detectors: DetectorSet,
 ) -> list[ResultRecord]:
-    """All results of one window: data drift, prediction drift and data quality."""
+    """All results of one window: data drift, prediction drift, data quality and
+    multivariate drift."""
     enough = summary.n_events >= config.window.min_samples
     records: list[ResultRecord] = []
     if profile.numeric:
@@ -38,7 +40,30 @@ def evaluate(
             )
     records += _prediction_drift(profile, summary, window, detectors, enough)
     records += _quality(profile, summary, window, detectors.quality, enough)
+    records += _multivariate(profile, summary, window, config, enough)
     return records
+
+
+MULTIVARIATE_DETECTOR = "reconstruction_error"
+"""The detector name of ``multivariate_drift`` records."""
+
+
+def _multivariate(
+    profile: Profile,
+    summary: WindowSummary,
+    window: WindowInfo,
+    config: ModelConfig,
+    enough: bool,
+) -> list[ResultRecord]:
+    """The window's mean PCA reconstruction error against the reference's band."""
+    if profile.multivariate is None or summary.reconstruction is None:
+        return []
+    errors = summary.reconstruction
+    band = profile.multivariate.band(errors.count, config.multivariate_drift.sigmas)
+    result = reconstruction_drift(errors, band)
+    return [
+        ResultRecord.of(window, "multivariate_drift", MULTIVARIATE_DETECTOR, gate(result, enough))
+    ]
 
 
 def _quality(

@@ -34,6 +34,7 @@ from driftwarden.monitor.windows.archive import (
     pack,
     unpack,
 )
+from driftwarden.monitor.windows.multivariate import MultivariateProfile
 from driftwarden.monitor.windows.outcomes import OutcomeProfile, fit_outcomes
 from driftwarden.monitor.windows.vocabulary import (
     Vocabulary,
@@ -80,6 +81,7 @@ class Profile:
     prediction_vocabulary: Vocabulary | None
     prediction_categorical_reference: CategoricalSummary | None
     outcomes: OutcomeProfile = field(default_factory=OutcomeProfile)
+    multivariate: MultivariateProfile | None = None
 
     @cached_property
     def category_maps(self) -> tuple[dict[str, int], ...]:
@@ -114,6 +116,7 @@ class Profile:
             "vocabularies": [vocabulary_json(v) for v in self.vocabularies],
             "prediction_vocabulary": vocabulary_json(self.prediction_vocabulary),
             "outcomes": self.outcomes.to_json(),
+            "multivariate": None if self.multivariate is None else self.multivariate.to_json(),
         }
         arrays = {
             "edges": self.edges,
@@ -124,6 +127,8 @@ class Profile:
             **numeric_arrays("prediction", self.prediction_reference),
             **categorical_arrays("prediction_categorical", self.prediction_categorical_reference),
         }
+        if self.multivariate is not None:
+            arrays.update(self.multivariate.arrays())
         return pack(header, arrays)
 
     @classmethod
@@ -148,6 +153,7 @@ class Profile:
             prediction_vocabulary=vocabulary_from_json(header["prediction_vocabulary"]),
             prediction_categorical_reference=categorical_summary("prediction_categorical", arrays),
             outcomes=OutcomeProfile.from_json(header["outcomes"]),
+            multivariate=MultivariateProfile.restore(header.get("multivariate"), arrays),
         )
 
 
@@ -247,6 +253,8 @@ def reference_id(content: bytes, model: ModelConfig) -> str:
         "groups": model.groups,
         "profile": {**model.profile.model_dump(), "coarse_bins": _RETIRED_COARSE_BINS},
     }
+    if model.multivariate_drift.enabled:  # only then: ids of models without it stay as they were
+        spec["multivariate_drift"] = True
     digest = hashlib.sha256(content)
     digest.update(json.dumps(spec, sort_keys=True).encode())
     return digest.hexdigest()[:16]
@@ -279,12 +287,10 @@ def fit(name: str, model: ModelConfig, frame: pl.DataFrame, content: bytes) -> P
     vocabularies = tuple(fit_vocabulary(text, settings.max_categories) for text in texts)
     width = max((len(v.top) for v in vocabularies), default=0)
     text_frame = pl.DataFrame(texts) if texts else pl.DataFrame()
-    categorical_reference = CategoricalSummary.from_codes(
-        category_codes(
-            text_frame, list(categorical), tuple(v.mapping(width) for v in vocabularies), width
-        ),
-        width,
+    codes = category_codes(
+        text_frame, list(categorical), tuple(v.mapping(width) for v in vocabularies), width
     )
+    categorical_reference = CategoricalSummary.from_codes(codes, width)
     missing = np.array(
         [int(np.isnan(row).sum()) for row in numeric_columns]
         + [int(text.null_count()) for text in texts],
@@ -332,7 +338,27 @@ def fit(name: str, model: ModelConfig, frame: pl.DataFrame, content: bytes) -> P
         prediction_vocabulary=prediction_vocabulary,
         prediction_categorical_reference=prediction_categorical,
         outcomes=fit_outcomes(model, frame),
+        multivariate=_fit_multivariate(name, model, numeric_columns, codes),
     )
+
+
+def _fit_multivariate(
+    name: str, model: ModelConfig, numeric: np.ndarray, codes: np.ndarray
+) -> MultivariateProfile | None:
+    """The reconstruction model, when the model's ``multivariate_drift`` is enabled."""
+    if not model.multivariate_drift.enabled:
+        return None
+    if numeric.shape[1] < 4:
+        raise ProfileError(
+            f"{model.reference}: multivariate_drift of model {name!r} needs at least 4 "
+            f"reference rows (two chunks of two), got {numeric.shape[1]}"
+        )
+    try:
+        return MultivariateProfile.fit(numeric, codes)
+    except ValueError as exc:
+        raise ProfileError(
+            f"{model.reference}: multivariate_drift of model {name!r}: {exc}"
+        ) from None
 
 
 def numeric_matrix(frame: pl.DataFrame, columns: tuple[str, ...]) -> np.ndarray:

@@ -13,6 +13,7 @@ import polars as pl
 from driftwarden.detectors.cbpe import ScoreHistogram
 from driftwarden.detectors.fairness import FairnessSummary
 from driftwarden.detectors.histogram import CategoricalSummary, NumericSummary
+from driftwarden.detectors.reconstruction import ErrorSummary
 from driftwarden.monitor.windows.archive import (
     categorical_arrays,
     categorical_summary,
@@ -32,6 +33,8 @@ class WindowSummary:
     ``missing`` counts null or absent values per feature (numeric then
     categorical), ``type_errors`` values of the wrong type (also missing for
     the statistics). ``versions`` counts events per model version.
+    ``reconstruction`` holds the rows' PCA reconstruction errors when the
+    model's ``multivariate_drift`` is enabled.
     """
 
     reference_id: str
@@ -47,6 +50,7 @@ class WindowSummary:
     versions: dict[str, int] = field(default_factory=dict)
     scores: ScoreHistogram | None = None
     selection: tuple[FairnessSummary, ...] = ()
+    reconstruction: ErrorSummary | None = None
 
     @classmethod
     def empty(cls, profile: Profile) -> WindowSummary:
@@ -78,6 +82,11 @@ class WindowSummary:
                 if profile.task == "binary_classification"
                 else ()
             ),
+            reconstruction=(
+                None
+                if profile.multivariate is None
+                else ErrorSummary.empty(profile.multivariate.edges)
+            ),
         )
 
     def merge(self, other: WindowSummary) -> WindowSummary:
@@ -104,6 +113,7 @@ class WindowSummary:
             selection=tuple(
                 a.merge(b) for a, b in zip(self.selection, other.selection, strict=True)
             ),
+            reconstruction=_merge(self.reconstruction, other.reconstruction),
         )
 
     @property
@@ -133,12 +143,27 @@ class WindowSummary:
         }
         if self.scores is not None:
             arrays["scores"] = self.scores.counts
+        if self.reconstruction is not None:
+            header["reconstruction"] = {
+                "count": self.reconstruction.count,
+                "total": self.reconstruction.total,
+                "total_sq": self.reconstruction.total_sq,
+            }
+            arrays["reconstruction.edges"] = self.reconstruction.edges
+            arrays["reconstruction.counts"] = self.reconstruction.counts
         return pack(header, arrays)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> WindowSummary:
         """Restore a summary written by ``to_bytes``."""
         header, arrays = unpack(data)
+        reconstruction = None
+        if "reconstruction" in header:
+            reconstruction = ErrorSummary(
+                edges=arrays["reconstruction.edges"],
+                counts=arrays["reconstruction.counts"],
+                **header["reconstruction"],
+            )
         return cls(
             reference_id=header["reference_id"],
             n_events=header["n_events"],
@@ -153,6 +178,7 @@ class WindowSummary:
             versions=header["versions"],
             scores=ScoreHistogram(arrays["scores"]) if "scores" in arrays else None,
             selection=tuple(FairnessSummary.from_state(f) for f in header["selection"]),
+            reconstruction=reconstruction,
         )
 
 
@@ -198,6 +224,9 @@ def summarize(profile: Profile, frame: pl.DataFrame) -> WindowSummary:
             frame, ["prediction"], (profile.prediction_map,), prediction_width
         )
         prediction_categorical = CategoricalSummary.from_codes(prediction_codes, prediction_width)
+    reconstruction = None
+    if profile.multivariate is not None:
+        reconstruction = profile.multivariate.fold(numeric, codes)
     versions = frame["model_version"].drop_nulls().value_counts()
     return WindowSummary(
         reference_id=profile.reference_id,
@@ -215,6 +244,7 @@ def summarize(profile: Profile, frame: pl.DataFrame) -> WindowSummary:
         versions={version: int(count) for version, count in versions.iter_rows()},
         scores=scores,
         selection=selection,
+        reconstruction=reconstruction,
     )
 
 
@@ -224,7 +254,7 @@ def _matrix(frame: pl.DataFrame, columns: list[str]) -> np.ndarray:
     return frame.select(columns).to_numpy().T.astype(np.float64, copy=False)
 
 
-Summary = TypeVar("Summary", NumericSummary, CategoricalSummary, ScoreHistogram)
+Summary = TypeVar("Summary", NumericSummary, CategoricalSummary, ScoreHistogram, ErrorSummary)
 
 
 def _merge(first: Summary | None, second: Summary | None) -> Summary | None:
