@@ -70,6 +70,25 @@ class Metrics:
             ["model", "feature", "metric"],
             registry=registry,
         )
+        self.reconstruction_error = Gauge(
+            "driftwarden_reconstruction_error",
+            "Mean PCA reconstruction error of the last closed window (multivariate drift; "
+            "NaN when not computed).",
+            ["model"],
+            registry=registry,
+        )
+        self.reconstruction_threshold = Gauge(
+            "driftwarden_reconstruction_error_threshold",
+            "Edge of the reference band the mean reconstruction error was compared with.",
+            ["model", "direction"],
+            registry=registry,
+        )
+        self.multivariate_drift = Gauge(
+            "driftwarden_multivariate_drift",
+            "1 when the last closed window's mean reconstruction error left the reference band.",
+            ["model"],
+            registry=registry,
+        )
         self.window_end = Gauge(
             "driftwarden_window_end_timestamp_seconds",
             "End of the last closed window (event time).",
@@ -266,6 +285,14 @@ class Metrics:
                 self.detector_drift.labels(*labels).set(1.0 if record.drift else 0.0)
             elif record.kind == "data_quality" and record.feature and record.metric:
                 self.data_quality.labels(record.model, record.feature, record.metric).set(value)
+            elif record.kind == "multivariate_drift":
+                self.reconstruction_error.labels(record.model).set(value)
+                self.reconstruction_threshold.remove_by_labels({"model": record.model})
+                if record.threshold is not None:
+                    self.reconstruction_threshold.labels(record.model, record.direction).set(
+                        record.threshold
+                    )
+                self.multivariate_drift.labels(record.model).set(1.0 if record.drift else 0.0)
 
     def label_join(self, model: str, report: LabelReport) -> None:
         """Publish what a batch did to a model's label join."""

@@ -27,6 +27,7 @@ SINK = ROOT / "deploy" / "alert_sink.py"
 MODEL_ALERTS = {
     "DriftwardenFeatureDrift",
     "DriftwardenPredictionDrift",
+    "DriftwardenMultivariateDrift",
     "DriftwardenPerformanceDrop",
 }
 

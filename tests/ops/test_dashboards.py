@@ -27,7 +27,7 @@ UIDS = {"fleet": "driftwarden-fleet", "model": "driftwarden-model", "daemon": "d
 
 # The metric labels docs/metrics.md allows, plus what Prometheus adds or histograms carry.
 LABELS = {"model", "detector", "feature", "metric", "kind", "attribute", "topic", "partition"}
-LABELS |= {"reason", "channel", "outcome", "severity", "state", "rule"}
+LABELS |= {"reason", "channel", "outcome", "severity", "state", "rule", "direction"}
 LABELS |= {"version", "python_version"}  # driftwarden_build_info
 LABELS |= {"le", "job", "instance", "__name__"}
 
@@ -62,6 +62,9 @@ GAUGES = {
     "driftwarden_outbox_oldest_pending_seconds",
     "driftwarden_retention_last_success_timestamp_seconds",
     "driftwarden_build_info",
+    "driftwarden_reconstruction_error",
+    "driftwarden_reconstruction_error_threshold",
+    "driftwarden_multivariate_drift",
 }
 HISTOGRAMS = {
     "driftwarden_window_close_duration_seconds",

@@ -8,14 +8,18 @@ import numpy as np
 import orjson
 import polars as pl
 import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 from sklearn.decomposition import PCA
 from sklearn.preprocessing import StandardScaler
 from support.pipeline import HOUR, START
 
+from driftwarden.core.records import WindowInfo
 from driftwarden.monitor import config as configuration
 from driftwarden.monitor.commands.replay import replay
 from driftwarden.monitor.ingest.decoding import decoder
 from driftwarden.monitor.ingest.messages import Messages
+from driftwarden.monitor.service.metrics import Metrics
 from driftwarden.monitor.windows.profile import Profile, fit, read_reference
 from driftwarden.monitor.windows.summary import WindowSummary, summarize
 
@@ -102,6 +106,39 @@ def test_a_correlation_flip_is_flagged_from_the_first_window_after_it_and_by_not
     flagged = [r for r in records if r["kind"] in ("data_drift", "prediction_drift") and r["drift"]]
     assert flagged == [], "a per-feature statistic saw the flip"
     assert {r["feature"] for r in kinds(records, "data_drift")} == {"x1", "x2", "x3", "segment"}
+
+
+def test_the_gauges_carry_the_last_windows_error_band_and_decision(tmp_path: Path) -> None:
+    rng = np.random.default_rng(7)
+    rho = np.where(np.arange(4000) < 2000, 0.8, -0.8)
+    loaded = write_case(tmp_path, rows(4000, rho, rng), "{kind: count, size: 1000}", seed=8)
+    outcome = replay(loaded, tmp_path / "predictions.jsonl", tmp_path / "out")
+    by_window = sorted(
+        (r for r in outcome.results.values() if r.kind == "multivariate_drift"),
+        key=lambda r: r.window_index,
+    )
+    registry = CollectorRegistry()
+    metrics = Metrics(registry, [MODEL])
+    samples = []
+    for record in by_window[1:3]:  # the last window before the flip, then the first after it
+        window = WindowInfo(MODEL, None, record.reference_id, record.window_index, 0, 1)
+        metrics.window_closed(window, [record])
+        samples.append(
+            {
+                (s.name, s.labels.get("direction")): s.value
+                for family in text_string_to_metric_families(generate_latest(registry).decode())
+                for s in family.samples
+                if s.labels.get("model") == MODEL
+            }
+        )
+    before, after = samples
+    for record, seen in zip(by_window[1:3], samples, strict=True):
+        assert seen[("driftwarden_reconstruction_error", None)] == pytest.approx(record.value)
+        assert seen[("driftwarden_reconstruction_error_threshold", "above")] == pytest.approx(
+            record.threshold
+        )
+    assert before[("driftwarden_multivariate_drift", None)] == 0.0
+    assert after[("driftwarden_multivariate_drift", None)] == 1.0
 
 
 def test_a_stationary_correlated_stream_raises_no_alarm_in_100_windows(tmp_path: Path) -> None:
