@@ -35,6 +35,7 @@ from driftwarden.detectors.wasserstein import Wasserstein
 # --- model quality: concept drift, performance, estimated performance, fairness ---------
 from driftwarden.detectors.adwin import ADWIN
 from driftwarden.detectors.cbpe import CBPE, CBPE_METRICS, ScoreHistogram
+from driftwarden.detectors.cusum import CUSUM
 from driftwarden.detectors.ddm import DDM
 from driftwarden.detectors.eddm import EDDM
 from driftwarden.detectors.fairness import (
@@ -49,6 +50,7 @@ from driftwarden.detectors.fairness import (
 )
 from driftwarden.detectors.hddm_a import HDDMA
 from driftwarden.detectors.intervals import wilson_interval
+from driftwarden.detectors.loss_cusum import LossCUSUM
 from driftwarden.detectors.metric_results import METRIC_DIRECTIONS
 from driftwarden.detectors.page_hinkley import PageHinkley
 from driftwarden.detectors.performance_binary import (
@@ -154,9 +156,11 @@ __all__ += [  # data drift and data quality
 # --- model quality (continued): name mappings and defaults ------------------------------
 CONCEPT_DRIFT_DETECTORS: dict[str, type[StreamDetector]] = {
     "adwin": ADWIN,
+    "cusum": CUSUM,
     "ddm": DDM,
     "eddm": EDDM,
     "hddm_a": HDDMA,
+    "loss_cusum": LossCUSUM,
     "page_hinkley": PageHinkley,
     "proportion_test": ProportionTest,
 }
@@ -165,8 +169,16 @@ CONCEPT_DRIFT_DETECTORS: dict[str, type[StreamDetector]] = {
 Each takes its hyperparameters as keyword arguments, reads a stream of error
 bits (or losses: ADWIN, Page-Hinkley; values in [0, 1]: HDDM-A) through
 ``update(values) -> Detections``, and saves and restores its state with
-``state_dict()`` / ``from_state()``.
+``state_dict()`` / ``from_state()``. ``cusum`` (error bits) and ``loss_cusum``
+(losses) are calibrated on the reference: they also take its error rate
+(``reference_rate``) or its loss quantiles (``reference_quantiles``).
 """
+
+CALIBRATED_CONCEPT_DRIFT: dict[str, str] = {
+    "cusum": "reference_rate",
+    "loss_cusum": "reference_quantiles",
+}
+"""Concept-drift detectors calibrated on the reference, and the setting they take from it."""
 
 DEFAULT_CONCEPT_DRIFT: dict[str, dict[str, float]] = {"adwin": {"delta": 0.00002}}
 """The default concept-drift detector on the error bits of labelled predictions.
@@ -189,9 +201,11 @@ PERFORMANCE_METRICS: dict[str, tuple[str, ...]] = {
 __all__ += [  # model quality
     "ADWIN",
     "BINARY_METRICS",
+    "CALIBRATED_CONCEPT_DRIFT",
     "CBPE",
     "CBPE_METRICS",
     "CONCEPT_DRIFT_DETECTORS",
+    "CUSUM",
     "DDM",
     "DEFAULT_CONCEPT_DRIFT",
     "DEFAULT_FAIRNESS_THRESHOLDS",
@@ -209,6 +223,7 @@ __all__ += [  # model quality
     "Detections",
     "FairnessSummary",
     "GroupStats",
+    "LossCUSUM",
     "MulticlassPerformanceSummary",
     "PageHinkley",
     "ProportionTest",

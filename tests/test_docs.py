@@ -337,6 +337,9 @@ def test_detector_tables_give_every_parameter_with_its_default(
         }
         assert set(stated) == set(parameters), f"{name}: README {stated}, code {parameters}"
         for parameter, default in parameters.items():
+            if default is inspect.Parameter.empty:  # calibrated detectors: set by the daemon
+                assert stated[parameter] == "from the reference", f"{name}.{parameter}"
+                continue
             assert _same(stated[parameter], default), (
                 f"{name}.{parameter}: README {stated[parameter]}, code {default!r}"
             )

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from driftwarden.detectors import (
+    CALIBRATED_CONCEPT_DRIFT,
     CONCEPT_DRIFT_DETECTORS,
     DATA_DRIFT_DETECTORS,
     DATA_QUALITY_DETECTORS,
@@ -23,6 +24,7 @@ from driftwarden.detectors import (
     DataQuality,
     StreamDetector,
 )
+from driftwarden.detectors.loss_cusum import DEFAULT_KNOTS
 from driftwarden.monitor.config.sections import ConceptDriftConfig, ModelConfig
 from driftwarden.monitor.errors import ConfigError
 
@@ -98,24 +100,55 @@ def check_quality_settings(model: ModelConfig, path: str) -> None:
                 f"unknown fairness metric (known: {', '.join(FAIRNESS_METRICS)})",
                 f"{path}.fairness.thresholds.{metric}",
             )
-    detector = build_concept_detector(model.concept_drift, f"{path}.concept_drift")
+    detector = build_concept_detector(
+        model.concept_drift, f"{path}.concept_drift", STAND_IN_REFERENCE
+    )
     if model.task == "regression" and detector.reads != "real":
         raise ConfigError(
             f"{detector.name} reads error bits; a regression model's error stream is its "
-            "absolute errors (use adwin or page_hinkley)",
+            "absolute errors (use adwin, page_hinkley or loss_cusum)",
+            f"{path}.concept_drift.detector",
+        )
+    if model.task != "regression" and detector.name == "loss_cusum":
+        raise ConfigError(
+            "loss_cusum reads losses; a classifier's error stream is its error bits (use cusum)",
             f"{path}.concept_drift.detector",
         )
 
 
-def build_concept_detector(config: ConceptDriftConfig, path: str) -> StreamDetector:
-    """The streaming detector a model's error stream runs through."""
+def build_concept_detector(
+    config: ConceptDriftConfig, path: str, reference: Mapping[str, Any]
+) -> StreamDetector:
+    """The streaming detector a model's error stream runs through.
+
+    ``reference`` is what the reference's labelled rows say (``OutcomeProfile.error_reference``):
+    a calibrated detector (``cusum``, ``loss_cusum``) takes its ``reference_rate`` or
+    ``reference_quantiles`` from it unless its params set them.
+    """
     cls = CONCEPT_DRIFT_DETECTORS.get(config.detector)
     if cls is None:
         known = ", ".join(sorted(CONCEPT_DRIFT_DETECTORS))
         raise ConfigError(f"unknown detector (known: {known})", f"{path}.detector")
-    params = (
+    params = dict(
         config.params
         if config.params is not None
         else DEFAULT_CONCEPT_DRIFT.get(config.detector, {})
     )
+    setting = CALIBRATED_CONCEPT_DRIFT.get(config.detector)
+    if setting is not None and setting not in params:
+        if setting not in reference:
+            raise ConfigError(
+                f"{config.detector} is calibrated on the reference's errors: the reference "
+                f"needs a label column with labelled rows (at least {DEFAULT_KNOTS} for "
+                f"loss_cusum), or set params.{setting}",
+                f"{path}.detector",
+            )
+        params[setting] = reference[setting]
     return _construct(cls, params, f"{path}.params")
+
+
+STAND_IN_REFERENCE: dict[str, Any] = {
+    "reference_rate": 0.1,
+    "reference_quantiles": [float(i) for i in range(DEFAULT_KNOTS)],
+}
+"""A reference to check a calibrated detector's other settings before any profile exists."""

@@ -29,7 +29,7 @@ from driftwarden.monitor.config import ModelConfig
 from driftwarden.monitor.ingest.decoding import DecodedBatch
 from driftwarden.monitor.labels.waiting import WaitingPredictions
 from driftwarden.monitor.storage.join_store import JoinStore
-from driftwarden.monitor.windows.outcomes import LabelSummary
+from driftwarden.monitor.windows.outcomes import LabelSummary, error_stream
 from driftwarden.monitor.windows.profile import Profile
 
 _END_OF_TIME = 2**63 - 1
@@ -238,17 +238,13 @@ class ModelLabels:
         """Feed joined rows, in arrival order, to the concept-drift detector."""
         if rows.height == 0:
             return
-        task = self.profile.task
-        if task == "binary_classification":
-            predicted = (
-                rows["prediction"].cast(pl.Float64) >= self.profile.outcomes.decision_threshold
-            )
-            errors = (predicted != (rows["label"].cast(pl.Float64) >= 0.5)).cast(pl.Float64)
-        elif task == "multiclass_classification":
-            errors = (rows["prediction"] != rows["label"]).cast(pl.Float64)
-        else:
-            errors = (rows["prediction"].cast(pl.Float64) - rows["label"].cast(pl.Float64)).abs()
-        detections = self.detector.update(errors.to_numpy())
+        errors = error_stream(
+            self.profile.task,
+            self.profile.outcomes.decision_threshold,
+            rows["prediction"],
+            rows["label"],
+        )
+        detections = self.detector.update(errors)
         times = rows["ts"].to_list()
         panes = rows["pane"].to_list()
         for position in detections.drifts.tolist():

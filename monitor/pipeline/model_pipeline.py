@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import polars as pl
 from sqlalchemy import Connection
 
 from driftwarden.core.records import DeadLetter, EventKind, Origin, ResultRecord, WindowInfo
 from driftwarden.core.times import duration_ms, format_time
 from driftwarden.detectors.result import DetectorResult
+from driftwarden.detectors.stream import StreamDetector
 from driftwarden.monitor import windows
 from driftwarden.monitor.config import ModelConfig
 from driftwarden.monitor.config.detectors import build_concept_detector, build_detectors
@@ -59,9 +62,11 @@ class ModelPipeline:
         self.labels: ModelLabels | None = None
         if self.join is not None and self.config.labels.enabled:
             path = f"models.{self.name}.concept_drift"
-            detector = build_concept_detector(self.config.concept_drift, path)
+            detector = build_concept_detector(
+                self.config.concept_drift, path, self.profile.outcomes.error_reference
+            )
             concept = extra.get("concept")
-            if concept is not None:
+            if concept is not None and _same_settings(detector, concept["detector"]):
                 detector = type(detector).from_state(concept["detector"])
             position = 0 if concept is None else concept["position"]
             self.labels = ModelLabels(
@@ -305,6 +310,15 @@ class ModelPipeline:
         return ModelSnapshot(
             self.profile.reference_id, self.windows.to_bytes(extra), topic, partition
         )
+
+
+def _same_settings(detector: StreamDetector, state: dict[str, Any]) -> bool:
+    """Whether a saved detector state is of ``detector``'s kind and settings: a changed
+    detector, setting or (for calibrated ones) reference starts the stream's detector afresh."""
+    return (
+        state.get("detector") == detector.name
+        and state.get("params") == (detector.state_dict()["params"])
+    )
 
 
 def reject_future(

@@ -12,6 +12,7 @@ import polars as pl
 
 from driftwarden.detectors.cbpe import CBPE
 from driftwarden.detectors.fairness import FairnessSummary
+from driftwarden.detectors.loss_cusum import DEFAULT_KNOTS
 from driftwarden.detectors.performance_binary import BinaryPerformanceSummary, binary_performance
 from driftwarden.detectors.performance_multiclass import (
     MulticlassPerformanceSummary,
@@ -45,6 +46,10 @@ class OutcomeProfile:
     reference_performance: dict[str, float] = field(default_factory=dict)
     cbpe: dict[str, Any] | None = None
     label_shift: float = 0.0
+    error_reference: dict[str, Any] = field(default_factory=dict)
+    """What calibrated concept-drift detectors take from the reference's labelled rows:
+    ``reference_rate`` (classifiers: the error rate) and ``reference_quantiles``
+    (regression: ``loss_cusum``'s 256 quantiles of the absolute errors, from 256 rows on)."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -54,6 +59,7 @@ class OutcomeProfile:
             "reference_performance": self.reference_performance,
             "cbpe": self.cbpe,
             "label_shift": self.label_shift,
+            "error_reference": self.error_reference,
         }
 
     @classmethod
@@ -65,6 +71,7 @@ class OutcomeProfile:
             reference_performance=data["reference_performance"],
             cbpe=data["cbpe"],
             label_shift=data["label_shift"],
+            error_reference=data.get("error_reference", {}),
         )
 
 
@@ -97,7 +104,13 @@ def reference_outcomes(
     label_shift = 0.0
     if model.task == "regression":
         label_shift = float(rows["label"].cast(pl.Float64).mean())
-    outcomes = replace(outcomes, label_shift=label_shift)
+    outcomes = replace(
+        outcomes,
+        label_shift=label_shift,
+        error_reference=error_reference(
+            model.task, outcomes.decision_threshold, rows["prediction"], rows["label"]
+        ),
+    )
     performance = performance_summary(outcomes, model.task, rows["prediction"], rows["label"])
     results = task_performance(model.task, performance, {}, min_labeled=1)
     reference = {name: r.value for name, r in results.items() if r.value is not None}
@@ -111,6 +124,36 @@ def reference_outcomes(
         )
         cbpe = estimator.state_dict()
     return replace(outcomes, reference_performance=reference, cbpe=cbpe)
+
+
+def error_stream(
+    task: str, decision_threshold: float, prediction: pl.Series, label: pl.Series
+) -> np.ndarray:
+    """The concept-drift stream of labelled rows: error bits of classifiers (``prediction``
+    on the wrong side of the threshold, or the wrong class), absolute errors of regressors."""
+    if task == "binary_classification":
+        predicted = prediction.cast(pl.Float64) >= decision_threshold
+        errors = (predicted != (label.cast(pl.Float64) >= 0.5)).cast(pl.Float64)
+    elif task == "multiclass_classification":
+        errors = (prediction != label).cast(pl.Float64)
+    else:
+        errors = (prediction.cast(pl.Float64) - label.cast(pl.Float64)).abs()
+    return errors.to_numpy()
+
+
+def error_reference(
+    task: str, decision_threshold: float, prediction: pl.Series, label: pl.Series
+) -> dict[str, Any]:
+    """The reference's error rate, or its loss quantiles (see ``OutcomeProfile``)."""
+    if task == "multiclass_classification":  # classes compare as text, as the reference's
+        prediction, label = category_texts(prediction), category_texts(label)
+    errors = error_stream(task, decision_threshold, prediction, label)
+    if task != "regression":
+        return {"reference_rate": float(errors.mean())}
+    if errors.size < DEFAULT_KNOTS:
+        return {}
+    levels = (np.arange(DEFAULT_KNOTS) + 0.5) / DEFAULT_KNOTS
+    return {"reference_quantiles": np.quantile(errors, levels).tolist()}
 
 
 PerformanceSummary = (

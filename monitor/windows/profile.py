@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from driftwarden.detectors import CALIBRATED_CONCEPT_DRIFT
 from driftwarden.detectors.histogram import (
     CategoricalSummary,
     NumericSummary,
@@ -255,6 +256,8 @@ def reference_id(content: bytes, model: ModelConfig) -> str:
     }
     if model.multivariate_drift.enabled:  # only then: ids of models without it stay as they were
         spec["multivariate_drift"] = True
+    if model.concept_drift.detector in CALIBRATED_CONCEPT_DRIFT:  # profiles stored before
+        spec["calibrated_concept_drift"] = True  # the reference's error rate was kept refit
     digest = hashlib.sha256(content)
     digest.update(json.dumps(spec, sort_keys=True).encode())
     return digest.hexdigest()[:16]

@@ -101,6 +101,28 @@ def test_relative_reference_paths_resolve_beside_the_file(tmp_path: Path) -> Non
             + "    concept_drift: {detector: ddm}\n",
             "models.credit-default.concept_drift.detector: ddm reads error bits",
         ),
+        (
+            MINIMAL.replace("binary_classification", "regression")
+            + "    concept_drift: {detector: cusum}\n",
+            "models.credit-default.concept_drift.detector: cusum reads error bits",
+        ),
+        (
+            MINIMAL + "    concept_drift: {detector: loss_cusum}\n",
+            "models.credit-default.concept_drift.detector: loss_cusum reads losses",
+        ),
+        (
+            MINIMAL + "    concept_drift: {detector: cusum, params: {odds_ratio: 0.5}}\n",
+            "models.credit-default.concept_drift.params: odds_ratio must be",
+        ),
+        (
+            MINIMAL.replace("{numeric: [age, income], categorical: [region]}", "{numeric: [age]}")
+            + "    multivariate_drift: {enabled: true}\n",
+            "multivariate_drift needs at least 2 features",
+        ),
+        (
+            MINIMAL + "    multivariate_drift: {sigmas: 0}\n",
+            "models.credit-default.multivariate_drift.sigmas",
+        ),
         ("models: {}\n", "models: at least one model is required"),
         ("kafka: {}\n", "models: required key is missing"),
         ("models: [unclosed\n", "invalid YAML at line"),

@@ -23,7 +23,9 @@ from support.pipeline import HOUR, START
 from driftwarden.monitor import config as configuration
 from driftwarden.monitor.commands import synthetic
 from driftwarden.monitor.commands.replay import replay
+from driftwarden.monitor.config.detectors import build_concept_detector
 from driftwarden.monitor.storage.join_store import JoinStore
+from driftwarden.monitor.windows.profile import fit, read_reference
 
 TTL = "2h"
 
@@ -288,3 +290,31 @@ def test_labels_of_a_model_without_the_join_are_counted_as_ignored(
     )
     assert outcome.ignored == day["labels"].height
     assert outcome.events == 12_000
+
+
+def test_the_calibrated_cusum_finds_the_change_and_only_after_it(
+    tmp_path: Path, reference_file: Path, day: dict
+) -> None:
+    loaded = write_config(tmp_path, reference_file)
+    model = loaded.models[synthetic.MODEL]
+    calibrated = model.model_copy(
+        update={"concept_drift": model.concept_drift.model_copy(update={"detector": "cusum"})}
+    )
+    loaded = loaded.model_copy(update={"models": {synthetic.MODEL: calibrated}})
+    replay(loaded, day["predictions"], tmp_path / "out", labels=day["label_file"])
+    detections = [r for r in read_results(tmp_path / "out") if r["kind"] == "concept_drift"]
+    assert detections, "the change of outcomes at hour 4 was not detected"
+    assert all(r["detected_at"] >= "2026-11-26T04:00:00.000Z" for r in detections)
+    assert all(r["detector"] == "cusum" and r["drift"] for r in detections)
+
+
+def test_the_cusum_is_calibrated_on_the_reference_error_rate(reference_file: Path) -> None:
+    text = synthetic.config_yaml(str(reference_file), "sqlite://")
+    loaded = configuration.parse(text + "    concept_drift: {detector: cusum}\n", environ={})
+    model = loaded.models[synthetic.MODEL]
+    frame, content = read_reference(model.reference)
+    profile = fit(synthetic.MODEL, model, frame, content)
+    detector = build_concept_detector(model.concept_drift, "x", profile.outcomes.error_reference)
+    expected = 1.0 - accuracy_score(frame["label"], frame["prediction"] >= 0.5)
+    assert detector.name == "cusum"
+    assert detector.reference_rate == pytest.approx(expected, abs=1e-12)
