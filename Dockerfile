@@ -31,7 +31,10 @@ RUN groupadd --system --gid 10001 driftwarden \
  && mkdir -p /etc/driftwarden /var/lib/driftwarden/reference \
  && chown -R driftwarden:driftwarden /var/lib/driftwarden
 COPY --from=build /opt/driftwarden /opt/driftwarden
+# One BLAS thread: the daemon's matrix products (multivariate drift) are small per batch, and
+# OpenBLAS's extra threads spent 3x the CPU on them for no gain (bench/reconstruction_fold.py).
 ENV PATH=/opt/driftwarden/bin:$PATH \
+    OPENBLAS_NUM_THREADS=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     DRIFTWARDEN_LIVEZ_URL=http://127.0.0.1:9108/livez

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -83,8 +84,12 @@ class ReconstructionModel:
     categories of equal frequency, the price of NannyML's compact encoding.
 
     The axes come from ``numpy.linalg.svd`` of the centred standardized
-    reference, as scikit-learn's full solver does; the errors of all rows come
-    from one matrix product.
+    reference, as scikit-learn's full solver does. The errors of all rows come
+    from one matrix product: the residual of a row is its projection on the
+    axes *not* kept (an orthonormal basis :math:`V` of the complement), so the
+    error is :math:`\lVert V (z - \mu) \rVert_2`; standardization is folded
+    into :math:`V` and an offset, so the raw columns are multiplied directly,
+    without building the standardized rows.
 
     References
     ----------
@@ -209,12 +214,27 @@ class ReconstructionModel:
                 f"expected {self.n_features[0]} numeric and {self.n_features[1]} categorical "
                 f"features, got {num.shape[0]} and {cat.shape[0]}"
             )
-        encoded = _encode(num, cat, self.numeric_fill, self.code_fill, self.frequencies)
-        encoded -= self.center
-        encoded /= self.scale
-        encoded -= self.pca_mean
-        residual = encoded - (encoded @ self.components.T) @ self.components
-        return np.sqrt(np.einsum("ij,ij->i", residual, residual))
+        if np.isnan(num).any():
+            num = np.where(np.isnan(num), self.numeric_fill[:, None], num)
+        weights, offset = self._residual_map
+        n_numeric = num.shape[0]
+        residual = weights[:, :n_numeric] @ num
+        if cat.shape[0]:
+            residual += weights[:, n_numeric:] @ _frequency_codes(
+                cat, self.code_fill, self.frequencies
+            )
+        residual -= offset[:, None]
+        return np.sqrt(np.einsum("ij,ij->j", residual, residual))
+
+    @cached_property
+    def _residual_map(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(W, o)`` with ``W @ row - o`` the residual of a raw encoded row, in the basis of
+        the axes not kept (their norms are equal: the basis is orthonormal)."""
+        _, _, axes = np.linalg.svd(self.components, full_matrices=True)
+        complement = axes[self.components.shape[0] :]
+        weights = complement / self.scale
+        offset = complement @ (self.center / self.scale + self.pca_mean)
+        return weights, offset
 
     def to_state(self) -> dict[str, Any]:
         """Plain JSON data (lists of floats and ints)."""
@@ -270,13 +290,20 @@ def _encode(
     if missing.any():
         numeric[missing] = np.broadcast_to(numeric_fill, numeric.shape)[missing]
     if cat.shape[0]:
-        filled = np.where(cat < 0, code_fill[:, None], cat)
-        width = frequencies.shape[1]
-        seen = filled < width
-        rows = np.arange(cat.shape[0])[:, None]
-        encoded = np.where(seen, frequencies[rows, np.minimum(filled, width - 1)], 0.0)
-        out[:, num.shape[0] :] = encoded.T
+        out[:, num.shape[0] :] = _frequency_codes(cat, code_fill, frequencies).T
     return out
+
+
+def _frequency_codes(cat: np.ndarray, code_fill: np.ndarray, frequencies: np.ndarray) -> np.ndarray:
+    """Codes ``(C, n)`` as their reference frequencies (missing: the most frequent code's;
+    unseen: 0)."""
+    n_features, width = frequencies.shape
+    table = np.zeros((n_features, width + 1))  # the last column: unseen codes
+    table[:, :width] = frequencies
+    index = np.where(cat < 0, code_fill[:, None], cat)
+    np.minimum(index, width, out=index)
+    index += (np.arange(n_features) * (width + 1))[:, None]
+    return table.ravel().take(index)
 
 
 @dataclass(frozen=True)
