@@ -68,7 +68,7 @@ def performance(url: str) -> dict[tuple[int, str], object]:
         return {
             (r.window_index, r.metric): r
             for r in storage.Store(engine).results()
-            if r.kind in ("performance", "concept_drift")
+            if r.kind in ("performance", "concept_drift", "multivariate_drift")
         }
     finally:
         engine.dispose()
@@ -114,14 +114,24 @@ def test_labels_with_random_delays_give_scikit_learn_performance_per_window(
         assert abs(auc.value - roc_auc_score(y, p)) <= auc.error_bound + 1e-12
 
 
+CALIBRATED = "    concept_drift: {detector: cusum}\n    multivariate_drift: {enabled: true}\n"
+
+
+@pytest.mark.parametrize("settings", ["", CALIBRATED], ids=["adwin", "cusum-and-multivariate"])
 def test_sigkill_while_predictions_wait_then_every_label_joins_as_in_an_uninterrupted_run(
-    tmp_path, broker, reference_file
+    tmp_path, broker, reference_file, settings: str
 ) -> None:
     events, labels = streams(seed=32)
     key = synthetic.MODEL.encode()
     whole_url = f"sqlite:///{tmp_path / 'whole.db'}"
     killed_url = f"sqlite:///{tmp_path / 'killed.db'}"
     whole, predictions, label_topic = setup(tmp_path, whole_url, reference_file, broker)
+    if settings:  # the calibrated CUSUM's state and the reconstruction errors survive too
+        whole.write_text(
+            whole.read_text().replace(
+                "    window: {kind: time", settings + "    window: {kind: time", 1
+            )
+        )
     killed = tmp_path / "killed.yaml"
     killed.write_text(
         whole.read_text()
@@ -153,6 +163,13 @@ def test_sigkill_while_predictions_wait_then_every_label_joins_as_in_an_uninterr
     restarted, uninterrupted = performance(killed_url), performance(whole_url)
     assert sorted(set(restarted) ^ set(uninterrupted)) == []
     assert any(metric.startswith("position_") for _, metric in uninterrupted)
+    assert all(
+        record.detector == ("cusum" if settings else "adwin")
+        for record in uninterrupted.values()
+        if record.kind == "concept_drift"
+    )
+    multivariate = [r for r in uninterrupted.values() if r.kind == "multivariate_drift"]
+    assert len(multivariate) == (WINDOWS if settings else 0)
     for key_, record in uninterrupted.items():
         mine = restarted[key_]
         assert (mine.n_labeled, mine.status, mine.detected_at) == (
