@@ -18,12 +18,14 @@ from fairlearn.metrics import (
     true_positive_rate,
 )
 from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score, roc_auc_score
-from support.pipeline import HOUR, START
+from support.pipeline import HOUR, START, make_config
 
 from driftwarden.monitor import config as configuration
 from driftwarden.monitor.commands import synthetic
 from driftwarden.monitor.commands.replay import replay
+from driftwarden.monitor.config import ConceptDriftConfig
 from driftwarden.monitor.config.detectors import build_concept_detector
+from driftwarden.monitor.pipeline.model_pipeline import ModelPipeline
 from driftwarden.monitor.storage.join_store import JoinStore
 from driftwarden.monitor.windows.profile import fit, read_reference
 
@@ -318,3 +320,25 @@ def test_the_cusum_is_calibrated_on_the_reference_error_rate(reference_file: Pat
     expected = 1.0 - accuracy_score(frame["label"], frame["prediction"] >= 0.5)
     assert detector.name == "cusum"
     assert detector.reference_rate == pytest.approx(expected, abs=1e-12)
+
+
+def test_a_saved_concept_detector_continues_only_under_the_same_detector_and_settings(
+    reference_file: Path, profile, label_join, connection
+) -> None:
+    model = make_config(reference_file, "{kind: time, size: 1h}").models[synthetic.MODEL]
+    cusum = model.model_copy(update={"concept_drift": ConceptDriftConfig(detector="cusum")})
+    first = ModelPipeline(synthetic.MODEL, cusum, profile, join=label_join)
+    assert first.labels is not None
+    first.labels.detector.update(np.ones(5))  # a statistic above 0, below the threshold
+    saved = first.labels.detector.state_dict()
+    snapshot = first.snapshot(connection)
+    same = ModelPipeline(synthetic.MODEL, cusum, profile, state=snapshot, join=label_join)
+    assert same.labels is not None and same.labels.detector.state_dict() == saved
+    assert same.labels.detector.statistic > 0
+    rarer = cusum.model_copy(
+        update={"concept_drift": ConceptDriftConfig(detector="cusum", params={"arl": 1e9})}
+    )
+    changed = ModelPipeline(synthetic.MODEL, rarer, profile, state=snapshot, join=label_join)
+    assert changed.labels is not None and changed.labels.detector.statistic == 0
+    other = ModelPipeline(synthetic.MODEL, model, profile, state=snapshot, join=label_join)
+    assert other.labels is not None and other.labels.detector.name == "adwin"
