@@ -162,7 +162,7 @@ def test_sigkill_while_predictions_wait_then_every_label_joins_as_in_an_uninterr
         assert daemon.stop() == 0
     restarted, uninterrupted = performance(killed_url), performance(whole_url)
     assert sorted(set(restarted) ^ set(uninterrupted)) == []
-    assert any(metric.startswith("position_") for _, metric in uninterrupted)
+    assert any((metric or "").startswith("position_") for _, metric in uninterrupted)
     assert all(
         record.detector == ("cusum" if settings else "adwin")
         for record in uninterrupted.values()
