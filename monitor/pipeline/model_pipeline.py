@@ -317,7 +317,7 @@ def _same_settings(detector: StreamDetector, state: dict[str, Any]) -> bool:
     detector, setting or (for calibrated ones) reference starts the stream's detector afresh."""
     return (
         state.get("detector") == detector.name
-        and state.get("params") == (detector.state_dict()["params"])
+        and state.get("params") == detector.state_dict()["params"]
     )
 
 

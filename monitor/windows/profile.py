@@ -247,17 +247,21 @@ def _text_problem(column: pl.Series) -> str:
 
 
 def reference_id(content: bytes, model: ModelConfig) -> str:
-    """Hash of the reference content, the feature spec and the binning."""
+    """Hash of the reference content, the feature spec, the binning and what else the profile
+    holds for this model (multivariate drift, a calibrated concept-drift detector)."""
     spec = {
         "task": model.task,
         "features": model.features.model_dump(),
         "groups": model.groups,
         "profile": {**model.profile.model_dump(), "coarse_bins": _RETIRED_COARSE_BINS},
     }
-    if model.multivariate_drift.enabled:  # only then: ids of models without it stay as they were
+    # Added only when set, so that the ids of other models stay as they were: the reconstruction
+    # model is part of the profile, and profiles stored by releases that did not keep the
+    # reference's error figures (which calibrated concept-drift detectors read) get refitted.
+    if model.multivariate_drift.enabled:
         spec["multivariate_drift"] = True
-    if model.concept_drift.detector in CALIBRATED_CONCEPT_DRIFT:  # profiles stored before
-        spec["calibrated_concept_drift"] = True  # the reference's error rate was kept refit
+    if model.concept_drift.detector in CALIBRATED_CONCEPT_DRIFT:
+        spec["calibrated_concept_drift"] = True
     digest = hashlib.sha256(content)
     digest.update(json.dumps(spec, sort_keys=True).encode())
     return digest.hexdigest()[:16]
