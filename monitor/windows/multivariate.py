@@ -47,9 +47,8 @@ class MultivariateProfile:
         return cls(model=model, errors=errors[order], edges=error_edges(errors))
 
     def fold(self, numeric: np.ndarray, codes: np.ndarray) -> ErrorSummary:
-        """The errors of a batch (same layout as ``fit``'s), as a mergeable summary."""
-        if np.isinf(numeric).any():
-            numeric = np.where(np.isfinite(numeric), numeric, np.nan)
+        """The errors of a batch (same layout as ``fit``'s; the decoder has made non-finite
+        values missing), as a mergeable summary."""
         return ErrorSummary.from_errors(self.model.errors(numeric, codes), self.edges)
 
     def band(self, n_rows: int, sigmas: float) -> ErrorBand:
