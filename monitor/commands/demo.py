@@ -161,7 +161,8 @@ def _write_config(
     out: Path, bootstrap: str, database: Path, port: int, retrain_url: str, failing_url: str
 ) -> Path:
     text = synthetic.config_yaml("reference.parquet", f"sqlite:///{database.resolve()}").replace(
-        "allowed_lateness: 5m}", "allowed_lateness: 5m, idle_timeout: 2s}"
+        "allowed_lateness: 5m}",
+        "allowed_lateness: 5m, idle_timeout: 2s}\n    multivariate_drift: {enabled: true}",
     )
     text += f"""\
 kafka:
