@@ -3,7 +3,10 @@
 
 librdkafka runs the rebalance callbacks inside ``poll``, as kafka-python does, but a
 partition being assigned cannot be sought yet: seeks made inside the ``assigned``
-callback become the offsets the partitions are assigned at. Under the eager protocol
+callback become the offsets the partitions are assigned at. High watermarks are read in
+``poll``, on the polling thread: the fold worker asks for them while that thread may be
+inside a rebalance callback waiting for the worker, and the client must not be entered
+from both. Under the eager protocol
 (the default) a rebalance revokes everything and assigns the whole new set; under the
 cooperative one (``partition.assignment.strategy: cooperative-sticky``) it revokes and
 adds only what moves, and the adapter still hands the daemon the whole assignment.
@@ -62,6 +65,7 @@ class ConfluentConsumer:
         self._assignment: set[Partition] = set()
         self._pending: dict[Partition, int] | None = None  # seeks inside ``assigned``
         self._closing = False
+        self._highwater: dict[Partition, int] = {}  # as of the last poll
 
     def subscribe(self, topics: list[str], assigned: Rebalanced, revoked: Rebalanced) -> None:
         def on_assign(consumer: Any, added: list[Any]) -> None:
@@ -98,6 +102,10 @@ class ConfluentConsumer:
 
     def poll(self, timeout: float, max_records: int) -> list[Polled]:
         messages = self._consumer.consume(max_records, timeout)
+        self._highwater = {
+            p: self._consumer.get_watermark_offsets(ck.TopicPartition(*p), cached=True)[1]
+            for p in self._assignment
+        }
         if not messages:
             return []
         failed = [m for m in messages if m.error() is not None]
@@ -129,7 +137,7 @@ class ConfluentConsumer:
             self._consumer.seek(ck.TopicPartition(*partition, offset))
 
     def highwater(self, partition: Partition) -> int | None:
-        _, high = self._consumer.get_watermark_offsets(ck.TopicPartition(*partition), cached=True)
+        high = self._highwater.get(partition, -1)
         return None if high < 0 else high
 
     def commit(self, offsets: dict[Partition, int]) -> None:

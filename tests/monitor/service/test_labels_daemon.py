@@ -115,13 +115,15 @@ def test_labels_with_random_delays_give_scikit_learn_performance_per_window(
 
 
 def test_sigkill_while_predictions_wait_then_every_label_joins_as_in_an_uninterrupted_run(
-    tmp_path, broker, reference_file
+    tmp_path, broker, reference_file, library
 ) -> None:
     events, labels = streams(seed=32)
     key = synthetic.MODEL.encode()
     whole_url = f"sqlite:///{tmp_path / 'whole.db'}"
     killed_url = f"sqlite:///{tmp_path / 'killed.db'}"
-    whole, predictions, label_topic = setup(tmp_path, whole_url, reference_file, broker)
+    whole, predictions, label_topic = setup(
+        tmp_path, whole_url, reference_file, broker, library=library
+    )
     killed = tmp_path / "killed.yaml"
     killed.write_text(
         whole.read_text()
