@@ -12,7 +12,7 @@ Prints the medians and the ratios between them. With ``--instances`` (default 1 
 also runs that many daemons on confluent-kafka in one group over a topic of 4 partitions
 carrying 4 models (a model's events stay on one partition: a model spread over partitions
 is not supported yet) and reports the CPU-seconds the instances spent together per million
-events: the per-instance cost a fleet on more machines adds up from. On this 2-core
+events after start-up: the per-instance cost a fleet on more machines adds up from. On this 2-core
 machine, more instances than cores cannot run faster in wall time, so no total throughput
 is measured for them.
 
@@ -167,7 +167,8 @@ def run_daemons(
     postgres: str | None = None,
 ) -> tuple[float, float]:
     """Start ``instances`` daemons in one group; seconds from the first assignment until all
-    windows are stored, and the CPU-seconds the daemons spent in all."""
+    windows are stored, and the CPU-seconds the daemons spent in all after starting up
+    (imports, reference profiles: a fixed cost per process)."""
     name = f"{topic}-{library}-{instances}-{time.monotonic_ns()}"
     url = f"sqlite:///{directory / f'{name}.db'}" if postgres is None else _schema(postgres)
     engine = sqlalchemy.create_engine(url)
@@ -188,12 +189,16 @@ def run_daemons(
         )
     launched = time.time()
     cpu = 0.0
+    started: dict[int, float] = {}
     try:
         while time.time() - launched < 900:
             time.sleep(0.1)
+            for i, process in enumerate(processes):
+                if i not in started and b'"started"' in logs[i].read_bytes():
+                    started[i] = _cpu_seconds(process.pid)
             with engine.connect() as connection:
                 windows = connection.exec_driver_sql("SELECT count(*) FROM windows").scalar()
-            cpu = sum(_cpu_seconds(p.pid) for p in processes)
+            cpu = sum(_cpu_seconds(p.pid) for p in processes) - sum(started.values())
             if windows >= WINDOWS * models:
                 break
         done = time.time()
@@ -247,20 +252,18 @@ def main() -> None:
         produce(broker.bootstrap, topic, lines)
         n = len(lines)
         rates: dict[str, list[float]] = {}
+        cpu: dict[str, list[float]] = {}
         for _ in range(args.repeats):
-            for what, seconds in (
-                ("bare kafka-python", bare_kafka_python(broker.bootstrap, topic, n)),
-                ("bare confluent", bare_confluent(broker.bootstrap, topic, n)),
-                (
-                    "daemon kafka-python",
-                    run_daemons(directory, broker.bootstrap, topic, "kafka-python")[0],
-                ),
-                (
-                    "daemon confluent",
-                    run_daemons(directory, broker.bootstrap, topic, "confluent")[0],
-                ),
-            ):
-                rates.setdefault(what, []).append(n / seconds)
+            rates.setdefault("bare kafka-python", []).append(
+                n / bare_kafka_python(broker.bootstrap, topic, n)
+            )
+            rates.setdefault("bare confluent", []).append(
+                n / bare_confluent(broker.bootstrap, topic, n)
+            )
+            for library in ("kafka-python", "confluent"):
+                seconds, spent = run_daemons(directory, broker.bootstrap, topic, library)
+                rates.setdefault(f"daemon {library}", []).append(n / seconds)
+                cpu.setdefault(library, []).append(spent / n * 1e6)
         median = {what: statistics.median(values) for what, values in rates.items()}
         print(f"{n:,} events of {sum(map(len, lines)) / n:.0f} bytes, {args.repeats} rounds")
         for what, values in rates.items():
@@ -274,6 +277,11 @@ def main() -> None:
             "  daemon kafka-python / bare kafka-python: "
             f"{median['daemon kafka-python'] / median['bare kafka-python']:.2f}"
         )
+        for library, values in cpu.items():
+            print(
+                f"  daemon {library:<13} median {statistics.median(values):5.1f} CPU-s per "
+                "million events after start-up"
+            )
         if args.profile is not None:
             run_daemons(directory, broker.bootstrap, topic, "confluent", profile=args.profile)
             print(f"  profile of one confluent run: {args.profile}.poll, {args.profile}.fold")
