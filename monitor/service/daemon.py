@@ -1,7 +1,7 @@
 """``driftwarden run``: the long-running service.
 
-The main thread polls Kafka and hands each poll to a fold worker, which runs it
-through the batch path (``pipeline.runner``): decode, fold, close, evaluate,
+The main thread polls Kafka, decodes each poll and hands it to a fold worker,
+which runs it through the batch path (``pipeline.runner``): fold, close, evaluate,
 and — at least every ``storage.checkpoint_interval`` and whenever a window
 closes — a checkpoint that writes consumer positions, window state, closed
 windows, results and dead letters in one database transaction. A restart
@@ -75,8 +75,6 @@ DRAIN_TIMEOUT = 30.0
 LEASE_TTL_MS = 10_000
 """How long the lease of the database-wide figures outlives its holder's last renewal."""
 
-Records = list[Polled]
-
 
 class Daemon:
     """Consumes predictions and labels, closes windows, serves metrics; ``run()`` until
@@ -105,7 +103,7 @@ class Daemon:
         self._owned: set[str] = set()
         self._positions: dict[tuple[str, int], int] = {}
         self._generation = 0
-        self._queue: queue.Queue[tuple[int, Records] | _Reload | None] = queue.Queue(maxsize=1)
+        self._queue: queue.Queue[tuple[int, SourceBatch] | _Reload | None] = queue.Queue(maxsize=1)
         self._failure: BaseException | None = None
         self._offsets_lock = threading.Lock()
         self._checkpointed: dict[Partition, int] = {}
@@ -133,9 +131,9 @@ class Daemon:
     def run(self) -> int:
         """Start, consume until stopped, checkpoint, and close everything; the exit status.
 
-        The main thread polls Kafka (rebalances happen there); the fold worker runs each
-        poll through the batch path, one batch behind, so reading the next batch overlaps
-        with processing this one. Rebalance callbacks wait for the batch in progress, and a
+        The main thread polls Kafka (rebalances happen there) and decodes; the fold worker
+        runs each poll through the rest of the batch path, one batch behind, so reading and
+        decoding the next batch overlap with processing this one. Rebalance callbacks wait for the batch in progress, and a
         batch polled before a rebalance is dropped unprocessed (its partitions are read
         again from their stored positions).
         """
@@ -158,14 +156,14 @@ class Daemon:
                 self._publish_owned()
                 if self._reload.is_set():
                     self._reload_alerts()
-                self._hand_over((self._generation, records))
+                self._hand_over((self._generation, self._decode(records)))
                 self._commit_offsets()
         finally:
             lifecycle.stop()
             log.info("daemon stopped", extra={"event": "stopped"})
         return 0 if self._failure is None else 1
 
-    def _hand_over(self, item: tuple[int, Records] | _Reload) -> None:
+    def _hand_over(self, item: tuple[int, SourceBatch] | _Reload) -> None:
         """Queue a polled batch (or a reload) for the fold worker, unless the daemon stops
         meanwhile."""
         while not self._stop.is_set():
@@ -436,18 +434,23 @@ class Daemon:
         self._rewind.clear()
         self._ready(True)
 
-    def _process(self, records: Records) -> None:
+    def _decode(self, records: list[Polled]) -> SourceBatch:
+        """A polled batch as the batch path takes it, decoded here on the polling thread
+        while the fold worker folds and checkpoints the previous one."""
+        assert self.runner is not None
+        messages, positions = kafka.batches(records)
+        by_kind = {self._topics[topic]: batch for topic, batch in messages.items()}
+        return self.runner.decode(SourceBatch(by_kind, positions))
+
+    def _process(self, batch: SourceBatch) -> None:
         """One polled batch through the batch path."""
         assert self.runner is not None
-        runner = self.runner
-        messages, positions = kafka.batches(records)
-        self._positions.update(positions)
-        by_kind = {self._topics[topic]: batch for topic, batch in messages.items()}
-        report = runner.run(SourceBatch(by_kind, positions), caught_up=self._caught_up())
+        self._positions.update(batch.positions)
+        report = self.runner.run(batch, caught_up=self._caught_up())
         if report is not None:
             self._committed(report)
 
-    def _poll_batch(self) -> Records:
+    def _poll_batch(self) -> list[Polled]:
         """Records of several polls, up to ``batch_records`` or ``batch_wait``: one decode and
         one fold per batch, however small the broker's fetches are. An empty poll does not
         end the batch early: the next fetch is usually in flight.
