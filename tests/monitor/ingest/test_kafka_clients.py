@@ -97,3 +97,27 @@ def test_a_setting_the_library_rejects_is_a_config_error(library, client) -> Non
     with pytest.raises(ConfigError) as raised:
         kafka.consumer(settings)
     assert "kafka.client" in str(raised.value) and library in str(raised.value)
+
+
+@pytest.mark.parametrize("library", LIBRARIES)
+def test_each_library_produces_what_dead_letter_replay_sends(broker, library) -> None:
+    topic = unique("replayed")
+    create_topic(broker, topic, 1)
+    settings = KafkaConfig(bootstrap_servers=broker, library=library, client=FAST_GROUP[library])
+    producer = kafka.producer(settings)
+    try:
+        producer.send(topic, b'{"model": "m"}', b"m", 10.0)
+    finally:
+        producer.close()
+    reader = confluent_kafka.Consumer(
+        {"bootstrap.servers": broker, "group.id": unique("g"), "auto.offset.reset": "earliest"}
+    )
+    try:
+        reader.assign([confluent_kafka.TopicPartition(topic, 0, confluent_kafka.OFFSET_BEGINNING)])
+        deadline = time.monotonic() + 20
+        got: list = []
+        while not got and time.monotonic() < deadline:
+            got = [m for m in reader.consume(10, 0.5) if m.error() is None]
+        assert [(m.key(), m.value()) for m in got] == [(b"m", b'{"model": "m"}')]
+    finally:
+        reader.close()
