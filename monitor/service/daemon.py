@@ -133,9 +133,9 @@ class Daemon:
 
         The main thread polls Kafka (rebalances happen there) and decodes; the fold worker
         runs each poll through the rest of the batch path, one batch behind, so reading and
-        decoding the next batch overlap with processing this one. Rebalance callbacks wait for the batch in progress, and a
-        batch polled before a rebalance is dropped unprocessed (its partitions are read
-        again from their stored positions).
+        decoding the next batch overlap with processing this one. Rebalance callbacks wait
+        for the batch in progress, and a batch polled before a rebalance is dropped
+        unprocessed (its partitions are read again from their stored positions).
         """
         lifecycle = Lifecycle()
         try:
