@@ -40,6 +40,7 @@ class KafkaConfig(Section):
     labels_topic: str = "labels"
     group_id: str = "driftwarden"
     start_from: Literal["earliest", "latest"] = "earliest"
+    library: Literal["kafka-python", "confluent"] = "kafka-python"
     client: dict[str, Any] = Field(default_factory=dict)
     max_poll_records: int = Field(default=5000, ge=1)
     poll_timeout: Duration = timedelta(milliseconds=500)

@@ -1,5 +1,6 @@
-"""Kafka as a source: the consumer the daemon polls, polled records as batches of messages,
-and a producer that sends dead letters back to the topic they came from."""
+"""Kafka as a source: the consumer the daemon polls (on the configured client library),
+polled records as batches of messages, and a producer that sends dead letters back to the
+topic they came from."""
 
 from __future__ import annotations
 
@@ -9,57 +10,53 @@ from typing import Any
 
 import numpy as np
 import orjson
-from kafka import KafkaConsumer, TopicPartition
-from kafka.errors import KafkaConfigurationError
 
 from driftwarden.core.times import Clock, format_time, from_ms, wall_clock_ms
 from driftwarden.monitor.config import KafkaConfig
-from driftwarden.monitor.errors import ConfigError, ReplayRefused
+from driftwarden.monitor.errors import ReplayRefused
+from driftwarden.monitor.ingest.consumer import Consumer, Polled, Producer
+from driftwarden.monitor.ingest.kafka_python import KafkaPythonConsumer, KafkaPythonProducer
 from driftwarden.monitor.ingest.messages import Messages
 from driftwarden.monitor.storage import Store, StoredDeadLetter
 
 
-def consumer(kafka: KafkaConfig) -> KafkaConsumer:
-    """A group consumer with the daemon's settings and the user's ``kafka.client`` ones."""
-    settings: dict[str, Any] = {
-        "bootstrap_servers": kafka.bootstrap_servers,
-        "group_id": kafka.group_id,
-        "enable_auto_commit": False,
-        "auto_offset_reset": kafka.start_from,
-        "max_poll_records": kafka.max_poll_records,
-        "client_id": "driftwarden",
-    }
-    settings.update(kafka.client)
-    try:
-        return KafkaConsumer(**settings)
-    except (KafkaConfigurationError, TypeError, AssertionError) as exc:
-        raise ConfigError(f"rejected by the Kafka client: {exc}", "kafka.client") from None
+def consumer(kafka: KafkaConfig) -> Consumer:
+    """A group consumer on the client library ``kafka.library`` names."""
+    if kafka.library == "confluent":
+        from driftwarden.monitor.ingest.confluent import ConfluentConsumer
+
+        return ConfluentConsumer(kafka)
+    return KafkaPythonConsumer(kafka)
 
 
-def batches(
-    records: dict[TopicPartition, list[Any]],
-) -> tuple[dict[str, Messages], dict[tuple[str, int], int]]:
-    """One batch of messages per topic from a poll, keeping each message's partition and
-    offset; and the next offset of every partition read."""
-    by_topic: dict[str, list[tuple[int, list[Any]]]] = {}
-    positions: dict[tuple[str, int], int] = {}
-    for tp, items in records.items():
-        by_topic.setdefault(tp.topic, []).append((tp.partition, items))
-        if items:
-            positions[(tp.topic, tp.partition)] = items[-1].offset + 1  # in offset order
+def batches(polled: list[Polled]) -> tuple[dict[str, Messages], dict[tuple[str, int], int]]:
+    """One batch of messages per topic from one or more polls, keeping each message's
+    partition and offset; and the next offset of every partition read."""
+    by_topic: dict[str, list[Polled]] = {}
+    for chunk in polled:
+        by_topic.setdefault(chunk.topic, []).append(chunk)
     out = {}
-    for topic, parts in by_topic.items():
-        values = [r.value if r.value is not None else b"" for _, items in parts for r in items]
-        offsets = np.fromiter((r.offset for _, items in parts for r in items), dtype=np.int64)
-        partitions = np.fromiter(
-            (p for p, items in parts for _ in items), dtype=np.int64, count=len(values)
-        )
-        out[topic] = Messages(values, topic, None, offsets, partitions)
+    positions: dict[tuple[str, int], int] = {}
+    for topic, chunks in by_topic.items():
+        if len(chunks) == 1:
+            values, partitions, offsets = chunks[0].values, chunks[0].partitions, chunks[0].offsets
+        else:
+            values = [value for chunk in chunks for value in chunk.values]
+            partitions = np.concatenate([chunk.partitions for chunk in chunks])
+            offsets = np.concatenate([chunk.offsets for chunk in chunks])
+        out[topic] = messages = Messages(values, topic, None, offsets, partitions)
+        positions.update(messages.positions())
     return out, positions
 
 
-_CONSUMER_ONLY = {"group_id", "auto_offset_reset", "enable_auto_commit", "max_poll_records"}
-_CONSUMER_ONLY |= {"session_timeout_ms", "heartbeat_interval_ms", "max_poll_interval_ms"}
+def producer(kafka: KafkaConfig) -> Producer:
+    """A producer on the client library ``kafka.library`` names, with the ``kafka.client``
+    settings that concern producers."""
+    if kafka.library == "confluent":
+        from driftwarden.monitor.ingest.confluent import ConfluentProducer
+
+        return ConfluentProducer(kafka)
+    return KafkaPythonProducer(kafka)
 
 
 class DeadLetterReplayer:
@@ -77,7 +74,7 @@ class DeadLetterReplayer:
         self.store = store
         self.clock = clock
         self.timeout = timeout
-        self._producer: Any = None
+        self._producer: Producer | None = None
         self._lock = threading.Lock()
 
     def __call__(self, dead_letter_id: int) -> dict[str, Any]:
@@ -97,22 +94,16 @@ class DeadLetterReplayer:
             )
         value = stored.letter.raw if corrected is None else corrected
         with self._lock:
-            producer = self._open()
-            future = producer.send(origin.source, value=value, key=_key(value, stored))
-            producer.flush(timeout=self.timeout.total_seconds())
-            future.get(timeout=self.timeout.total_seconds())
+            self._open().send(
+                origin.source, value, _key(value, stored), self.timeout.total_seconds()
+            )
         now = self.clock()
         self.store.mark_replayed([dead_letter_id], from_ms(now))
         return {"id": dead_letter_id, "topic": origin.source, "replayed_at": format_time(now)}
 
-    def _open(self) -> Any:
+    def _open(self) -> Producer:
         if self._producer is None:
-            from kafka import KafkaProducer
-
-            settings = {k: v for k, v in self.kafka.client.items() if k not in _CONSUMER_ONLY}
-            self._producer = KafkaProducer(
-                bootstrap_servers=self.kafka.bootstrap_servers, **settings
-            )
+            self._producer = producer(self.kafka)
         return self._producer
 
     def close(self) -> None:

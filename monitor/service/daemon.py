@@ -1,7 +1,7 @@
 """``driftwarden run``: the long-running service.
 
-The main thread polls Kafka and hands each poll to a fold worker, which runs it
-through the batch path (``pipeline.runner``): decode, fold, close, evaluate,
+The main thread polls Kafka, decodes each poll and hands it to a fold worker,
+which runs it through the batch path (``pipeline.runner``): fold, close, evaluate,
 and — at least every ``storage.checkpoint_interval`` and whenever a window
 closes — a checkpoint that writes consumer positions, window state, closed
 windows, results and dead letters in one database transaction. A restart
@@ -39,10 +39,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Any
 
-from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
-from kafka.structs import OffsetAndMetadata
 from prometheus_client import CollectorRegistry
 from sqlalchemy import Connection, Engine
 
@@ -53,6 +50,7 @@ from driftwarden.monitor import storage
 from driftwarden.monitor.config import Config
 from driftwarden.monitor.errors import DriftwardenError
 from driftwarden.monitor.ingest import kafka
+from driftwarden.monitor.ingest.consumer import Consumer, Partition, Polled
 from driftwarden.monitor.labels.join import LabelJoin
 from driftwarden.monitor.pipeline.building import build_pipeline, window_sizes
 from driftwarden.monitor.pipeline.report import BatchReport
@@ -76,8 +74,6 @@ DRAIN_TIMEOUT = 30.0
 """Seconds the fold worker may take to finish its batch when the daemon stops."""
 LEASE_TTL_MS = 10_000
 """How long the lease of the database-wide figures outlives its holder's last renewal."""
-
-Records = dict[TopicPartition, list[Any]]
 
 
 class Daemon:
@@ -103,14 +99,14 @@ class Daemon:
         self._rewind = threading.Event()
         self._rewinding = False
         self._lock = threading.Lock()
-        self._assigned: set[TopicPartition] = set()
+        self._assigned: set[Partition] = set()
         self._owned: set[str] = set()
         self._positions: dict[tuple[str, int], int] = {}
         self._generation = 0
-        self._queue: queue.Queue[tuple[int, Records] | _Reload | None] = queue.Queue(maxsize=1)
+        self._queue: queue.Queue[tuple[int, SourceBatch] | _Reload | None] = queue.Queue(maxsize=1)
         self._failure: BaseException | None = None
         self._offsets_lock = threading.Lock()
-        self._checkpointed: dict[TopicPartition, int] = {}
+        self._checkpointed: dict[Partition, int] = {}
         self._topics = {
             config.kafka.predictions_topic: "prediction",
             config.kafka.labels_topic: "label",
@@ -121,7 +117,7 @@ class Daemon:
         self.store: storage.Store | None = None
         self.engine: Engine | None = None
         self.checkpointer: storage.WalCheckpointer | None = None
-        self.consumer: KafkaConsumer | None = None
+        self.consumer: Consumer | None = None
         self.server: EndpointServer | None = None
 
     def stop(self) -> None:
@@ -135,11 +131,11 @@ class Daemon:
     def run(self) -> int:
         """Start, consume until stopped, checkpoint, and close everything; the exit status.
 
-        The main thread polls Kafka (rebalances happen there); the fold worker runs each
-        poll through the batch path, one batch behind, so reading the next batch overlaps
-        with processing this one. Rebalance callbacks wait for the batch in progress, and a
-        batch polled before a rebalance is dropped unprocessed (its partitions are read
-        again from their stored positions).
+        The main thread polls Kafka (rebalances happen there) and decodes; the fold worker
+        runs each poll through the rest of the batch path, one batch behind, so reading and
+        decoding the next batch overlap with processing this one. Rebalance callbacks wait
+        for the batch in progress, and a batch polled before a rebalance is dropped
+        unprocessed (its partitions are read again from their stored positions).
         """
         lifecycle = Lifecycle()
         try:
@@ -160,14 +156,14 @@ class Daemon:
                 self._publish_owned()
                 if self._reload.is_set():
                     self._reload_alerts()
-                self._hand_over((self._generation, records))
+                self._hand_over((self._generation, self._decode(records)))
                 self._commit_offsets()
         finally:
             lifecycle.stop()
             log.info("daemon stopped", extra={"event": "stopped"})
         return 0 if self._failure is None else 1
 
-    def _hand_over(self, item: tuple[int, Records] | _Reload) -> None:
+    def _hand_over(self, item: tuple[int, SourceBatch] | _Reload) -> None:
         """Queue a polled batch (or a reload) for the fold worker, unless the daemon stops
         meanwhile."""
         while not self._stop.is_set():
@@ -265,7 +261,7 @@ class Daemon:
         topics = [self.config.kafka.predictions_topic]
         if any(model.labels.enabled for model in self.config.models.values()):
             topics.append(self.config.kafka.labels_topic)
-        self.consumer.subscribe(topics, listener=_Listener(self))
+        self.consumer.subscribe(topics, self.assigned, self.revoked)
 
     def _drain(self, worker: threading.Thread) -> None:
         """Let the fold worker finish the batch it holds, then write the last checkpoint —
@@ -288,7 +284,7 @@ class Daemon:
 
     def _close_consumer(self) -> None:
         if self.consumer is not None:
-            self.consumer.close(autocommit=False)
+            self.consumer.close()
             self.consumer = None
 
     def install_signal_handlers(self) -> None:
@@ -438,18 +434,23 @@ class Daemon:
         self._rewind.clear()
         self._ready(True)
 
-    def _process(self, records: Records) -> None:
+    def _decode(self, records: list[Polled]) -> SourceBatch:
+        """A polled batch as the batch path takes it, decoded here on the polling thread
+        while the fold worker folds and checkpoints the previous one."""
+        assert self.runner is not None
+        messages, positions = kafka.batches(records)
+        by_kind = {self._topics[topic]: batch for topic, batch in messages.items()}
+        return self.runner.decode(SourceBatch(by_kind, positions))
+
+    def _process(self, batch: SourceBatch) -> None:
         """One polled batch through the batch path."""
         assert self.runner is not None
-        runner = self.runner
-        messages, positions = kafka.batches(records)
-        self._positions.update(positions)
-        by_kind = {self._topics[topic]: batch for topic, batch in messages.items()}
-        report = runner.run(SourceBatch(by_kind, positions), caught_up=self._caught_up())
+        self._positions.update(batch.positions)
+        report = self.runner.run(batch, caught_up=self._caught_up())
         if report is not None:
             self._committed(report)
 
-    def _poll_batch(self) -> Records:
+    def _poll_batch(self) -> list[Polled]:
         """Records of several polls, up to ``batch_records`` or ``batch_wait``: one decode and
         one fold per batch, however small the broker's fetches are. An empty poll does not
         end the batch early: the next fetch is usually in flight.
@@ -459,25 +460,21 @@ class Daemon:
         """
         assert self.consumer is not None
         settings = self.config.kafka
-        first = self.consumer.poll(
-            timeout_ms=duration_ms(settings.poll_timeout), max_records=settings.max_poll_records
+        records = self.consumer.poll(
+            settings.poll_timeout.total_seconds(), settings.max_poll_records
         )
         generation = self._generation
-        records = {tp: list(batch) for tp, batch in first.items()}
-        count = sum(len(batch) for batch in records.values())
+        count = sum(len(polled) for polled in records)
         deadline = time.monotonic() + settings.batch_wait.total_seconds()
         while (
             count and count < settings.batch_records and (left := deadline - time.monotonic()) > 0
         ):
-            more = self.consumer.poll(
-                timeout_ms=int(left * 1000), max_records=settings.max_poll_records
-            )
+            more = self.consumer.poll(left, settings.max_poll_records)
             if generation != self._generation:
-                return {}
-            for tp, batch in more.items():
-                records.setdefault(tp, []).extend(batch)
-                count += len(batch)
-        return records if generation == self._generation else {}
+                return []
+            records += more
+            count += sum(len(polled) for polled in more)
+        return records if generation == self._generation else []
 
     def _checkpoint(self) -> None:
         """Commit everything since the last checkpoint now; called under the lock."""
@@ -487,7 +484,7 @@ class Daemon:
     def _committed(self, report: BatchReport) -> None:
         """After a checkpoint: metrics and log lines of what it committed, and its positions
         queued for the advisory Kafka group commit."""
-        offsets = {TopicPartition(topic, p): o for (topic, p), o in report.positions.items()}
+        offsets = {Partition(topic, p): o for (topic, p), o in report.positions.items()}
         with self._offsets_lock:
             self._checkpointed.update(offsets)
         self.metrics.record(report, self.config.models)
@@ -535,9 +532,7 @@ class Daemon:
             offsets, self._checkpointed = self._checkpointed, {}
         if offsets and self.consumer is not None:
             try:
-                self.consumer.commit_async(
-                    {tp: OffsetAndMetadata(o, "", -1) for tp, o in offsets.items()}
-                )
+                self.consumer.commit(offsets)
             except Exception as exc:  # the group commit is advisory: never fail on it
                 log.debug("advisory offset commit failed: %s", exc)
 
@@ -563,7 +558,7 @@ class Daemon:
 
     # -- rebalances (called inside poll) ---------------------------------------------------
 
-    def revoked(self, partitions: set[TopicPartition]) -> None:
+    def revoked(self, partitions: set[Partition]) -> None:
         """Checkpoint before partitions go to another member (if the database allows: what
         is not committed is read again by the next owner)."""
         try:
@@ -584,7 +579,7 @@ class Daemon:
             extra={"event": "rebalance", "revoked": sorted(_names(partitions))},
         )
 
-    def _give_up(self, partitions: set[TopicPartition]) -> None:
+    def _give_up(self, partitions: set[Partition]) -> None:
         """Partitions this instance no longer reads: their lag is another member's to export."""
         for tp in partitions:
             self.metrics.forget_partition(tp.topic, tp.partition)
@@ -595,7 +590,7 @@ class Daemon:
         self.health.set_ready(ready, reason)
         self.metrics.ready.set(int(ready))
 
-    def assigned(self, partitions: set[TopicPartition]) -> None:
+    def assigned(self, partitions: set[Partition]) -> None:
         """Reload window state and seek every partition to its stored position."""
         assert self.runner is not None
         try:
@@ -621,7 +616,7 @@ class Daemon:
             extra={"event": "rebalance", "assigned": sorted(_names(partitions))},
         )
 
-    def _publish_waiting(self, partitions: set[TopicPartition]) -> None:
+    def _publish_waiting(self, partitions: set[Partition]) -> None:
         """Predictions waiting for labels, of the models on ``partitions`` (as committed)."""
         assert self.runner is not None
         keys = {(tp.topic, tp.partition) for tp in partitions}
@@ -632,7 +627,7 @@ class Daemon:
                 self.metrics.pending.labels(name).set(waiting)
         connection.commit()
 
-    def _seek_stored(self, partitions: set[TopicPartition]) -> None:
+    def _seek_stored(self, partitions: set[Partition]) -> None:
         """Seek each partition to its stored position (or where ``start_from`` says)."""
         assert self.store is not None and self.consumer is not None
         by_topic: dict[str, dict[int, int]] = {}
@@ -656,21 +651,10 @@ class _Reload:
     alerts: AlertsConfig
 
 
-class _Listener(ConsumerRebalanceListener):
-    def __init__(self, daemon: Daemon) -> None:
-        self.daemon = daemon
-
-    def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        self.daemon.revoked(set(revoked))
-
-    def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        self.daemon.assigned(set(assigned))
-
-
 def _instance_name() -> str:
     """This process among a fleet's: host, process id and a random part."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
-def _names(partitions: set[TopicPartition]) -> list[str]:
+def _names(partitions: set[Partition]) -> list[str]:
     return [f"{tp.topic}-{tp.partition}" for tp in partitions]

@@ -18,7 +18,13 @@ from kafka.admin import KafkaAdminClient, NewTopic
 
 from driftwarden.monitor.commands.local_broker import free_port
 
-FAST_GROUP = {"session_timeout_ms": 6000, "heartbeat_interval_ms": 2000}
+LIBRARIES = ("kafka-python", "confluent")
+"""The client libraries ``kafka.library`` offers; daemon tests run on each."""
+FAST_GROUP = {
+    "kafka-python": {"session_timeout_ms": 6000, "heartbeat_interval_ms": 2000},
+    "confluent": {"session.timeout.ms": 6000, "heartbeat.interval.ms": 2000},
+}
+"""Group settings that notice a departed member within seconds, in each library's names."""
 
 
 def unique(prefix: str) -> str:
@@ -90,6 +96,7 @@ def daemon_config(
     max_poll_records: int = 5000,
     batch_records: int = 20_000,
     checkpoint_interval: str = "1s",
+    library: str = "kafka-python",
 ) -> str:
     """A configuration for the synthetic model(s) on the test broker."""
     from driftwarden.monitor.commands import synthetic
@@ -104,11 +111,11 @@ def daemon_config(
     blocks = "".join(
         model_block.replace(f"  {synthetic.MODEL}:", f"  {name}:", 1) for name in model_names
     )
-    client = ", ".join(f"{k}: {v}" for k, v in FAST_GROUP.items())
+    client = ", ".join(f"{k}: {v}" for k, v in FAST_GROUP[library].items())
     return (
         f"{head}models:\n{blocks}"
         f"kafka:\n  bootstrap_servers: {bootstrap}\n  predictions_topic: {topic}\n"
-        f"  group_id: {group}\n  client: {{{client}}}\n"
+        f"  group_id: {group}\n  library: {library}\n  client: {{{client}}}\n"
         f"  poll_timeout: 200ms\n  max_poll_records: {max_poll_records}\n"
         f"  batch_records: {batch_records}\n"
         f"http:\n  port: {free_port()}\n"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from support.kafka import create_topic, produce, unique
+from support.kafka import LIBRARIES, create_topic, produce, unique
 from support.stream import HOUR, START, WINDOWS
 
 from driftwarden.core.records import ResultRecord
@@ -51,3 +51,9 @@ def topic(broker: str, stream_lines: list[bytes]) -> str:
     create_topic(broker, name, 4)
     produce(broker, name, stream_lines, key=synthetic.MODEL.encode())
     return name
+
+
+@pytest.fixture(params=LIBRARIES)
+def library(request: pytest.FixtureRequest) -> str:
+    """The Kafka client library the daemon runs on (``kafka.library``)."""
+    return request.param

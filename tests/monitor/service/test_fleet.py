@@ -73,7 +73,9 @@ def _lines() -> tuple[list[bytes], list[int]]:
     return lines, partitions
 
 
-def _configs(tmp_path: Path, name: str, count: int, reference: Path, broker: str) -> list[Path]:
+def _configs(
+    tmp_path: Path, name: str, count: int, reference: Path, broker: str, library: str
+) -> list[Path]:
     """``count`` daemon configurations sharing a topic, a group and a database."""
     topic, group = unique("predictions"), unique("group")
     create_topic(broker, topic, len(MODELS))
@@ -92,6 +94,7 @@ def _configs(tmp_path: Path, name: str, count: int, reference: Path, broker: str
             group,
             models={m: m for m in MODELS},
             extra=ALERTS % SECRET,
+            library=library,
         )
         path.write_text(text)
         paths.append(path)
@@ -133,11 +136,11 @@ def _ready(config: Path) -> bool:
 
 
 def test_fleet_totals_equal_one_instances_and_moved_partitions_leave_no_series(
-    tmp_path, broker, reference_file
+    tmp_path, broker, reference_file, library
 ) -> None:
     prometheus_binary = tool("prometheus")
-    single = _configs(tmp_path, "single", 1, reference_file, broker)
-    fleet = _configs(tmp_path, "fleet", 4, reference_file, broker)  # the 4th joins later
+    single = _configs(tmp_path, "single", 1, reference_file, broker, library)
+    fleet = _configs(tmp_path, "fleet", 4, reference_file, broker, library)  # the 4th joins later
     done = len(MODELS) * WINDOWS
     with (
         DaemonProcess(single[0], tmp_path / "single.log"),

@@ -119,13 +119,15 @@ CALIBRATED = "    concept_drift: {detector: cusum}\n    multivariate_drift: {ena
 
 @pytest.mark.parametrize("settings", ["", CALIBRATED], ids=["adwin", "cusum-and-multivariate"])
 def test_sigkill_while_predictions_wait_then_every_label_joins_as_in_an_uninterrupted_run(
-    tmp_path, broker, reference_file, settings: str
+    tmp_path, broker, reference_file, settings: str, library
 ) -> None:
     events, labels = streams(seed=32)
     key = synthetic.MODEL.encode()
     whole_url = f"sqlite:///{tmp_path / 'whole.db'}"
     killed_url = f"sqlite:///{tmp_path / 'killed.db'}"
-    whole, predictions, label_topic = setup(tmp_path, whole_url, reference_file, broker)
+    whole, predictions, label_topic = setup(
+        tmp_path, whole_url, reference_file, broker, library=library
+    )
     if settings:  # the calibrated CUSUM's state and the reconstruction errors survive too
         whole.write_text(
             whole.read_text().replace(

@@ -1,0 +1,309 @@
+"""One daemon process on kafka-python and on confluent-kafka, with the bare consumers of both
+libraries, on the same stream in the same run; and the CPU cost of several instances.
+
+Produces N predictions (bench/throughput.py's events: 20 numeric + 5 categorical features,
+one simulated day in hourly windows) to a tansu broker on 127.0.0.1, then, for each of
+``--repeats`` rounds, times:
+  (a) a bare kafka-python and a bare confluent-kafka group consumer reading the topic and
+      doing nothing (first record to last);
+  (b) `driftwarden run` with ``kafka.library: kafka-python`` and ``confluent``, from the
+      partition assignment until every window is persisted (SQLite, label join disabled).
+Prints the medians and the ratios between them. With ``--instances`` (default 1 2 4) it
+also runs that many daemons on confluent-kafka in one group over a topic of 4 partitions
+carrying 4 models (a model's events stay on one partition: a model spread over partitions
+is not supported yet) and reports the CPU-seconds the instances spent together per million
+events after start-up: the per-instance cost a fleet on more machines adds up from. On this 2-core
+machine, more instances than cores cannot run faster in wall time, so no total throughput
+is measured for them.
+
+    .venv/bin/python bench/scale.py [--events 1000000] [--repeats 3] [--instances 1 2 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import confluent_kafka
+import sqlalchemy
+from kafka import KafkaConsumer, KafkaProducer
+from kafka.admin import KafkaAdminClient, NewTopic
+from throughput import CATEGORICAL, NUMERIC, _assigned_at, events, frame
+
+from driftwarden.monitor import storage
+from driftwarden.monitor.commands.local_broker import LocalBroker, free_port
+
+GROUP = {
+    "kafka-python": {"session_timeout_ms": 6000, "heartbeat_interval_ms": 2000},
+    "confluent": {"session.timeout.ms": 6000, "heartbeat.interval.ms": 2000},
+}
+WINDOWS = 24
+PROFILED = """
+import cProfile, sys
+from driftwarden.monitor.commands.cli import main
+from driftwarden.monitor.service import daemon
+out, sys.argv = sys.argv[1], ["driftwarden", *sys.argv[2:]]
+work = daemon.Daemon._work
+def profiled(self):
+    profile = cProfile.Profile()
+    profile.enable()
+    try:
+        work(self)
+    finally:
+        profile.disable()
+        profile.dump_stats(out + ".fold")
+daemon.Daemon._work = profiled
+cProfile.run("main()", out + ".poll")
+"""
+"""``driftwarden run`` with cProfile on the polling thread and on the fold worker."""
+
+
+def produce(bootstrap: str, topic: str, lines: list[bytes], models: int = 1) -> None:
+    """``lines`` to a 4-partition topic; with ``models`` > 1, line i goes to model i % models
+    on partition i % models."""
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    admin.create_topics([NewTopic(topic, 4, 1)])
+    admin.close()
+    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, batch_size=262_144)
+    for i, line in enumerate(lines):
+        if models == 1:
+            producer.send(topic, value=line, key=b"bench")
+        else:
+            model = i % models
+            value = line.replace(b'"model":"bench"', b'"model":"bench-%d"' % model, 1)
+            producer.send(topic, value=value, partition=model)
+    producer.flush()
+    producer.close()
+
+
+def bare_kafka_python(bootstrap: str, topic: str, n: int) -> float:
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=f"bare-kp-{topic}-{time.monotonic_ns()}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        max_poll_records=5000,
+        **GROUP["kafka-python"],
+    )
+    consumer.subscribe([topic])
+    seen, first = 0, None
+    deadline = time.monotonic() + 600
+    while seen < n and time.monotonic() < deadline:
+        count = sum(len(batch) for batch in consumer.poll(timeout_ms=500).values())
+        if count and first is None:
+            first = time.perf_counter()
+        seen += count
+    consumer.close()
+    assert first is not None and seen == n, (seen, n)
+    return time.perf_counter() - first
+
+
+def bare_confluent(bootstrap: str, topic: str, n: int) -> float:
+    consumer = confluent_kafka.Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"bare-ck-{topic}-{time.monotonic_ns()}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            **GROUP["confluent"],
+        }
+    )
+    consumer.subscribe([topic])
+    seen, first = 0, None
+    deadline = time.monotonic() + 600
+    while seen < n and time.monotonic() < deadline:
+        messages = consumer.consume(5000, 0.5)
+        if messages and first is None:
+            first = time.perf_counter()
+        seen += sum(1 for m in messages if m.error() is None)
+    consumer.close()
+    assert first is not None and seen == n, (seen, n)
+    return time.perf_counter() - first
+
+
+def config_text(url: str, bootstrap: str, topic: str, group: str, library: str, models: int) -> str:
+    client = ", ".join(f"{k}: {v}" for k, v in GROUP[library].items())
+    names = ["bench"] if models == 1 else [f"bench-{m}" for m in range(models)]
+    blocks = "".join(
+        f"""  {name}:
+    task: binary_classification
+    reference: reference.parquet
+    features:
+      numeric: [{", ".join(NUMERIC)}]
+      categorical: [{", ".join(CATEGORICAL)}]
+    window: {{kind: time, size: 1h}}
+    labels: {{enabled: false}}
+"""
+        for name in names
+    )
+    return f"""storage: {{url: "{url}"}}
+http: {{port: {free_port()}}}
+events: {{max_future_skew: 3650d}}
+kafka:
+  bootstrap_servers: {bootstrap}
+  predictions_topic: {topic}
+  group_id: {group}
+  library: {library}
+  client: {{{client}}}
+models:
+{blocks}"""
+
+
+def run_daemons(
+    directory: Path,
+    bootstrap: str,
+    topic: str,
+    library: str,
+    instances: int = 1,
+    models: int = 1,
+    profile: Path | None = None,
+    postgres: str | None = None,
+) -> tuple[float, float]:
+    """Start ``instances`` daemons in one group; seconds from the first assignment until all
+    windows are stored, and the CPU-seconds the daemons spent in all after starting up
+    (imports, reference profiles: a fixed cost per process)."""
+    name = f"{topic}-{library}-{instances}-{time.monotonic_ns()}"
+    url = f"sqlite:///{directory / f'{name}.db'}" if postgres is None else _schema(postgres)
+    engine = sqlalchemy.create_engine(url)
+    storage.upgrade(storage.create(url))
+    command = [sys.executable]
+    if profile is not None:
+        command += ["-c", PROFILED, str(profile)]
+    else:
+        command += ["-m", "driftwarden.monitor.commands.cli"]
+    command += ["run", "--log-format", "json"]
+    processes, logs = [], []
+    for i in range(instances):
+        config = directory / f"{name}-{i}.yaml"
+        config.write_text(config_text(url, bootstrap, topic, f"daemon-{name}", library, models))
+        logs.append(directory / f"{name}-{i}.log")
+        processes.append(
+            subprocess.Popen([*command, "--config", str(config)], stderr=logs[-1].open("wb"))
+        )
+    launched = time.time()
+    cpu = 0.0
+    started: dict[int, float] = {}
+    try:
+        while time.time() - launched < 900:
+            time.sleep(0.1)
+            for i, process in enumerate(processes):
+                if i not in started and b'"started"' in logs[i].read_bytes():
+                    started[i] = _cpu_seconds(process.pid)
+            with engine.connect() as connection:
+                windows = connection.exec_driver_sql("SELECT count(*) FROM windows").scalar()
+            cpu = sum(_cpu_seconds(p.pid) for p in processes) - sum(started.values())
+            if windows >= WINDOWS * models:
+                break
+        done = time.time()
+    finally:
+        for process in processes:
+            process.send_signal(signal.SIGTERM)
+        for process in processes:
+            process.wait(60)
+        engine.dispose()
+    first = min(_assigned_at(log) for log in logs if b'"assigned"' in log.read_bytes())
+    return done - first, cpu
+
+
+def _schema(server: str) -> str:
+    """A fresh schema on the PostgreSQL server, as a database URL."""
+    schema = f"bench_{time.monotonic_ns()}"
+    engine = sqlalchemy.create_engine(server, isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        connection.exec_driver_sql(f"CREATE SCHEMA {schema}")
+    engine.dispose()
+    return f"{server}?options=-csearch_path%3D{schema}"
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a running process, from /proc."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except FileNotFoundError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--instances", type=int, nargs="*", default=[1, 2, 4])
+    parser.add_argument(
+        "--postgres",
+        default="postgresql+psycopg://postgres@127.0.0.1:5432/test",
+        help="the server the instances share (several processes need PostgreSQL)",
+    )
+    parser.add_argument("--profile", type=Path, help="write a cProfile of one confluent run")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as scratch, LocalBroker() as broker:
+        directory = Path(scratch)
+        os.chdir(directory)
+        frame(200_000, 0).write_parquet(directory / "reference.parquet")
+        lines = events(args.events)
+        topic = "predictions"
+        produce(broker.bootstrap, topic, lines)
+        n = len(lines)
+        rates: dict[str, list[float]] = {}
+        cpu: dict[str, list[float]] = {}
+        for _ in range(args.repeats):
+            rates.setdefault("bare kafka-python", []).append(
+                n / bare_kafka_python(broker.bootstrap, topic, n)
+            )
+            rates.setdefault("bare confluent", []).append(
+                n / bare_confluent(broker.bootstrap, topic, n)
+            )
+            for library in ("kafka-python", "confluent"):
+                seconds, spent = run_daemons(directory, broker.bootstrap, topic, library)
+                rates.setdefault(f"daemon {library}", []).append(n / seconds)
+                cpu.setdefault(library, []).append(spent / n * 1e6)
+        median = {what: statistics.median(values) for what, values in rates.items()}
+        print(f"{n:,} events of {sum(map(len, lines)) / n:.0f} bytes, {args.repeats} rounds")
+        for what, values in rates.items():
+            runs = " ".join(f"{v:,.0f}" for v in values)
+            print(f"  {what:<20} median {median[what]:>10,.0f} events/s   ({runs})")
+        print(
+            "  daemon confluent / daemon kafka-python: "
+            f"{median['daemon confluent'] / median['daemon kafka-python']:.2f}\n"
+            "  daemon confluent / bare confluent:      "
+            f"{median['daemon confluent'] / median['bare confluent']:.2f}\n"
+            "  daemon kafka-python / bare kafka-python: "
+            f"{median['daemon kafka-python'] / median['bare kafka-python']:.2f}"
+        )
+        for library, values in cpu.items():
+            print(
+                f"  daemon {library:<13} median {statistics.median(values):5.1f} CPU-s per "
+                "million events after start-up"
+            )
+        if args.profile is not None:
+            run_daemons(directory, broker.bootstrap, topic, "confluent", profile=args.profile)
+            print(f"  profile of one confluent run: {args.profile}.poll, {args.profile}.fold")
+        if args.instances:
+            spread = "predictions-4-models"
+            produce(broker.bootstrap, spread, lines, models=4)
+            print("instances (confluent, 4 models on 4 partitions): CPU-seconds per million events")
+            for count in args.instances:
+                seconds, cpu = run_daemons(
+                    directory,
+                    broker.bootstrap,
+                    spread,
+                    "confluent",
+                    count,
+                    models=4,
+                    postgres=args.postgres,
+                )
+                print(
+                    f"  {count} instance(s): {cpu / n * 1e6:6.1f} CPU-s per million, "
+                    f"wall {seconds:5.1f} s"
+                )
+
+
+if __name__ == "__main__":
+    main()
