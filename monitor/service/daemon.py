@@ -61,6 +61,7 @@ from driftwarden.monitor.service.api import database_actions
 from driftwarden.monitor.service.endpoints import EndpointServer, Health
 from driftwarden.monitor.service.lifecycle import Housekeeping, Lifecycle
 from driftwarden.monitor.service.metrics import Metrics
+from driftwarden.monitor.service.pages import Pages
 from driftwarden.monitor.storage.join_store import JoinStore
 from driftwarden.monitor.storage.lease import Lease
 from driftwarden.monitor.storage.retention import Retention
@@ -194,6 +195,7 @@ class Daemon:
         lifecycle.start("dead-letter producer", replayer, None, replayer.close)
         assert self.server.api is not None
         self.server.api.actions = database_actions(store, self.clock, replayer)
+        self.server.ui.pages = Pages(store, clock=self.clock)
         retention = Retention(engine, config.retention, self.registry, clock=self.clock)
         lease = Lease(engine, "database-figures", _instance_name(), LEASE_TTL_MS, self.clock)
         lifecycle.start("lease", lease, lease.renew, lease.release)

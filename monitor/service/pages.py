@@ -1,0 +1,530 @@
+"""Evidence pages: what the daemon serves under ``/ui/`` and ``driftwarden report`` writes.
+
+Each page reads stored windows, their result records, reference profiles and the alert
+tables (``storage.evidence``), turns them into chart geometry (``charts``) and renders a
+Jinja2 template with inline SVG: no JavaScript, nothing fetched, every value escaped.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import numpy as np
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+from driftwarden.core.records import ResultRecord
+from driftwarden.core.times import Clock, format_time, wall_clock_ms
+from driftwarden.detectors.performance_binary import BinaryPerformanceSummary
+from driftwarden.monitor.service import charts
+from driftwarden.monitor.storage import Store
+from driftwarden.monitor.storage import evidence as stored
+from driftwarden.monitor.storage.join_store import JoinStore
+from driftwarden.monitor.windows.outcomes import LabelSummary
+from driftwarden.monitor.windows.profile import Profile
+from driftwarden.monitor.windows.summary import WindowSummary
+
+CSP = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'self'; "
+    "base-uri 'none'; frame-ancestors 'none'"
+)
+"""The pages' Content-Security-Policy: inline styles and nothing else, from nowhere."""
+
+DRIFT_KINDS = ("data_drift", "prediction_drift")
+PREDICTION = "prediction"
+"""The name the pages give the prediction column's distribution."""
+
+
+@dataclass(frozen=True)
+class Links:
+    """Where pages point: the daemon's ``/ui/`` paths under ``base``, or, in a report
+    file, anchors inside it."""
+
+    base: str = "/ui"
+    anchors: bool = False
+
+    def fleet(self) -> str:
+        return "#top" if self.anchors else f"{self.base}/"
+
+    def model(self, model: str) -> str:
+        return "#model" if self.anchors else f"{self.base}/models/{quote(model, safe='')}"
+
+    def window(self, model: str, index: int) -> str:
+        if self.anchors:
+            return f"#window-{index}"
+        return f"{self.model(model)}/windows/{index}"
+
+    def incident(self, incident_id: str) -> str:
+        return (
+            f"#incident-{incident_id}" if self.anchors else f"{self.base}/incidents/{incident_id}"
+        )
+
+
+# -- what each page shows --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FleetRow:
+    model: str
+    href: str
+    window: stored.WindowMeta | None
+    window_href: str
+    age_ms: int | None
+    stale: bool
+    drifting: list[str]
+    performance: list[ResultRecord]
+    firing: int
+
+
+@dataclass(frozen=True)
+class IncidentRow:
+    incident: stored.Incident
+    href: str
+
+
+@dataclass(frozen=True)
+class FeatureView:
+    """One feature (or the prediction) of a window: its chart, records and how far past its
+    thresholds it is."""
+
+    name: str
+    kind: str
+    chart: charts.BarChart | None
+    records: list[ResultRecord]
+    quality: list[ResultRecord]
+    severity: float | None
+    drift: bool
+
+
+@dataclass(frozen=True)
+class GroupRates:
+    attribute: str
+    chart: charts.BarChart
+
+
+@dataclass(frozen=True)
+class Confusion:
+    tp: int
+    fp: int
+    tn: int
+    fn: int
+
+
+@dataclass(frozen=True)
+class WindowView:
+    meta: stored.WindowMeta
+    model_href: str
+    previous_href: str
+    next_href: str
+    features: list[FeatureView]
+    performance: list[ResultRecord]
+    fairness: list[ResultRecord]
+    quality: list[ResultRecord]
+    concept: list[ResultRecord]
+    confusion: Confusion | None
+    groups: list[GroupRates]
+    missing_profile: bool
+
+
+@dataclass(frozen=True)
+class ModelView:
+    model: str
+    windows: list[stored.WindowMeta]
+    window_hrefs: dict[int, str]
+    heat_map: charts.HeatMap | None
+    performance: list[charts.LineChart]
+    fairness: list[charts.LineChart]
+    concept: list[ResultRecord]
+    incidents: list[IncidentRow]
+
+
+@dataclass(frozen=True)
+class IncidentView:
+    incident: stored.Incident
+    model_href: str
+    windows: list[tuple[int, str, list[ResultRecord]]]
+
+
+@dataclass
+class Report:
+    """What one report file holds: a model page, window pages and incidents."""
+
+    model: ModelView
+    windows: list[WindowView] = field(default_factory=list)
+    incidents: list[IncidentView] = field(default_factory=list)
+
+
+# -- rendering --------------------------------------------------------------------------------
+
+
+def _environment() -> Environment:
+    environment = Environment(
+        loader=FileSystemLoader(Path(__file__).parent / "templates"),
+        autoescape=True,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    environment.globals["charts"] = charts
+    environment.filters["time"] = lambda ms: "—" if ms is None else format_time(ms)
+    environment.filters["number"] = _number
+    environment.filters["exact"] = lambda v: "" if v is None else repr(float(v))
+    environment.filters["age"] = _age
+    environment.filters["percent"] = lambda v: "—" if v is None else f"{v * 100:.2f}%"
+    return environment
+
+
+def _number(value: float | None) -> str:
+    if value is None:
+        return "—"
+    return f"{value:.4g}"
+
+
+def _age(milliseconds: int | None) -> str:
+    if milliseconds is None:
+        return "—"
+    seconds = milliseconds / 1000
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if abs(seconds) >= size:
+            return f"{seconds / size:.1f} {unit}"
+    return f"{seconds:.0f} s"
+
+
+class Pages:
+    """Renders the evidence pages from the daemon's database."""
+
+    def __init__(self, store: Store, links: Links | None = None, clock: Clock = wall_clock_ms):
+        self.store = store
+        self.links = links or Links()
+        self.clock = clock
+        self._environment = _environment()
+        self._profiles: dict[str, Profile | None] = {}
+        self._join = JoinStore(store.engine.dialect.name)
+
+    def render(self, template: str, **values: Any) -> str:
+        return self._environment.get_template(template).render(links=self.links, **values)
+
+    # -- pages ----------------------------------------------------------------------------
+
+    def fleet(self) -> str:
+        with self.store.engine.connect() as connection:
+            entries = stored.fleet(connection)
+            incidents = stored.incidents(connection)[:50]
+        now = self.clock()
+        rows = []
+        for entry in entries:
+            meta = entry.last
+            age = None if meta is None else now - meta.end
+            length = 0 if meta is None else meta.end - meta.start
+            rows.append(
+                FleetRow(
+                    model=entry.model,
+                    href=self.links.model(entry.model),
+                    window=meta,
+                    window_href="" if meta is None else self.links.window(entry.model, meta.index),
+                    age_ms=age,
+                    stale=age is not None and length > 0 and age > 2 * length,
+                    drifting=sorted(
+                        {r.subject for r in entry.records if r.kind in DRIFT_KINDS and r.drift}
+                    ),
+                    performance=[r for r in entry.records if r.kind == "performance"],
+                    firing=entry.firing,
+                )
+            )
+        return self.render(
+            "fleet.html",
+            title="driftwarden: models",
+            rows=rows,
+            incidents=[IncidentRow(i, self.links.incident(i.id)) for i in incidents],
+        )
+
+    def model(self, model: str, last: int = 500) -> str | None:
+        with self.store.engine.connect() as connection:
+            history = stored.history(connection, model, last)
+            incidents = stored.incidents(connection, model)
+        if not history.windows:
+            return None
+        view = self.model_view(history, incidents)
+        return self.render("model.html", title=f"{model}: windows", view=view)
+
+    def window(self, model: str, index: int) -> str | None:
+        view = self.window_view(model, index)
+        if view is None:
+            return None
+        return self.render("window.html", title=f"{model}: window {index}", view=view)
+
+    def incident(self, incident_id: str) -> str | None:
+        view = self.incident_view(incident_id)
+        if view is None:
+            return None
+        return self.render("incident.html", title=f"incident {incident_id[:12]}", view=view)
+
+    def report(self, history: stored.ModelHistory) -> str:
+        """One self-contained file: the model over ``history``'s windows, each window, and
+        the incidents that overlap them."""
+        with self.store.engine.connect() as connection:
+            incidents = stored.incidents(connection, history.model)
+        if history.windows:
+            first, last = history.windows[0], history.windows[-1]
+            incidents = [
+                i
+                for i in incidents
+                if i.started_at < last.end and (i.ended_at is None or i.ended_at >= first.start)
+            ]
+        report = Report(self.model_view(history, incidents))
+        for meta in history.windows:
+            view = self.window_view(history.model, meta.index)
+            if view is not None:
+                report.windows.append(view)
+        for incident in incidents:
+            view = self.incident_view(incident.id)
+            if view is not None:
+                report.incidents.append(view)
+        return self.render(
+            "report.html", title=f"{history.model}: driftwarden report", report=report
+        )
+
+    # -- views ----------------------------------------------------------------------------
+
+    def model_view(
+        self, history: stored.ModelHistory, incidents: Iterable[stored.Incident]
+    ) -> ModelView:
+        model = history.model
+        indices = [w.index for w in history.windows]
+        hrefs = {i: self.links.window(model, i) for i in indices}
+        cells: dict[tuple[int, str], tuple[float | None, str]] = {}
+        features: dict[str, None] = {}
+        realized: dict[str, dict[int, float]] = defaultdict(dict)
+        estimated: dict[str, dict[int, float]] = defaultdict(dict)
+        thresholds: dict[str, float] = {}
+        fairness: dict[str, dict[str, dict[int, float]]] = defaultdict(lambda: defaultdict(dict))
+        fairness_thresholds: dict[str, dict[str, float]] = defaultdict(dict)
+        concept: list[ResultRecord] = []
+        for record in history.records:
+            if record.kind in DRIFT_KINDS:
+                name = record.feature or PREDICTION
+                features.setdefault(name)
+                ratio = charts.severity(record.value, record.threshold, record.direction)
+                known = cells.get((record.window_index, name), (None, ""))[0]
+                if known is None or (ratio is not None and ratio > known):
+                    text = (
+                        f"{record.detector} {_number(record.value)} "
+                        f"(threshold {_number(record.threshold)})"
+                    )
+                    cells[(record.window_index, name)] = (ratio, text)
+            elif record.kind in ("performance", "estimated_performance") and record.metric:
+                if record.group_attribute is None and record.value is not None:
+                    target = realized if record.kind == "performance" else estimated
+                    target[record.metric][record.window_index] = record.value
+                    if record.threshold is not None and record.kind == "performance":
+                        thresholds[record.metric] = record.threshold
+            elif record.kind == "fairness" and record.value is not None:
+                attribute = record.group_attribute or "(all)"
+                name = record.metric or record.detector
+                fairness[attribute][name][record.window_index] = record.value
+                if record.threshold is not None:
+                    fairness_thresholds[attribute][name] = record.threshold
+            elif record.kind == "concept_drift" and record.drift:
+                concept.append(record)
+        marks = {r.window_index: f"concept drift: {r.subject} ({r.detector})" for r in concept}
+        incident_rows = [IncidentRow(i, self.links.incident(i.id)) for i in incidents]
+        spans = list(self._spans(history.windows, incident_rows))
+        performance = [
+            charts.line_chart(
+                f"{metric}: realized and estimated",
+                metric,
+                indices,
+                {
+                    name: points
+                    for name, points in (
+                        (f"{metric} (realized)", realized.get(metric, {})),
+                        (f"{metric} (estimated)", estimated.get(metric, {})),
+                    )
+                    if points
+                },
+                {metric: thresholds[metric]} if metric in thresholds else {},
+                marks,
+                spans,
+            )
+            for metric in sorted(set(realized) | set(estimated))
+        ]
+        fairness_charts = [
+            charts.line_chart(
+                f"fairness by {attribute}",
+                "difference or ratio between groups",
+                indices,
+                dict(series),
+                fairness_thresholds[attribute],
+                marks,
+                spans,
+            )
+            for attribute, series in sorted(fairness.items())
+        ]
+        heat = charts.heat_map(indices, list(features), cells, hrefs) if features else None
+        return ModelView(
+            model, history.windows, hrefs, heat, performance, fairness_charts, concept,
+            incident_rows,
+        )  # fmt: skip
+
+    def _spans(
+        self, windows: list[stored.WindowMeta], incidents: list[IncidentRow]
+    ) -> Iterable[tuple[int, int, str, str]]:
+        ends = np.array([w.end for w in windows])
+        for row in incidents:
+            start, end = row.incident.started_at, row.incident.ended_at
+            first = int(np.searchsorted(ends, start, side="left"))
+            last = len(windows) - 1 if end is None else int(np.searchsorted(ends, end, "left"))
+            first, last = min(first, len(windows) - 1), min(last, len(windows) - 1)
+            label = f"incident {row.incident.id[:8]}: {', '.join(row.incident.rules)}"
+            yield windows[first].index, windows[max(first, last)].index, label, row.href
+
+    def window_view(self, model: str, index: int) -> WindowView | None:
+        with self.store.engine.connect() as connection:
+            window = stored.window(connection, model, index)
+            if window is None:
+                return None
+            meta = window.meta
+            labels = self._join.load_range(connection, model, meta.start, meta.end)
+        summary = WindowSummary.from_bytes(window.summary)
+        profile = self.profile(meta.reference_id)
+        by_subject: dict[str, list[ResultRecord]] = defaultdict(list)
+        quality_of: dict[str, list[ResultRecord]] = defaultdict(list)
+        performance, fairness, quality, concept = [], [], [], []
+        for record in window.records:
+            if record.kind in DRIFT_KINDS:
+                by_subject[record.feature or PREDICTION].append(record)
+            elif record.kind == "data_quality" and record.feature:
+                quality_of[record.feature].append(record)
+            elif record.kind == "data_quality":
+                quality.append(record)
+            elif record.kind in ("performance", "estimated_performance"):
+                performance.append(record)
+            elif record.kind == "fairness":
+                fairness.append(record)
+            elif record.kind == "concept_drift":
+                concept.append(record)
+        drawings = {} if profile is None else _distributions(profile, summary)
+        names = list(dict.fromkeys([*drawings, *by_subject, *quality_of]))
+        features = []
+        for name in names:
+            records = by_subject.get(name, [])
+            ratios = [
+                r
+                for r in (charts.severity(x.value, x.threshold, x.direction) for x in records)
+                if r is not None
+            ]
+            features.append(
+                FeatureView(
+                    name=name,
+                    kind=drawings[name][0] if name in drawings else "",
+                    chart=drawings[name][1] if name in drawings else None,
+                    records=records,
+                    quality=quality_of.get(name, []),
+                    severity=max(ratios) if ratios else None,
+                    drift=any(r.drift for r in records),
+                )
+            )
+        features.sort(key=lambda f: (not f.drift, -(f.severity if f.severity is not None else -1)))
+        label_summary = _labels(profile, labels)
+        confusion = None
+        if label_summary is not None and isinstance(
+            label_summary.performance, BinaryPerformanceSummary
+        ):
+            p = label_summary.performance
+            confusion = Confusion(int(p.tp), int(p.fp), int(p.tn), int(p.fn))
+        groups = []
+        if profile is not None:
+            for attribute, selection in zip(profile.groups, summary.selection, strict=False):
+                if len(selection.groups):
+                    rates = np.divide(
+                        selection.selected, selection.n, out=np.zeros(len(selection.n)),
+                        where=selection.n > 0,
+                    )  # fmt: skip
+                    chart = charts.rate_bars(attribute, selection.groups, rates)
+                    groups.append(GroupRates(attribute, chart))
+        return WindowView(
+            meta=meta,
+            model_href=self.links.model(model),
+            previous_href=self.links.window(model, index - 1) if index > 0 else "",
+            next_href=self.links.window(model, index + 1),
+            features=features,
+            performance=performance,
+            fairness=fairness,
+            quality=quality,
+            concept=concept,
+            confusion=confusion,
+            groups=groups,
+            missing_profile=profile is None,
+        )
+
+    def incident_view(self, incident_id: str) -> IncidentView | None:
+        with self.store.engine.connect() as connection:
+            incident = stored.incident(connection, incident_id)
+            if incident is None:
+                return None
+            drifting = stored.drifting_windows(
+                connection, incident.model, incident.started_at, incident.ended_at
+            )
+        windows = [
+            (index, self.links.window(incident.model, index), records)
+            for index, records in sorted(drifting.items())
+        ]
+        return IncidentView(incident, self.links.model(incident.model), windows)
+
+    def profile(self, reference_id: str) -> Profile | None:
+        """The reference profile (cached: profiles never change once stored)."""
+        if reference_id not in self._profiles:
+            data = self.store.profile(reference_id)
+            self._profiles[reference_id] = None if data is None else Profile.from_bytes(data)
+        return self._profiles[reference_id]
+
+
+def _distributions(
+    profile: Profile, summary: WindowSummary
+) -> dict[str, tuple[str, charts.BarChart]]:
+    """Each feature's chart (and the prediction's), by name."""
+    drawn: dict[str, tuple[str, charts.BarChart]] = {}
+    reference, window = profile.numeric_reference.counts, summary.numeric.counts
+    for f, name in enumerate(profile.numeric):
+        chart = charts.numeric_histogram(name, profile.edges[f], reference[f], window[f])
+        drawn[name] = ("numeric", chart)
+    reference, window = profile.categorical_reference.counts, summary.categorical.counts
+    width = profile.vocabulary_width
+    for c, name in enumerate(profile.categorical):
+        top = profile.vocabularies[c].top
+        columns = [*range(len(top)), width, width + 1]
+        chart = charts.categorical_bars(name, top, reference[c, columns], window[c, columns])
+        drawn[name] = ("categorical", chart)
+    if profile.prediction_reference is not None and summary.prediction_numeric is not None:
+        chart = charts.numeric_histogram(
+            PREDICTION,
+            profile.prediction_edges[0],
+            profile.prediction_reference.counts[0],
+            summary.prediction_numeric.counts[0],
+        )
+        drawn[PREDICTION] = ("numeric", chart)
+    elif (
+        profile.prediction_categorical_reference is not None
+        and summary.prediction_categorical is not None
+        and profile.prediction_vocabulary is not None
+    ):
+        top = profile.prediction_vocabulary.top
+        counts_r = profile.prediction_categorical_reference.counts[0]
+        counts_w = summary.prediction_categorical.counts[0]
+        columns = [*range(len(top)), len(counts_r) - 2, len(counts_r) - 1]
+        chart = charts.categorical_bars(PREDICTION, top, counts_r[columns], counts_w[columns])
+        drawn[PREDICTION] = ("categorical", chart)
+    return drawn
+
+
+def _labels(profile: Profile | None, panes: dict[int, bytes]) -> LabelSummary | None:
+    if profile is None or not panes:
+        return None
+    summary = LabelSummary.empty(profile.outcomes, profile.task)
+    for pane in sorted(panes):
+        summary = summary.merge(LabelSummary.from_bytes(panes[pane]))
+    return summary if summary.n_labeled > 0 else None
