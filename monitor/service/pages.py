@@ -35,6 +35,7 @@ CSP = (
 """The pages' Content-Security-Policy: inline styles and nothing else, from nowhere."""
 
 DRIFT_KINDS = ("data_drift", "prediction_drift")
+PERFORMANCE_KINDS = ("performance", "estimated_performance")
 PREDICTION = "prediction"
 """The name the pages give the prediction column's distribution."""
 
@@ -231,7 +232,7 @@ class Pages:
                     drifting=sorted(
                         {r.subject for r in entry.records if r.kind in DRIFT_KINDS and r.drift}
                     ),
-                    performance=[r for r in entry.records if r.kind == "performance"],
+                    performance=[r for r in entry.records if r.kind in PERFORMANCE_KINDS],
                     firing=entry.firing,
                 )
             )
@@ -316,7 +317,7 @@ class Pages:
                         f"(threshold {_number(record.threshold)})"
                     )
                     cells[(record.window_index, name)] = (ratio, text)
-            elif record.kind in ("performance", "estimated_performance") and record.metric:
+            elif record.kind in PERFORMANCE_KINDS and record.metric:
                 if record.group_attribute is None and record.value is not None:
                     target = realized if record.kind == "performance" else estimated
                     target[record.metric][record.window_index] = record.value
@@ -401,7 +402,7 @@ class Pages:
                 quality_of[record.feature].append(record)
             elif record.kind == "data_quality":
                 quality.append(record)
-            elif record.kind in ("performance", "estimated_performance"):
+            elif record.kind in PERFORMANCE_KINDS:
                 performance.append(record)
             elif record.kind == "fairness":
                 fairness.append(record)
@@ -467,11 +468,11 @@ class Pages:
             if incident is None:
                 return None
             drifting = stored.drifting_windows(
-                connection, incident.model, incident.started_at, incident.ended_at
+                connection, incident.model, incident.started_at - LOOKBACK_MS, incident.ended_at
             )
         windows = [
-            (index, self.links.window(incident.model, index), records)
-            for index, records in sorted(drifting.items())
+            (index, self.links.window(incident.model, index), drifting[index])
+            for index in _incident_windows(drifting, incident.started_at)
         ]
         return IncidentView(incident, self.links.model(incident.model), windows)
 
@@ -481,6 +482,23 @@ class Pages:
             data = self.store.profile(reference_id)
             self._profiles[reference_id] = None if data is None else Profile.from_bytes(data)
         return self._profiles[reference_id]
+
+
+LOOKBACK_MS = 7 * 86_400_000
+"""How far before an incident's first notification its opening drift streak is looked for."""
+
+
+def _incident_windows(drifting: dict[int, list[ResultRecord]], started_at: int) -> list[int]:
+    """The windows of an incident: those that drifted after its first notification, and the
+    unbroken run of drifting windows that ended before it (the run that opened it)."""
+    before = sorted(i for i, records in drifting.items() if records[0].window_end < started_at)
+    after = sorted(i for i in drifting if i not in set(before))
+    run: list[int] = []
+    for index in reversed(before):
+        if run and index != run[-1] - 1:
+            break
+        run.append(index)
+    return [*reversed(run), *after]
 
 
 def _distributions(
