@@ -7,6 +7,7 @@ Jinja2 template with inline SVG: no JavaScript, nothing fetched, every value esc
 
 from __future__ import annotations
 
+import hashlib
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -43,7 +44,7 @@ PREDICTION = "prediction"
 @dataclass(frozen=True)
 class Links:
     """Where pages point: the daemon's ``/ui/`` paths under ``base``, or, in a report
-    file, anchors inside it."""
+    file, anchors inside it (``#`` and the id of the section)."""
 
     base: str = "/ui"
     anchors: bool = False
@@ -52,17 +53,24 @@ class Links:
         return "#top" if self.anchors else f"{self.base}/"
 
     def model(self, model: str) -> str:
-        return "#model" if self.anchors else f"{self.base}/models/{quote(model, safe='')}"
+        if self.anchors:
+            return f"#model-{_slug(model)}"
+        return f"{self.base}/models/{quote(model, safe='')}"
 
     def window(self, model: str, index: int) -> str:
         if self.anchors:
-            return f"#window-{index}"
+            return f"#window-{_slug(model)}-{index}"
         return f"{self.model(model)}/windows/{index}"
 
     def incident(self, incident_id: str) -> str:
         return (
             f"#incident-{incident_id}" if self.anchors else f"{self.base}/incidents/{incident_id}"
         )
+
+
+def _slug(model: str) -> str:
+    """A model's name as an HTML id: a short digest (names may hold any character)."""
+    return hashlib.sha256(model.encode()).hexdigest()[:12]
 
 
 # -- what each page shows --------------------------------------------------------------------
@@ -151,8 +159,8 @@ class IncidentView:
 
 
 @dataclass
-class Report:
-    """What one report file holds: a model page, window pages and incidents."""
+class ModelReport:
+    """What a report file holds of one model: its model page, window pages and incidents."""
 
     model: ModelView
     windows: list[WindowView] = field(default_factory=list)
@@ -203,11 +211,12 @@ class Pages:
         self.links = links or Links()
         self.clock = clock
         self._environment = _environment()
+        self._environment.globals["links"] = self.links
         self._profiles: dict[str, Profile | None] = {}
         self._join = JoinStore(store.engine.dialect.name)
 
     def render(self, template: str, **values: Any) -> str:
-        return self._environment.get_template(template).render(links=self.links, **values)
+        return self._environment.get_template(template).render(**values)
 
     # -- pages ----------------------------------------------------------------------------
 
@@ -264,20 +273,36 @@ class Pages:
             return None
         return self.render("incident.html", title=f"incident {incident_id[:12]}", view=view)
 
-    def report(self, history: stored.ModelHistory) -> str:
-        """One self-contained file: the model over ``history``'s windows, each window, and
-        the incidents that overlap them."""
+    def report(
+        self, histories: Iterable[stored.ModelHistory], max_windows: int | None = None
+    ) -> str:
+        """One self-contained file: per model, the model over its history's windows, its
+        window pages, and the incidents that overlap them (render with
+        ``Links(anchors=True)``). With ``max_windows``, only that many window pages per
+        model: the latest windows with drift first, then the latest others."""
+        reports = [
+            self._model_report(history, max_windows) for history in histories if history.windows
+        ]
+        names = ", ".join(report.model.model for report in reports) or "no windows"
+        return self.render(
+            "report.html",
+            title=f"driftwarden report: {names}",
+            reports=reports,
+            written=format_time(self.clock()),
+        )
+
+    def _model_report(self, history: stored.ModelHistory, max_windows: int | None) -> ModelReport:
         with self.store.engine.connect() as connection:
             incidents = stored.incidents(connection, history.model)
-        if history.windows:
-            first, last = history.windows[0], history.windows[-1]
-            incidents = [
-                i
-                for i in incidents
-                if i.started_at < last.end and (i.ended_at is None or i.ended_at >= first.start)
-            ]
-        report = Report(self.model_view(history, incidents))
-        for meta in history.windows:
+        first, last = history.windows[0], history.windows[-1]
+        incidents = [
+            i
+            for i in incidents
+            if i.started_at < last.end + (last.end - last.start)
+            and (i.ended_at is None or i.ended_at >= first.start)
+        ]
+        report = ModelReport(self.model_view(history, incidents))
+        for meta in _detailed(history, max_windows):
             view = self.window_view(history.model, meta.index)
             if view is not None:
                 report.windows.append(view)
@@ -285,9 +310,7 @@ class Pages:
             view = self.incident_view(incident.id)
             if view is not None:
                 report.incidents.append(view)
-        return self.render(
-            "report.html", title=f"{history.model}: driftwarden report", report=report
-        )
+        return report
 
     # -- views ----------------------------------------------------------------------------
 
@@ -482,6 +505,15 @@ class Pages:
             data = self.store.profile(reference_id)
             self._profiles[reference_id] = None if data is None else Profile.from_bytes(data)
         return self._profiles[reference_id]
+
+
+def _detailed(history: stored.ModelHistory, limit: int | None) -> list[stored.WindowMeta]:
+    """The windows a report draws pages of: all, or ``limit`` with drifting ones first."""
+    if limit is None or len(history.windows) <= limit:
+        return history.windows
+    drifting = {r.window_index for r in history.records if r.drift}
+    ranked = sorted(history.windows, key=lambda w: (w.index in drifting, w.index), reverse=True)
+    return sorted(ranked[:limit], key=lambda w: w.index)
 
 
 LOOKBACK_MS = 7 * 86_400_000

@@ -167,15 +167,18 @@ def history(connection: Connection, model: str, last: int = 500) -> ModelHistory
     return ModelHistory(model, windows, records)
 
 
-def window_range(connection: Connection, model: str, since: int, until: int) -> ModelHistory:
-    """The model's windows overlapping ``[since, until)`` (epoch ms) and their records."""
+def window_range(
+    connection: Connection, model: str, low: int, high: int, *, by_index: bool = False
+) -> ModelHistory:
+    """The model's windows with an index in ``[low, high]`` (``by_index``) or overlapping
+    the times ``[low, high)`` (epoch ms), and their records."""
+    if by_index:
+        where = (WindowRow.window_index >= low, WindowRow.window_index <= high)
+    else:
+        where = (WindowRow.window_start < high, WindowRow.window_end > low)
     rows = connection.execute(
         select(*_WINDOW_COLUMNS)
-        .where(
-            WindowRow.model == model,
-            WindowRow.window_start < until,
-            WindowRow.window_end > since,
-        )
+        .where(WindowRow.model == model, *where)
         .order_by(WindowRow.window_index)
     ).all()
     windows = [WindowMeta(*row) for row in rows]

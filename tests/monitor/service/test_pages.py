@@ -369,3 +369,63 @@ def test_incident_page_lists_its_notifications_and_drifting_windows(
     assert deliveries and all(a["data-channel"] == "log" for a in deliveries)
     windows = [a["href"] for a in page.find("a") if "/windows/" in (a.get("href") or "")]
     assert f"{_model_path()}/windows/{DRIFT_WINDOW}" in windows
+
+
+# -- the report file ------------------------------------------------------------------------
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [sys.executable, "-m", "driftwarden.monitor.commands.cli", *args],
+        capture_output=True,
+        check=False,
+    )
+
+
+def test_report_of_one_window_holds_its_page_with_the_same_values(
+    evidence: Evidence, results: list[dict], tmp_path: Path
+) -> None:
+    out = tmp_path / "report.html"
+    done = _cli("report", "--config", str(evidence.config), "--model", MODEL,
+                "--window", str(DRIFT_WINDOW), "--out", str(out))  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    html = out.read_text()
+    assert "<script" not in html.lower() and "http://" not in html and "https://" not in html
+    page = Elements(html)
+    shown = {
+        tuple(row[f"data-{name}"] for name in _KEY): row["data-value"]
+        for row in page.find("tr")
+        if row.get("data-kind")
+    }
+    stored = [r for r in results if r["window_index"] == DRIFT_WINDOW]
+    assert set(shown) == {_key(r) for r in stored}
+    for record in stored:
+        assert shown[_key(record)] == ("" if record["value"] is None else repr(record["value"]))
+    ids = {attrs["id"] for _, attrs in page.tags if attrs.get("id")}
+    targets = {a["href"][1:] for a in page.find("a") if (a.get("href") or "").startswith("#")}
+    assert any(target.startswith("window-") for target in targets & ids)
+
+
+def test_report_refuses_an_unknown_window_and_mixed_ranges(
+    evidence: Evidence, tmp_path: Path
+) -> None:
+    out = tmp_path / "none.html"
+    missing = _cli("report", "--config", str(evidence.config), "--model", MODEL,
+                   "--window", "9999", "--out", str(out))  # fmt: skip
+    assert missing.returncode != 0 and b"no stored window" in missing.stderr
+    assert not out.exists()
+    mixed = _cli("report", "--config", str(evidence.config), "--model", MODEL, "--window", "1",
+                 "--since", "2026-11-19T00:00:00Z", "--out", str(out))  # fmt: skip
+    assert mixed.returncode != 0 and b"not both" in mixed.stderr
+
+
+def test_replay_writes_a_report_of_the_whole_back_test(
+    evidence: Evidence, results: list[dict]
+) -> None:
+    page = Elements((evidence.directory / "out" / "report.html").read_text())
+    windows = {r["window_index"] for r in results}
+    heat = {int(a["data-window"]) for a in page.find("rect") if a.get("data-level")}
+    assert heat == windows
+    ids = {attrs["id"] for _, attrs in page.tags if attrs.get("id")}
+    drawn = {i for i in ids if i.startswith("window-")}
+    assert len(drawn) == len(windows)
