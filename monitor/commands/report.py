@@ -54,7 +54,8 @@ def write_replay_report(
     """``report.html`` of a back-test: each of ``models`` over all its windows."""
     with engine.connect() as connection:
         histories = [
-            evidence.window_range(connection, model, 0, 2**31, by_index=True) for model in models
+            evidence.window_range(connection, model, 0, 2**31 - 1, by_index=True)
+            for model in models
         ]
     pages = Pages(storage.Store(engine), Links(anchors=True), clock)
     _write(out, pages.report(histories, REPLAY_WINDOW_PAGES))
