@@ -241,7 +241,11 @@ class Pages:
                     drifting=sorted(
                         {r.subject for r in entry.records if r.kind in DRIFT_KINDS and r.drift}
                     ),
-                    performance=[r for r in entry.records if r.kind in PERFORMANCE_KINDS],
+                    performance=[
+                        r
+                        for r in entry.records
+                        if r.kind in PERFORMANCE_KINDS and r.value is not None
+                    ],
                     firing=entry.firing,
                 )
             )
@@ -344,7 +348,9 @@ class Pages:
                 if record.group_attribute is None and record.value is not None:
                     target = realized if record.kind == "performance" else estimated
                     target[record.metric][record.window_index] = record.value
-                    if record.threshold is not None and record.kind == "performance":
+                    if record.threshold is not None and (
+                        record.kind == "performance" or record.metric not in thresholds
+                    ):
                         thresholds[record.metric] = record.threshold
             elif record.kind == "fairness" and record.value is not None:
                 attribute = record.group_attribute or "(all)"
@@ -388,7 +394,11 @@ class Pages:
             )
             for attribute, series in sorted(fairness.items())
         ]
-        heat = charts.heat_map(indices, list(features), cells, hrefs) if features else None
+        worst: dict[str, float] = defaultdict(float)
+        for (_, name), (ratio, _) in cells.items():
+            worst[name] = max(worst[name], -1.0 if ratio is None else ratio)
+        ordered = sorted(features, key=lambda name: -worst[name])
+        heat = charts.heat_map(indices, ordered, cells, hrefs) if features else None
         return ModelView(
             model, history.windows, hrefs, heat, performance, fairness_charts, concept,
             incident_rows,

@@ -151,7 +151,8 @@ class Ui:
 
 _LOGIN = (
     '<!doctype html><html lang="en"><meta charset="utf-8"><meta name="color-scheme" '
-    'content="light dark"><link rel="icon" href="data:,"><title>driftwarden: sign in</title><h1>driftwarden</h1><p>These '
+    'content="light dark"><link rel="icon" href="data:,"><title>driftwarden: sign in</title>'
+    "<h1>driftwarden</h1><p>These "
     "pages need the API bearer token (<code>http.token_env</code> or <code>http.token_file"
     '</code>).</p><form method="post" action="/ui/session"><label>Token <input type="password" '
     'name="token" autocomplete="current-password" required></label> <button type="submit">'

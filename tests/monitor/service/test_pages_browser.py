@@ -68,6 +68,7 @@ def _console_errors(driver: webdriver.Chrome) -> list[dict]:
 
 
 def _open(driver: webdriver.Chrome, url: str, shot: str) -> None:
+    driver.set_window_size(1280, 900)
     driver.get(url)
     assert driver.find_element(By.TAG_NAME, "h1").text
     height = driver.execute_script("return document.documentElement.scrollHeight")
