@@ -119,7 +119,9 @@ def _run(
     store: storage.Store,
     progress: IO[str] | None,
 ) -> ReplayOutcome:
-    alerts = AlertEngine(config.alerts, window_sizes(config), deliver=False)
+    alerts = AlertEngine(
+        config.alerts, window_sizes(config), deliver=False, pages_url=config.http.external_url
+    )
     outcome = ReplayOutcome()
     meter = _Progress(progress, predictions)
     engine = store.engine

@@ -204,7 +204,9 @@ class Daemon:
         housekeeping.add("driftwarden-lease", lease.renew)
         lifecycle.start("housekeeping", housekeeping, housekeeping.start, housekeeping.stop)
         lifecycle.start("retention", retention, None, retention.stop)
-        self.alerts = AlertEngine(config.alerts, window_sizes(config))
+        self.alerts = AlertEngine(
+            config.alerts, window_sizes(config), pages_url=config.http.external_url
+        )
         self.dispatcher = Dispatcher(
             engine,
             config.alerts,

@@ -13,11 +13,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import numpy as np
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
+from driftwarden.alerts.links import UI, incident_path, model_path, window_path
 from driftwarden.core.records import ResultRecord
 from driftwarden.core.times import Clock, format_time, wall_clock_ms
 from driftwarden.detectors.performance_binary import BinaryPerformanceSummary
@@ -43,29 +43,22 @@ PREDICTION = "prediction"
 
 @dataclass(frozen=True)
 class Links:
-    """Where pages point: the daemon's ``/ui/`` paths under ``base``, or, in a report
-    file, anchors inside it (``#`` and the id of the section)."""
+    """Where pages point: the daemon's ``/ui/`` paths (``driftwarden.alerts.links``), or,
+    in a report file, anchors inside it (``#`` and the id of the section)."""
 
-    base: str = "/ui"
     anchors: bool = False
 
     def fleet(self) -> str:
-        return "#top" if self.anchors else f"{self.base}/"
+        return "#top" if self.anchors else f"{UI}/"
 
     def model(self, model: str) -> str:
-        if self.anchors:
-            return f"#model-{_slug(model)}"
-        return f"{self.base}/models/{quote(model, safe='')}"
+        return f"#model-{_slug(model)}" if self.anchors else model_path(model)
 
     def window(self, model: str, index: int) -> str:
-        if self.anchors:
-            return f"#window-{_slug(model)}-{index}"
-        return f"{self.model(model)}/windows/{index}"
+        return f"#window-{_slug(model)}-{index}" if self.anchors else window_path(model, index)
 
     def incident(self, incident_id: str) -> str:
-        return (
-            f"#incident-{incident_id}" if self.anchors else f"{self.base}/incidents/{incident_id}"
-        )
+        return f"#incident-{incident_id}" if self.anchors else incident_path(incident_id)
 
 
 def _slug(model: str) -> str:

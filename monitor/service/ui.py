@@ -25,12 +25,12 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from markupsafe import escape
 
+from driftwarden.alerts.links import UI as UI_PREFIX
 from driftwarden.monitor.service.api import MAX_BODY, HttpSecurity, Response, same_secret
 from driftwarden.monitor.service.pages import CSP, Pages
 
 log = logging.getLogger("driftwarden.ui")
 
-UI_PREFIX = "/ui"
 COOKIE = "driftwarden_session"
 MAX_LAST = 500
 """The most windows a model page draws."""
