@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+from markupsafe import Markup, escape
 
 WIDTH = 640
 """Width of every chart's view box (the page scales it)."""
@@ -228,32 +229,6 @@ def _number(value: float, digits: int = 6) -> str:
 # -- the model page: heat map and series over windows ------------------------------------------
 
 
-@dataclass(frozen=True)
-class Cell:
-    x: float
-    y: float
-    width: float
-    height: float
-    level: int
-    window: int
-    feature: str
-    text: str
-    href: str
-
-
-@dataclass(frozen=True)
-class HeatMap:
-    """Windows (columns) × features (rows), each cell coloured by its main statistic
-    over its threshold."""
-
-    title: str
-    description: str
-    height: float
-    cells: list[Cell]
-    rows: list[Tick]
-    columns: list[Tick]
-
-
 LEVELS = (0.5, 0.8, 1.0, 1.5, 2.0)
 """Cell colour steps of statistic ÷ threshold: below 0.5, …, 2 and more (drift from 1)."""
 
@@ -316,14 +291,11 @@ class LineChart:
     y_ticks: list[Tick] = field(default_factory=list)
 
 
-def window_axis(
-    indices: Sequence[int], left: float = PLOT_LEFT
-) -> tuple[dict[int, float], list[Tick]]:
-    """The x position of each window index (equal steps from ``left``, oldest first) and a
-    few ticks."""
+def window_axis(indices: Sequence[int]) -> tuple[dict[int, float], list[Tick]]:
+    """The x position of each window index (equal steps, oldest first) and a few ticks."""
     n = len(indices)
-    step = (PLOT_RIGHT - left) / max(n, 1)
-    positions = {index: left + (i + 0.5) * step for i, index in enumerate(indices)}
+    step = (PLOT_RIGHT - PLOT_LEFT) / max(n, 1)
+    positions = {index: PLOT_LEFT + (i + 0.5) * step for i, index in enumerate(indices)}
     every = max(1, math.ceil(n / 8))
     ticks = [Tick(positions[index], str(index)) for index in list(indices)[::every]]
     return positions, ticks
@@ -380,55 +352,6 @@ def line_chart(
     )
 
 
-ROW_HEIGHT = 14.0
-HEAT_LEFT = 150
-"""Where a heat map's cells start (feature names go to the left)."""
-
-
-def heat_map(
-    indices: Sequence[int],
-    features: Sequence[str],
-    cells: dict[tuple[int, str], tuple[float | None, str]],
-    links: dict[int, str],
-) -> HeatMap:
-    """Windows × features: ``cells`` maps (window index, feature) to its severity ratio and
-    the text naming the statistic; ``links`` a window index to its page."""
-    positions, columns = window_axis(indices, HEAT_LEFT)
-    width = (PLOT_RIGHT - HEAT_LEFT) / max(len(indices), 1)
-    drawn = []
-    for row, feature in enumerate(features):
-        y = PLOT_TOP + row * ROW_HEIGHT
-        for index in indices:
-            ratio, text = cells.get((index, feature), (None, "no value"))
-            drawn.append(
-                Cell(
-                    round(positions[index] - width / 2, 2),
-                    y,
-                    round(width, 2),
-                    ROW_HEIGHT - 1,
-                    level(ratio),
-                    index,
-                    feature,
-                    text,
-                    links.get(index, ""),
-                )
-            )
-    rows = [Tick(PLOT_TOP + (i + 0.7) * ROW_HEIGHT, f) for i, f in enumerate(features)]
-    height = PLOT_TOP + len(features) * ROW_HEIGHT
-    return HeatMap(
-        title="Feature drift over windows",
-        description=(
-            f"Heat map of {len(features)} features over {len(indices)} windows: each cell is "
-            "the feature's main drift statistic divided by its threshold; darker cells are "
-            "further past the threshold."
-        ),
-        height=height,
-        cells=drawn,
-        rows=rows,
-        columns=columns,
-    )
-
-
 def rate_bars(attribute: str, groups: Sequence[str], rates: np.ndarray) -> BarChart:
     """Selection rate per group: the share of each group's predictions that are positive."""
     scale, y_ticks = y_scale(float(rates.max(initial=0.0)))
@@ -446,4 +369,99 @@ def rate_bars(attribute: str, groups: Sequence[str], rates: np.ndarray) -> BarCh
         x_ticks=ticks,
         y_ticks=y_ticks,
         rotate_labels=True,
+    )
+
+
+ROW_HEIGHT = 14.0
+HEAT_LEFT = 150
+"""Where a heat map's cells start (feature names go to the left)."""
+MAX_COLUMNS = 125
+"""Columns a heat map draws at most: beyond, each column pools consecutive windows (its
+colour is the worst of them, its link the worst window's page)."""
+
+
+@dataclass(frozen=True)
+class HeatMap:
+    """Windows (columns) × features (rows, furthest past threshold first), each cell
+    coloured by the feature's drift statistic over its threshold. ``marks`` is the cells'
+    SVG, written here: tens of thousands of cells would dominate a template's time."""
+
+    title: str
+    description: str
+    height: float
+    marks: Markup
+    rows: list[Tick]
+    columns: list[Tick]
+
+
+def heat_map(
+    indices: Sequence[int],
+    drift: Sequence[tuple[int, str, float | None, bool]],
+    links: dict[int, str],
+) -> HeatMap:
+    """The heat map of ``drift`` cells (window index, feature, statistic ÷ threshold, drift)
+    over the windows ``indices`` (oldest first); ``links`` maps a window to its page."""
+    position = {index: i for i, index in enumerate(indices)}
+    pool = max(1, math.ceil(len(indices) / MAX_COLUMNS))
+    n_columns = math.ceil(len(indices) / pool)
+    worst: dict[str, float] = {}
+    cells: dict[tuple[str, int], tuple[float, int]] = {}
+    for index, feature, ratio, _ in drift:
+        if index not in position:
+            continue
+        value = -1.0 if ratio is None else ratio
+        worst[feature] = max(worst.get(feature, -1.0), value)
+        column = position[index] // pool
+        if (feature, column) not in cells or value > cells[feature, column][0]:
+            cells[feature, column] = (value, index)
+    features = sorted(worst, key=lambda name: (-worst[name], name))
+    width = (PLOT_RIGHT - HEAT_LEFT) / max(n_columns, 1)
+    parts = []
+    for row, feature in enumerate(features):
+        y = PLOT_TOP + row * ROW_HEIGHT
+        name = escape(feature)
+        for column in range(n_columns):
+            value, index = cells.get((feature, column), (-1.0, indices[column * pool]))
+            shown = "no value" if value < 0 else f"{value:.3g}× threshold"
+            x = HEAT_LEFT + column * width
+            shade = level(value if value >= 0 else None)
+            parts.append(
+                f'<a href="{escape(links.get(index, ""))}"><rect class="l{shade}" '
+                f'x="{x:.2f}" y="{y:.1f}" width="{width:.2f}" height="{ROW_HEIGHT - 1:.1f}" '
+                f'data-window="{index}" data-feature="{name}" data-level="{shade}"><title>'
+                f"{name}, window {index}: "
+                f"{shown}</title></rect></a>"
+            )
+    ticks_every = max(1, math.ceil(n_columns / 8))
+    columns = [
+        Tick(HEAT_LEFT + (c + 0.5) * width, str(indices[c * pool]))
+        for c in range(0, n_columns, ticks_every)
+    ]
+    rows = [Tick(PLOT_TOP + (i + 0.7) * ROW_HEIGHT, f) for i, f in enumerate(features)]
+    pooled = f", {pool} windows per column" if pool > 1 else ""
+    return HeatMap(
+        title="Feature drift over windows",
+        description=(
+            f"Heat map of {len(features)} features over {len(indices)} windows{pooled}: each "
+            "cell is the feature's drift statistic furthest toward its threshold, divided by "
+            "that threshold; cells past 1 are drift."
+        ),
+        height=PLOT_TOP + len(features) * ROW_HEIGHT,
+        marks=Markup("\n".join(parts)),
+        rows=rows,
+        columns=columns,
+    )
+
+
+def bar_marks(bars: Sequence[Bar]) -> Markup:
+    """The SVG of ``bars`` (their values escaped): a chart's repeated part."""
+    return Markup(
+        "\n".join(
+            f'<rect class="{bar.series}" x="{bar.x}" y="{bar.y}" width="{bar.width}" '
+            f'height="{bar.height}" data-series="{bar.series}" data-low="{escape(bar.low)}" '
+            f'data-high="{escape(bar.high)}" data-share="{float(bar.share)!r}"><title>{bar.series} '
+            f"{escape(bar.low)}{'' if bar.high == bar.low else ' to ' + escape(bar.high)}: "
+            f"{bar.share * 100:.2f}%</title></rect>"
+            for bar in bars
+        )
     )

@@ -317,8 +317,6 @@ class Pages:
         model = history.model
         indices = [w.index for w in history.windows]
         hrefs = {i: self.links.window(model, i) for i in indices}
-        cells: dict[tuple[int, str], tuple[float | None, str]] = {}
-        features: dict[str, None] = {}
         realized: dict[str, dict[int, float]] = defaultdict(dict)
         estimated: dict[str, dict[int, float]] = defaultdict(dict)
         thresholds: dict[str, float] = {}
@@ -326,18 +324,7 @@ class Pages:
         fairness_thresholds: dict[str, dict[str, float]] = defaultdict(dict)
         concept: list[ResultRecord] = []
         for record in history.records:
-            if record.kind in DRIFT_KINDS:
-                name = record.feature or PREDICTION
-                features.setdefault(name)
-                ratio = charts.severity(record.value, record.threshold, record.direction)
-                known = cells.get((record.window_index, name), (None, ""))[0]
-                if known is None or (ratio is not None and ratio > known):
-                    text = (
-                        f"{record.detector} {_number(record.value)} "
-                        f"(threshold {_number(record.threshold)})"
-                    )
-                    cells[(record.window_index, name)] = (ratio, text)
-            elif record.kind in PERFORMANCE_KINDS and record.metric:
+            if record.kind in PERFORMANCE_KINDS and record.metric:
                 if record.group_attribute is None and record.value is not None:
                     target = realized if record.kind == "performance" else estimated
                     target[record.metric][record.window_index] = record.value
@@ -387,11 +374,7 @@ class Pages:
             )
             for attribute, series in sorted(fairness.items())
         ]
-        worst: dict[str, float] = defaultdict(float)
-        for (_, name), (ratio, _) in cells.items():
-            worst[name] = max(worst[name], -1.0 if ratio is None else ratio)
-        ordered = sorted(features, key=lambda name: -worst[name])
-        heat = charts.heat_map(indices, ordered, cells, hrefs) if features else None
+        heat = charts.heat_map(indices, history.drift, hrefs) if history.drift else None
         return ModelView(
             model, history.windows, hrefs, heat, performance, fairness_charts, concept,
             incident_rows,
@@ -514,7 +497,7 @@ def _detailed(history: stored.ModelHistory, limit: int | None) -> list[stored.Wi
     """The windows a report draws pages of: all, or ``limit`` with drifting ones first."""
     if limit is None or len(history.windows) <= limit:
         return history.windows
-    drifting = {r.window_index for r in history.records if r.drift}
+    drifting = {index for index, _, _, drift in history.drift if drift}
     ranked = sorted(history.windows, key=lambda w: (w.index in drifting, w.index), reverse=True)
     return sorted(ranked[:limit], key=lambda w: w.index)
 

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, case, func, select
 
 from driftwarden.alerts.tables import alert_outbox, alert_states
 from driftwarden.core.records import RESULT_KEY, ResultRecord
@@ -45,11 +45,15 @@ class StoredWindow:
 
 @dataclass(frozen=True)
 class ModelHistory:
-    """A model's last windows (oldest first) and their result records."""
+    """A model's last windows (oldest first), their records but the per-feature drift and
+    quality ones, and per window and feature the drift statistic furthest toward its
+    threshold: ``(window index, feature, statistic ÷ threshold, any drift)`` (``None``: no
+    value)."""
 
     model: str
     windows: list[WindowMeta]
     records: list[ResultRecord]
+    drift: list[tuple[int, str, float | None, bool]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -160,11 +164,7 @@ def history(connection: Connection, model: str, last: int = 500) -> ModelHistory
         .order_by(WindowRow.window_index.desc())
         .limit(last)
     ).all()
-    windows = [WindowMeta(*row) for row in reversed(rows)]
-    if not windows:
-        return ModelHistory(model, [], [])
-    records = _results(connection, model, windows[0].index, windows[-1].index)
-    return ModelHistory(model, windows, records)
+    return _history(connection, model, [WindowMeta(*row) for row in reversed(rows)])
 
 
 def window_range(
@@ -181,12 +181,7 @@ def window_range(
         .where(WindowRow.model == model, *where)
         .order_by(WindowRow.window_index)
     ).all()
-    windows = [WindowMeta(*row) for row in rows]
-    if not windows:
-        return ModelHistory(model, [], [])
-    return ModelHistory(
-        model, windows, _results(connection, model, windows[0].index, windows[-1].index)
-    )
+    return _history(connection, model, [WindowMeta(*row) for row in rows])
 
 
 def window(connection: Connection, model: str, index: int) -> StoredWindow | None:
@@ -262,13 +257,60 @@ def drifting_windows(
     return dict(found)
 
 
-def _results(connection: Connection, model: str, low: int, high: int) -> list[ResultRecord]:
+_SUMMARY_KINDS = ("performance", "estimated_performance", "fairness", "concept_drift")
+_DRIFT_KINDS = ("data_drift", "prediction_drift")
+
+
+def _history(connection: Connection, model: str, windows: list[WindowMeta]) -> ModelHistory:
+    """The records a model page draws for ``windows``: drift aggregated in SQL (a window of
+    100 features holds hundreds of drift records), the other kinds as records."""
+    if not windows:
+        return ModelHistory(model, [], [])
+    low, high = windows[0].index, windows[-1].index
+    columns = ResultRow.__table__.c
+    ratio = case(
+        (columns.value.is_(None) | columns.threshold.is_(None), None),
+        (columns.direction == "above",
+         case((columns.threshold > 0, columns.value / columns.threshold), else_=None)),
+        (columns.value > 0, columns.threshold / columns.value),
+        else_=None,
+    )  # fmt: skip
+    feature = case((columns.feature == "", "prediction"), else_=columns.feature)
+    drift = connection.execute(
+        select(
+            columns.window_index,
+            feature,
+            func.max(ratio),
+            func.max(case((columns.drift.is_(True), 1), else_=0)),
+        )
+        .where(
+            columns.model == model,
+            columns.window_index >= low,
+            columns.window_index <= high,
+            columns.kind.in_(_DRIFT_KINDS),
+        )
+        .group_by(columns.window_index, feature)
+    ).all()
+    records = _results(connection, model, low, high, _SUMMARY_KINDS)
+    cells = [(index, name, ratio, bool(flag)) for index, name, ratio, flag in drift]
+    return ModelHistory(model, windows, records, cells)
+
+
+def _results(
+    connection: Connection,
+    model: str,
+    low: int,
+    high: int,
+    kinds: tuple[str, ...] | None = None,
+) -> list[ResultRecord]:
     columns = ResultRow.__table__.c
     query = (
         select(ResultRow)
         .where(columns.model == model, columns.window_index >= low, columns.window_index <= high)
         .order_by(*(columns[name] for name in RESULT_KEY))
     )
+    if kinds is not None:
+        query = query.where(columns.kind.in_(kinds))
     return [record_of(row) for row in connection.execute(query).mappings()]
 
 
