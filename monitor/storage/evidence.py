@@ -124,11 +124,6 @@ _WINDOW_COLUMNS = (
 _INCIDENT_KEY = re.compile(r"dw-(?P<id>[0-9a-f]{32})-")
 
 
-def models(connection: Connection) -> list[str]:
-    """Every model with a stored window, by name."""
-    return list(connection.scalars(select(WindowRow.model).distinct().order_by(WindowRow.model)))
-
-
 def fleet(connection: Connection) -> list[FleetEntry]:
     """Every model with a stored window, with its last window and that window's records."""
     last = (
@@ -197,11 +192,17 @@ def window(connection: Connection, model: str, index: int) -> StoredWindow | Non
     return StoredWindow(meta, bytes(row[-1]), _results(connection, model, index, index))
 
 
-def incidents(connection: Connection, model: str | None = None) -> list[Incident]:
-    """Incidents with their notifications, newest first (optionally of one model)."""
-    query = select(alert_outbox).order_by(alert_outbox.c.id)
+def incidents(connection: Connection, model: str | None = None, last: int = 2000) -> list[Incident]:
+    """Incidents with their notifications among the ``last`` notifications (of ``model``),
+    newest first."""
+    newest = select(alert_outbox.c.id).order_by(alert_outbox.c.id.desc()).limit(last)
     if model is not None:
-        query = query.where(alert_outbox.c.model == model)
+        newest = newest.where(alert_outbox.c.model == model)
+    query = (
+        select(alert_outbox)
+        .where(alert_outbox.c.id.in_(newest.scalar_subquery()))
+        .order_by(alert_outbox.c.id)
+    )
     found: dict[str, Incident] = {}
     for row in connection.execute(query).mappings():
         match = _INCIDENT_KEY.match(row["idempotency_key"])
@@ -220,7 +221,10 @@ def incident(connection: Connection, incident_id: str) -> Incident | None:
         return None
     rows = connection.execute(
         select(alert_outbox)
-        .where(alert_outbox.c.idempotency_key.like(f"dw-{incident_id}-%"))
+        .where(  # the key range "dw-<id>-" .. "dw-<id>." (an index range, unlike LIKE)
+            alert_outbox.c.idempotency_key >= f"dw-{incident_id}-",
+            alert_outbox.c.idempotency_key < f"dw-{incident_id}.",
+        )
         .order_by(alert_outbox.c.id)
     ).mappings()
     found: Incident | None = None
@@ -228,16 +232,6 @@ def incident(connection: Connection, incident_id: str) -> Incident | None:
         found = found or Incident(incident_id, row["model"], row["group_key"])
         found.deliveries.append(_delivery(row))
     return found
-
-
-def firing_alerts(connection: Connection, group_key: str) -> dict[str, int]:
-    """The alerts of a group that fire now: rule → the window index that last moved it."""
-    rows = connection.execute(
-        select(alert_states.c.rule, func.max(alert_states.c.last_window_index))
-        .where(alert_states.c.group_key == group_key, alert_states.c.state == "firing")
-        .group_by(alert_states.c.rule)
-    )
-    return dict(rows.all())
 
 
 def drifting_windows(
