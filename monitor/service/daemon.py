@@ -97,7 +97,7 @@ class Daemon:
         self.config_path = config_path
         self.clock = clock
         self.registry = registry or CollectorRegistry()
-        self.metrics = Metrics(self.registry, config.models)
+        self.metrics = Metrics(self.registry, config.models, config.http.external_url)
         self.health = Health(config.http.stall_after.total_seconds())
         self._reload = threading.Event()
         self._stop = threading.Event()
