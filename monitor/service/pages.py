@@ -476,12 +476,17 @@ class Pages:
             incident = stored.incident(connection, incident_id)
             if incident is None:
                 return None
+            # open: anchored on its alerts' latest window; else on its first notification
+            anchor = (
+                incident.started_at if incident.evidence_end is None else incident.evidence_end + 1
+            )
+            until = incident.ended_at
             drifting = stored.drifting_windows(
-                connection, incident.model, incident.started_at - LOOKBACK_MS, incident.ended_at
+                connection, incident.model, anchor - LOOKBACK_MS, until
             )
         windows = [
             (index, self.links.window(incident.model, index), drifting[index])
-            for index in _incident_windows(drifting, incident.started_at)
+            for index in _incident_windows(drifting, anchor)
         ]
         return IncidentView(incident, self.links.model(incident.model), windows)
 

@@ -7,10 +7,11 @@ index range scans), or by one incident. Raw events are never read.
 
 from __future__ import annotations
 
+import json
 import re
 from collections import defaultdict
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy import Connection, case, func, select
@@ -92,6 +93,9 @@ class Incident:
     model: str
     group_key: str
     deliveries: list[Delivery] = field(default_factory=list)
+    evidence_end: int | None = None
+    """While the incident is open: the end of the latest window its firing alerts judged
+    (event time, where notification times are the daemon's clock)."""
 
     @property
     def started_at(self) -> int:
@@ -231,7 +235,18 @@ def incident(connection: Connection, incident_id: str) -> Incident | None:
     for row in rows:
         found = found or Incident(incident_id, row["model"], row["group_key"])
         found.deliveries.append(_delivery(row))
-    return found
+    if found is None or found.ended_at is not None:
+        return found
+    ends = [
+        json.loads(text).get("window_end")
+        for text in connection.scalars(
+            select(alert_states.c.evidence).where(
+                alert_states.c.group_key == found.group_key, alert_states.c.state == "firing"
+            )
+        )
+    ]
+    known = [end for end in ends if isinstance(end, int)]
+    return replace(found, evidence_end=max(known)) if known else found
 
 
 def drifting_windows(

@@ -162,6 +162,12 @@ def test_each_page_type_in_chromium_on_a_daemon_fed_by_the_broker(
         _open(browser, f"{base}/ui/incidents/{incidents[0].id}", "incident")
         channels = browser.find_elements(By.CSS_SELECTOR, "tr[data-channel]")
         assert {row.get_attribute("data-channel") for row in channels} == {"log"}
+        shown = {
+            int(a.get_attribute("href").rsplit("/", 1)[1])
+            for a in browser.find_elements(By.CSS_SELECTOR, "a[href*='/windows/']")
+        }
+        drifted = {r.window_index for r in results.values() if r.kind == "data_drift" and r.drift}
+        assert shown and shown <= drifted and last in shown
         assert daemon.stop() == 0
 
     report = tmp_path / "report.html"
