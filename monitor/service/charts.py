@@ -7,6 +7,7 @@ attributes (tests and screen readers read them there).
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -246,7 +247,7 @@ def level(ratio: float | None) -> int:
     """The colour step of a severity ratio (-1: no value)."""
     if ratio is None:
         return -1
-    return int(np.searchsorted(LEVELS, ratio, side="right"))
+    return bisect.bisect_right(LEVELS, ratio)
 
 
 @dataclass(frozen=True)
@@ -377,7 +378,7 @@ HEAT_LEFT = 150
 """Where a heat map's cells start (feature names go to the left)."""
 MAX_COLUMNS = 125
 """Columns a heat map draws at most: beyond, each column pools consecutive windows (its
-colour is the worst of them, its link the worst window's page)."""
+colour is the worst of them; it links to the first one's page)."""
 
 
 @dataclass(frozen=True)
@@ -398,44 +399,50 @@ def heat_map(
     indices: Sequence[int],
     drift: Sequence[tuple[int, str, float | None, bool]],
     links: dict[int, str],
+    pool: int = 1,
 ) -> HeatMap:
-    """The heat map of ``drift`` cells (window index, feature, statistic ÷ threshold, drift)
-    over the windows ``indices`` (oldest first); ``links`` maps a window to its page."""
-    position = {index: i for i, index in enumerate(indices)}
-    pool = max(1, math.ceil(len(indices) / MAX_COLUMNS))
-    n_columns = math.ceil(len(indices) / pool)
+    """The heat map of ``drift`` cells (first window index of a group of ``pool``, feature,
+    statistic ÷ threshold, drift) over the windows ``indices`` (oldest first); ``links``
+    maps a window to its page (a group links to its first stored window)."""
+    low = indices[0] if indices else 0
+    starts: dict[int, int] = {}  # group start -> its first stored window
+    for index in indices:
+        starts.setdefault(low + (index - low) // pool * pool, index)
+    column_of = {start: c for c, start in enumerate(starts)}
     worst: dict[str, float] = {}
-    cells: dict[tuple[str, int], tuple[float, int]] = {}
-    for index, feature, ratio, _ in drift:
-        if index not in position:
+    cells: dict[tuple[str, int], float] = {}
+    for start, feature, ratio, _ in drift:
+        if start not in column_of:
             continue
         value = -1.0 if ratio is None else ratio
         worst[feature] = max(worst.get(feature, -1.0), value)
-        column = position[index] // pool
-        if (feature, column) not in cells or value > cells[feature, column][0]:
-            cells[feature, column] = (value, index)
+        cells[feature, column_of[start]] = value
     features = sorted(worst, key=lambda name: (-worst[name], name))
-    width = (PLOT_RIGHT - HEAT_LEFT) / max(n_columns, 1)
+    shown = list(starts.values())
+    width = (PLOT_RIGHT - HEAT_LEFT) / max(len(shown), 1)
+    heads = [  # per column: the link and the start of the rect, the same on every row
+        f'<a href="{escape(links.get(index, ""))}"><rect x="{HEAT_LEFT + c * width:.2f}" '
+        f'width="{width:.2f}" height="{ROW_HEIGHT - 1:.1f}" data-window="{index}"'
+        for c, index in enumerate(shown)
+    ]
+    spans = [
+        f"windows {index}–{index + pool - 1}" if pool > 1 else f"window {index}" for index in shown
+    ]
     parts = []
     for row, feature in enumerate(features):
         y = PLOT_TOP + row * ROW_HEIGHT
         name = escape(feature)
-        for column in range(n_columns):
-            value, index = cells.get((feature, column), (-1.0, indices[column * pool]))
-            shown = "no value" if value < 0 else f"{value:.3g}× threshold"
-            x = HEAT_LEFT + column * width
+        for column in range(len(shown)):
+            value = cells.get((feature, column), -1.0)
+            text = "no value" if value < 0 else f"{value:.3g}× threshold"
             shade = level(value if value >= 0 else None)
             parts.append(
-                f'<a href="{escape(links.get(index, ""))}"><rect class="l{shade}" '
-                f'x="{x:.2f}" y="{y:.1f}" width="{width:.2f}" height="{ROW_HEIGHT - 1:.1f}" '
-                f'data-window="{index}" data-feature="{name}" data-level="{shade}"><title>'
-                f"{name}, window {index}: "
-                f"{shown}</title></rect></a>"
+                f'{heads[column]} y="{y:.1f}" class="l{shade}" data-feature="{name}" '
+                f'data-level="{shade}"><title>{name}, {spans[column]}: {text}</title></rect></a>'
             )
-    ticks_every = max(1, math.ceil(n_columns / 8))
+    every = max(1, math.ceil(len(shown) / 8))
     columns = [
-        Tick(HEAT_LEFT + (c + 0.5) * width, str(indices[c * pool]))
-        for c in range(0, n_columns, ticks_every)
+        Tick(HEAT_LEFT + (c + 0.5) * width, str(shown[c])) for c in range(0, len(shown), every)
     ]
     rows = [Tick(PLOT_TOP + (i + 0.7) * ROW_HEIGHT, f) for i, f in enumerate(features)]
     pooled = f", {pool} windows per column" if pool > 1 else ""

@@ -251,7 +251,7 @@ class Pages:
 
     def model(self, model: str, last: int = 500) -> str | None:
         with self.store.engine.connect() as connection:
-            history = stored.history(connection, model, last)
+            history = stored.history(connection, model, last, charts.MAX_COLUMNS)
             incidents = stored.incidents(connection, model)
         if not history.windows:
             return None
@@ -374,7 +374,9 @@ class Pages:
             )
             for attribute, series in sorted(fairness.items())
         ]
-        heat = charts.heat_map(indices, history.drift, hrefs) if history.drift else None
+        heat = (
+            charts.heat_map(indices, history.drift, hrefs, history.pool) if history.drift else None
+        )
         return ModelView(
             model, history.windows, hrefs, heat, performance, fairness_charts, concept,
             incident_rows,
@@ -502,8 +504,13 @@ def _detailed(history: stored.ModelHistory, limit: int | None) -> list[stored.Wi
     """The windows a report draws pages of: all, or ``limit`` with drifting ones first."""
     if limit is None or len(history.windows) <= limit:
         return history.windows
-    drifting = {index for index, _, _, drift in history.drift if drift}
-    ranked = sorted(history.windows, key=lambda w: (w.index in drifting, w.index), reverse=True)
+    drifting = {start for start, _, _, drift in history.drift if drift}
+    low, pool = history.windows[0].index, history.pool
+
+    def drifted(window: stored.WindowMeta) -> bool:
+        return low + (window.index - low) // pool * pool in drifting
+
+    ranked = sorted(history.windows, key=lambda w: (drifted(w), w.index), reverse=True)
     return sorted(ranked[:limit], key=lambda w: w.index)
 
 

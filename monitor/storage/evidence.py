@@ -47,14 +47,15 @@ class StoredWindow:
 @dataclass(frozen=True)
 class ModelHistory:
     """A model's last windows (oldest first), their records but the per-feature drift and
-    quality ones, and per window and feature the drift statistic furthest toward its
-    threshold: ``(window index, feature, statistic ÷ threshold, any drift)`` (``None``: no
-    value)."""
+    quality ones, and per group of ``pool`` consecutive window indices and feature the
+    drift statistic furthest toward its threshold: ``(the group's first index, feature,
+    statistic ÷ threshold, any drift)`` (``None``: no value)."""
 
     model: str
     windows: list[WindowMeta]
     records: list[ResultRecord]
     drift: list[tuple[int, str, float | None, bool]] = field(default_factory=list)
+    pool: int = 1
 
 
 @dataclass(frozen=True)
@@ -155,22 +156,31 @@ def fleet(connection: Connection) -> list[FleetEntry]:
     return entries
 
 
-def history(connection: Connection, model: str, last: int = 500) -> ModelHistory:
-    """The model's last ``last`` windows and their records."""
+def history(
+    connection: Connection, model: str, last: int = 500, groups: int | None = None
+) -> ModelHistory:
+    """The model's last ``last`` windows and their records; with ``groups``, drift is
+    pooled over consecutive windows so that at most that many groups remain."""
     rows = connection.execute(
         select(*_WINDOW_COLUMNS)
         .where(WindowRow.model == model)
         .order_by(WindowRow.window_index.desc())
         .limit(last)
     ).all()
-    return _history(connection, model, [WindowMeta(*row) for row in reversed(rows)])
+    return _history(connection, model, [WindowMeta(*row) for row in reversed(rows)], groups)
 
 
 def window_range(
-    connection: Connection, model: str, low: int, high: int, *, by_index: bool = False
+    connection: Connection,
+    model: str,
+    low: int,
+    high: int,
+    *,
+    by_index: bool = False,
+    groups: int | None = None,
 ) -> ModelHistory:
     """The model's windows with an index in ``[low, high]`` (``by_index``) or overlapping
-    the times ``[low, high)`` (epoch ms), and their records."""
+    the times ``[low, high)`` (epoch ms), and their records (``groups`` as ``history``)."""
     if by_index:
         where = (WindowRow.window_index >= low, WindowRow.window_index <= high)
     else:
@@ -180,7 +190,7 @@ def window_range(
         .where(WindowRow.model == model, *where)
         .order_by(WindowRow.window_index)
     ).all()
-    return _history(connection, model, [WindowMeta(*row) for row in rows])
+    return _history(connection, model, [WindowMeta(*row) for row in rows], groups)
 
 
 def window(connection: Connection, model: str, index: int) -> StoredWindow | None:
@@ -270,12 +280,15 @@ _SUMMARY_KINDS = ("performance", "estimated_performance", "fairness", "concept_d
 _DRIFT_KINDS = ("data_drift", "prediction_drift")
 
 
-def _history(connection: Connection, model: str, windows: list[WindowMeta]) -> ModelHistory:
-    """The records a model page draws for ``windows``: drift aggregated in SQL (a window of
-    100 features holds hundreds of drift records), the other kinds as records."""
+def _history(
+    connection: Connection, model: str, windows: list[WindowMeta], groups: int | None
+) -> ModelHistory:
+    """The records a model page draws for ``windows``: drift aggregated in SQL (500 windows
+    of 100 features hold 150,000 drift records), the other kinds as records."""
     if not windows:
         return ModelHistory(model, [], [])
     low, high = windows[0].index, windows[-1].index
+    pool = max(1, -(-(high - low + 1) // groups)) if groups else 1
     columns = ResultRow.__table__.c
     ratio = case(
         (columns.value.is_(None) | columns.threshold.is_(None), None),
@@ -285,9 +298,10 @@ def _history(connection: Connection, model: str, windows: list[WindowMeta]) -> M
         else_=None,
     )  # fmt: skip
     feature = case((columns.feature == "", "prediction"), else_=columns.feature)
+    group = low + (columns.window_index - low) // pool * pool
     drift = connection.execute(
         select(
-            columns.window_index,
+            group,
             feature,
             func.max(ratio),
             func.max(case((columns.drift.is_(True), 1), else_=0)),
@@ -298,11 +312,11 @@ def _history(connection: Connection, model: str, windows: list[WindowMeta]) -> M
             columns.window_index <= high,
             columns.kind.in_(_DRIFT_KINDS),
         )
-        .group_by(columns.window_index, feature)
+        .group_by(group, feature)
     ).all()
     records = _results(connection, model, low, high, _SUMMARY_KINDS)
     cells = [(index, name, ratio, bool(flag)) for index, name, ratio, flag in drift]
-    return ModelHistory(model, windows, records, cells)
+    return ModelHistory(model, windows, records, cells, pool)
 
 
 def _results(
