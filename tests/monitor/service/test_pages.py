@@ -6,6 +6,7 @@ category carry HTML in their names, with an alert rule on a log channel (inciden
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -48,6 +49,7 @@ class Evidence:
     url: str
     events: pl.DataFrame
     reference: pl.DataFrame
+    labels: pl.DataFrame
 
 
 def _rename(frame: pl.DataFrame) -> pl.DataFrame:
@@ -83,6 +85,8 @@ def evidence(tmp_path_factory: pytest.TempPathFactory) -> Evidence:
     )
     events = _rename(synthetic.events(stream))
     (directory / "predictions.jsonl").write_bytes(_lines(events))
+    labels = synthetic.label_events(events.with_columns(pl.lit(MODEL).alias("model")), early=0.0)
+    labels.write_ndjson(directory / "labels.jsonl")
     url = f"sqlite:///{directory / 'db.sqlite'}"
     numeric = ", ".join(f'"{n}"' if n == FEATURE else n for n in (
         FEATURE if n == "income" else n for n in synthetic.NUMERIC))  # fmt: skip
@@ -102,9 +106,10 @@ def evidence(tmp_path_factory: pytest.TempPathFactory) -> Evidence:
         configuration.load(config),
         directory / "predictions.jsonl",
         directory / "out",
+        labels=directory / "labels.jsonl",
         storage_url=url,
     )
-    return Evidence(directory, config, url, events, reference)
+    return Evidence(directory, config, url, events, reference, labels)
 
 
 @pytest.fixture(scope="module")
@@ -431,3 +436,19 @@ def test_replay_writes_a_report_of_the_whole_back_test(
     ids = {attrs["id"] for _, attrs in page.tags if attrs.get("id")}
     drawn = {i for i in ids if i.startswith("window-")}
     assert len(drawn) == len(windows)
+
+
+def test_the_confusion_matrix_counts_the_windows_labelled_predictions(
+    base: str, evidence: Evidence, results: list[dict]
+) -> None:
+    from sklearn.metrics import confusion_matrix
+
+    start, end = _window_bounds(results, DRIFT_WINDOW)
+    window = evidence.events.filter((pl.col("ts") >= start) & (pl.col("ts") < end))
+    joined = window.join(evidence.labels.select("id", pl.col("label").alias("y")), on="id")
+    assert joined.height > 100
+    predicted = (joined["prediction"].to_numpy() >= 0.5).astype(int)
+    tn, fp, fn, tp = confusion_matrix(joined["y"].to_numpy(), predicted, labels=[0, 1]).ravel()
+    html = _page(base, f"{_model_path()}/windows/{DRIFT_WINDOW}")
+    shown = {name: int(count) for name, count in re.findall(r'data-cell="(\w+)">(\d+)<', html)}
+    assert shown == {"tp": tp, "fp": fp, "tn": tn, "fn": fn}
