@@ -89,12 +89,14 @@ def _nice_step(raw: float) -> float:
 
 
 def display_edges(finite: np.ndarray) -> np.ndarray:
-    """Indices into ``finite`` (a feature's increasing fine edges) that cut it into about
-    ``DISPLAY_BINS`` bins of near-equal width; the first and last edge are always kept."""
+    """Indices into ``finite`` (a feature's increasing fine edges) that cut it into at most
+    ``DISPLAY_BINS`` bins on a grid of round steps (1, 2, 2.5 or 5 × 10ⁿ, so integer
+    values get bins of whole, equal widths); the first and last edge are always kept."""
     k = len(finite)
     if k < 2 or finite[-1] <= finite[0]:
         return np.arange(k)
-    grid = np.linspace(finite[0], finite[-1], DISPLAY_BINS + 1)
+    step = _nice_step((finite[-1] - finite[0]) / DISPLAY_BINS)
+    grid = np.arange(math.ceil(finite[0] / step) * step, finite[-1], step)
     cuts = np.searchsorted(finite, grid, side="left").clip(0, k - 1)
     return np.unique(np.concatenate(([0], cuts, [k - 1])))
 
@@ -145,7 +147,11 @@ def numeric_histogram(
         if k:
             bars.append(bar(right + 4, OUTER_WIDTH, above, scale, label, repr(high), "inf"))
     x_ticks = [Tick(PLOT_LEFT + OUTER_WIDTH / 2, "<min"), Tick(right + 4 + OUTER_WIDTH / 2, "≥max")]
-    x_ticks += [Tick(at(v), _number(v, 3)) for v in _value_ticks(low, high)]
+    x_ticks += [  # value ticks clear of the two end labels
+        Tick(at(v), _number(v, 3))
+        for v in _value_ticks(low, high)
+        if left + 12 <= at(v) <= right - 12
+    ]
     return BarChart(
         title=f"{name}: reference and window distributions",
         description=(

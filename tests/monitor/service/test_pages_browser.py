@@ -158,6 +158,14 @@ def test_each_page_type_in_chromium_on_a_daemon_fed_by_the_broker(
             kind = "category" if feature in synthetic.CATEGORICAL else "value"
             assert f"{feature} ({kind})" in charted, feature
         _check_income_bins(browser, stream_lines, results, last)
+        dark = [{"name": "prefers-color-scheme", "value": "dark"}]
+        browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": dark})
+        _open(browser, f"{base}/ui/models/{model}/windows/{last}", "window-dark")
+        background = browser.execute_script(
+            "return getComputedStyle(document.body).backgroundColor"
+        )
+        assert background == "rgb(13, 17, 23)"  # the dark theme's background
+        browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": []})
 
         _open(browser, f"{base}/ui/incidents/{incidents[0].id}", "incident")
         channels = browser.find_elements(By.CSS_SELECTOR, "tr[data-channel]")
