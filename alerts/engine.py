@@ -95,6 +95,9 @@ class AlertEngine:
         False for ``replay``: notifications are written as ``held`` rows,
         which ``pending_notifications`` lists and no dispatcher ever claims,
         even on a database a daemon shares.
+    pages_url
+        Where the daemon's evidence pages are reached (``http.external_url``):
+        notifications then link to their incident's and window's pages.
     """
 
     def __init__(
@@ -103,9 +106,11 @@ class AlertEngine:
         window_sizes: Mapping[str, timedelta] | None = None,
         *,
         deliver: bool = True,
+        pages_url: str | None = None,
     ) -> None:
         self.window_sizes = dict(window_sizes or {})
         self.deliver = deliver
+        self.pages_url = pages_url
         self._setup = _Setup(config)
 
     @property
@@ -363,6 +368,7 @@ class AlertEngine:
             connection=connection,
             now=now,
             deliver=self.deliver,
+            pages_url=self.pages_url,
         )
 
     def _muters(self, setup: _Setup, now: int, connection: Connection) -> list[Muter]:

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
+from driftwarden.alerts.links import page_links
 from driftwarden.core.records import ResultRecord
 from driftwarden.core.times import format_optional
 
@@ -174,6 +175,14 @@ class Notification:
     started_at: int
     policy: Mapping[str, Any] | None = None
     """What a retrain channel's refresh policy checked to let this notification through."""
+    pages_url: str | None = None
+    """Where the daemon's evidence pages are reached (``http.external_url``), if set."""
+
+    @property
+    def links(self) -> dict[str, str]:
+        """The incident's page and its latest window's page (empty without ``pages_url``)."""
+        latest = self.latest
+        return page_links(self.pages_url, self.model, latest.window_index, self.incident_id)
 
     @property
     def firing(self) -> tuple[AlertView, ...]:
@@ -223,6 +232,8 @@ class Notification:
             "started_at": format_optional(self.started_at),
             "runbook_url": top.annotations.get("runbook_url", ""),
             "dashboard_url": top.annotations.get("dashboard_url", ""),
+            "incident_url": self.links.get("incident", ""),
+            "window_url": self.links.get("window", ""),
         }
 
 

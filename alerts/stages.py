@@ -70,6 +70,7 @@ class Flush:
     connection: Connection
     now: int
     deliver: bool
+    pages_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -384,6 +385,7 @@ def _notification(
         created_at=flush.now,
         started_at=decision.started_at,
         policy=policy,
+        pages_url=flush.pages_url,
     )
 
 

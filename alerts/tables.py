@@ -109,4 +109,7 @@ alert_outbox = Table(
     Column("last_error", Text),
     UniqueConstraint("channel", "idempotency_key", name="uq_alert_outbox_key"),
     Index("ix_alert_outbox_group", "channel", "group_key", "state", "id"),
+    # the evidence pages: a model's notifications, and an incident's by key prefix
+    Index("ix_alert_outbox_model", "model", "id"),
+    Index("ix_alert_outbox_key", "idempotency_key"),
 )

@@ -97,6 +97,8 @@ class PagerDuty:
         links = [
             {"href": url, "text": text}
             for source, text in (
+                (context["incident_url"], "Incident"),
+                (context["window_url"], "Window"),
                 (context["dashboard_url"], "Dashboard"),
                 (context["runbook_url"], "Runbook"),
             )

@@ -27,7 +27,12 @@ MAX_HEADER = 150
 MAX_LISTED = 50
 MAX_URL = 3000
 MAX_BUTTON = 75
-_LINKS = (("dashboard_url", "Dashboard"), ("runbook_url", "Runbook"))
+_LINKS = (
+    ("incident_url", "Incident"),
+    ("window_url", "Window"),
+    ("dashboard_url", "Dashboard"),
+    ("runbook_url", "Runbook"),
+)
 _URL = r"^https?://[!#$%&'()*+,\-./0-9:;=?@A-Z\[\]_a-z~]+$"
 """An http(s) URL of URL characters only (``link_url``'s output)."""
 

@@ -71,7 +71,7 @@ class Webhook(_Signed):
             "started_at": format_optional(notification.started_at),
             "created_at": format_optional(notification.created_at),
             "alerts": [_alert(alert) for alert in notification.alerts],
-        }
+        } | _links(notification)
 
 
 class Retrain(_Signed):
@@ -107,7 +107,13 @@ class Retrain(_Signed):
             else None,
             "created_at": format_optional(notification.created_at),
             "policy": None if notification.policy is None else dict(notification.policy),
-        }
+        } | _links(notification)
+
+
+def _links(notification: Notification) -> dict[str, Any]:
+    """``links`` (the incident's and window's pages) when the pages' address is known."""
+    links = notification.links
+    return {"links": links} if links else {}
 
 
 def _alert(alert: AlertView) -> dict[str, Any]:

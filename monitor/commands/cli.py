@@ -134,6 +134,17 @@ def _parser() -> argparse.ArgumentParser:
     results.add_argument("--since", metavar="TIME", help="RFC 3339 time or epoch milliseconds")
     results.set_defaults(handler=_results)
 
+    report = commands.add_parser(
+        "report", help="write a model's evidence pages as one self-contained HTML file"
+    )
+    report.add_argument("--config", type=Path)
+    report.add_argument("--model", required=True)
+    report.add_argument("--window", type=int, metavar="INDEX", help="one window")
+    report.add_argument("--since", metavar="TIME", help="RFC 3339 time or epoch milliseconds")
+    report.add_argument("--until", metavar="TIME", help="RFC 3339 time or epoch milliseconds")
+    report.add_argument("--out", type=Path, required=True, metavar="FILE.html")
+    report.set_defaults(handler=_report)
+
     run = commands.add_parser("run", help="run the daemon")
     run.add_argument("--config", type=Path)
     run.add_argument("--log-format", choices=("json", "text"), help="default: text on a terminal")
@@ -300,19 +311,41 @@ def _replay(args: argparse.Namespace) -> int:
 
 def _results(args: argparse.Namespace) -> int:
     loaded = configuration.load(args.config)
-    since = None
-    if args.since is not None:
-        since = parse_time(args.since)
-        if since is None:
-            raise InputError(
-                f"--since: expected an RFC 3339 time or epoch milliseconds, got {args.since!r}"
-            )
+    since = _time(args.since, "--since")
     store = _store(loaded.storage.url, args.config)
     out = sys.stdout.buffer
     for record in store.results(model=args.model, since=since):
         out.write(orjson.dumps(record.to_json()) + b"\n")
     out.flush()
     return EXIT_OK
+
+
+def _report(args: argparse.Namespace) -> int:
+    from driftwarden.monitor.commands.report import write_report
+
+    if args.window is not None and (args.since is not None or args.until is not None):
+        raise InputError("give --window or --since/--until, not both")
+    loaded = configuration.load(args.config)
+    store = _store(loaded.storage.url, args.config)
+    covered = write_report(
+        store.engine,
+        args.model,
+        args.out,
+        window=args.window,
+        since=_time(args.since, "--since"),
+        until=_time(args.until, "--until"),
+    )
+    print(f"wrote {args.out}: {args.model}, {covered} windows")
+    return EXIT_OK
+
+
+def _time(text: str | None, option: str) -> int | None:
+    if text is None:
+        return None
+    millis = parse_time(text)
+    if millis is None:
+        raise InputError(f"{option}: expected an RFC 3339 time or epoch milliseconds, got {text!r}")
+    return millis
 
 
 def _run(args: argparse.Namespace) -> int:

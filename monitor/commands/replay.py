@@ -26,6 +26,7 @@ from driftwarden.alerts import AlertEngine, pending_notifications
 from driftwarden.core.records import DeadLetter, ResultRecord
 from driftwarden.core.times import duration_ms
 from driftwarden.monitor import storage
+from driftwarden.monitor.commands.report import write_replay_report
 from driftwarden.monitor.config import Config
 from driftwarden.monitor.errors import InputError
 from driftwarden.monitor.ingest.files import LabelFeed, read_events
@@ -79,7 +80,8 @@ def replay(
     storage_url: str | None = None,
     progress: IO[str] | None = None,
 ) -> ReplayOutcome:
-    """Run the pipeline over ``predictions`` (and ``labels``) and write the outputs into ``out``.
+    """Run the pipeline over ``predictions`` (and ``labels``) and write the outputs into ``out``
+    (``results.jsonl``, ``alerts.jsonl``, ``dead_letters.jsonl`` and ``report.html``).
 
     ``label_delay`` sets each label's time to its prediction's time plus the delay.
     """
@@ -91,6 +93,7 @@ def replay(
         try:
             feed = None if labels is None else LabelFeed.read(labels, config, label_delay)
             outcome = _run(config, predictions, feed, storage.Store(engine), progress)
+            write_replay_report(engine, config.models, out / "report.html")
         finally:
             engine.dispose()
     outcome.seconds = time.perf_counter() - started
@@ -116,7 +119,9 @@ def _run(
     store: storage.Store,
     progress: IO[str] | None,
 ) -> ReplayOutcome:
-    alerts = AlertEngine(config.alerts, window_sizes(config), deliver=False)
+    alerts = AlertEngine(
+        config.alerts, window_sizes(config), deliver=False, pages_url=config.http.external_url
+    )
     outcome = ReplayOutcome()
     meter = _Progress(progress, predictions)
     engine = store.engine

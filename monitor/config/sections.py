@@ -115,7 +115,9 @@ class HttpConfig(Section):
 
     Off loopback, a bearer token is required: ``token_env`` names the environment variable
     holding it, or ``token_file`` the file (``token`` after loading). Every ``/api/v1``
-    request must carry it.
+    request and every ``/ui/`` page must carry it (or the pages' session cookie).
+    ``external_url`` is the address people reach the server at: notifications link to the
+    evidence pages under it.
     """
 
     host: str = "127.0.0.1"
@@ -125,6 +127,17 @@ class HttpConfig(Section):
     token_env: str | None = Field(default=None, validate_default=True)
     metrics_auth: MetricsAuthConfig | None = None
     tls: TlsConfig | None = None
+    external_url: str | None = None
+
+    @field_validator("external_url")
+    @classmethod
+    def _external_url(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", value):
+            raise ValueError(
+                f"expected the http(s) address people reach the daemon at, like "
+                f"https://driftwarden.example.com, got {value!r}"
+            )
+        return None if value is None else value.rstrip("/")
 
     @field_validator("token_env")
     @classmethod

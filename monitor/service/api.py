@@ -87,7 +87,7 @@ def error_response(status: int, message: str, headers: Mapping[str, str] | None 
 # -- who may call ---------------------------------------------------------------------------
 
 
-def _same(given: str, expected: str) -> bool:
+def same_secret(given: str, expected: str) -> bool:
     """Constant-time equality (hashing first hides the expected length too)."""
     return hmac.compare_digest(
         hashlib.sha256(given.encode()).digest(), hashlib.sha256(expected.encode()).digest()
@@ -163,7 +163,7 @@ def _check_bearer(authorization: str | None, token: str, realm: str) -> Response
     if scheme.lower() != "bearer" or not given.strip():
         challenge = {"WWW-Authenticate": f'Bearer realm="{realm}"'}
         return error_response(401, "a bearer token is required", challenge)
-    if not _same(given.strip(), token):
+    if not same_secret(given.strip(), token):
         return error_response(403, "the bearer token is not valid")
     return None
 
@@ -177,7 +177,7 @@ def _check_basic(authorization: str | None, username: str, password: str) -> Res
         user, _, given = base64.b64decode(encoded.strip(), validate=True).decode().partition(":")
     except (ValueError, UnicodeDecodeError):
         return error_response(401, "malformed basic credentials", challenge)
-    if not (_same(user, username) & _same(given, password)):
+    if not (same_secret(user, username) & same_secret(given, password)):
         return error_response(403, "the credentials are not valid")
     return None
 

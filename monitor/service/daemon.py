@@ -59,6 +59,7 @@ from driftwarden.monitor.service.api import database_actions
 from driftwarden.monitor.service.endpoints import EndpointServer, Health
 from driftwarden.monitor.service.lifecycle import Housekeeping, Lifecycle
 from driftwarden.monitor.service.metrics import Metrics
+from driftwarden.monitor.service.pages import Pages
 from driftwarden.monitor.storage.join_store import JoinStore
 from driftwarden.monitor.storage.lease import Lease
 from driftwarden.monitor.storage.retention import Retention
@@ -92,7 +93,7 @@ class Daemon:
         self.config_path = config_path
         self.clock = clock
         self.registry = registry or CollectorRegistry()
-        self.metrics = Metrics(self.registry, config.models)
+        self.metrics = Metrics(self.registry, config.models, config.http.external_url)
         self.health = Health(config.http.stall_after.total_seconds())
         self._reload = threading.Event()
         self._stop = threading.Event()
@@ -190,6 +191,7 @@ class Daemon:
         lifecycle.start("dead-letter producer", replayer, None, replayer.close)
         assert self.server.api is not None
         self.server.api.actions = database_actions(store, self.clock, replayer)
+        self.server.ui.pages = Pages(store, clock=self.clock)
         retention = Retention(engine, config.retention, self.registry, clock=self.clock)
         lease = Lease(engine, "database-figures", _instance_name(), LEASE_TTL_MS, self.clock)
         lifecycle.start("lease", lease, lease.renew, lease.release)
@@ -198,7 +200,9 @@ class Daemon:
         housekeeping.add("driftwarden-lease", lease.renew)
         lifecycle.start("housekeeping", housekeeping, housekeeping.start, housekeeping.stop)
         lifecycle.start("retention", retention, None, retention.stop)
-        self.alerts = AlertEngine(config.alerts, window_sizes(config))
+        self.alerts = AlertEngine(
+            config.alerts, window_sizes(config), pages_url=config.http.external_url
+        )
         self.dispatcher = Dispatcher(
             engine,
             config.alerts,

@@ -1,4 +1,5 @@
-"""The daemon's HTTP endpoints: ``/metrics``, ``/livez``, ``/readyz`` and ``/api/v1`` (api.py).
+"""The daemon's HTTP endpoints: ``/metrics``, ``/livez``, ``/readyz``, ``/api/v1`` (api.py)
+and the evidence pages under ``/ui/`` (ui.py).
 
 Secured by configuration (``http``): a bearer token for ``/api/v1`` (required
 off loopback), optional token or basic auth for ``/metrics``, optional TLS.
@@ -28,6 +29,7 @@ from driftwarden.monitor.service.api import (
     HttpSecurity,
     error_response,
 )
+from driftwarden.monitor.service.ui import UI_PREFIX, Ui
 
 
 class Health:
@@ -81,12 +83,13 @@ class EndpointServer:
         tls: ssl.SSLContext | None = None,
     ) -> None:
         self.api = api or Api()
+        self.ui = Ui(self.api.security, secure=tls is not None)
         try:
             refuse_open_bind(host, self.api.security.api_token is not None)
         except ValueError as exc:
             raise ConfigError(str(exc), "http.token_env") from None
         self.tls = tls
-        handler = _handler(registry, health, self.api)
+        handler = _handler(registry, health, self.api, self.ui)
         self._server = _Server((host, port), handler, tls)
         self._server.daemon_threads = True
         self._thread = threading.Thread(
@@ -171,9 +174,10 @@ class _Server(ThreadingHTTPServer):
 
 
 def _handler(
-    registry: CollectorRegistry, health: Health, api: Api | None = None
+    registry: CollectorRegistry, health: Health, api: Api | None = None, ui: Ui | None = None
 ) -> type[BaseHTTPRequestHandler]:
     api = api or Api()
+    ui = ui or Ui(api.security)
 
     class Handler(BaseHTTPRequestHandler):
         server_version = "driftwarden"
@@ -183,6 +187,8 @@ def _handler(
             path = self.path.split("?", 1)[0]
             if path.startswith(PREFIX):
                 self._api("GET")
+            elif path == UI_PREFIX or path.startswith(f"{UI_PREFIX}/"):
+                self._api("GET", ui.handle)
             elif path == "/metrics":
                 refusal = api.security.authorize_metrics(self.headers.get("Authorization"))
                 if refusal is not None:
@@ -203,7 +209,10 @@ def _handler(
                 self._send(404, b"not found\n")
 
         def do_POST(self) -> None:
-            self._api("POST")
+            if self.path.split("?", 1)[0].startswith(f"{UI_PREFIX}/"):
+                self._api("POST", ui.handle)
+            else:
+                self._api("POST")
 
         def do_PUT(self) -> None:
             self._api("PUT")
@@ -214,10 +223,12 @@ def _handler(
         def do_DELETE(self) -> None:
             self._api("DELETE")
 
-        def _api(self, method: str) -> None:
-            if not self.path.startswith(PREFIX):
-                self._send(404 if method == "GET" else 405, b"not found\n")
-                return
+        def _api(self, method: str, route: Callable[..., Any] | None = None) -> None:
+            if route is None:
+                route = api.handle
+                if not self.path.startswith(PREFIX):
+                    self._send(404 if method == "GET" else 405, b"not found\n")
+                    return
             length_text = self.headers.get("Content-Length") or "0"
             length = int(length_text) if length_text.isdigit() else -1
             if length < 0 or length > MAX_BODY:
@@ -235,7 +246,7 @@ def _handler(
                 read = True
                 return self.rfile.read(length) if length else b""
 
-            response = api.handle(
+            response = route(
                 method, self.path, self.headers, read_body, client=self.client_address[0]
             )
             if length and not read:

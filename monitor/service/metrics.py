@@ -25,7 +25,9 @@ _DRIFT_KINDS = {"data_drift", "prediction_drift"}
 class Metrics:
     """The daemon's metrics; ``registry`` is where they are exposed."""
 
-    def __init__(self, registry: CollectorRegistry, models: Iterable[str]) -> None:
+    def __init__(
+        self, registry: CollectorRegistry, models: Iterable[str], pages_url: str | None = None
+    ) -> None:
         self.registry = registry
         ProcessCollector(registry=registry)
         self.events = Counter(
@@ -212,6 +214,13 @@ class Metrics:
             registry=registry,
         )
         self.build.info({"version": _version(), "python_version": platform.python_version()})
+        self.pages = Info(
+            "driftwarden_pages",
+            "Where people reach the evidence pages (http.external_url; empty when unset), "
+            "for dashboards' links to them.",
+            registry=registry,
+        )
+        self.pages.info({"url": pages_url or ""})
         self.ready = Gauge(
             "driftwarden_ready",
             "1 once partitions are assigned and profiles loaded.",

@@ -164,7 +164,7 @@ class Store:
             query = query.where(columns.window_end > since)
         with self.engine.connect() as connection:
             for row in connection.execute(query).mappings():
-                yield _record(row)
+                yield record_of(row)
 
     def dead_letters(
         self,
@@ -265,7 +265,8 @@ def _result_row(record: ResultRecord) -> dict[str, Any]:
     return row
 
 
-def _record(row: Any) -> ResultRecord:
+def record_of(row: Any) -> ResultRecord:
+    """The result record of a ``results`` row (a mapping of its columns)."""
     values = {name: row[name] for name in RESULT_FIELDS}
     for name in _KEY_TEXT:
         values[name] = values[name] or None

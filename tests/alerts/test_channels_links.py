@@ -9,7 +9,7 @@ import httpx
 import pytest
 from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine
-from support.alerts import Clock, alerts_config, evaluate, recent
+from support.alerts import SECRET, Clock, alerts_config, evaluate, recent
 from support.receivers import AlertmanagerReceiver, PagerDutyReceiver, SlackReceiver
 
 from driftwarden.alerts import AlertEngine, Dispatcher, deliveries
@@ -155,3 +155,63 @@ def test_a_link_that_cannot_be_a_url_is_left_out_not_sent(
         "context",
     ]
     assert validate("slack", entry.payload) is None
+
+
+PAGES = "https://driftwarden.example/monitor"
+LINK_CHANNELS = {
+    "slack": {"type": "slack", "url": "http://127.0.0.1:9/s"},
+    "pagerduty": {"type": "pagerduty", "routing_key": "k", "url": "http://127.0.0.1:9/p"},
+    "webhook": {"type": "webhook", "url": "http://127.0.0.1:9/w", "secrets": [SECRET]},
+    "retrain": {"type": "retrain", "url": "http://127.0.0.1:9/r", "secrets": [SECRET]},
+}
+
+
+def _queued(engine: Engine, clock: Clock, pages_url: str | None) -> dict[str, Any]:
+    from driftwarden.alerts import pending_notifications
+
+    rule = {"name": "psi-high", "match": ["detector=psi"], "above": 0.2, "severity": "critical",
+            "channels": list(LINK_CHANNELS)}  # fmt: skip
+    config = alerts_config(channels=LINK_CHANNELS, rules=[rule], group_wait="0s")
+    model = "credit default/β"
+    evaluate(AlertEngine(config, pages_url=pages_url), engine, recent(clock, "x", model=model),
+             clock.now)  # fmt: skip
+    with engine.connect() as connection:
+        entries = pending_notifications(connection)
+    for entry in entries:
+        assert validate(entry.channel_type, entry.payload) is None, entry.channel
+    return {entry.channel_type: entry.payload for entry in entries}
+
+
+def test_with_the_pages_address_every_notification_links_to_its_incident_and_window(
+    sqlite_engine: Engine, clock: Clock
+) -> None:
+    payloads = _queued(sqlite_engine, clock, PAGES)
+    webhook = payloads["webhook"]
+    incident = webhook["incident_id"]
+    index = webhook["alerts"][0]["evidence"]["window_index"]
+    expected = {
+        "incident": f"{PAGES}/ui/incidents/{incident}",
+        "window": f"{PAGES}/ui/models/credit%20default%2F%CE%B2/windows/{index}",
+    }
+    assert webhook["links"] == expected
+    assert payloads["retrain"]["links"] == expected
+    buttons = {
+        element["text"]["text"]: element["url"]
+        for block in payloads["slack"]["blocks"]
+        if block["type"] == "actions"
+        for element in block["elements"]
+    }
+    assert buttons == {"Incident": expected["incident"], "Window": expected["window"]}
+    links = {link["text"]: link["href"] for link in payloads["pagerduty"]["links"]}
+    assert links == {"Incident": expected["incident"], "Window": expected["window"]}
+    served = httpx.URL(expected["window"]).raw_path.decode()
+    assert served == "/monitor/ui/models/credit%20default%2F%CE%B2/windows/" + str(index)
+
+
+def test_without_the_pages_address_no_notification_carries_page_links(
+    sqlite_engine: Engine, clock: Clock
+) -> None:
+    payloads = _queued(sqlite_engine, clock, None)
+    assert "links" not in payloads["webhook"] and "links" not in payloads["retrain"]
+    assert not [b for b in payloads["slack"]["blocks"] if b["type"] == "actions"]
+    assert payloads["pagerduty"]["links"] == []

@@ -29,6 +29,7 @@ UIDS = {"fleet": "driftwarden-fleet", "model": "driftwarden-model", "daemon": "d
 LABELS = {"model", "detector", "feature", "metric", "kind", "attribute", "topic", "partition"}
 LABELS |= {"reason", "channel", "outcome", "severity", "state", "rule", "direction"}
 LABELS |= {"version", "python_version"}  # driftwarden_build_info
+LABELS |= {"url"}  # driftwarden_pages_info
 LABELS |= {"le", "job", "instance", "__name__"}
 
 COUNTERS = {
@@ -65,6 +66,7 @@ GAUGES = {
     "driftwarden_reconstruction_error",
     "driftwarden_reconstruction_error_threshold",
     "driftwarden_multivariate_drift",
+    "driftwarden_pages_info",
 }
 HISTOGRAMS = {
     "driftwarden_window_close_duration_seconds",
@@ -230,7 +232,7 @@ def test_sql_uses_grafanas_escaping_formats() -> None:
 
 def test_data_links_lead_to_dashboards_and_variables_that_exist(boards) -> None:
     by_uid = {board["uid"]: board for board in boards.values()}
-    found = links()
+    found = [link for link in links() if not link.url.startswith(PAGES)]
     assert found
     for link in found:
         assert link.target_uid in by_uid, f"{link.id}: no dashboard {link.target_uid}"
@@ -246,7 +248,7 @@ def test_data_links_lead_to_dashboards_and_variables_that_exist(boards) -> None:
             f"{link.id}: the link drops the time range"
         )
         for name, variable in variables.items():  # what has no default must be set
-            if not variable.get("includeAll"):
+            if not variable.get("includeAll") and variable.get("hide") != 2:
                 assert f"var-{name}" in keys, f"{link.id}: leaves {name} unset"
         for field in re.findall(r"\$\{__data\.fields\.(\w+)", link.url):
             assert any(re.search(rf"\b{field}\b", q.text) for q in link.queries), (
@@ -274,7 +276,9 @@ def test_the_fleet_leads_to_each_model_and_the_model_to_each_window() -> None:
     windows = [
         link
         for link in found
-        if link.dashboard == "driftwarden / Model" and dict(link.parameters).get("from")
+        if link.dashboard == "driftwarden / Model"
+        and not link.url.startswith(PAGES)
+        and dict(link.parameters).get("from")
     ]
     assert {link.panel for link in windows} == {"Windows", "Drift decisions of recent windows"}
     for link in windows:
@@ -284,7 +288,25 @@ def test_the_fleet_leads_to_each_model_and_the_model_to_each_window() -> None:
         assert parameters["var-model"] == "${model}"
     board = load_dashboards()["model"]
     table = next(p for p in panels(board) if p["title"] == "Windows")
-    assert "/ui/" in table["description"] and "Reserved" in table["description"]
+    assert "/ui/" in table["description"] and "evidence page" in table["description"]
+
+
+PAGES = "${pages}/ui/"
+
+
+def test_the_model_dashboard_links_to_the_evidence_pages(boards) -> None:
+    board = boards["model"]
+    variable = next(v for v in board["templating"]["list"] if v["name"] == "pages")
+    assert variable["definition"] == "label_values(driftwarden_pages_info, url)"
+    assert variable["hide"] == 2 and variable["regex"] == "/^https?:.+/"
+    model_page = "${pages}/ui/models/${model:percentencode}"
+    assert any(link.get("url") == model_page for link in board["links"])
+    window_page = f"{model_page}/windows/${{__data.fields.window_index}}"
+    found = [link for link in links() if link.url.startswith(PAGES)]
+    assert {link.panel for link in found} == {"Windows", "Drift decisions of recent windows"}
+    for link in found:
+        assert link.url == window_page and link.field == "window_index", link.id
+        assert any(re.search(r"\bwindow_index\b", q.text) for q in link.queries), link.id
 
 
 def test_data_age_turns_red_past_twice_the_default_window_size(boards) -> None:

@@ -31,6 +31,8 @@ PACKAGES = {
     "prometheus-alertmanager": "prometheus-alertmanager",
     "docker-compose": "docker-compose",
     "psql": "postgresql-client",
+    "chromium": "chromium",
+    "chromedriver": "chromium-driver",
 }
 """The Debian package of each tool the operations tests run (``.ci/run`` installs them)."""
 

@@ -26,6 +26,7 @@ CHAIN = [migration.revision for migration in schema.history()]
 # The arguments each command needs besides --config, to parse.
 OTHER_ARGUMENTS = {
     "replay": ["--predictions", "p.jsonl", "--out", "out"],
+    "report": ["--model", "m", "--out", "r.html"],
     "dead-letters show": ["1"],
     "dead-letters replay": ["--id", "1"],
     "silence add": ["model=m", "--duration", "1h", "--comment", "c"],

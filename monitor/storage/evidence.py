@@ -1,0 +1,353 @@
+"""What the evidence pages read: stored windows, their results, and alert incidents.
+
+Every query is bounded by a model and a window range (the ``results`` unique key and the
+``windows`` primary key both start with the model and the window index, so they are
+index range scans), or by one incident. Raw events are never read.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from sqlalchemy import Connection, case, func, select
+
+from driftwarden.alerts.tables import alert_outbox, alert_states
+from driftwarden.core.records import RESULT_KEY, ResultRecord
+from driftwarden.monitor.storage.store import record_of
+from driftwarden.monitor.storage.tables import ResultRow, WindowRow
+
+
+@dataclass(frozen=True)
+class WindowMeta:
+    """A closed window without its summary."""
+
+    model: str
+    index: int
+    start: int
+    end: int
+    n_events: int
+    reference_id: str
+    model_version: str | None
+
+
+@dataclass(frozen=True)
+class StoredWindow:
+    """One closed window: its summary bytes and its result records."""
+
+    meta: WindowMeta
+    summary: bytes
+    records: list[ResultRecord]
+
+
+@dataclass(frozen=True)
+class ModelHistory:
+    """A model's last windows (oldest first), their records but the per-feature drift and
+    quality ones, and per group of ``pool`` consecutive window indices and feature the
+    drift statistic furthest toward its threshold: ``(the group's first index, feature,
+    statistic ÷ threshold, any drift)`` (``None``: no value)."""
+
+    model: str
+    windows: list[WindowMeta]
+    records: list[ResultRecord]
+    drift: list[tuple[int, str, float | None, bool]] = field(default_factory=list)
+    pool: int = 1
+
+
+@dataclass(frozen=True)
+class FleetEntry:
+    """A model as the fleet page shows it: its last window, that window's records and how
+    many of its alerts fire."""
+
+    model: str
+    last: WindowMeta | None
+    records: list[ResultRecord]
+    firing: int
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One notification of an incident to one channel and its delivery state."""
+
+    channel: str
+    channel_type: str
+    status: str
+    severity: str
+    rules: tuple[str, ...]
+    state: str
+    attempts: int
+    created_at: int
+    delivered_at: int | None
+    last_status: int | None
+    last_error: str | None
+
+
+@dataclass(frozen=True)
+class Incident:
+    """An alert group's incident: its notifications, from the first to the last."""
+
+    id: str
+    model: str
+    group_key: str
+    deliveries: list[Delivery] = field(default_factory=list)
+    evidence_end: int | None = None
+    """While the incident is open: the end of the latest window its firing alerts judged
+    (event time, where notification times are the daemon's clock)."""
+
+    @property
+    def started_at(self) -> int:
+        return min(delivery.created_at for delivery in self.deliveries)
+
+    @property
+    def ended_at(self) -> int | None:
+        """When the resolution was notified; ``None`` while the incident is open."""
+        resolved = [d.created_at for d in self.deliveries if d.status == "resolved"]
+        return max(resolved) if resolved else None
+
+    @property
+    def rules(self) -> tuple[str, ...]:
+        return tuple(sorted({rule for delivery in self.deliveries for rule in delivery.rules}))
+
+    @property
+    def severity(self) -> str:
+        return self.deliveries[0].severity
+
+
+_WINDOW_COLUMNS = (
+    WindowRow.model,
+    WindowRow.window_index,
+    WindowRow.window_start,
+    WindowRow.window_end,
+    WindowRow.n_events,
+    WindowRow.reference_id,
+    WindowRow.model_version,
+)
+_INCIDENT_KEY = re.compile(r"dw-(?P<id>[0-9a-f]{32})-")
+
+
+def fleet(connection: Connection) -> list[FleetEntry]:
+    """Every model with a stored window, with its last window and that window's records."""
+    last = (
+        select(WindowRow.model, func.max(WindowRow.window_index).label("last"))
+        .group_by(WindowRow.model)
+        .subquery()
+    )
+    rows = connection.execute(
+        select(*_WINDOW_COLUMNS)
+        .join(last, (WindowRow.model == last.c.model) & (WindowRow.window_index == last.c.last))
+        .order_by(WindowRow.model)
+    )
+    firing = dict(
+        connection.execute(
+            select(alert_states.c.model, func.count())
+            .where(alert_states.c.state == "firing")
+            .group_by(alert_states.c.model)
+        ).all()
+    )
+    entries = []
+    for row in rows:
+        meta = WindowMeta(*row)
+        records = _results(connection, meta.model, meta.index, meta.index)
+        entries.append(FleetEntry(meta.model, meta, records, firing.get(meta.model, 0)))
+    return entries
+
+
+def history(
+    connection: Connection, model: str, last: int = 500, groups: int | None = None
+) -> ModelHistory:
+    """The model's last ``last`` windows and their records; with ``groups``, drift is
+    pooled over consecutive windows so that at most that many groups remain."""
+    rows = connection.execute(
+        select(*_WINDOW_COLUMNS)
+        .where(WindowRow.model == model)
+        .order_by(WindowRow.window_index.desc())
+        .limit(last)
+    ).all()
+    return _history(connection, model, [WindowMeta(*row) for row in reversed(rows)], groups)
+
+
+def window_range(
+    connection: Connection,
+    model: str,
+    low: int,
+    high: int,
+    *,
+    by_index: bool = False,
+    groups: int | None = None,
+) -> ModelHistory:
+    """The model's windows with an index in ``[low, high]`` (``by_index``) or overlapping
+    the times ``[low, high)`` (epoch ms), and their records (``groups`` as ``history``)."""
+    if by_index:
+        where = (WindowRow.window_index >= low, WindowRow.window_index <= high)
+    else:
+        where = (WindowRow.window_start < high, WindowRow.window_end > low)
+    rows = connection.execute(
+        select(*_WINDOW_COLUMNS)
+        .where(WindowRow.model == model, *where)
+        .order_by(WindowRow.window_index)
+    ).all()
+    return _history(connection, model, [WindowMeta(*row) for row in rows], groups)
+
+
+def window(connection: Connection, model: str, index: int) -> StoredWindow | None:
+    """One stored window with its summary and records; ``None`` when there is none."""
+    row = connection.execute(
+        select(*_WINDOW_COLUMNS, WindowRow.summary).where(
+            WindowRow.model == model, WindowRow.window_index == index
+        )
+    ).first()
+    if row is None:
+        return None
+    meta = WindowMeta(*row[:-1])
+    return StoredWindow(meta, bytes(row[-1]), _results(connection, model, index, index))
+
+
+def incidents(connection: Connection, model: str | None = None, last: int = 2000) -> list[Incident]:
+    """Incidents with their notifications among the ``last`` notifications (of ``model``),
+    newest first."""
+    newest = select(alert_outbox.c.id).order_by(alert_outbox.c.id.desc()).limit(last)
+    if model is not None:
+        newest = newest.where(alert_outbox.c.model == model)
+    query = (
+        select(alert_outbox)
+        .where(alert_outbox.c.id.in_(newest.scalar_subquery()))
+        .order_by(alert_outbox.c.id)
+    )
+    found: dict[str, Incident] = {}
+    for row in connection.execute(query).mappings():
+        match = _INCIDENT_KEY.match(row["idempotency_key"])
+        if match is None:
+            continue
+        incident = found.setdefault(
+            match["id"], Incident(match["id"], row["model"], row["group_key"])
+        )
+        incident.deliveries.append(_delivery(row))
+    return sorted(found.values(), key=lambda incident: incident.started_at, reverse=True)
+
+
+def incident(connection: Connection, incident_id: str) -> Incident | None:
+    """One incident with its notifications; ``None`` when no notification names it."""
+    if not re.fullmatch(r"[0-9a-f]{32}", incident_id):
+        return None
+    rows = connection.execute(
+        select(alert_outbox)
+        .where(  # the key range "dw-<id>-" .. "dw-<id>." (an index range, unlike LIKE)
+            alert_outbox.c.idempotency_key >= f"dw-{incident_id}-",
+            alert_outbox.c.idempotency_key < f"dw-{incident_id}.",
+        )
+        .order_by(alert_outbox.c.id)
+    ).mappings()
+    found: Incident | None = None
+    for row in rows:
+        found = found or Incident(incident_id, row["model"], row["group_key"])
+        found.deliveries.append(_delivery(row))
+    if found is None or found.ended_at is not None:
+        return found
+    ends = [
+        json.loads(text).get("window_end")
+        for text in connection.scalars(
+            select(alert_states.c.evidence).where(
+                alert_states.c.group_key == found.group_key, alert_states.c.state == "firing"
+            )
+        )
+    ]
+    known = [end for end in ends if isinstance(end, int)]
+    return replace(found, evidence_end=max(known)) if known else found
+
+
+def drifting_windows(
+    connection: Connection, model: str, since: int, until: int | None
+) -> dict[int, list[ResultRecord]]:
+    """The model's drifting records whose window ended in ``[since, until]``, per window."""
+    columns = ResultRow.__table__.c
+    query = select(ResultRow).where(
+        columns.model == model, columns.drift.is_(True), columns.window_end >= since
+    )
+    if until is not None:
+        query = query.where(columns.window_end <= until)
+    found: dict[int, list[ResultRecord]] = defaultdict(list)
+    for row in connection.execute(query.order_by(columns.window_index)).mappings():
+        record = record_of(row)
+        found[record.window_index].append(record)
+    return dict(found)
+
+
+_SUMMARY_KINDS = ("performance", "estimated_performance", "fairness", "concept_drift")
+_DRIFT_KINDS = ("data_drift", "prediction_drift")
+
+
+def _history(
+    connection: Connection, model: str, windows: list[WindowMeta], groups: int | None
+) -> ModelHistory:
+    """The records a model page draws for ``windows``: drift aggregated in SQL (500 windows
+    of 100 features hold 150,000 drift records), the other kinds as records."""
+    if not windows:
+        return ModelHistory(model, [], [])
+    low, high = windows[0].index, windows[-1].index
+    pool = max(1, -(-(high - low + 1) // groups)) if groups else 1
+    columns = ResultRow.__table__.c
+    ratio = case(
+        (columns.value.is_(None) | columns.threshold.is_(None), None),
+        (columns.direction == "above",
+         case((columns.threshold > 0, columns.value / columns.threshold), else_=None)),
+        (columns.value > 0, columns.threshold / columns.value),
+        else_=None,
+    )  # fmt: skip
+    feature = case((columns.feature == "", "prediction"), else_=columns.feature)
+    group = low + (columns.window_index - low) // pool * pool
+    drift = connection.execute(
+        select(
+            group,
+            feature,
+            func.max(ratio),
+            func.max(case((columns.drift.is_(True), 1), else_=0)),
+        )
+        .where(
+            columns.model == model,
+            columns.window_index >= low,
+            columns.window_index <= high,
+            columns.kind.in_(_DRIFT_KINDS),
+        )
+        .group_by(group, feature)
+    ).all()
+    records = _results(connection, model, low, high, _SUMMARY_KINDS)
+    cells = [(index, name, ratio, bool(flag)) for index, name, ratio, flag in drift]
+    return ModelHistory(model, windows, records, cells, pool)
+
+
+def _results(
+    connection: Connection,
+    model: str,
+    low: int,
+    high: int,
+    kinds: tuple[str, ...] | None = None,
+) -> list[ResultRecord]:
+    columns = ResultRow.__table__.c
+    query = (
+        select(ResultRow)
+        .where(columns.model == model, columns.window_index >= low, columns.window_index <= high)
+        .order_by(*(columns[name] for name in RESULT_KEY))
+    )
+    if kinds is not None:
+        query = query.where(columns.kind.in_(kinds))
+    return [record_of(row) for row in connection.execute(query).mappings()]
+
+
+def _delivery(row: Mapping[str, Any]) -> Delivery:
+    return Delivery(
+        channel=row["channel"],
+        channel_type=row["channel_type"],
+        status=row["status"],
+        severity=row["severity"],
+        rules=tuple(row["rules"].split(",")) if row["rules"] else (),
+        state=row["state"],
+        attempts=row["attempts"],
+        created_at=row["created_at"],
+        delivered_at=row["delivered_at"],
+        last_status=row["last_status"],
+        last_error=row["last_error"],
+    )

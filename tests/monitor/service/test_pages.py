@@ -1,0 +1,454 @@
+"""Evidence pages over real HTTP on 127.0.0.1: who may see them, what they show, and that
+what they show is escaped, equal to ``driftwarden results`` and drawn from the stored bins.
+
+The data is a ``replay`` of a drifting synthetic stream whose model, one feature and one
+category carry HTML in their names, with an alert rule on a log channel (incidents)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import quote
+
+import httpx
+import numpy as np
+import orjson
+import polars as pl
+import pytest
+from prometheus_client import CollectorRegistry
+
+from driftwarden.monitor import config as configuration
+from driftwarden.monitor import storage
+from driftwarden.monitor.commands import synthetic
+from driftwarden.monitor.commands.replay import replay
+from driftwarden.monitor.service import charts
+from driftwarden.monitor.service.api import Api, HttpSecurity
+from driftwarden.monitor.service.endpoints import EndpointServer, Health
+from driftwarden.monitor.service.pages import Pages
+from driftwarden.monitor.service.ui import COOKIE
+
+TOKEN = "pages-token-0123456789abcdef"
+MODEL = "m<script>alert('model')</script>"
+FEATURE = "inc<script>alert('feature')</script>"
+CATEGORY = "cen<script>alert('category')</script>"
+HOUR = 3_600_000
+START = 1_795_046_400_000  # 2026-11-19T00:00:00Z
+WINDOWS = 8
+DRIFT_WINDOW = 6
+
+
+@dataclass(frozen=True)
+class Evidence:
+    directory: Path
+    config: Path
+    url: str
+    events: pl.DataFrame
+    reference: pl.DataFrame
+    labels: pl.DataFrame
+
+
+def _rename(frame: pl.DataFrame) -> pl.DataFrame:
+    return frame.rename({"income": FEATURE}).with_columns(
+        pl.when(pl.col("region") == "central")
+        .then(pl.lit(CATEGORY))
+        .otherwise(pl.col("region"))
+        .alias("region")
+    )
+
+
+def _lines(frame: pl.DataFrame) -> bytes:
+    numeric = [FEATURE if n == "income" else n for n in synthetic.NUMERIC]
+    out = frame.select(
+        pl.lit(MODEL).alias("model"),
+        "model_version",
+        "id",
+        "ts",
+        pl.struct(numeric + list(synthetic.CATEGORICAL)).alias("features"),
+        "prediction",
+        pl.struct(list(synthetic.GROUPS)).alias("groups"),
+    )
+    return out.write_ndjson().encode()
+
+
+@pytest.fixture(scope="module")
+def evidence(tmp_path_factory: pytest.TempPathFactory) -> Evidence:
+    directory = tmp_path_factory.mktemp("pages")
+    reference = _rename(synthetic.reference(20_000, seed=0))
+    reference.write_parquet(directory / "reference.parquet")
+    stream = synthetic.Stream(
+        n=8_000, start=START, span=WINDOWS * HOUR, drift_from=START + DRIFT_WINDOW * HOUR, seed=3
+    )
+    events = _rename(synthetic.events(stream))
+    (directory / "predictions.jsonl").write_bytes(_lines(events))
+    labels = synthetic.label_events(events.with_columns(pl.lit(MODEL).alias("model")), early=0.0)
+    labels.write_ndjson(directory / "labels.jsonl")
+    url = f"sqlite:///{directory / 'db.sqlite'}"
+    numeric = ", ".join(f'"{n}"' if n == FEATURE else n for n in (
+        FEATURE if n == "income" else n for n in synthetic.NUMERIC))  # fmt: skip
+    config = directory / "config.yaml"
+    config.write_text(
+        f'storage:\n  url: "{url}"\nmodels:\n  "{MODEL}":\n'
+        "    task: binary_classification\n"
+        f"    reference: {directory / 'reference.parquet'}\n"
+        f"    features:\n      numeric: [{numeric}]\n      categorical: [region, channel]\n"
+        "    groups: [sex]\n    decision_threshold: 0.5\n"
+        "    window: {kind: time, size: 1h, allowed_lateness: 5m}\n"
+        "alerts:\n  channels: {log: {type: log}}\n"
+        "  rules: [{name: drift, match: [kind=data_drift], severity: warning, channels: [log]}]\n"
+    )
+    storage.upgrade(storage.create(url))
+    replay(
+        configuration.load(config),
+        directory / "predictions.jsonl",
+        directory / "out",
+        labels=directory / "labels.jsonl",
+        storage_url=url,
+    )
+    return Evidence(directory, config, url, events, reference, labels)
+
+
+@pytest.fixture(scope="module")
+def server(evidence: Evidence) -> Iterator[EndpointServer]:
+    """The daemon's HTTP server bound off loopback (so with a token), pages on the database."""
+    api = Api(security=HttpSecurity(api_token=TOKEN))
+    server = EndpointServer("0.0.0.0", 0, CollectorRegistry(), Health(), api=api)
+    server.ui.pages = Pages(storage.Store(storage.create(evidence.url)))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def base(server: EndpointServer) -> str:
+    return f"http://127.0.0.1:{server.address[1]}"
+
+
+@pytest.fixture(scope="module")
+def results(evidence: Evidence) -> list[dict]:
+    """What ``driftwarden results`` prints for the model."""
+    printed = subprocess.run(
+        [sys.executable, "-m", "driftwarden.monitor.commands.cli", "results",
+         "--config", str(evidence.config), "--model", MODEL],
+        capture_output=True, check=True,
+    ).stdout  # fmt: skip
+    return [orjson.loads(line) for line in printed.splitlines()]
+
+
+@pytest.fixture(scope="module")
+def incident_id(evidence: Evidence) -> str:
+    from driftwarden.monitor.storage import evidence as stored
+
+    with storage.create(evidence.url).connect() as connection:
+        found = stored.incidents(connection, MODEL)
+    assert found, "the drift rule raised no incident"
+    return found[0].id
+
+
+def _model_path() -> str:
+    return f"/ui/models/{quote(MODEL, safe='')}"
+
+
+def _paths(incident_id: str) -> list[str]:
+    return [
+        "/ui",
+        "/ui/",
+        _model_path(),
+        f"{_model_path()}?last=3",
+        f"{_model_path()}/windows/{DRIFT_WINDOW}",
+        f"/ui/incidents/{incident_id}",
+        "/ui/no/such/page",
+    ]
+
+
+def _get(base: str, path: str, **kwargs: object) -> httpx.Response:
+    return httpx.get(base + path, timeout=30, **kwargs)  # type: ignore[arg-type]
+
+
+class Elements(HTMLParser):
+    """Every start tag with its attributes, and the text."""
+
+    def __init__(self, html: str) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+        self.text: list[str] = []
+        self.feed(html)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, dict(attrs)))
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+
+    def find(self, tag: str, **wanted: str) -> list[dict[str, str | None]]:
+        return [
+            attrs
+            for name, attrs in self.tags
+            if name == tag and all(attrs.get(k.replace("_", "-")) == v for k, v in wanted.items())
+        ]
+
+
+# -- who may see the pages ----------------------------------------------------------------
+
+
+def test_every_ui_path_answers_401_off_loopback_without_the_token(
+    base: str, incident_id: str
+) -> None:
+    for path in _paths(incident_id):
+        refused = _get(base, path)
+        assert refused.status_code == 401, path
+        assert "Bearer" in refused.headers["WWW-Authenticate"]
+        assert "alert(" not in refused.text and "credit" not in refused.text
+        assert _get(base, path, headers={"Authorization": "Bearer wrong"}).status_code == 403
+        cookie = {"Cookie": f"{COOKIE}=forged"}
+        assert _get(base, path, headers=cookie).status_code == 401, path
+
+
+def test_the_token_opens_every_page(base: str, incident_id: str) -> None:
+    bearer = {"Authorization": f"Bearer {TOKEN}"}
+    for path in _paths(incident_id)[:-1]:
+        page = _get(base, path, headers=bearer)
+        assert page.status_code == 200, path
+        assert page.headers["Content-Type"].startswith("text/html")
+        assert "default-src 'none'" in page.headers["Content-Security-Policy"]
+    assert _get(base, "/ui/no/such/page", headers=bearer).status_code == 404
+    assert _get(base, f"{_model_path()}/windows/999", headers=bearer).status_code == 404
+
+
+def test_a_session_cookie_is_given_for_the_token_and_opens_the_pages(base: str) -> None:
+    wrong = httpx.post(f"{base}/ui/session", data={"token": "nope"}, timeout=30)
+    assert wrong.status_code == 403 and "set-cookie" not in wrong.headers
+    given = httpx.post(f"{base}/ui/session", data={"token": TOKEN}, timeout=30)
+    assert given.status_code == 303 and given.headers["Location"] == "/ui/"
+    cookie = given.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and TOKEN not in cookie
+    value = given.cookies[COOKIE]
+    page = _get(base, "/ui/", headers={"Cookie": f"{COOKIE}={value}"})
+    assert page.status_code == 200 and "Models" in page.text
+
+
+# -- what the pages show --------------------------------------------------------------------
+
+
+def _page(base: str, path: str) -> str:
+    page = _get(base, path, headers={"Authorization": f"Bearer {TOKEN}"})
+    assert page.status_code == 200, path
+    return page.text
+
+
+def test_html_in_model_feature_and_category_names_is_escaped(base: str, incident_id: str) -> None:
+    for path in _paths(incident_id)[:-1]:
+        html = _page(base, path)
+        assert "<script" not in html.lower(), path
+        parsed = Elements(html)
+        assert not [tag for tag, _ in parsed.tags if tag == "script"]
+        text = "".join(parsed.text)
+        assert MODEL in text, path
+    window = Elements(_page(base, f"{_model_path()}/windows/{DRIFT_WINDOW}"))
+    assert FEATURE in "".join(window.text)
+    assert window.find("rect", data_series="window", data_low=CATEGORY)
+
+
+def test_window_values_equal_driftwarden_results(base: str, results: list[dict]) -> None:
+    stored = [r for r in results if r["window_index"] == DRIFT_WINDOW]
+    page = Elements(_page(base, f"{_model_path()}/windows/{DRIFT_WINDOW}"))
+    rows = page.find("tr")
+    shown = {
+        tuple(row[f"data-{name}"] for name in _KEY): row["data-value"]
+        for row in rows
+        if row.get("data-kind")
+    }
+    assert set(shown) == {_key(r) for r in stored}
+    for record in stored:
+        value = shown[_key(record)]
+        if record["value"] is None:
+            assert value == ""
+        else:
+            assert float(value) == record["value"]
+    drifting = {r["feature"] for r in stored if r["kind"] == "data_drift" and r["drift"]}
+    assert FEATURE in drifting
+    charted = {attrs["data-feature"] for attrs in page.find("svg") if attrs.get("data-feature")}
+    for name in drifting:
+        assert f"{name} (value)" in charted or f"{name} (category)" in charted, name
+
+
+def test_fleet_shows_the_last_windows_performance_as_stored(base: str, results: list[dict]) -> None:
+    last = max(r["window_index"] for r in results)
+    expected = {
+        (r["kind"], _subject(r)): r["value"]
+        for r in results
+        if r["window_index"] == last
+        and r["kind"] in ("performance", "estimated_performance")
+        and r["value"] is not None
+    }
+    fleet = Elements(_page(base, "/ui/"))
+    shown = {
+        (a["data-kind"], a["data-metric"]): float(a["data-value"]) if a["data-value"] else None
+        for a in fleet.find("div")
+        if a.get("data-metric")
+    }
+    assert expected
+    assert shown == expected
+
+
+_KEY = ("kind", "detector", "feature", "metric", "group")
+
+
+def _key(record: dict) -> tuple[str, ...]:
+    fields = ("kind", "detector", "feature", "metric", "group_attribute")
+    return tuple(record[name] or "" for name in fields)
+
+
+def _subject(record: dict) -> str:
+    if record["feature"] is not None:
+        return record["feature"]
+    name = record["metric"] or record["detector"]
+    return f"{name}[{record['group_attribute']}]" if record["group_attribute"] else name
+
+
+def _window_bounds(results: list[dict], index: int) -> tuple[int, int]:
+    from driftwarden.core.times import parse_time
+
+    record = next(r for r in results if r["window_index"] == index)
+    return parse_time(record["window_start"]), parse_time(record["window_end"])
+
+
+def test_histogram_bar_heights_equal_shares_of_the_raw_rows_in_their_bins(
+    base: str, evidence: Evidence, results: list[dict]
+) -> None:
+    start, end = _window_bounds(results, DRIFT_WINDOW)
+    rows = evidence.events.filter((pl.col("ts") >= start) & (pl.col("ts") < end))
+    page = Elements(_page(base, f"{_model_path()}/windows/{DRIFT_WINDOW}"))
+    html_bars = [a for a in page.tags if a[0] == "rect" and a[1].get("data-series")]
+    assert html_bars
+    for name in (FEATURE, "age"):
+        for series, frame in (("window", rows), ("reference", evidence.reference)):
+            values = frame[name].drop_nulls().to_numpy()
+            bars = _feature_bars(page, name, series)
+            assert len(bars) > 10, (name, series)
+            heights = []
+            for attrs in bars:
+                low, high = float(attrs["data-low"]), float(attrs["data-high"])
+                inside = np.count_nonzero((values >= low) & (values < high)) / len(values)
+                assert float(attrs["data-share"]) == pytest.approx(inside, abs=1e-12), (
+                    name, series, low, high)  # fmt: skip
+                height, y = float(attrs["height"]), float(attrs["y"])
+                assert y + height == pytest.approx(charts.PLOT_BOTTOM, abs=0.02)
+                heights.append((inside, height))
+            tallest = max(heights)
+            scale = tallest[1] / tallest[0]
+            for share, height in heights:
+                assert height == pytest.approx(share * scale, abs=0.02)
+            assert sum(s for s, _ in heights) == pytest.approx(1.0)
+
+
+def _feature_bars(page: Elements, name: str, series: str) -> list[dict[str, str | None]]:
+    """The bars of ``series`` inside the chart of feature ``name``."""
+    inside = False
+    found = []
+    for tag, attrs in page.tags:
+        if tag == "svg":
+            inside = attrs.get("data-feature") == f"{name} (value)"
+        elif inside and tag == "rect" and attrs.get("data-series") == series:
+            found.append(attrs)
+    return found
+
+
+def test_pages_link_only_to_themselves(base: str, incident_id: str) -> None:
+    for path in _paths(incident_id)[:-1]:
+        html = _page(base, path)
+        assert "http://" not in html and "https://" not in html, path
+        for _, attrs in Elements(html).tags:
+            for key in ("href", "src", "action"):
+                if attrs.get(key):
+                    assert attrs[key].startswith(("/ui/", "#", "data:")), (path, attrs[key])
+
+
+def test_incident_page_lists_its_notifications_and_drifting_windows(
+    base: str, incident_id: str
+) -> None:
+    page = Elements(_page(base, f"/ui/incidents/{incident_id}"))
+    deliveries = [a for a in page.find("tr") if a.get("data-channel")]
+    assert deliveries and all(a["data-channel"] == "log" for a in deliveries)
+    windows = [a["href"] for a in page.find("a") if "/windows/" in (a.get("href") or "")]
+    assert f"{_model_path()}/windows/{DRIFT_WINDOW}" in windows
+
+
+# -- the report file ------------------------------------------------------------------------
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [sys.executable, "-m", "driftwarden.monitor.commands.cli", *args],
+        capture_output=True,
+        check=False,
+    )
+
+
+def test_report_of_one_window_holds_its_page_with_the_same_values(
+    evidence: Evidence, results: list[dict], tmp_path: Path
+) -> None:
+    out = tmp_path / "report.html"
+    done = _cli("report", "--config", str(evidence.config), "--model", MODEL,
+                "--window", str(DRIFT_WINDOW), "--out", str(out))  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    html = out.read_text()
+    assert "<script" not in html.lower() and "http://" not in html and "https://" not in html
+    page = Elements(html)
+    shown = {
+        tuple(row[f"data-{name}"] for name in _KEY): row["data-value"]
+        for row in page.find("tr")
+        if row.get("data-kind")
+    }
+    stored = [r for r in results if r["window_index"] == DRIFT_WINDOW]
+    assert set(shown) == {_key(r) for r in stored}
+    for record in stored:
+        assert shown[_key(record)] == ("" if record["value"] is None else repr(record["value"]))
+    ids = {attrs["id"] for _, attrs in page.tags if attrs.get("id")}
+    targets = {a["href"][1:] for a in page.find("a") if (a.get("href") or "").startswith("#")}
+    assert any(target.startswith("window-") for target in targets & ids)
+
+
+def test_report_refuses_an_unknown_window_and_mixed_ranges(
+    evidence: Evidence, tmp_path: Path
+) -> None:
+    out = tmp_path / "none.html"
+    missing = _cli("report", "--config", str(evidence.config), "--model", MODEL,
+                   "--window", "9999", "--out", str(out))  # fmt: skip
+    assert missing.returncode != 0 and b"no stored window" in missing.stderr
+    assert not out.exists()
+    mixed = _cli("report", "--config", str(evidence.config), "--model", MODEL, "--window", "1",
+                 "--since", "2026-11-19T00:00:00Z", "--out", str(out))  # fmt: skip
+    assert mixed.returncode != 0 and b"not both" in mixed.stderr
+
+
+def test_replay_writes_a_report_of_the_whole_back_test(
+    evidence: Evidence, results: list[dict]
+) -> None:
+    page = Elements((evidence.directory / "out" / "report.html").read_text())
+    windows = {r["window_index"] for r in results}
+    heat = {int(a["data-window"]) for a in page.find("rect") if a.get("data-level")}
+    assert heat == windows
+    ids = {attrs["id"] for _, attrs in page.tags if attrs.get("id")}
+    drawn = {i for i in ids if i.startswith("window-")}
+    assert len(drawn) == len(windows)
+
+
+def test_the_confusion_matrix_counts_the_windows_labelled_predictions(
+    base: str, evidence: Evidence, results: list[dict]
+) -> None:
+    from sklearn.metrics import confusion_matrix
+
+    start, end = _window_bounds(results, DRIFT_WINDOW)
+    window = evidence.events.filter((pl.col("ts") >= start) & (pl.col("ts") < end))
+    joined = window.join(evidence.labels.select("id", pl.col("label").alias("y")), on="id")
+    assert joined.height > 100
+    predicted = (joined["prediction"].to_numpy() >= 0.5).astype(int)
+    tn, fp, fn, tp = confusion_matrix(joined["y"].to_numpy(), predicted, labels=[0, 1]).ravel()
+    html = _page(base, f"{_model_path()}/windows/{DRIFT_WINDOW}")
+    shown = {name: int(count) for name, count in re.findall(r'data-cell="(\w+)">(\d+)<', html)}
+    assert shown == {"tp": tp, "fp": fp, "tn": tn, "fn": fn}
