@@ -3,16 +3,20 @@ default)."""
 
 from __future__ import annotations
 
+import logging
+import time
 from typing import Any
 
 import numpy as np
 from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.errors import KafkaConfigurationError
+from kafka.errors import KafkaConfigurationError, KafkaConnectionError
 from kafka.structs import OffsetAndMetadata
 
 from driftwarden.monitor.config import KafkaConfig
 from driftwarden.monitor.errors import ConfigError
 from driftwarden.monitor.ingest.consumer import Partition, Polled, Rebalanced
+
+log = logging.getLogger("driftwarden.kafka")
 
 
 class KafkaPythonConsumer:
@@ -37,7 +41,14 @@ class KafkaPythonConsumer:
         self._consumer.subscribe(topics, listener=_Listener(assigned, revoked))
 
     def poll(self, timeout: float, max_records: int) -> list[Polled]:
-        records = self._consumer.poll(timeout_ms=int(timeout * 1000), max_records=max_records)
+        """Records of one poll; a broker that cannot be reached gives none for the poll's
+        timeout (the next poll connects again), as a broker restart must not end the daemon."""
+        try:
+            records = self._consumer.poll(timeout_ms=int(timeout * 1000), max_records=max_records)
+        except KafkaConnectionError as exc:
+            log.warning("broker unreachable, polling again: %s", exc)
+            time.sleep(timeout)
+            return []
         return [
             Polled(
                 tp.topic,
