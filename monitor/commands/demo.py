@@ -174,6 +174,7 @@ kafka:
 http:
   host: 127.0.0.1
   port: {port}
+  external_url: http://127.0.0.1:{port}
 events:
   max_future_skew: 1d
 alerts:
@@ -321,3 +322,4 @@ def _summarize(
         )
     print(f"  failing receiver: {failed} notification(s) given up after retries (by design)")
     print(f"  metrics: http://127.0.0.1:{loaded.http.port}/metrics; results: {url}")
+    print(f"  evidence pages: http://127.0.0.1:{loaded.http.port}/ui/")
