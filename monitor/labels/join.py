@@ -310,10 +310,8 @@ class ModelLabels:
         for pane, data in self.store.load_range(connection, self.name, start, end).items():
             if pane not in self._panes:
                 self._panes[pane] = LabelSummary.from_bytes(data)
-        summary = LabelSummary.empty(self.profile.outcomes, self.profile.task)
-        for pane in sorted(p for p in self._panes if start <= p < end):
-            summary = summary.merge(self._panes[pane])
-        return summary
+        panes = {p: summary for p, summary in self._panes.items() if start <= p < end}
+        return LabelSummary.of_panes(self.profile.outcomes, self.profile.task, panes)
 
     def flush(self, connection: Connection) -> None:
         """Write the label summaries changed since the last flush."""

@@ -522,7 +522,7 @@ def _incident_windows(drifting: dict[int, list[ResultRecord]], started_at: int) 
     """The windows of an incident: those that drifted after its first notification, and the
     unbroken run of drifting windows that ended before it (the run that opened it)."""
     before = sorted(i for i, records in drifting.items() if records[0].window_end < started_at)
-    after = sorted(i for i in drifting if i not in set(before))
+    after = sorted(set(drifting) - set(before))
     run: list[int] = []
     for index in reversed(before):
         if run and index != run[-1] - 1:
@@ -572,7 +572,6 @@ def _distributions(
 def _labels(profile: Profile | None, panes: dict[int, bytes]) -> LabelSummary | None:
     if profile is None or not panes:
         return None
-    summary = LabelSummary.empty(profile.outcomes, profile.task)
-    for pane in sorted(panes):
-        summary = summary.merge(LabelSummary.from_bytes(panes[pane]))
+    summaries = {pane: LabelSummary.from_bytes(data) for pane, data in panes.items()}
+    summary = LabelSummary.of_panes(profile.outcomes, profile.task, summaries)
     return summary if summary.n_labeled > 0 else None

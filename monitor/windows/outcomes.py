@@ -3,6 +3,7 @@ and the label summaries of panes that realized performance and fairness read."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any
 
@@ -292,6 +293,16 @@ class LabelSummary:
         else:
             fairness = tuple(FairnessSummary.empty() for _ in outcomes.groups)
         return cls(rows.height, performance, fairness)
+
+    @classmethod
+    def of_panes(
+        cls, outcomes: OutcomeProfile, task: str, panes: Mapping[int, LabelSummary]
+    ) -> LabelSummary:
+        """A window's labels: its panes' summaries added up in pane order."""
+        summary = cls.empty(outcomes, task)
+        for pane in sorted(panes):
+            summary = summary.merge(panes[pane])
+        return summary
 
     def merge(self, other: LabelSummary) -> LabelSummary:
         return LabelSummary(
