@@ -4,20 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from driftwarden.detectors.histogram import (
-    CategoricalSummary,
-    NumericSummary,
-    check_categorical_pair,
-    check_numeric_pair,
-    coarse_counts,
-)
-from driftwarden.detectors.multiple_testing import (
-    check_bins,
-    check_threshold,
-    sample_status,
-    to_results,
-)
-from driftwarden.detectors.result import DetectorResult
+from driftwarden.detectors.bucket_distance import BucketDistance, shares
 
 
 def hellinger_from_counts(reference_counts: np.ndarray, window_counts: np.ndarray) -> np.ndarray:
@@ -43,16 +30,13 @@ def hellinger_from_counts(reference_counts: np.ndarray, window_counts: np.ndarra
     >>> hellinger_from_counts(np.array([[50, 50, 0]]), np.array([[0, 50, 50]])).round(6)
     array([0.707107])
     """
-    ref = np.asarray(reference_counts, dtype=np.float64)
-    win = np.asarray(window_counts, dtype=np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        p = ref / ref.sum(axis=1, keepdims=True)
-        q = win / win.sum(axis=1, keepdims=True)
+    p, q = shares(reference_counts), shares(window_counts)
+    with np.errstate(invalid="ignore"):
         root_gap = np.sqrt(p) - np.sqrt(q)
         return np.minimum(np.sqrt((root_gap * root_gap).sum(axis=1) / 2.0), 1.0)
 
 
-class Hellinger:
+class Hellinger(BucketDistance):
     """Hellinger distance between reference and window proportions.
 
     Parameters
@@ -85,6 +69,7 @@ class Hellinger:
 
     Examples
     --------
+    >>> from driftwarden.detectors.histogram import CategoricalSummary
     >>> rng = np.random.default_rng(3)
     >>> ref = CategoricalSummary.from_codes(rng.choice(3, p=[0.5, 0.3, 0.2], size=(1, 20_000)), 3)
     >>> win = CategoricalSummary.from_codes(rng.choice(3, p=[0.3, 0.3, 0.4], size=(1, 5_000)), 3)
@@ -93,33 +78,7 @@ class Hellinger:
     """
 
     name = "hellinger"
-    applies_to = ("numeric", "categorical")
 
-    def __init__(self, threshold: float = 0.1, bins: int = 10) -> None:
-        self.threshold = check_threshold(threshold)
-        self.bins = check_bins(bins)
-
-    def numeric(
-        self, reference: NumericSummary, window: NumericSummary, edges: np.ndarray
-    ) -> list[DetectorResult]:
-        """Hellinger distance per numeric feature on ``bins`` coarse groups."""
-        check_numeric_pair(reference, window, edges)
-        return self._results(*coarse_counts(reference, window, self.bins))
-
-    def categorical(
-        self, reference: CategoricalSummary, window: CategoricalSummary
-    ) -> list[DetectorResult]:
-        """Hellinger distance per categorical feature over its ``V + 2`` buckets."""
-        check_categorical_pair(reference, window)
-        return self._results(reference.counts, window.counts)
-
-    def _results(self, ref: np.ndarray, win: np.ndarray) -> list[DetectorResult]:
-        n_ref, n_win = ref.sum(axis=1), win.sum(axis=1)
-        return to_results(
-            hellinger_from_counts(ref, win),
-            sample_status(n_ref, n_win),
-            self.threshold,
-            n_reference=n_ref,
-            n_window=n_win,
-            error_bound=0.0,
-        )
+    def distance(self, reference_counts: np.ndarray, window_counts: np.ndarray) -> np.ndarray:
+        """Hellinger distance per feature (see :func:`hellinger_from_counts`)."""
+        return hellinger_from_counts(reference_counts, window_counts)

@@ -5,20 +5,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import rel_entr
 
-from driftwarden.detectors.histogram import (
-    CategoricalSummary,
-    NumericSummary,
-    check_categorical_pair,
-    check_numeric_pair,
-    coarse_counts,
-)
-from driftwarden.detectors.multiple_testing import (
-    check_bins,
-    check_threshold,
-    sample_status,
-    to_results,
-)
-from driftwarden.detectors.result import DetectorResult
+from driftwarden.detectors.bucket_distance import BucketDistance, shares
 
 
 def jensen_shannon_from_counts(
@@ -47,17 +34,14 @@ def jensen_shannon_from_counts(
     >>> jensen_shannon_from_counts(np.array([[50, 50, 0]]), np.array([[0, 50, 50]])).round(6)
     array([0.707107])
     """
-    ref = np.asarray(reference_counts, dtype=np.float64)
-    win = np.asarray(window_counts, dtype=np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        p = ref / ref.sum(axis=1, keepdims=True)
-        q = win / win.sum(axis=1, keepdims=True)
+    p, q = shares(reference_counts), shares(window_counts)
+    with np.errstate(invalid="ignore"):
         mid = (p + q) / 2.0
         divergence = (rel_entr(p, mid).sum(axis=1) + rel_entr(q, mid).sum(axis=1)) / np.log(2.0)
         return np.sqrt(divergence / 2.0)
 
 
-class JensenShannon:
+class JensenShannon(BucketDistance):
     """Jensen–Shannon distance (base 2) between reference and window proportions.
 
     Parameters
@@ -92,6 +76,7 @@ class JensenShannon:
 
     Examples
     --------
+    >>> from driftwarden.detectors.histogram import CategoricalSummary
     >>> rng = np.random.default_rng(3)
     >>> probabilities = [0.5, 0.3, 0.2]
     >>> ref = CategoricalSummary.from_codes(rng.choice(3, p=probabilities, size=(1, 20_000)), 3)
@@ -101,33 +86,7 @@ class JensenShannon:
     """
 
     name = "jensen_shannon"
-    applies_to = ("numeric", "categorical")
 
-    def __init__(self, threshold: float = 0.1, bins: int = 10) -> None:
-        self.threshold = check_threshold(threshold)
-        self.bins = check_bins(bins)
-
-    def numeric(
-        self, reference: NumericSummary, window: NumericSummary, edges: np.ndarray
-    ) -> list[DetectorResult]:
-        """JS distance per numeric feature on ``bins`` coarse reference-quantile groups."""
-        check_numeric_pair(reference, window, edges)
-        return self._results(*coarse_counts(reference, window, self.bins))
-
-    def categorical(
-        self, reference: CategoricalSummary, window: CategoricalSummary
-    ) -> list[DetectorResult]:
-        """JS distance per categorical feature over its ``V + 2`` buckets."""
-        check_categorical_pair(reference, window)
-        return self._results(reference.counts, window.counts)
-
-    def _results(self, ref: np.ndarray, win: np.ndarray) -> list[DetectorResult]:
-        n_ref, n_win = ref.sum(axis=1), win.sum(axis=1)
-        return to_results(
-            jensen_shannon_from_counts(ref, win),
-            sample_status(n_ref, n_win),
-            self.threshold,
-            n_reference=n_ref,
-            n_window=n_win,
-            error_bound=0.0,
-        )
+    def distance(self, reference_counts: np.ndarray, window_counts: np.ndarray) -> np.ndarray:
+        """Jensen–Shannon distance per feature (see :func:`jensen_shannon_from_counts`)."""
+        return jensen_shannon_from_counts(reference_counts, window_counts)

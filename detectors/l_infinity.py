@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from driftwarden.detectors.histogram import CategoricalSummary, check_categorical_pair
-from driftwarden.detectors.multiple_testing import check_threshold, sample_status, to_results
-from driftwarden.detectors.result import DetectorResult
+from driftwarden.detectors.bucket_distance import CategoryDistance, shares
 
 
-class LInfinity:
+class LInfinity(CategoryDistance):
     """Largest change of one category's share, ``max_i |p_i - q_i|``, over the ``V + 2`` buckets.
 
     Parameters
@@ -30,6 +28,7 @@ class LInfinity:
 
     Examples
     --------
+    >>> from driftwarden.detectors.histogram import CategoricalSummary
     >>> rng = np.random.default_rng(3)
     >>> ref = CategoricalSummary.from_codes(rng.choice(3, p=[0.5, 0.3, 0.2], size=(1, 20_000)), 3)
     >>> win = CategoricalSummary.from_codes(rng.choice(3, p=[0.3, 0.3, 0.4], size=(1, 5_000)), 3)
@@ -38,26 +37,8 @@ class LInfinity:
     """
 
     name = "l_infinity"
-    applies_to = ("categorical",)
 
-    def __init__(self, threshold: float = 0.1) -> None:
-        self.threshold = check_threshold(threshold)
-
-    def categorical(
-        self, reference: CategoricalSummary, window: CategoricalSummary
-    ) -> list[DetectorResult]:
-        """L-infinity distance per categorical feature."""
-        check_categorical_pair(reference, window)
-        ref = reference.counts.astype(np.float64)
-        win = window.counts.astype(np.float64)
-        n_ref, n_win = reference.n, window.n
-        with np.errstate(divide="ignore", invalid="ignore"):
-            value = np.abs(ref / n_ref[:, None] - win / n_win[:, None]).max(axis=1, initial=0.0)
-        return to_results(
-            value,
-            sample_status(n_ref, n_win),
-            self.threshold,
-            n_reference=n_ref,
-            n_window=n_win,
-            error_bound=0.0,
-        )
+    def distance(self, reference_counts: np.ndarray, window_counts: np.ndarray) -> np.ndarray:
+        """The largest absolute gap between the two sides' shares, per feature."""
+        gap = np.abs(shares(reference_counts) - shares(window_counts))
+        return gap.max(axis=1, initial=0.0)

@@ -7,20 +7,7 @@ from numbers import Real
 
 import numpy as np
 
-from driftwarden.detectors.histogram import (
-    CategoricalSummary,
-    NumericSummary,
-    check_categorical_pair,
-    check_numeric_pair,
-    coarse_counts,
-)
-from driftwarden.detectors.multiple_testing import (
-    check_bins,
-    check_threshold,
-    sample_status,
-    to_results,
-)
-from driftwarden.detectors.result import DetectorResult
+from driftwarden.detectors.bucket_distance import BucketDistance
 
 
 def psi_from_counts(
@@ -60,7 +47,7 @@ def psi_from_counts(
         return np.sum((q - p) * np.log(q / p), axis=1)
 
 
-class PSI:
+class PSI(BucketDistance):
     """Population stability index between the reference and the window.
 
     Parameters
@@ -115,7 +102,7 @@ class PSI:
 
     Examples
     --------
-    >>> from driftwarden.detectors.histogram import pad_edges, quantile_edges
+    >>> from driftwarden.detectors.histogram import NumericSummary, pad_edges, quantile_edges
     >>> rng = np.random.default_rng(42)
     >>> reference = rng.normal(size=(2, 20_000))
     >>> window = rng.normal(loc=[[0.0], [0.5]], size=(2, 5_000))
@@ -128,11 +115,9 @@ class PSI:
     """
 
     name = "psi"
-    applies_to = ("numeric", "categorical")
 
     def __init__(self, threshold: float = 0.2, bins: int = 10, epsilon: float = 1e-4) -> None:
-        self.threshold = check_threshold(threshold)
-        self.bins = check_bins(bins)
+        super().__init__(threshold, bins)
         if (
             isinstance(epsilon, bool)
             or not isinstance(epsilon, Real)
@@ -142,27 +127,6 @@ class PSI:
             raise ValueError(f"epsilon must be a number in (0, 1), got {epsilon!r}")
         self.epsilon = float(epsilon)
 
-    def numeric(
-        self, reference: NumericSummary, window: NumericSummary, edges: np.ndarray
-    ) -> list[DetectorResult]:
-        """PSI per numeric feature on ``bins`` coarse reference-quantile groups."""
-        check_numeric_pair(reference, window, edges)
-        return self._results(*coarse_counts(reference, window, self.bins))
-
-    def categorical(
-        self, reference: CategoricalSummary, window: CategoricalSummary
-    ) -> list[DetectorResult]:
-        """PSI per categorical feature over its ``V + 2`` buckets."""
-        check_categorical_pair(reference, window)
-        return self._results(reference.counts, window.counts)
-
-    def _results(self, ref: np.ndarray, win: np.ndarray) -> list[DetectorResult]:
-        n_ref, n_win = ref.sum(axis=1), win.sum(axis=1)
-        return to_results(
-            psi_from_counts(ref, win, self.epsilon),
-            sample_status(n_ref, n_win),
-            self.threshold,
-            n_reference=n_ref,
-            n_window=n_win,
-            error_bound=0.0,
-        )
+    def distance(self, reference_counts: np.ndarray, window_counts: np.ndarray) -> np.ndarray:
+        """PSI per feature (see :func:`psi_from_counts`)."""
+        return psi_from_counts(reference_counts, window_counts, self.epsilon)
