@@ -32,6 +32,16 @@ class Silence:
     index: int
     since: int
 
+    def to_state(self) -> dict[str, int]:
+        """JSON data that :meth:`from_state` restores: a silence outlives a restart or a
+        rolled-back batch, so the events that end it still record its end."""
+        return {"index": self.index, "since": self.since}
+
+    @classmethod
+    def from_state(cls, state: dict[str, int] | None) -> Silence | None:
+        """The silence of a checkpoint (``None``: the model was not silent)."""
+        return None if state is None else cls(int(state["index"]), int(state["since"]))
+
 
 @dataclass
 class Freshness:

@@ -18,7 +18,7 @@ from driftwarden.monitor.evaluation.outcome_results import outcome_records
 from driftwarden.monitor.evaluation.window_results import evaluate
 from driftwarden.monitor.ingest.messages import DecodedBatch
 from driftwarden.monitor.labels.join import LabelJoin, LabelReport, ModelLabels
-from driftwarden.monitor.pipeline.freshness import Freshness
+from driftwarden.monitor.pipeline.freshness import Freshness, Silence
 from driftwarden.monitor.pipeline.report import BatchReport
 from driftwarden.monitor.storage import ClosedWindow, Commit, ModelSnapshot
 from driftwarden.monitor.storage.store import closed_windows
@@ -59,6 +59,7 @@ class ModelPipeline:
             None if state is None or state.topic is None else (state.topic, state.partition)
         )
         self.dirty = False
+        self.freshness.silence = Silence.from_state(extra.get("silence"))
         self.labels: ModelLabels | None = None
         if self.join is not None and self.config.labels.enabled:
             path = f"models.{self.name}.concept_drift"
@@ -300,7 +301,9 @@ class ModelPipeline:
         """The window state to store (label summaries are written on ``connection``)."""
         self.dirty = False
         topic, partition = self.source or (None, None)
-        extra = {}
+        extra: dict[str, Any] = {}
+        if self.freshness.silence is not None:
+            extra["silence"] = self.freshness.silence.to_state()
         if self.labels is not None:
             self.labels.flush(connection)
             extra["concept"] = {

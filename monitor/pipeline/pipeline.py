@@ -94,6 +94,7 @@ class Pipeline:
             model = self.models[name]
             found = model.freshness.check(now, model.windows.index_of, model.profile.reference_id)
             if found is not None:
+                model.dirty = True  # the silence is checkpointed with the model's state
                 commit.results.append(found)
                 report.silences.append(found)
         return report

@@ -103,3 +103,30 @@ def test_a_model_that_stops_receiving_events_is_reported_silent_in_time(
         wait_for(lambda: _alerted(url) == "resolved", 30, "the silence alert resolved")
         wait_for(lambda: not prometheus.firing("DriftwardenModelSilent"), 30, "it resolves")
         assert daemon.stop() == 0
+
+
+def test_a_silence_outlives_a_restart_and_the_events_after_it_end_it(
+    tmp_path, broker, reference_file, stream_lines
+) -> None:
+    topic = unique("predictions")
+    create_topic(broker, topic, 1)
+    url = f"sqlite:///{tmp_path / 'daemon.db'}"
+    config = setup_daemon(tmp_path, url, reference_file, broker, topic)
+    text = config.read_text().replace(
+        "    window:", f"    silence_after: {SILENCE:g}s\n    window:"
+    )
+    config.write_text(text)
+    half = len(stream_lines) // 2
+    with DaemonProcess(config, tmp_path / "first.log") as daemon:
+        produce(broker, topic, stream_lines[:half], key=MODEL.encode())
+        record = wait_for(lambda: _freshness(url), 60, "the freshness record")
+        assert record.drift
+        assert daemon.stop() == 0
+    with DaemonProcess(config, tmp_path / "second.log") as daemon:
+        base = health_url(config)
+        wait_for(lambda: _silent_gauge(base) is not None, 60, "the second daemon's metrics")
+        produce(broker, topic, stream_lines[half:], key=MODEL.encode())
+        back = wait_for(lambda: (r := _freshness(url)) and not r.drift and r, 60, "recovery")
+        assert back.key == record.key and back.window_start == record.window_start
+        assert back.detected_at > record.detected_at
+        assert daemon.stop() == 0
