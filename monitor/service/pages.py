@@ -20,11 +20,13 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from driftwarden.alerts.links import UI, incident_path, model_path, window_path
 from driftwarden.core.records import ResultRecord
 from driftwarden.core.times import Clock, format_time, wall_clock_ms
+from driftwarden.detectors.fairness import FairnessSummary
 from driftwarden.detectors.performance_binary import BinaryPerformanceSummary
 from driftwarden.monitor.service import charts
 from driftwarden.monitor.storage import Store
 from driftwarden.monitor.storage import evidence as stored
 from driftwarden.monitor.storage.join_store import JoinStore
+from driftwarden.monitor.windows.archive import unpack_header
 from driftwarden.monitor.windows.outcomes import LabelSummary
 from driftwarden.monitor.windows.profile import Profile
 from driftwarden.monitor.windows.summary import WindowSummary
@@ -39,6 +41,9 @@ DRIFT_KINDS = ("data_drift", "prediction_drift")
 PERFORMANCE_KINDS = ("performance", "estimated_performance")
 PREDICTION = "prediction"
 """The name the pages give the prediction column's distribution."""
+HEAD_BYTES = 4096
+"""Bytes of a stored summary read for its header (group counts): the header leads the
+compressed stream, so a model page never inflates its windows' bins."""
 
 
 @dataclass(frozen=True)
@@ -320,8 +325,11 @@ class Pages:
         realized: dict[str, dict[int, float]] = defaultdict(dict)
         estimated: dict[str, dict[int, float]] = defaultdict(dict)
         thresholds: dict[str, float] = {}
-        fairness: dict[str, dict[str, dict[int, float]]] = defaultdict(lambda: defaultdict(dict))
-        fairness_thresholds: dict[str, dict[str, float]] = defaultdict(dict)
+        # per (attribute, "difference" or "ratio"): metric -> window -> value, and thresholds
+        fairness: dict[tuple[str, str], dict[str, dict[int, float]]] = defaultdict(
+            lambda: defaultdict(dict)
+        )
+        fairness_thresholds: dict[tuple[str, str], dict[str, float]] = defaultdict(dict)
         concept: list[ResultRecord] = []
         for record in history.records:
             if record.kind in PERFORMANCE_KINDS and record.metric:
@@ -333,11 +341,14 @@ class Pages:
                     ):
                         thresholds[record.metric] = record.threshold
             elif record.kind == "fairness" and record.value is not None:
-                attribute = record.group_attribute or "(all)"
+                chart = (
+                    record.group_attribute or "(all)",
+                    "difference" if record.direction == "above" else "ratio",
+                )
                 name = record.metric or record.detector
-                fairness[attribute][name][record.window_index] = record.value
+                fairness[chart][name][record.window_index] = record.value
                 if record.threshold is not None:
-                    fairness_thresholds[attribute][name] = record.threshold
+                    fairness_thresholds[chart][name] = record.threshold
             elif record.kind == "concept_drift" and record.drift:
                 concept.append(record)
         marks = {r.window_index: f"concept drift: {r.subject} ({r.detector})" for r in concept}
@@ -362,18 +373,34 @@ class Pages:
             )
             for metric in sorted(set(realized) | set(estimated))
         ]
-        fairness_charts = [
-            charts.line_chart(
-                f"fairness by {attribute}",
-                "difference or ratio between groups",
-                indices,
-                dict(series),
-                fairness_thresholds[attribute],
-                marks,
-                spans,
-            )
-            for attribute, series in sorted(fairness.items())
-        ]
+        rates = self._selection_rates(history)
+        fairness_charts = []
+        for attribute in sorted(set(rates) | {attribute for attribute, _ in fairness}):
+            if attribute in rates:
+                fairness_charts.append(
+                    charts.line_chart(
+                        f"selection rate by {attribute}",
+                        "selection rate (share predicted positive)",
+                        indices,
+                        rates[attribute],
+                        {},
+                        marks,
+                        spans,
+                    )
+                )
+            for form in ("difference", "ratio"):
+                if (attribute, form) in fairness:
+                    fairness_charts.append(
+                        charts.line_chart(
+                            f"fairness by {attribute}: {form}s between groups",
+                            f"{form} between groups",
+                            indices,
+                            dict(fairness[attribute, form]),
+                            fairness_thresholds[attribute, form],
+                            marks,
+                            spans,
+                        )
+                    )
         heat = (
             charts.heat_map(indices, history.drift, hrefs, history.pool) if history.drift else None
         )
@@ -381,6 +408,35 @@ class Pages:
             model, history.windows, hrefs, heat, performance, fairness_charts, concept,
             incident_rows,
         )  # fmt: skip
+
+    def _selection_rates(
+        self, history: stored.ModelHistory
+    ) -> dict[str, dict[str, dict[int, float]]]:
+        """Per group attribute, group and window: the share of the group's predictions that
+        are positive, from the headers of the windows' stored summaries."""
+        indices = [w.index for w in history.windows]
+        with self.store.engine.connect() as connection:
+            heads = stored.summary_heads(connection, history.model, indices, HEAD_BYTES)
+            headers = {index: unpack_header(head) for index, head in heads.items()}
+            longer = [index for index, header in headers.items() if header is None]
+            if longer:  # a header past HEAD_BYTES (many groups): read those summaries whole
+                for index, data in stored.summary_heads(
+                    connection, history.model, longer, None
+                ).items():
+                    headers[index] = unpack_header(data)
+        rates: dict[str, dict[str, dict[int, float]]] = defaultdict(lambda: defaultdict(dict))
+        for meta in history.windows:
+            header, profile = headers.get(meta.index), self.profile(meta.reference_id)
+            if header is None or profile is None:
+                continue
+            for attribute, state in zip(profile.groups, header["selection"], strict=False):
+                selection = FairnessSummary.from_state(state)
+                for group, n, selected in zip(
+                    selection.groups, selection.n, selection.selected, strict=True
+                ):
+                    if n > 0:
+                        rates[attribute][group][meta.index] = float(selected / n)
+        return {attribute: dict(groups) for attribute, groups in rates.items()}
 
     def _spans(
         self, windows: list[stored.WindowMeta], incidents: list[IncidentRow]

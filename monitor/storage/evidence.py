@@ -206,6 +206,24 @@ def window(connection: Connection, model: str, index: int) -> StoredWindow | Non
     return StoredWindow(meta, bytes(row[-1]), _results(connection, model, index, index))
 
 
+def summary_heads(
+    connection: Connection, model: str, indices: list[int], size: int | None
+) -> dict[int, bytes]:
+    """The first ``size`` bytes of the summaries of the model's windows ``indices`` (all
+    bytes with ``None``): enough for a summary's header without reading its arrays."""
+    column = WindowRow.summary if size is None else func.substr(WindowRow.summary, 1, size)
+    low, high = min(indices, default=0), max(indices, default=-1)
+    rows = connection.execute(
+        select(WindowRow.window_index, column).where(
+            WindowRow.model == model,
+            WindowRow.window_index >= low,
+            WindowRow.window_index <= high,
+        )
+    )
+    wanted = set(indices)
+    return {index: bytes(head) for index, head in rows if index in wanted}
+
+
 def incidents(connection: Connection, model: str | None = None, last: int = 2000) -> list[Incident]:
     """Incidents with their notifications among the ``last`` notifications (of ``model``),
     newest first."""

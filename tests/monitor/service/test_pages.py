@@ -346,6 +346,52 @@ def test_histogram_bar_heights_equal_shares_of_the_raw_rows_in_their_bins(
             assert sum(s for s, _ in heights) == pytest.approx(1.0)
 
 
+def _chart_dots(page: Elements, title: str) -> list[dict[str, str | None]]:
+    """The points of the line chart titled ``title``."""
+    inside = False
+    found = []
+    for tag, attrs in page.tags:
+        if tag == "svg":
+            inside = attrs.get("data-chart") == title
+        elif inside and tag == "circle":
+            found.append(attrs)
+    return found
+
+
+def test_model_page_draws_each_groups_selection_rate_and_the_fairness_records(
+    base: str, evidence: Evidence, results: list[dict]
+) -> None:
+    from fairlearn.metrics import selection_rate
+
+    page = Elements(_page(base, _model_path()))
+    drawn = {
+        (a["data-series"], int(a["data-window"])): float(a["data-value"])
+        for a in _chart_dots(page, "selection rate by sex")
+    }
+    expected = {}
+    for index in sorted({r["window_index"] for r in results}):
+        start, end = _window_bounds(results, index)
+        rows = evidence.events.filter((pl.col("ts") >= start) & (pl.col("ts") < end))
+        for group, part in rows.group_by("sex"):
+            predicted = (part["prediction"].to_numpy() >= 0.5).astype(int)
+            expected[str(group[0]), index] = selection_rate(predicted, predicted)
+    assert len({group for group, _ in expected}) >= 2
+    assert drawn.keys() == expected.keys()
+    for key, rate in expected.items():
+        assert drawn[key] == pytest.approx(rate, abs=1e-12), key
+    fairness = [r for r in results if r["kind"] == "fairness" and r["value"] is not None]
+    assert {r["metric"] for r in fairness} >= {"demographic_parity_difference", "disparate_impact"}
+    text = "".join(page.text)
+    for record in fairness:
+        form = "difference" if record["direction"] == "above" else "ratio"
+        dots = _chart_dots(page, f"fairness by sex: {form}s between groups")
+        shown = {(a["data-series"], int(a["data-window"])): a["data-value"] for a in dots}
+        assert float(shown[record["metric"], record["window_index"]]) == record["value"]
+        if record["threshold"] is not None:
+            assert f"{record['metric']} threshold {record['threshold']:.4g}" in text
+    assert any(record["threshold"] is not None for record in fairness)
+
+
 def _feature_bars(page: Elements, name: str, series: str) -> list[dict[str, str | None]]:
     """The bars of ``series`` inside the chart of feature ``name``."""
     inside = False
