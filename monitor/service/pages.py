@@ -22,6 +22,11 @@ from driftwarden.core.records import ResultRecord
 from driftwarden.core.times import Clock, format_time, wall_clock_ms
 from driftwarden.detectors.fairness import FairnessSummary
 from driftwarden.detectors.performance_binary import BinaryPerformanceSummary
+from driftwarden.detectors.performance_multiclass import MulticlassPerformanceSummary
+from driftwarden.detectors.performance_regression import (
+    RegressionPerformanceSummary,
+    regression_performance,
+)
 from driftwarden.monitor.service import charts
 from driftwarden.monitor.storage import Store
 from driftwarden.monitor.storage import evidence as stored
@@ -115,10 +120,27 @@ class GroupRates:
 
 @dataclass(frozen=True)
 class Confusion:
-    tp: int
-    fp: int
-    tn: int
-    fn: int
+    """The labelled rows of a classifier's window: ``counts[actual, predicted]``."""
+
+    classes: tuple[str, ...]
+    counts: list[list[int]]
+
+
+@dataclass(frozen=True)
+class ErrorRow:
+    """One error measure of a regression model's labelled rows, beside the reference's."""
+
+    name: str
+    window: float | None
+    reference: float | None
+
+
+@dataclass(frozen=True)
+class Errors:
+    """What a regression model's window page shows instead of a confusion matrix."""
+
+    n_labeled: int
+    rows: list[ErrorRow]
 
 
 @dataclass(frozen=True)
@@ -133,6 +155,7 @@ class WindowView:
     quality: list[ResultRecord]
     concept: list[ResultRecord]
     confusion: Confusion | None
+    errors: Errors | None
     groups: list[GroupRates]
     missing_profile: bool
 
@@ -498,12 +521,10 @@ class Pages:
             )
         features.sort(key=lambda f: (not f.drift, -(f.severity if f.severity is not None else -1)))
         label_summary = _labels(profile, labels)
-        confusion = None
-        if label_summary is not None and isinstance(
-            label_summary.performance, BinaryPerformanceSummary
-        ):
-            p = label_summary.performance
-            confusion = Confusion(int(p.tp), int(p.fp), int(p.tn), int(p.fn))
+        performance_rows = None if label_summary is None else label_summary.performance
+        errors = None
+        if profile is not None and isinstance(performance_rows, RegressionPerformanceSummary):
+            errors = _errors(performance_rows, profile)
         groups = []
         if profile is not None:
             for attribute, selection in zip(profile.groups, summary.selection, strict=False):
@@ -524,7 +545,8 @@ class Pages:
             fairness=fairness,
             quality=quality,
             concept=concept,
-            confusion=confusion,
+            confusion=_confusion(performance_rows),
+            errors=errors,
             groups=groups,
             missing_profile=profile is None,
         )
@@ -623,6 +645,37 @@ def _distributions(
         chart = charts.categorical_bars(PREDICTION, top, counts_r[columns], counts_w[columns])
         drawn[PREDICTION] = ("categorical", chart)
     return drawn
+
+
+def _confusion(performance: object) -> Confusion | None:
+    """The confusion matrix of a classifier's labelled rows (positive class first)."""
+    if isinstance(performance, BinaryPerformanceSummary):
+        p = performance
+        counts = [[int(p.tp), int(p.fn)], [int(p.fp), int(p.tn)]]
+        return Confusion(("positive", "negative"), counts)
+    if isinstance(performance, MulticlassPerformanceSummary):
+        return Confusion(performance.classes, performance.confusion.tolist())
+    return None
+
+
+def _errors(performance: RegressionPerformanceSummary, profile: Profile) -> Errors:
+    """Mean label, MAE, RMSE, MAPE and R² of the labelled rows, at any count (the records
+    wait for ``labels.min_labeled``), beside the reference's."""
+    measured = regression_performance(performance, {}, min_labeled=1)
+    reference = profile.outcomes.reference_performance
+    n = performance.n
+    rows = [
+        ErrorRow(
+            "mean label",
+            performance.shift + performance.y / n if n else None,
+            profile.outcomes.label_shift if reference else None,
+        )
+    ]
+    rows += [
+        ErrorRow(name.upper() if name != "r2" else "R²", measured[name].value, reference.get(name))
+        for name in ("mae", "rmse", "mape", "r2")
+    ]
+    return Errors(n, rows)
 
 
 def _labels(profile: Profile | None, panes: dict[int, bytes]) -> LabelSummary | None:

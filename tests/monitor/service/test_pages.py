@@ -496,5 +496,140 @@ def test_the_confusion_matrix_counts_the_windows_labelled_predictions(
     predicted = (joined["prediction"].to_numpy() >= 0.5).astype(int)
     tn, fp, fn, tp = confusion_matrix(joined["y"].to_numpy(), predicted, labels=[0, 1]).ravel()
     html = _page(base, f"{_model_path()}/windows/{DRIFT_WINDOW}")
-    shown = {name: int(count) for name, count in re.findall(r'data-cell="(\w+)">(\d+)<', html)}
-    assert shown == {"tp": tp, "fp": fp, "tn": tn, "fn": fn}
+    assert _confusion_cells(html) == {
+        ("positive", "positive"): tp, ("positive", "negative"): fn,
+        ("negative", "positive"): fp, ("negative", "negative"): tn,
+    }  # fmt: skip
+
+
+def _confusion_cells(html: str) -> dict[tuple[str, str], int]:
+    """The confusion matrix drawn: (actual, predicted) -> count."""
+    found = re.findall(r'data-actual="([^"]*)" data-predicted="([^"]*)">(\d+)<', html)
+    return {(actual, predicted): int(count) for actual, predicted, count in found}
+
+
+# -- multiclass and regression windows ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Outcomes:
+    """A multiclass and a regression model replayed with labels: their pages and rows."""
+
+    pages: Pages
+    events: dict[str, pl.DataFrame]
+    reference: dict[str, pl.DataFrame]
+
+
+CLASSES = ("cat", "dog", "<owl>")
+
+
+@pytest.fixture(scope="module")
+def outcomes(tmp_path_factory: pytest.TempPathFactory) -> Outcomes:
+    directory = tmp_path_factory.mktemp("outcomes")
+    rng = np.random.default_rng(11)
+
+    def rows(n: int, model: str, shift: float) -> pl.DataFrame:
+        x = rng.normal(shift, 1.0, n)
+        if model == "species":
+            label = rng.choice(CLASSES, n)
+            guess = np.where(rng.random(n) < 0.7 - shift / 4, label, rng.choice(CLASSES, n))
+            return pl.DataFrame({"x": x, "prediction": guess, "label": label})
+        label = 3.0 * x + rng.normal(0, 1, n) + np.where(rng.random(n) < 0.01, 0.0, 10.0)
+        guess = 3.0 * x + 10.0 + rng.normal(0, 1 + shift, n)
+        return pl.DataFrame({"x": x, "prediction": guess, "label": label})
+
+    reference, events = {}, {}
+    for model in ("species", "price"):
+        reference[model] = rows(5000, model, 0.0)
+        reference[model].write_parquet(directory / f"{model}.parquet")
+        events[model] = pl.concat(
+            rows(3000, model, 0.5 * window).with_columns(
+                pl.lit(model).alias("model"),
+                pl.format("{}-{}", pl.lit(f"{model}-{window}"), pl.int_range(3000)).alias("id"),
+                (START + window * HOUR + pl.int_range(3000, dtype=pl.Int64) * (HOUR // 3000)).alias(
+                    "ts"
+                ),
+            )
+            for window in range(2)
+        )
+    lines = []  # both models' events and labels in time order (their columns differ in type)
+    for frame in events.values():
+        predictions = frame.select("model", "id", "ts", pl.struct("x").alias("features"),
+                                   "prediction")  # fmt: skip
+        answers = frame.select("model", "id", (pl.col("ts") + 60_000).alias("ts"), "label")
+        for kind, part in (("predictions", predictions), ("labels", answers)):
+            text = part.write_ndjson().splitlines()
+            lines += zip(part["ts"].to_list(), [kind] * part.height, text, strict=True)
+    for kind in ("predictions", "labels"):
+        chosen = sorted((ts, line) for ts, k, line in lines if k == kind)
+        (directory / f"{kind}.jsonl").write_text("".join(line + "\n" for _, line in chosen))
+    url = f"sqlite:///{directory / 'db.sqlite'}"
+    config = directory / "config.yaml"
+    config.write_text(
+        f'storage:\n  url: "{url}"\nmodels:\n'
+        + "".join(
+            f"  {model}:\n    task: {task}\n    reference: {directory / f'{model}.parquet'}\n"
+            "    features: {numeric: [x]}\n"
+            "    window: {kind: time, size: 1h, allowed_lateness: 5m}\n"
+            for model, task in (("species", "multiclass_classification"), ("price", "regression"))
+        )
+    )
+    storage.upgrade(storage.create(url))
+    replay(
+        configuration.load(config),
+        directory / "predictions.jsonl",
+        directory / "out",
+        labels=directory / "labels.jsonl",
+        storage_url=url,
+    )
+    pages = Pages(storage.Store(storage.create(url)))
+    return Outcomes(pages, events, reference)
+
+
+def test_a_multiclass_window_draws_its_k_by_k_confusion_matrix(outcomes: Outcomes) -> None:
+    from sklearn.metrics import confusion_matrix
+
+    rows = outcomes.events["species"].filter(pl.col("ts") >= START + HOUR)
+    expected = confusion_matrix(rows["label"], rows["prediction"], labels=list(CLASSES))
+    html = outcomes.pages.window("species", 1)
+    assert html is not None
+    drawn = _confusion_cells(html.replace("&lt;owl&gt;", "<owl>"))
+    assert drawn == {
+        (actual, predicted): int(expected[i, j])
+        for i, actual in enumerate(CLASSES)
+        for j, predicted in enumerate(CLASSES)
+    }
+    assert "<owl>" not in html
+
+
+def test_a_regression_window_shows_its_errors_beside_the_reference(outcomes: Outcomes) -> None:
+    from sklearn.metrics import (
+        mean_absolute_error,
+        mean_absolute_percentage_error,
+        r2_score,
+        root_mean_squared_error,
+    )
+
+    def measures(frame: pl.DataFrame) -> dict[str, float]:
+        y, guess = frame["label"].to_numpy(), frame["prediction"].to_numpy()
+        nonzero = y != 0
+        return {
+            "mean label": float(y.mean()),
+            "MAE": mean_absolute_error(y, guess),
+            "RMSE": root_mean_squared_error(y, guess),
+            "MAPE": mean_absolute_percentage_error(y[nonzero], guess[nonzero]),
+            "R²": r2_score(y, guess),
+        }
+
+    rows = outcomes.events["price"].filter(pl.col("ts") >= START + HOUR)
+    html = outcomes.pages.window("price", 1)
+    assert html is not None
+    page = Elements(html)
+    drawn = {a["data-measure"]: a for a in page.find("tr") if a.get("data-measure")}
+    window, reference = measures(rows), measures(outcomes.reference["price"])
+    assert drawn.keys() == window.keys()
+    for name in window:
+        assert float(drawn[name]["data-window"]) == pytest.approx(window[name], rel=1e-9), name
+        assert float(drawn[name]["data-reference"]) == pytest.approx(reference[name], rel=1e-9)
+    assert f"Errors of the labelled rows ({rows.height})" in html
+    assert 'class="confusion"' not in html
