@@ -46,6 +46,9 @@ DRIFT_KINDS = ("data_drift", "prediction_drift")
 PERFORMANCE_KINDS = ("performance", "estimated_performance")
 PREDICTION = "prediction"
 """The name the pages give the prediction column's distribution."""
+MAX_CACHED_WINDOWS = 20_000
+"""Windows whose drift per feature the pages keep in memory (about 1 kB each at 100
+features), the oldest read dropped first."""
 HEAD_BYTES = 4096
 """Bytes of a stored summary read for its header (group counts): the header leads the
 compressed stream, so a model page never inflates its windows' bins."""
@@ -77,6 +80,17 @@ def _slug(model: str) -> str:
 
 
 # -- what each page shows --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WindowDrift:
+    """One stored window's drift per feature, as a model page's heat map draws it: the
+    statistic furthest toward its threshold over the threshold (NaN: no value) and whether
+    any detector decided drift."""
+
+    features: tuple[str, ...]
+    ratios: np.ndarray
+    drift: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -234,6 +248,7 @@ class Pages:
         self._environment = _environment()
         self._environment.globals["links"] = self.links
         self._profiles: dict[str, Profile | None] = {}
+        self._drift: dict[tuple[str, int], tuple[stored.WindowMeta, WindowDrift]] = {}
         self._join = JoinStore(store.engine.dialect.name)
 
     def render(self, template: str, **values: Any) -> str:
@@ -279,7 +294,7 @@ class Pages:
 
     def model(self, model: str, last: int = 500) -> str | None:
         with self.store.engine.connect() as connection:
-            history = stored.history(connection, model, last, charts.MAX_COLUMNS)
+            history = stored.history(connection, model, last)
             incidents = stored.incidents(connection, model)
         if not history.windows:
             return None
@@ -327,7 +342,9 @@ class Pages:
             and (i.ended_at is None or i.ended_at >= first.start)
         ]
         report = ModelReport(self.model_view(history, incidents))
-        for meta in _detailed(history, max_windows):
+        drift = self.window_drift(history)
+        drifting = {index for index, window in drift.items() if window.drift.any()}
+        for meta in _detailed(history.windows, drifting, max_windows):
             view = self.window_view(history.model, meta.index)
             if view is not None:
                 report.windows.append(view)
@@ -424,13 +441,47 @@ class Pages:
                             spans,
                         )
                     )
-        heat = (
-            charts.heat_map(indices, history.drift, hrefs, history.pool) if history.drift else None
-        )
+        cells, pool = _pooled(history.windows, self.window_drift(history), charts.MAX_COLUMNS)
+        heat = charts.heat_map(indices, cells, hrefs, pool) if cells else None
         return ModelView(
             model, history.windows, hrefs, heat, performance, fairness_charts, concept,
             incident_rows,
         )  # fmt: skip
+
+    def window_drift(self, history: stored.ModelHistory) -> dict[int, WindowDrift]:
+        """Each window's drift per feature. Kept in memory per window while its stored row
+        is unchanged (its results are written with it), so a model page reads only the
+        drift of windows closed since it was last drawn."""
+        model = history.model
+        missing = [
+            meta
+            for meta in history.windows
+            if self._drift.get((model, meta.index), (None,))[0] != meta
+        ]
+        if missing:
+            with self.store.engine.connect() as connection:
+                cells = stored.drift_cells(connection, model, missing[0].index, missing[-1].index)
+            found: dict[int, list[tuple[str, float | None, bool]]] = defaultdict(list)
+            for index, feature, ratio, drift in cells:
+                found[index].append((feature, ratio, drift))
+            for meta in missing:
+                rows = found.get(meta.index, [])
+                self._drift.pop((model, meta.index), None)
+                self._drift[model, meta.index] = (
+                    meta,
+                    WindowDrift(
+                        tuple(feature for feature, _, _ in rows),
+                        np.array([np.nan if r is None else r for _, r, _ in rows], dtype=float),
+                        np.array([drift for _, _, drift in rows], dtype=bool),
+                    ),
+                )
+            while len(self._drift) > MAX_CACHED_WINDOWS:
+                self._drift.pop(next(iter(self._drift)))
+        return {
+            meta.index: self._drift[model, meta.index][1]
+            for meta in history.windows
+            if (model, meta.index) in self._drift
+        }
 
     def _selection_rates(
         self, history: stored.ModelHistory
@@ -578,18 +629,54 @@ class Pages:
         return self._profiles[reference_id]
 
 
-def _detailed(history: stored.ModelHistory, limit: int | None) -> list[stored.WindowMeta]:
+def _detailed(
+    windows: list[stored.WindowMeta], drifting: set[int], limit: int | None
+) -> list[stored.WindowMeta]:
     """The windows a report draws pages of: all, or ``limit`` with drifting ones first."""
-    if limit is None or len(history.windows) <= limit:
-        return history.windows
-    drifting = {start for start, _, _, drift in history.drift if drift}
-    low, pool = history.windows[0].index, history.pool
-
-    def drifted(window: stored.WindowMeta) -> bool:
-        return low + (window.index - low) // pool * pool in drifting
-
-    ranked = sorted(history.windows, key=lambda w: (drifted(w), w.index), reverse=True)
+    if limit is None or len(windows) <= limit:
+        return windows
+    ranked = sorted(windows, key=lambda w: (w.index in drifting, w.index), reverse=True)
     return sorted(ranked[:limit], key=lambda w: w.index)
+
+
+def _pooled(
+    windows: list[stored.WindowMeta], drift: dict[int, WindowDrift], columns: int
+) -> tuple[list[tuple[int, str, float | None, bool]], int]:
+    """The heat map's cells when consecutive windows pool into at most ``columns``: per
+    group of ``pool`` window indices and feature, ``(the group's first index, feature, the
+    largest ratio or None, any drift)``; and ``pool``."""
+    low, high = windows[0].index, windows[-1].index
+    pool = max(1, -(-(high - low + 1) // columns))
+    names: dict[str, int] = {}
+    groups, features, ratios, flags = [], [], [], []
+    for meta in windows:
+        window = drift.get(meta.index)
+        if window is None or not window.features:
+            continue
+        groups.append(np.full(len(window.features), (meta.index - low) // pool))
+        features.append(np.array([names.setdefault(f, len(names)) for f in window.features]))
+        ratios.append(window.ratios)
+        flags.append(window.drift)
+    if not names:
+        return [], pool
+    at = (np.concatenate(groups), np.concatenate(features))
+    shape = (int(at[0].max()) + 1, len(names))
+    worst = np.full(shape, -np.inf)
+    np.fmax.at(worst, at, np.concatenate(ratios))
+    drifted = np.zeros(shape, dtype=bool)
+    np.logical_or.at(drifted, at, np.concatenate(flags))
+    present = np.zeros(shape, dtype=bool)
+    present[at] = True
+    ordered = list(names)
+    return [
+        (
+            low + int(g) * pool,
+            ordered[f],
+            None if worst[g, f] == -np.inf else float(worst[g, f]),
+            bool(drifted[g, f]),
+        )
+        for g, f in zip(*np.nonzero(present), strict=True)
+    ], pool
 
 
 LOOKBACK_MS = 7 * 86_400_000
