@@ -633,3 +633,74 @@ def test_a_regression_window_shows_its_errors_beside_the_reference(outcomes: Out
         assert float(drawn[name]["data-reference"]) == pytest.approx(reference[name], rel=1e-9)
     assert f"Errors of the labelled rows ({rows.height})" in html
     assert 'class="confusion"' not in html
+
+
+# -- the model page's heat map ----------------------------------------------------------------
+
+
+def _ratio(record: dict) -> float | None:
+    """Statistic over threshold, 1 at the threshold (inverse for tests whose p-value-like
+    statistic drifts below it)."""
+    value, threshold = record["value"], record["threshold"]
+    if value is None or threshold is None:
+        return None
+    if record["direction"] == "above":
+        return value / threshold if threshold > 0 else None
+    return threshold / value if value > 0 else None
+
+
+def _heat_cells(html: str) -> dict[tuple[int, str], int]:
+    return {
+        (int(a["data-window"]), a["data-feature"]): int(a["data-level"])
+        for a in Elements(html).find("rect")
+        if a.get("data-level")
+    }
+
+
+def test_heat_map_cells_show_each_features_worst_drift_record(
+    base: str, results: list[dict]
+) -> None:
+    worst: dict[tuple[int, str], float | None] = {}
+    for record in results:
+        if record["kind"] in ("data_drift", "prediction_drift"):
+            key = (record["window_index"], record["feature"] or "prediction")
+            ratios = [r for r in (worst.get(key), _ratio(record)) if r is not None]
+            worst[key] = max(ratios) if ratios else None
+    assert len({feature for _, feature in worst}) > 5
+    expected = {
+        key: -1 if ratio is None else sum(ratio >= step for step in charts.LEVELS)
+        for key, ratio in worst.items()
+    }
+    assert _heat_cells(_page(base, _model_path())) == expected
+
+
+def test_a_rewritten_window_is_drawn_anew(evidence: Evidence, tmp_path: Path) -> None:
+    """Pages keep each window's drift in memory while the window's row is unchanged; a
+    window written again (as with its results) is read again."""
+    import shutil
+    import sqlite3
+
+    copy = tmp_path / "db.sqlite"
+    shutil.copy(evidence.directory / "db.sqlite", copy)
+    pages = Pages(storage.Store(storage.create(f"sqlite:///{copy}")))
+    before = _heat_cells(pages.model(MODEL) or "")
+    assert before[0, "age"] < 3
+    with sqlite3.connect(copy) as connection:
+        connection.execute(
+            "UPDATE results SET value = 3 * threshold, drift = 1 WHERE model = ? "
+            "AND window_index = 0 AND feature = 'age' AND direction = 'above'",
+            (MODEL,),
+        )
+        connection.commit()
+        assert _heat_cells(pages.model(MODEL) or "") == before  # the window's row is as it was
+        assert _heat_cells(Pages(pages.store).model(MODEL) or "")[0, "age"] == 5
+        connection.execute(
+            "UPDATE windows SET n_events = n_events + 1 WHERE model = ? AND window_index = 0",
+            (MODEL,),
+        )
+        connection.commit()
+    after = _heat_cells(pages.model(MODEL) or "")
+    assert after[0, "age"] == 5
+    assert {k: v for k, v in after.items() if k != (0, "age")} == {
+        k: v for k, v in before.items() if k != (0, "age")
+    }
