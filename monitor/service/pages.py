@@ -8,6 +8,7 @@ Jinja2 template with inline SVG: no JavaScript, nothing fetched, every value esc
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -249,6 +250,7 @@ class Pages:
         self._environment.globals["links"] = self.links
         self._profiles: dict[str, Profile | None] = {}
         self._drift: dict[tuple[str, int], tuple[stored.WindowMeta, WindowDrift]] = {}
+        self._lock = threading.Lock()  # the server renders pages on several threads
         self._join = JoinStore(store.engine.dialect.name)
 
     def render(self, template: str, **values: Any) -> str:
@@ -453,35 +455,28 @@ class Pages:
         is unchanged (its results are written with it), so a model page reads only the
         drift of windows closed since it was last drawn."""
         model = history.model
-        missing = [
-            meta
-            for meta in history.windows
-            if self._drift.get((model, meta.index), (None,))[0] != meta
-        ]
+        with self._lock:
+            missing = [
+                meta
+                for meta in history.windows
+                if self._drift.get((model, meta.index), (None,))[0] != meta
+            ]
         if missing:
             with self.store.engine.connect() as connection:
                 cells = stored.drift_cells(connection, model, missing[0].index, missing[-1].index)
             found: dict[int, list[tuple[str, float | None, bool]]] = defaultdict(list)
             for index, feature, ratio, drift in cells:
                 found[index].append((feature, ratio, drift))
-            for meta in missing:
-                rows = found.get(meta.index, [])
-                self._drift.pop((model, meta.index), None)
-                self._drift[model, meta.index] = (
-                    meta,
-                    WindowDrift(
-                        tuple(feature for feature, _, _ in rows),
-                        np.array([np.nan if r is None else r for _, r, _ in rows], dtype=float),
-                        np.array([drift for _, _, drift in rows], dtype=bool),
-                    ),
-                )
-            while len(self._drift) > MAX_CACHED_WINDOWS:
-                self._drift.pop(next(iter(self._drift)))
-        return {
-            meta.index: self._drift[model, meta.index][1]
-            for meta in history.windows
-            if (model, meta.index) in self._drift
-        }
+            read = {meta.index: _window_drift(found.get(meta.index, [])) for meta in missing}
+            with self._lock:
+                for meta in missing:
+                    self._drift.pop((model, meta.index), None)  # re-inserted as the newest
+                    self._drift[model, meta.index] = (meta, read[meta.index])
+                while len(self._drift) > MAX_CACHED_WINDOWS:
+                    self._drift.pop(next(iter(self._drift)))
+        with self._lock:
+            kept = {meta.index: self._drift.get((model, meta.index)) for meta in history.windows}
+        return {index: entry[1] for index, entry in kept.items() if entry is not None}
 
     def _selection_rates(
         self, history: stored.ModelHistory
@@ -637,6 +632,15 @@ def _detailed(
         return windows
     ranked = sorted(windows, key=lambda w: (w.index in drifting, w.index), reverse=True)
     return sorted(ranked[:limit], key=lambda w: w.index)
+
+
+def _window_drift(rows: list[tuple[str, float | None, bool]]) -> WindowDrift:
+    """A window's ``(feature, ratio, drift)`` rows as arrays."""
+    return WindowDrift(
+        tuple(feature for feature, _, _ in rows),
+        np.array([np.nan if ratio is None else ratio for _, ratio, _ in rows], dtype=float),
+        np.array([drift for _, _, drift in rows], dtype=bool),
+    )
 
 
 def _pooled(
