@@ -422,7 +422,7 @@ class Pages:
                 fairness_charts.append(
                     charts.line_chart(
                         f"selection rate by {attribute}",
-                        "selection rate (share predicted positive)",
+                        "selection rate",
                         indices,
                         rates[attribute],
                         {},
