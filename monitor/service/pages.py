@@ -7,6 +7,7 @@ Jinja2 template with inline SVG: no JavaScript, nothing fetched, every value esc
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import threading
 from collections import defaultdict
@@ -206,7 +207,10 @@ class ModelReport:
 # -- rendering --------------------------------------------------------------------------------
 
 
-def _environment() -> Environment:
+@functools.cache
+def _environment(links: Links) -> Environment:
+    """The templates, compiled once per process and kind of links (they are the templates'
+    global: imported macros see no render context)."""
     environment = Environment(
         loader=FileSystemLoader(Path(__file__).parent / "templates"),
         autoescape=True,
@@ -215,6 +219,7 @@ def _environment() -> Environment:
         lstrip_blocks=True,
     )
     environment.globals["charts"] = charts
+    environment.globals["links"] = links
     environment.filters["time"] = lambda ms: "—" if ms is None else format_time(ms)
     environment.filters["number"] = _number
     environment.filters["exact"] = lambda v: "" if v is None else repr(float(v))
@@ -246,9 +251,9 @@ class Pages:
         self.store = store
         self.links = links or Links()
         self.clock = clock
-        self._environment = _environment()
-        self._environment.globals["links"] = self.links
+        self._environment = _environment(self.links)
         self._profiles: dict[str, Profile | None] = {}
+        self._attributes: dict[str, tuple[str, ...]] = {}
         self._drift: dict[tuple[str, int], tuple[stored.WindowMeta, WindowDrift]] = {}
         self._lock = threading.Lock()  # the server renders pages on several threads
         self._join = JoinStore(store.engine.dialect.name)
@@ -495,10 +500,10 @@ class Pages:
                     headers[index] = unpack_header(data)
         rates: dict[str, dict[str, dict[int, float]]] = defaultdict(lambda: defaultdict(dict))
         for meta in history.windows:
-            header, profile = headers.get(meta.index), self.profile(meta.reference_id)
-            if header is None or profile is None:
+            header, attributes = headers.get(meta.index), self.group_attributes(meta.reference_id)
+            if header is None:
                 continue
-            for attribute, state in zip(profile.groups, header["selection"], strict=False):
+            for attribute, state in zip(attributes, header["selection"], strict=False):
                 selection = FairnessSummary.from_state(state)
                 for group, n, selected in zip(
                     selection.groups, selection.n, selection.selected, strict=True
@@ -615,6 +620,19 @@ class Pages:
             for index in _incident_windows(drifting, anchor)
         ]
         return IncidentView(incident, self.links.model(incident.model), windows)
+
+    def group_attributes(self, reference_id: str) -> tuple[str, ...]:
+        """The group attributes of a reference, in the order summaries hold them: from the
+        profile's header (a model page needs no fine bins), cached."""
+        if reference_id not in self._attributes:
+            profile = self._profiles.get(reference_id)
+            if profile is not None:
+                self._attributes[reference_id] = tuple(profile.groups)
+            else:
+                data = self.store.profile(reference_id)
+                header = None if data is None else unpack_header(data)
+                self._attributes[reference_id] = tuple(header["groups"]) if header else ()
+        return self._attributes[reference_id]
 
     def profile(self, reference_id: str) -> Profile | None:
         """The reference profile (cached: profiles never change once stored)."""
