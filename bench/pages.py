@@ -6,7 +6,8 @@ the second half) over ``--windows`` hourly windows of ``--per-window`` events in
 file, then renders each page ``--repeat`` times through ``Pages`` (as the daemon serves
 them: the query, the summary and profile decoding, the charts and the template) and prints
 the medians. A served page keeps what does not change (profiles, each window's drift per
-feature) in memory; the "fresh Pages" rows render as a just-started daemon does. Targets:
+feature) in memory; the "fresh Pages" rows render with nothing of that in memory, as a
+just-started daemon does (but for compiling the templates, once per process). Targets:
 window page of 100 features < 300 ms, model page over 500 windows < 500 ms.
 
     .venv/bin/python bench/pages.py [--features 100] [--windows 500] [--per-window 200]
