@@ -314,6 +314,12 @@ class Pages:
             return None
         return self.render("window.html", title=f"{model}: window {index}", view=view)
 
+    def window_by(self, model: str, end: int) -> int | None:
+        """The index of the model's last window that ended by ``end`` (epoch ms): the window
+        an alert judged, found from the time its metrics carry."""
+        with self.store.engine.connect() as connection:
+            return stored.last_window_by(connection, model, end)
+
     def incident(self, incident_id: str) -> str | None:
         view = self.incident_view(incident_id)
         if view is None:

@@ -219,6 +219,15 @@ def summary_heads(
     return {index: bytes(head) for index, head in rows if index in wanted}
 
 
+def last_window_by(connection: Connection, model: str, end: int) -> int | None:
+    """The index of the model's last stored window that ended by ``end`` (epoch ms)."""
+    return connection.scalar(
+        select(func.max(WindowRow.window_index)).where(
+            WindowRow.model == model, WindowRow.window_end <= end
+        )
+    )
+
+
 def incidents(connection: Connection, model: str | None = None, last: int = 2000) -> list[Incident]:
     """Incidents with their notifications among the ``last`` notifications (of ``model``),
     newest first."""

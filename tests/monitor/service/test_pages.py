@@ -219,6 +219,28 @@ def test_the_token_opens_every_page(base: str, incident_id: str) -> None:
     assert _get(base, f"{_model_path()}/windows/999", headers=bearer).status_code == 404
 
 
+def test_a_window_by_its_end_time_redirects_to_its_page(base: str, results: list[dict]) -> None:
+    """Alerts link ``…/windows?until=`` with the window end they judged (epoch seconds)."""
+    _, end = _window_bounds(results, DRIFT_WINDOW)
+    bearer = {"Authorization": f"Bearer {TOKEN}"}
+
+    def where(until: str) -> httpx.Response:
+        return _get(base, f"{_model_path()}/windows?until={until}", headers=bearer)
+
+    cases = {
+        f"{end / 1000:.3f}": DRIFT_WINDOW,
+        f"{(end - 1) / 1000:.3f}": DRIFT_WINDOW - 1,
+        f"{end / 1000 + 10**6:.3f}": WINDOWS - 1,
+    }
+    for until, index in cases.items():
+        found = where(until)
+        assert found.status_code == 302, until
+        assert found.headers["Location"] == f"{_model_path()}/windows/{index}", until
+    assert where(f"{START / 1000:.3f}").status_code == 404  # before the first window ended
+    assert where("yesterday").status_code == 400
+    assert _get(base, f"{_model_path()}/windows?until=1").status_code == 401
+
+
 def test_a_session_cookie_is_given_for_the_token_and_opens_the_pages(base: str) -> None:
     wrong = httpx.post(f"{base}/ui/session", data={"token": "nope"}, timeout=30)
     assert wrong.status_code == 403 and "set-cookie" not in wrong.headers
