@@ -140,6 +140,18 @@ EVIDENCE_URL = (
 )
 
 
+WINDOW_URL = (
+    '{{ with query "max by (url) (driftwarden_pages_info{url=~\\"https?://.+\\"})" }}'
+    "{{ with first . }}{{ .Labels.url }}/ui/models/"
+    '{{ reReplaceAll "[+]" "%20" ($labels.model | urlquery) }}/windows?until='
+    '{{ with query (printf "max(driftwarden_window_end_timestamp_seconds{model=%q})" '
+    '$labels.model) }}{{ with first . }}{{ printf "%.3f" .Value }}{{ end }}{{ end }}'
+    "{{ end }}{{ end }}"
+)
+PER_WINDOW = {"DriftwardenFeatureDrift", "DriftwardenPredictionDrift"}
+PER_WINDOW |= {"DriftwardenMultivariateDrift"}
+
+
 def test_every_rule_about_one_model_links_its_evidence_page() -> None:
     """``evidence_url`` is the model's page at the address the daemon exports as
     ``driftwarden_pages_info{url}`` (``http.external_url``); the unit tests expect it
@@ -157,6 +169,9 @@ def test_every_rule_about_one_model_links_its_evidence_page() -> None:
         assert rule["annotations"].get("evidence_url") == (
             EVIDENCE_URL if name in per_model else None
         ), name
+        assert rule["annotations"].get("window_url") == (
+            WINDOW_URL if name in PER_WINDOW else None
+        ), name
     alert_tests = PROMETHEUS / "tests" / "driftwarden-alerts.test.yml"
     rendered = {
         alert["exp_annotations"].get("evidence_url")
@@ -167,3 +182,13 @@ def test_every_rule_about_one_model_links_its_evidence_page() -> None:
     }
     assert "" in rendered  # no address exported: no link
     assert "https://dw.example.test/ui/models/pricing%20v2%2Beu" in rendered
+    windows = {
+        alert["exp_annotations"]["window_url"]
+        for test in yaml.safe_load(alert_tests.read_text())["tests"]
+        for case in test.get("alert_rule_test", [])
+        if case["alertname"] in PER_WINDOW
+        for alert in case.get("exp_alerts") or []
+    }
+    assert "https://dw.example.test/ui/models/pricing%20v2%2Beu/windows?until=1795082400.500" in (
+        windows
+    )
