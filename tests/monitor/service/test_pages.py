@@ -540,6 +540,7 @@ class Outcomes:
     pages: Pages
     events: dict[str, pl.DataFrame]
     reference: dict[str, pl.DataFrame]
+    directory: Path
 
 
 CLASSES = ("cat", "dog", "<owl>")
@@ -605,7 +606,7 @@ def outcomes(tmp_path_factory: pytest.TempPathFactory) -> Outcomes:
         storage_url=url,
     )
     pages = Pages(storage.Store(storage.create(url)))
-    return Outcomes(pages, events, reference)
+    return Outcomes(pages, events, reference, directory)
 
 
 def test_a_multiclass_window_draws_its_k_by_k_confusion_matrix(outcomes: Outcomes) -> None:
@@ -726,3 +727,60 @@ def test_a_rewritten_window_is_drawn_anew(evidence: Evidence, tmp_path: Path) ->
     assert {k: v for k, v in after.items() if k != (0, "age")} == {
         k: v for k, v in before.items() if k != (0, "age")
     }
+
+
+def _drawn(html: str) -> dict[str, object]:
+    """What a page draws, as values: bars, points, cells, record values, tables."""
+    page = Elements(html)
+    return {
+        "bars": sorted(
+            (a["data-series"], a["data-low"], a["data-high"], a["data-share"])
+            for a in page.find("rect")
+            if a.get("data-share")
+        ),
+        "points": sorted(
+            (a["data-series"], a["data-window"], a["data-value"]) for a in page.find("circle")
+        ),
+        "heat": _heat_cells(html),
+        "records": sorted(
+            tuple(a[f"data-{name}"] for name in (*_KEY, "value", "threshold"))
+            for a in page.find("tr")
+            if a.get("data-kind")
+        ),
+        "confusion": _confusion_cells(html),
+        "errors": sorted(
+            (a["data-measure"], a["data-window"], a["data-reference"])
+            for a in page.find("tr")
+            if a.get("data-measure")
+        ),
+    }
+
+
+def test_pages_from_postgresql_draw_what_they_draw_from_sqlite(
+    evidence: Evidence, outcomes: Outcomes, postgres_url: str, tmp_path: Path
+) -> None:
+    storage.upgrade(storage.create(postgres_url))
+    sources = [(evidence.config, evidence.directory)]
+    sources.append((outcomes.directory / "config.yaml", outcomes.directory))
+    for config, directory in sources:
+        replay(
+            configuration.load(config),
+            directory / "predictions.jsonl",
+            tmp_path / directory.name,
+            labels=directory / "labels.jsonl",
+            storage_url=postgres_url,
+        )
+    postgres = Pages(storage.Store(storage.create(postgres_url)))
+    sqlite = Pages(storage.Store(storage.create(evidence.url)))
+    pages = [(MODEL, None), (MODEL, DRIFT_WINDOW)]
+    for model, window in pages:
+        expected = sqlite.model(model) if window is None else sqlite.window(model, window)
+        found = postgres.model(model) if window is None else postgres.window(model, window)
+        assert expected and found
+        assert _drawn(found) == _drawn(expected), (model, window)
+    for model in ("species", "price"):
+        expected, found = outcomes.pages.window(model, 1), postgres.window(model, 1)
+        assert expected and found
+        assert _drawn(found) == _drawn(expected), model
+    assert _drawn(postgres.model(MODEL) or "")["points"]
+    assert postgres.window_by(MODEL, 2**42) == WINDOWS - 1
