@@ -784,3 +784,32 @@ def test_pages_from_postgresql_draw_what_they_draw_from_sqlite(
         assert _drawn(found) == _drawn(expected), model
     assert _drawn(postgres.model(MODEL) or "")["points"]
     assert postgres.window_by(MODEL, 2**42) == WINDOWS - 1
+
+
+def test_pooled_heat_map_columns_hold_the_worst_of_their_windows() -> None:
+    """Past ``MAX_COLUMNS`` windows, a column pools consecutive windows: its cell is the
+    largest ratio of the feature over them (no value only if none has one), drift if any."""
+    from driftwarden.monitor.service.pages import WindowDrift, _pooled
+    from driftwarden.monitor.storage.evidence import WindowMeta
+
+    rng = np.random.default_rng(5)
+    windows = [WindowMeta("m", i, i, i + 1, 1, "r", None) for i in range(3, 40) if i != 17]
+    drift, rows = {}, []
+    for meta in windows:
+        names = [f for f in ("a", "b", "c") if rng.random() < 0.8]
+        ratios = [None if rng.random() < 0.2 else float(rng.random() * 3) for _ in names]
+        flags = [bool(r is not None and r > 1) for r in ratios]
+        drift[meta.index] = WindowDrift(
+            tuple(names), np.array([np.nan if r is None else r for r in ratios]),
+            np.array(flags, dtype=bool),
+        )  # fmt: skip
+        rows += [(meta.index, n, r, f) for n, r, f in zip(names, ratios, flags, strict=True)]
+    cells, pool = _pooled(windows, drift, 10)
+    assert pool == 4  # 37 window indices, 3 to 39, in at most 10 columns
+    expected = {}
+    for index, name, ratio, flag in rows:
+        key = (3 + (index - 3) // pool * pool, name)
+        worst, drifted = expected.get(key, (None, False))
+        ratios = [r for r in (worst, ratio) if r is not None]
+        expected[key] = (max(ratios) if ratios else None, drifted or flag)
+    assert {(start, name): (ratio, flag) for start, name, ratio, flag in cells} == expected
