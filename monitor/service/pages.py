@@ -578,10 +578,10 @@ class Pages:
             )
         features.sort(key=lambda f: (not f.drift, -(f.severity if f.severity is not None else -1)))
         label_summary = _labels(profile, labels)
-        performance_rows = None if label_summary is None else label_summary.performance
+        labelled = None if label_summary is None else label_summary.performance
         errors = None
-        if profile is not None and isinstance(performance_rows, RegressionPerformanceSummary):
-            errors = _errors(performance_rows, profile)
+        if profile is not None and isinstance(labelled, RegressionPerformanceSummary):
+            errors = _errors(labelled, profile)
         groups = []
         if profile is not None:
             for attribute, selection in zip(profile.groups, summary.selection, strict=False):
@@ -602,7 +602,7 @@ class Pages:
             fairness=fairness,
             quality=quality,
             concept=concept,
-            confusion=_confusion(performance_rows),
+            confusion=_confusion(labelled),
             errors=errors,
             groups=groups,
             missing_profile=profile is None,
