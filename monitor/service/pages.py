@@ -426,34 +426,9 @@ class Pages:
             )
             for metric in sorted(set(realized) | set(estimated))
         ]
-        rates = self._selection_rates(history)
-        fairness_charts = []
-        for attribute in sorted(set(rates) | {attribute for attribute, _ in fairness}):
-            if attribute in rates:
-                fairness_charts.append(
-                    charts.line_chart(
-                        f"selection rate by {attribute}",
-                        "selection rate",
-                        indices,
-                        rates[attribute],
-                        {},
-                        marks,
-                        spans,
-                    )
-                )
-            for form in ("difference", "ratio"):
-                if (attribute, form) in fairness:
-                    fairness_charts.append(
-                        charts.line_chart(
-                            f"fairness by {attribute}: {form}s between groups",
-                            f"{form} between groups",
-                            indices,
-                            dict(fairness[attribute, form]),
-                            fairness_thresholds[attribute, form],
-                            marks,
-                            spans,
-                        )
-                    )
+        fairness_charts = _fairness_charts(
+            self._selection_rates(history), fairness, fairness_thresholds, indices, marks, spans
+        )
         cells, pool = _pooled(history.windows, self.window_drift(history), charts.MAX_COLUMNS)
         heat = charts.heat_map(indices, cells, hrefs, pool) if cells else None
         return ModelView(
@@ -646,6 +621,46 @@ class Pages:
             data = self.store.profile(reference_id)
             self._profiles[reference_id] = None if data is None else Profile.from_bytes(data)
         return self._profiles[reference_id]
+
+
+def _fairness_charts(
+    rates: dict[str, dict[str, dict[int, float]]],
+    fairness: dict[tuple[str, str], dict[str, dict[int, float]]],
+    thresholds: dict[tuple[str, str], dict[str, float]],
+    indices: list[int],
+    marks: dict[int, str],
+    spans: list[tuple[int, int, str, str]],
+) -> list[charts.LineChart]:
+    """Per group attribute: each group's selection rate per window, then the fairness
+    metrics between groups with their thresholds (differences and ratios apart)."""
+    drawn = []
+    for attribute in sorted(set(rates) | {attribute for attribute, _ in fairness}):
+        if attribute in rates:
+            drawn.append(
+                charts.line_chart(
+                    f"selection rate by {attribute}",
+                    "selection rate",
+                    indices,
+                    rates[attribute],
+                    {},
+                    marks,
+                    spans,
+                )
+            )
+        for form in ("difference", "ratio"):
+            if (attribute, form) in fairness:
+                drawn.append(
+                    charts.line_chart(
+                        f"fairness by {attribute}: {form}s between groups",
+                        f"{form} between groups",
+                        indices,
+                        dict(fairness[attribute, form]),
+                        thresholds.get((attribute, form), {}),
+                        marks,
+                        spans,
+                    )
+                )
+    return drawn
 
 
 def _detailed(
