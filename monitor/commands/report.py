@@ -10,7 +10,6 @@ from sqlalchemy import Engine
 from driftwarden.core.times import Clock, wall_clock_ms
 from driftwarden.monitor import storage
 from driftwarden.monitor.errors import InputError
-from driftwarden.monitor.service.charts import MAX_COLUMNS
 from driftwarden.monitor.service.pages import Links, Pages
 from driftwarden.monitor.storage import evidence
 
@@ -35,15 +34,13 @@ def write_report(
     how many windows the file covers."""
     with engine.connect() as connection:
         if window is not None:
-            history = evidence.window_range(
-                connection, model, window, window, by_index=True, groups=MAX_COLUMNS
-            )
+            history = evidence.window_range(connection, model, window, window, by_index=True)
         elif since is not None or until is not None:
             low = -(2**62) if since is None else since
             high = 2**62 if until is None else until
-            history = evidence.window_range(connection, model, low, high, groups=MAX_COLUMNS)
+            history = evidence.window_range(connection, model, low, high)
         else:
-            history = evidence.history(connection, model, LAST_WINDOWS, MAX_COLUMNS)
+            history = evidence.history(connection, model, LAST_WINDOWS)
     if not history.windows:
         raise InputError(f"no stored window of model {model!r} matches")
     pages = Pages(storage.Store(engine), Links(anchors=True), clock)
@@ -57,9 +54,7 @@ def write_replay_report(
     """``report.html`` of a back-test: each of ``models`` over all its windows."""
     with engine.connect() as connection:
         histories = [
-            evidence.window_range(
-                connection, model, 0, 2**31 - 1, by_index=True, groups=MAX_COLUMNS
-            )
+            evidence.window_range(connection, model, 0, 2**31 - 1, by_index=True)
             for model in models
         ]
     pages = Pages(storage.Store(engine), Links(anchors=True), clock)

@@ -7,7 +7,9 @@ Jinja2 template with inline SVG: no JavaScript, nothing fetched, every value esc
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import threading
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -20,11 +22,18 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from driftwarden.alerts.links import UI, incident_path, model_path, window_path
 from driftwarden.core.records import ResultRecord
 from driftwarden.core.times import Clock, format_time, wall_clock_ms
+from driftwarden.detectors.fairness import FairnessSummary
 from driftwarden.detectors.performance_binary import BinaryPerformanceSummary
+from driftwarden.detectors.performance_multiclass import MulticlassPerformanceSummary
+from driftwarden.detectors.performance_regression import (
+    RegressionPerformanceSummary,
+    regression_performance,
+)
 from driftwarden.monitor.service import charts
 from driftwarden.monitor.storage import Store
 from driftwarden.monitor.storage import evidence as stored
 from driftwarden.monitor.storage.join_store import JoinStore
+from driftwarden.monitor.windows.archive import unpack_header
 from driftwarden.monitor.windows.outcomes import LabelSummary
 from driftwarden.monitor.windows.profile import Profile
 from driftwarden.monitor.windows.summary import WindowSummary
@@ -39,6 +48,12 @@ DRIFT_KINDS = ("data_drift", "prediction_drift")
 PERFORMANCE_KINDS = ("performance", "estimated_performance")
 PREDICTION = "prediction"
 """The name the pages give the prediction column's distribution."""
+MAX_CACHED_WINDOWS = 20_000
+"""Windows whose drift per feature the pages keep in memory (about 1 kB each at 100
+features), the oldest read dropped first."""
+HEAD_BYTES = 4096
+"""Bytes of a stored summary read for its header (group counts): the header leads the
+compressed stream, so a model page never inflates its windows' bins."""
 
 
 @dataclass(frozen=True)
@@ -67,6 +82,17 @@ def _slug(model: str) -> str:
 
 
 # -- what each page shows --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WindowDrift:
+    """One stored window's drift per feature, as a model page's heat map draws it: the
+    statistic furthest toward its threshold over the threshold (NaN: no value) and whether
+    any detector decided drift."""
+
+    features: tuple[str, ...]
+    ratios: np.ndarray
+    drift: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -110,10 +136,27 @@ class GroupRates:
 
 @dataclass(frozen=True)
 class Confusion:
-    tp: int
-    fp: int
-    tn: int
-    fn: int
+    """The labelled rows of a classifier's window: ``counts[actual, predicted]``."""
+
+    classes: tuple[str, ...]
+    counts: list[list[int]]
+
+
+@dataclass(frozen=True)
+class ErrorRow:
+    """One error measure of a regression model's labelled rows, beside the reference's."""
+
+    name: str
+    window: float | None
+    reference: float | None
+
+
+@dataclass(frozen=True)
+class Errors:
+    """What a regression model's window page shows instead of a confusion matrix."""
+
+    n_labeled: int
+    rows: list[ErrorRow]
 
 
 @dataclass(frozen=True)
@@ -128,6 +171,7 @@ class WindowView:
     quality: list[ResultRecord]
     concept: list[ResultRecord]
     confusion: Confusion | None
+    errors: Errors | None
     groups: list[GroupRates]
     missing_profile: bool
 
@@ -163,7 +207,10 @@ class ModelReport:
 # -- rendering --------------------------------------------------------------------------------
 
 
-def _environment() -> Environment:
+@functools.cache
+def _environment(links: Links) -> Environment:
+    """The templates, compiled once per process and kind of links (they are the templates'
+    global: imported macros see no render context)."""
     environment = Environment(
         loader=FileSystemLoader(Path(__file__).parent / "templates"),
         autoescape=True,
@@ -172,6 +219,7 @@ def _environment() -> Environment:
         lstrip_blocks=True,
     )
     environment.globals["charts"] = charts
+    environment.globals["links"] = links
     environment.filters["time"] = lambda ms: "—" if ms is None else format_time(ms)
     environment.filters["number"] = _number
     environment.filters["exact"] = lambda v: "" if v is None else repr(float(v))
@@ -203,9 +251,11 @@ class Pages:
         self.store = store
         self.links = links or Links()
         self.clock = clock
-        self._environment = _environment()
-        self._environment.globals["links"] = self.links
+        self._environment = _environment(self.links)
         self._profiles: dict[str, Profile | None] = {}
+        self._attributes: dict[str, tuple[str, ...]] = {}
+        self._drift: dict[tuple[str, int], tuple[stored.WindowMeta, WindowDrift]] = {}
+        self._lock = threading.Lock()  # the server renders pages on several threads
         self._join = JoinStore(store.engine.dialect.name)
 
     def render(self, template: str, **values: Any) -> str:
@@ -251,7 +301,7 @@ class Pages:
 
     def model(self, model: str, last: int = 500) -> str | None:
         with self.store.engine.connect() as connection:
-            history = stored.history(connection, model, last, charts.MAX_COLUMNS)
+            history = stored.history(connection, model, last)
             incidents = stored.incidents(connection, model)
         if not history.windows:
             return None
@@ -263,6 +313,12 @@ class Pages:
         if view is None:
             return None
         return self.render("window.html", title=f"{model}: window {index}", view=view)
+
+    def window_by(self, model: str, end: int) -> int | None:
+        """The index of the model's last window that ended by ``end`` (epoch ms): the window
+        an alert judged, found from the time its metrics carry."""
+        with self.store.engine.connect() as connection:
+            return stored.last_window_by(connection, model, end)
 
     def incident(self, incident_id: str) -> str | None:
         view = self.incident_view(incident_id)
@@ -299,7 +355,9 @@ class Pages:
             and (i.ended_at is None or i.ended_at >= first.start)
         ]
         report = ModelReport(self.model_view(history, incidents))
-        for meta in _detailed(history, max_windows):
+        drift = self.window_drift(history)
+        drifting = {index for index, window in drift.items() if window.drift.any()}
+        for meta in _detailed(history.windows, drifting, max_windows):
             view = self.window_view(history.model, meta.index)
             if view is not None:
                 report.windows.append(view)
@@ -320,8 +378,11 @@ class Pages:
         realized: dict[str, dict[int, float]] = defaultdict(dict)
         estimated: dict[str, dict[int, float]] = defaultdict(dict)
         thresholds: dict[str, float] = {}
-        fairness: dict[str, dict[str, dict[int, float]]] = defaultdict(lambda: defaultdict(dict))
-        fairness_thresholds: dict[str, dict[str, float]] = defaultdict(dict)
+        # per (attribute, "difference" or "ratio"): metric -> window -> value, and thresholds
+        fairness: dict[tuple[str, str], dict[str, dict[int, float]]] = defaultdict(
+            lambda: defaultdict(dict)
+        )
+        fairness_thresholds: dict[tuple[str, str], dict[str, float]] = defaultdict(dict)
         concept: list[ResultRecord] = []
         for record in history.records:
             if record.kind in PERFORMANCE_KINDS and record.metric:
@@ -333,11 +394,14 @@ class Pages:
                     ):
                         thresholds[record.metric] = record.threshold
             elif record.kind == "fairness" and record.value is not None:
-                attribute = record.group_attribute or "(all)"
+                chart = (
+                    record.group_attribute or "(all)",
+                    "difference" if record.direction == "above" else "ratio",
+                )
                 name = record.metric or record.detector
-                fairness[attribute][name][record.window_index] = record.value
+                fairness[chart][name][record.window_index] = record.value
                 if record.threshold is not None:
-                    fairness_thresholds[attribute][name] = record.threshold
+                    fairness_thresholds[chart][name] = record.threshold
             elif record.kind == "concept_drift" and record.drift:
                 concept.append(record)
         marks = {r.window_index: f"concept drift: {r.subject} ({r.detector})" for r in concept}
@@ -362,25 +426,72 @@ class Pages:
             )
             for metric in sorted(set(realized) | set(estimated))
         ]
-        fairness_charts = [
-            charts.line_chart(
-                f"fairness by {attribute}",
-                "difference or ratio between groups",
-                indices,
-                dict(series),
-                fairness_thresholds[attribute],
-                marks,
-                spans,
-            )
-            for attribute, series in sorted(fairness.items())
-        ]
-        heat = (
-            charts.heat_map(indices, history.drift, hrefs, history.pool) if history.drift else None
+        fairness_charts = _fairness_charts(
+            self._selection_rates(history), fairness, fairness_thresholds, indices, marks, spans
         )
+        cells, pool = _pooled(history.windows, self.window_drift(history), charts.MAX_COLUMNS)
+        heat = charts.heat_map(indices, cells, hrefs, pool) if cells else None
         return ModelView(
             model, history.windows, hrefs, heat, performance, fairness_charts, concept,
             incident_rows,
         )  # fmt: skip
+
+    def window_drift(self, history: stored.ModelHistory) -> dict[int, WindowDrift]:
+        """Each window's drift per feature. Kept in memory per window while its stored row
+        is unchanged (its results are written with it), so a model page reads only the
+        drift of windows closed since it was last drawn."""
+        model = history.model
+        with self._lock:
+            missing = [
+                meta
+                for meta in history.windows
+                if self._drift.get((model, meta.index), (None,))[0] != meta
+            ]
+        if missing:
+            with self.store.engine.connect() as connection:
+                cells = stored.drift_cells(connection, model, missing[0].index, missing[-1].index)
+            found: dict[int, list[tuple[str, float | None, bool]]] = defaultdict(list)
+            for index, feature, ratio, drift in cells:
+                found[index].append((feature, ratio, drift))
+            read = {meta.index: _window_drift(found.get(meta.index, [])) for meta in missing}
+            with self._lock:
+                for meta in missing:
+                    self._drift.pop((model, meta.index), None)  # re-inserted as the newest
+                    self._drift[model, meta.index] = (meta, read[meta.index])
+                while len(self._drift) > MAX_CACHED_WINDOWS:
+                    self._drift.pop(next(iter(self._drift)))
+        with self._lock:
+            kept = {meta.index: self._drift.get((model, meta.index)) for meta in history.windows}
+        return {index: entry[1] for index, entry in kept.items() if entry is not None}
+
+    def _selection_rates(
+        self, history: stored.ModelHistory
+    ) -> dict[str, dict[str, dict[int, float]]]:
+        """Per group attribute, group and window: the share of the group's predictions that
+        are positive, from the headers of the windows' stored summaries."""
+        indices = [w.index for w in history.windows]
+        with self.store.engine.connect() as connection:
+            heads = stored.summary_heads(connection, history.model, indices, HEAD_BYTES)
+            headers = {index: unpack_header(head) for index, head in heads.items()}
+            longer = [index for index, header in headers.items() if header is None]
+            if longer:  # a header past HEAD_BYTES (many groups): read those summaries whole
+                for index, data in stored.summary_heads(
+                    connection, history.model, longer, None
+                ).items():
+                    headers[index] = unpack_header(data)
+        rates: dict[str, dict[str, dict[int, float]]] = defaultdict(lambda: defaultdict(dict))
+        for meta in history.windows:
+            header, attributes = headers.get(meta.index), self.group_attributes(meta.reference_id)
+            if header is None:
+                continue
+            for attribute, state in zip(attributes, header["selection"], strict=False):
+                selection = FairnessSummary.from_state(state)
+                for group, n, selected in zip(
+                    selection.groups, selection.n, selection.selected, strict=True
+                ):
+                    if n > 0:
+                        rates[attribute][group][meta.index] = float(selected / n)
+        return {attribute: dict(groups) for attribute, groups in rates.items()}
 
     def _spans(
         self, windows: list[stored.WindowMeta], incidents: list[IncidentRow]
@@ -442,12 +553,10 @@ class Pages:
             )
         features.sort(key=lambda f: (not f.drift, -(f.severity if f.severity is not None else -1)))
         label_summary = _labels(profile, labels)
-        confusion = None
-        if label_summary is not None and isinstance(
-            label_summary.performance, BinaryPerformanceSummary
-        ):
-            p = label_summary.performance
-            confusion = Confusion(int(p.tp), int(p.fp), int(p.tn), int(p.fn))
+        labelled = None if label_summary is None else label_summary.performance
+        errors = None
+        if profile is not None and isinstance(labelled, RegressionPerformanceSummary):
+            errors = _errors(labelled, profile)
         groups = []
         if profile is not None:
             for attribute, selection in zip(profile.groups, summary.selection, strict=False):
@@ -468,7 +577,8 @@ class Pages:
             fairness=fairness,
             quality=quality,
             concept=concept,
-            confusion=confusion,
+            confusion=_confusion(labelled),
+            errors=errors,
             groups=groups,
             missing_profile=profile is None,
         )
@@ -492,6 +602,19 @@ class Pages:
         ]
         return IncidentView(incident, self.links.model(incident.model), windows)
 
+    def group_attributes(self, reference_id: str) -> tuple[str, ...]:
+        """The group attributes of a reference, in the order summaries hold them: from the
+        profile's header (a model page needs no fine bins), cached."""
+        if reference_id not in self._attributes:
+            profile = self._profiles.get(reference_id)
+            if profile is not None:
+                self._attributes[reference_id] = tuple(profile.groups)
+            else:
+                data = self.store.profile(reference_id)
+                header = None if data is None else unpack_header(data)
+                self._attributes[reference_id] = tuple(header["groups"]) if header else ()
+        return self._attributes[reference_id]
+
     def profile(self, reference_id: str) -> Profile | None:
         """The reference profile (cached: profiles never change once stored)."""
         if reference_id not in self._profiles:
@@ -500,18 +623,103 @@ class Pages:
         return self._profiles[reference_id]
 
 
-def _detailed(history: stored.ModelHistory, limit: int | None) -> list[stored.WindowMeta]:
+def _fairness_charts(
+    rates: dict[str, dict[str, dict[int, float]]],
+    fairness: dict[tuple[str, str], dict[str, dict[int, float]]],
+    thresholds: dict[tuple[str, str], dict[str, float]],
+    indices: list[int],
+    marks: dict[int, str],
+    spans: list[tuple[int, int, str, str]],
+) -> list[charts.LineChart]:
+    """Per group attribute: each group's selection rate per window, then the fairness
+    metrics between groups with their thresholds (differences and ratios apart)."""
+    drawn = []
+    for attribute in sorted(set(rates) | {attribute for attribute, _ in fairness}):
+        if attribute in rates:
+            drawn.append(
+                charts.line_chart(
+                    f"selection rate by {attribute}",
+                    "selection rate",
+                    indices,
+                    rates[attribute],
+                    {},
+                    marks,
+                    spans,
+                )
+            )
+        for form in ("difference", "ratio"):
+            if (attribute, form) in fairness:
+                drawn.append(
+                    charts.line_chart(
+                        f"fairness by {attribute}: {form}s between groups",
+                        f"{form} between groups",
+                        indices,
+                        dict(fairness[attribute, form]),
+                        thresholds.get((attribute, form), {}),
+                        marks,
+                        spans,
+                    )
+                )
+    return drawn
+
+
+def _detailed(
+    windows: list[stored.WindowMeta], drifting: set[int], limit: int | None
+) -> list[stored.WindowMeta]:
     """The windows a report draws pages of: all, or ``limit`` with drifting ones first."""
-    if limit is None or len(history.windows) <= limit:
-        return history.windows
-    drifting = {start for start, _, _, drift in history.drift if drift}
-    low, pool = history.windows[0].index, history.pool
-
-    def drifted(window: stored.WindowMeta) -> bool:
-        return low + (window.index - low) // pool * pool in drifting
-
-    ranked = sorted(history.windows, key=lambda w: (drifted(w), w.index), reverse=True)
+    if limit is None or len(windows) <= limit:
+        return windows
+    ranked = sorted(windows, key=lambda w: (w.index in drifting, w.index), reverse=True)
     return sorted(ranked[:limit], key=lambda w: w.index)
+
+
+def _window_drift(rows: list[tuple[str, float | None, bool]]) -> WindowDrift:
+    """A window's ``(feature, ratio, drift)`` rows as arrays."""
+    return WindowDrift(
+        tuple(feature for feature, _, _ in rows),
+        np.array([np.nan if ratio is None else ratio for _, ratio, _ in rows], dtype=float),
+        np.array([drift for _, _, drift in rows], dtype=bool),
+    )
+
+
+def _pooled(
+    windows: list[stored.WindowMeta], drift: dict[int, WindowDrift], columns: int
+) -> tuple[list[tuple[int, str, float | None, bool]], int]:
+    """The heat map's cells when consecutive windows pool into at most ``columns``: per
+    group of ``pool`` window indices and feature, ``(the group's first index, feature, the
+    largest ratio or None, any drift)``; and ``pool``."""
+    low, high = windows[0].index, windows[-1].index
+    pool = max(1, -(-(high - low + 1) // columns))
+    names: dict[str, int] = {}
+    groups, features, ratios, flags = [], [], [], []
+    for meta in windows:
+        window = drift.get(meta.index)
+        if window is None or not window.features:
+            continue
+        groups.append(np.full(len(window.features), (meta.index - low) // pool))
+        features.append(np.array([names.setdefault(f, len(names)) for f in window.features]))
+        ratios.append(window.ratios)
+        flags.append(window.drift)
+    if not names:
+        return [], pool
+    at = (np.concatenate(groups), np.concatenate(features))
+    shape = (int(at[0].max()) + 1, len(names))
+    worst = np.full(shape, -np.inf)
+    np.fmax.at(worst, at, np.concatenate(ratios))
+    drifted = np.zeros(shape, dtype=bool)
+    np.logical_or.at(drifted, at, np.concatenate(flags))
+    present = np.zeros(shape, dtype=bool)
+    present[at] = True
+    ordered = list(names)
+    return [
+        (
+            low + int(g) * pool,
+            ordered[f],
+            None if worst[g, f] == -np.inf else float(worst[g, f]),
+            bool(drifted[g, f]),
+        )
+        for g, f in zip(*np.nonzero(present), strict=True)
+    ], pool
 
 
 LOOKBACK_MS = 7 * 86_400_000
@@ -567,6 +775,37 @@ def _distributions(
         chart = charts.categorical_bars(PREDICTION, top, counts_r[columns], counts_w[columns])
         drawn[PREDICTION] = ("categorical", chart)
     return drawn
+
+
+def _confusion(performance: object) -> Confusion | None:
+    """The confusion matrix of a classifier's labelled rows (positive class first)."""
+    if isinstance(performance, BinaryPerformanceSummary):
+        p = performance
+        counts = [[int(p.tp), int(p.fn)], [int(p.fp), int(p.tn)]]
+        return Confusion(("positive", "negative"), counts)
+    if isinstance(performance, MulticlassPerformanceSummary):
+        return Confusion(performance.classes, performance.confusion.tolist())
+    return None
+
+
+def _errors(performance: RegressionPerformanceSummary, profile: Profile) -> Errors:
+    """Mean label, MAE, RMSE, MAPE and R² of the labelled rows, at any count (the records
+    wait for ``labels.min_labeled``), beside the reference's."""
+    measured = regression_performance(performance, {}, min_labeled=1)
+    reference = profile.outcomes.reference_performance
+    n = performance.n
+    rows = [
+        ErrorRow(
+            "mean label",
+            performance.shift + performance.y / n if n else None,
+            profile.outcomes.label_shift if reference else None,
+        )
+    ]
+    rows += [
+        ErrorRow(name.upper() if name != "r2" else "R²", measured[name].value, reference.get(name))
+        for name in ("mae", "rmse", "mape", "r2")
+    ]
+    return Errors(n, rows)
 
 
 def _labels(profile: Profile | None, panes: dict[int, bytes]) -> LabelSummary | None:

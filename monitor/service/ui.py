@@ -5,6 +5,7 @@ Routes (HTML)::
     GET   /ui/                                   fleet: every model, recent incidents
     GET   /ui/models/{model}                     a model over its last windows (?last=N, ≤ 500)
     GET   /ui/models/{model}/windows/{index}     one window
+    GET   /ui/models/{model}/windows?until=T     → the last window that ended by T (epoch s)
     GET   /ui/incidents/{id}                     one incident and its notifications
     POST  /ui/session                            form field ``token`` → session cookie
 
@@ -26,6 +27,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from markupsafe import escape
 
 from driftwarden.alerts.links import UI as UI_PREFIX
+from driftwarden.alerts.links import window_path
 from driftwarden.monitor.service.api import MAX_BODY, HttpSecurity, Response, same_secret
 from driftwarden.monitor.service.pages import CSP, Pages
 
@@ -93,9 +95,12 @@ class Ui:
             return self._page(500, "<p>internal error (see the daemon's log)</p>")
         if html is None:
             return self._page(404, "<p>not found</p>")
+        if isinstance(html, Response):
+            return html
         return Response(200, html.encode(), _HTML, _HEADERS)
 
-    def _route(self, segments: list[str], query: dict[str, list[str]]) -> str | None:
+    def _route(self, segments: list[str], query: dict[str, list[str]]) -> str | Response | None:
+        """A page, a redirect to one, or ``None`` (no such page)."""
         assert self.pages is not None
         match segments:
             case []:
@@ -107,9 +112,23 @@ class Ui:
                 return self.pages.model(model, int(last_text))
             case ["models", model, "windows", index] if re.fullmatch(r"[0-9]{1,9}", index):
                 return self.pages.window(model, int(index))
+            case ["models", model, "windows"]:
+                return self._window_by(model, (query.get("until") or [""])[-1])
             case ["incidents", incident_id]:
                 return self.pages.incident(incident_id)
         return None
+
+    def _window_by(self, model: str, until: str) -> Response | None:
+        """A redirect to the model's last window that ended by ``until`` (epoch seconds, as
+        ``driftwarden_window_end_timestamp_seconds`` gives it: alerts link here)."""
+        assert self.pages is not None
+        if not re.fullmatch(r"[0-9]{1,12}(\.[0-9]{1,9})?", until):
+            raise ValueError("until: expected a time in epoch seconds, like 1795046400.000")
+        index = self.pages.window_by(model, round(float(until) * 1000))
+        if index is None:
+            return None
+        location = window_path(model, index)
+        return Response(302, b"", _HTML, {**_HEADERS, "Location": location})
 
     def _authorized(self, headers: Mapping[str, str]) -> int | None:
         """None when the request may see pages, else the status to refuse it with."""

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import Connection, case, func, select
 
 from driftwarden.alerts.tables import alert_outbox, alert_states
-from driftwarden.core.records import RESULT_KEY, ResultRecord
+from driftwarden.core.records import RESULT_FIELDS, RESULT_KEY, ResultRecord
 from driftwarden.monitor.storage.store import record_of
 from driftwarden.monitor.storage.tables import ResultRow, WindowRow
 
@@ -46,16 +46,13 @@ class StoredWindow:
 
 @dataclass(frozen=True)
 class ModelHistory:
-    """A model's last windows (oldest first), their records but the per-feature drift and
-    quality ones, and per group of ``pool`` consecutive window indices and feature the
-    drift statistic furthest toward its threshold: ``(the group's first index, feature,
-    statistic ÷ threshold, any drift)`` (``None``: no value)."""
+    """A model's windows (oldest first) and the records a model page draws over them: the
+    performance and fairness records with a value and the concept-drift detections (the
+    per-feature drift comes from ``drift_cells``)."""
 
     model: str
     windows: list[WindowMeta]
     records: list[ResultRecord]
-    drift: list[tuple[int, str, float | None, bool]] = field(default_factory=list)
-    pool: int = 1
 
 
 @dataclass(frozen=True)
@@ -151,23 +148,20 @@ def fleet(connection: Connection) -> list[FleetEntry]:
     entries = []
     for row in rows:
         meta = WindowMeta(*row)
-        records = _results(connection, meta.model, meta.index, meta.index)
+        records = _results(connection, meta.model, ResultRow.window_index == meta.index)
         entries.append(FleetEntry(meta.model, meta, records, firing.get(meta.model, 0)))
     return entries
 
 
-def history(
-    connection: Connection, model: str, last: int = 500, groups: int | None = None
-) -> ModelHistory:
-    """The model's last ``last`` windows and their records; with ``groups``, drift is
-    pooled over consecutive windows so that at most that many groups remain."""
+def history(connection: Connection, model: str, last: int = 500) -> ModelHistory:
+    """The model's last ``last`` windows and their records."""
     rows = connection.execute(
         select(*_WINDOW_COLUMNS)
         .where(WindowRow.model == model)
         .order_by(WindowRow.window_index.desc())
         .limit(last)
     ).all()
-    return _history(connection, model, [WindowMeta(*row) for row in reversed(rows)], groups)
+    return _history(connection, model, [WindowMeta(*row) for row in reversed(rows)])
 
 
 def window_range(
@@ -177,10 +171,9 @@ def window_range(
     high: int,
     *,
     by_index: bool = False,
-    groups: int | None = None,
 ) -> ModelHistory:
     """The model's windows with an index in ``[low, high]`` (``by_index``) or overlapping
-    the times ``[low, high)`` (epoch ms), and their records (``groups`` as ``history``)."""
+    the times ``[low, high)`` (epoch ms), and their records."""
     if by_index:
         where = (WindowRow.window_index >= low, WindowRow.window_index <= high)
     else:
@@ -190,7 +183,7 @@ def window_range(
         .where(WindowRow.model == model, *where)
         .order_by(WindowRow.window_index)
     ).all()
-    return _history(connection, model, [WindowMeta(*row) for row in rows], groups)
+    return _history(connection, model, [WindowMeta(*row) for row in rows])
 
 
 def window(connection: Connection, model: str, index: int) -> StoredWindow | None:
@@ -203,7 +196,36 @@ def window(connection: Connection, model: str, index: int) -> StoredWindow | Non
     if row is None:
         return None
     meta = WindowMeta(*row[:-1])
-    return StoredWindow(meta, bytes(row[-1]), _results(connection, model, index, index))
+    return StoredWindow(
+        meta, bytes(row[-1]), _results(connection, model, ResultRow.window_index == index)
+    )
+
+
+def summary_heads(
+    connection: Connection, model: str, indices: list[int], size: int | None
+) -> dict[int, bytes]:
+    """The first ``size`` bytes of the summaries of the model's windows ``indices`` (all
+    bytes with ``None``): enough for a summary's header without reading its arrays."""
+    column = WindowRow.summary if size is None else func.substr(WindowRow.summary, 1, size)
+    low, high = min(indices, default=0), max(indices, default=-1)
+    rows = connection.execute(
+        select(WindowRow.window_index, column).where(
+            WindowRow.model == model,
+            WindowRow.window_index >= low,
+            WindowRow.window_index <= high,
+        )
+    )
+    wanted = set(indices)
+    return {index: bytes(head) for index, head in rows if index in wanted}
+
+
+def last_window_by(connection: Connection, model: str, end: int) -> int | None:
+    """The index of the model's last stored window that ended by ``end`` (epoch ms)."""
+    return connection.scalar(
+        select(func.max(WindowRow.window_index)).where(
+            WindowRow.model == model, WindowRow.window_end <= end
+        )
+    )
 
 
 def incidents(connection: Connection, model: str | None = None, last: int = 2000) -> list[Incident]:
@@ -276,19 +298,40 @@ def drifting_windows(
     return dict(found)
 
 
-_SUMMARY_KINDS = ("performance", "estimated_performance", "fairness", "concept_drift")
+_SUMMARY_KINDS = ("performance", "estimated_performance", "fairness")
 _DRIFT_KINDS = ("data_drift", "prediction_drift")
 
 
-def _history(
-    connection: Connection, model: str, windows: list[WindowMeta], groups: int | None
-) -> ModelHistory:
-    """The records a model page draws for ``windows``: drift aggregated in SQL (500 windows
-    of 100 features hold 150,000 drift records), the other kinds as records."""
-    if not windows:
-        return ModelHistory(model, [], [])
-    low, high = windows[0].index, windows[-1].index
-    pool = max(1, -(-(high - low + 1) // groups)) if groups else 1
+IN_CHUNK = 500
+"""Window indices per ``IN`` list: the index then seeks each (model, window, kind)."""
+
+
+def _history(connection: Connection, model: str, windows: list[WindowMeta]) -> ModelHistory:
+    """The records a model page draws for ``windows``, but the per-feature drift: looked up
+    by window index and kind (a range of windows would read every drift record too)."""
+    columns = ResultRow.__table__.c
+    records: list[ResultRecord] = []
+    for start in range(0, len(windows), IN_CHUNK):
+        indices = [window.index for window in windows[start : start + IN_CHUNK]]
+        drawn = (
+            columns.window_index.in_(indices)
+            & columns.kind.in_((*_SUMMARY_KINDS, "concept_drift"))
+            & case(
+                (columns.kind == "concept_drift", columns.drift.is_(True)),
+                else_=columns.value.is_not(None),
+            )
+        )
+        records += _results(connection, model, drawn)
+    return ModelHistory(model, windows, records)
+
+
+def drift_cells(
+    connection: Connection, model: str, low: int, high: int
+) -> list[tuple[int, str, float | None, bool]]:
+    """Per window in ``[low, high]`` and feature (``prediction`` for the prediction) the
+    drift statistic furthest toward its threshold, as statistic ÷ threshold (``None``: no
+    value), and whether any detector decided drift. Aggregated in SQL: 500 windows of 100
+    features hold 150,000 drift records."""
     columns = ResultRow.__table__.c
     ratio = case(
         (columns.value.is_(None) | columns.threshold.is_(None), None),
@@ -297,12 +340,10 @@ def _history(
         (columns.value > 0, columns.threshold / columns.value),
         else_=None,
     )  # fmt: skip
-    feature = case((columns.feature == "", "prediction"), else_=columns.feature)
-    group = low + (columns.window_index - low) // pool * pool
-    drift = connection.execute(
+    rows = connection.execute(
         select(
-            group,
-            feature,
+            columns.window_index,
+            columns.feature,
             func.max(ratio),
             func.max(case((columns.drift.is_(True), 1), else_=0)),
         )
@@ -312,29 +353,29 @@ def _history(
             columns.window_index <= high,
             columns.kind.in_(_DRIFT_KINDS),
         )
-        .group_by(group, feature)
+        .group_by(columns.window_index, columns.feature)
     ).all()
-    records = _results(connection, model, low, high, _SUMMARY_KINDS)
-    cells = [(index, name, ratio, bool(flag)) for index, name, ratio, flag in drift]
-    return ModelHistory(model, windows, records, cells, pool)
+    return [(index, name or "prediction", value, bool(flag)) for index, name, value, flag in rows]
 
 
-def _results(
-    connection: Connection,
-    model: str,
-    low: int,
-    high: int,
-    kinds: tuple[str, ...] | None = None,
-) -> list[ResultRecord]:
+_RECORD_COLUMNS = tuple(
+    func.nullif(ResultRow.__table__.c[name], "").label(name)
+    if name in ("feature", "metric", "group_attribute")
+    else ResultRow.__table__.c[name]
+    for name in RESULT_FIELDS
+)
+"""The columns of a record in its fields' order (key text stored as "" read as None)."""
+
+
+def _results(connection: Connection, model: str, where: Any) -> list[ResultRecord]:
+    """The model's records that match ``where``, in key order."""
     columns = ResultRow.__table__.c
     query = (
-        select(ResultRow)
-        .where(columns.model == model, columns.window_index >= low, columns.window_index <= high)
+        select(*_RECORD_COLUMNS)
+        .where(columns.model == model, where)
         .order_by(*(columns[name] for name in RESULT_KEY))
     )
-    if kinds is not None:
-        query = query.where(columns.kind.in_(kinds))
-    return [record_of(row) for row in connection.execute(query).mappings()]
+    return [ResultRecord(*row) for row in connection.execute(query).all()]
 
 
 def _delivery(row: Mapping[str, Any]) -> Delivery:

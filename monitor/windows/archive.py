@@ -41,6 +41,22 @@ def unpack(data: bytes) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     return meta["header"], arrays
 
 
+def unpack_header(prefix: bytes) -> dict[str, Any] | None:
+    """The JSON header of bytes written by ``pack``, from their first bytes only (the
+    header leads the stream, so pages read it without inflating the arrays); ``None``
+    when ``prefix`` ends before the header does."""
+    inflate = zlib.decompressobj()
+    start = inflate.decompress(prefix, 8)
+    if len(start) < 8:
+        return None
+    size = int.from_bytes(start, "little")
+    meta = inflate.decompress(inflate.unconsumed_tail, size)
+    if len(meta) < size:
+        return None
+    header: dict[str, Any] = json.loads(meta)["header"]
+    return header
+
+
 def numeric_arrays(prefix: str, summary: NumericSummary | None) -> dict[str, np.ndarray]:
     """The arrays of a numeric summary under ``prefix`` (none for ``None``)."""
     if summary is None:

@@ -95,6 +95,7 @@ def test_the_commented_slack_and_pagerduty_receivers_are_valid_once_uncommented(
     assert slack["api_url_file"].startswith("/etc/alertmanager/secrets/")  # secrets by file
     assert pagerduty["routing_key_file"].startswith("/etc/alertmanager/secrets/")
     assert "runbook_url" in slack["text"] and "runbook_url" in str(pagerduty["links"])
+    assert "evidence_url" in slack["text"] and "evidence_url" in str(pagerduty["links"])
     critical, models = config["route"]["routes"]
     critical["receiver"], models["receiver"] = "pagerduty", "slack"  # as the comments say
     path = tmp_path / "alertmanager.yml"

@@ -257,7 +257,7 @@ def test_data_links_lead_to_dashboards_and_variables_that_exist(boards) -> None:
 
 
 def test_the_fleet_leads_to_each_model_and_the_model_to_each_window() -> None:
-    found = links()
+    found = [link for link in links() if not link.url.startswith(PAGES)]
     model_values = {"${__field.labels.model}", "${__data.fields.model}"}
     fleet = {
         link.panel
@@ -302,11 +302,41 @@ def test_the_model_dashboard_links_to_the_evidence_pages(boards) -> None:
     model_page = "${pages}/ui/models/${model:percentencode}"
     assert any(link.get("url") == model_page for link in board["links"])
     window_page = f"{model_page}/windows/${{__data.fields.window_index}}"
-    found = [link for link in links() if link.url.startswith(PAGES)]
+    found = [
+        link for link in links() if link.url.startswith(PAGES) and link.dashboard == board["title"]
+    ]
     assert {link.panel for link in found} == {"Windows", "Drift decisions of recent windows"}
     for link in found:
         assert link.url == window_page and link.field == "window_index", link.id
         assert any(re.search(r"\bwindow_index\b", q.text) for q in link.queries), link.id
+
+
+def test_the_fleet_dashboard_links_each_model_to_its_evidence_pages(boards) -> None:
+    board = boards["fleet"]
+    variable = next(v for v in board["templating"]["list"] if v["name"] == "pages")
+    assert variable["definition"] == "label_values(driftwarden_pages_info, url)"
+    assert variable["hide"] == 2 and variable["regex"] == "/^https?:.+/"
+    assert any(link.get("url") == PAGES for link in board["links"])
+    found = [
+        link for link in links() if link.url.startswith(PAGES) and link.dashboard == board["title"]
+    ]
+    model_panels = {
+        "Features drifting per model",
+        "Features drifting over time",
+        "Models: data age, last window and drift",
+        "Latest performance by model",
+    }
+    assert {link.panel for link in found} == model_panels
+    for link in found:
+        if link.field is None:  # a series: the model is its label
+            assert link.url == "${pages}/ui/models/${__field.labels.model:percentencode}", link.id
+        else:  # a table row: the model is its column
+            assert link.field == "model", link.id
+            assert link.url == "${pages}/ui/models/${__data.fields.model:percentencode}", link.id
+            assert any(re.search(r"\bmodel\b", q.text) for q in link.queries), link.id
+    for panel in panels(board):
+        if panel["title"] in model_panels:
+            assert "evidence page" in panel["description"], panel["title"]
 
 
 def test_data_age_turns_red_past_twice_the_default_window_size(boards) -> None:

@@ -131,3 +131,64 @@ def test_the_rule_tests_render_the_runbook_links() -> None:
             for alert in case.get("exp_alerts") or []:
                 expected = f"{docs_url}/runbooks/{case['alertname']}/"
                 assert alert["exp_annotations"]["runbook_url"] == expected
+
+
+EVIDENCE_URL = (
+    '{{ with query "max by (url) (driftwarden_pages_info{url=~\\"https?://.+\\"})" }}'
+    "{{ with first . }}{{ .Labels.url }}/ui/models/"
+    '{{ reReplaceAll "[+]" "%20" ($labels.model | urlquery) }}{{ end }}{{ end }}'
+)
+
+
+WINDOW_URL = (
+    '{{ with query "max by (url) (driftwarden_pages_info{url=~\\"https?://.+\\"})" }}'
+    "{{ with first . }}{{ .Labels.url }}/ui/models/"
+    '{{ reReplaceAll "[+]" "%20" ($labels.model | urlquery) }}/windows?until='
+    '{{ with query (printf "max(driftwarden_window_end_timestamp_seconds{model=%q})" '
+    '$labels.model) }}{{ with first . }}{{ printf "%.3f" .Value }}{{ end }}{{ end }}'
+    "{{ end }}{{ end }}"
+)
+PER_WINDOW = {"DriftwardenFeatureDrift", "DriftwardenPredictionDrift"}
+PER_WINDOW |= {"DriftwardenMultivariateDrift"}
+
+
+def test_every_rule_about_one_model_links_its_evidence_page() -> None:
+    """``evidence_url`` is the model's page at the address the daemon exports as
+    ``driftwarden_pages_info{url}`` (``http.external_url``); the unit tests expect it
+    rendered, percent-encoded, and empty without an address."""
+    rules = _alerting_rules()
+    per_model = {
+        rule["alert"]
+        for path in RULE_FILES
+        for group in yaml.safe_load(path.read_text())["groups"]
+        if group["name"] == "driftwarden.models"
+        for rule in group["rules"]
+    }
+    assert "DriftwardenFeatureDrift" in per_model and "DriftwardenPerformanceDrop" in per_model
+    for name, rule in rules.items():
+        assert rule["annotations"].get("evidence_url") == (
+            EVIDENCE_URL if name in per_model else None
+        ), name
+        assert rule["annotations"].get("window_url") == (
+            WINDOW_URL if name in PER_WINDOW else None
+        ), name
+    alert_tests = PROMETHEUS / "tests" / "driftwarden-alerts.test.yml"
+    rendered = {
+        alert["exp_annotations"].get("evidence_url")
+        for test in yaml.safe_load(alert_tests.read_text())["tests"]
+        for case in test.get("alert_rule_test", [])
+        if case["alertname"] in per_model
+        for alert in case.get("exp_alerts") or []
+    }
+    assert "" in rendered  # no address exported: no link
+    assert "https://dw.example.test/ui/models/pricing%20v2%2Beu" in rendered
+    windows = {
+        alert["exp_annotations"]["window_url"]
+        for test in yaml.safe_load(alert_tests.read_text())["tests"]
+        for case in test.get("alert_rule_test", [])
+        if case["alertname"] in PER_WINDOW
+        for alert in case.get("exp_alerts") or []
+    }
+    assert "https://dw.example.test/ui/models/pricing%20v2%2Beu/windows?until=1795082400.500" in (
+        windows
+    )

@@ -219,6 +219,28 @@ def test_the_token_opens_every_page(base: str, incident_id: str) -> None:
     assert _get(base, f"{_model_path()}/windows/999", headers=bearer).status_code == 404
 
 
+def test_a_window_by_its_end_time_redirects_to_its_page(base: str, results: list[dict]) -> None:
+    """Alerts link ``…/windows?until=`` with the window end they judged (epoch seconds)."""
+    _, end = _window_bounds(results, DRIFT_WINDOW)
+    bearer = {"Authorization": f"Bearer {TOKEN}"}
+
+    def where(until: str) -> httpx.Response:
+        return _get(base, f"{_model_path()}/windows?until={until}", headers=bearer)
+
+    cases = {
+        f"{end / 1000:.3f}": DRIFT_WINDOW,
+        f"{(end - 1) / 1000:.3f}": DRIFT_WINDOW - 1,
+        f"{end / 1000 + 10**6:.3f}": WINDOWS - 1,
+    }
+    for until, index in cases.items():
+        found = where(until)
+        assert found.status_code == 302, until
+        assert found.headers["Location"] == f"{_model_path()}/windows/{index}", until
+    assert where(f"{START / 1000:.3f}").status_code == 404  # before the first window ended
+    assert where("yesterday").status_code == 400
+    assert _get(base, f"{_model_path()}/windows?until=1").status_code == 401
+
+
 def test_a_session_cookie_is_given_for_the_token_and_opens_the_pages(base: str) -> None:
     wrong = httpx.post(f"{base}/ui/session", data={"token": "nope"}, timeout=30)
     assert wrong.status_code == 403 and "set-cookie" not in wrong.headers
@@ -346,6 +368,52 @@ def test_histogram_bar_heights_equal_shares_of_the_raw_rows_in_their_bins(
             assert sum(s for s, _ in heights) == pytest.approx(1.0)
 
 
+def _chart_dots(page: Elements, title: str) -> list[dict[str, str | None]]:
+    """The points of the line chart titled ``title``."""
+    inside = False
+    found = []
+    for tag, attrs in page.tags:
+        if tag == "svg":
+            inside = attrs.get("data-chart") == title
+        elif inside and tag == "circle":
+            found.append(attrs)
+    return found
+
+
+def test_model_page_draws_each_groups_selection_rate_and_the_fairness_records(
+    base: str, evidence: Evidence, results: list[dict]
+) -> None:
+    from fairlearn.metrics import selection_rate
+
+    page = Elements(_page(base, _model_path()))
+    drawn = {
+        (a["data-series"], int(a["data-window"])): float(a["data-value"])
+        for a in _chart_dots(page, "selection rate by sex")
+    }
+    expected = {}
+    for index in sorted({r["window_index"] for r in results}):
+        start, end = _window_bounds(results, index)
+        rows = evidence.events.filter((pl.col("ts") >= start) & (pl.col("ts") < end))
+        for group, part in rows.group_by("sex"):
+            predicted = (part["prediction"].to_numpy() >= 0.5).astype(int)
+            expected[str(group[0]), index] = selection_rate(predicted, predicted)
+    assert len({group for group, _ in expected}) >= 2
+    assert drawn.keys() == expected.keys()
+    for key, rate in expected.items():
+        assert drawn[key] == pytest.approx(rate, abs=1e-12), key
+    fairness = [r for r in results if r["kind"] == "fairness" and r["value"] is not None]
+    assert {r["metric"] for r in fairness} >= {"demographic_parity_difference", "disparate_impact"}
+    text = "".join(page.text)
+    for record in fairness:
+        form = "difference" if record["direction"] == "above" else "ratio"
+        dots = _chart_dots(page, f"fairness by sex: {form}s between groups")
+        shown = {(a["data-series"], int(a["data-window"])): a["data-value"] for a in dots}
+        assert float(shown[record["metric"], record["window_index"]]) == record["value"]
+        if record["threshold"] is not None:
+            assert f"{record['metric']} threshold {record['threshold']:.4g}" in text
+    assert any(record["threshold"] is not None for record in fairness)
+
+
 def _feature_bars(page: Elements, name: str, series: str) -> list[dict[str, str | None]]:
     """The bars of ``series`` inside the chart of feature ``name``."""
     inside = False
@@ -450,5 +518,298 @@ def test_the_confusion_matrix_counts_the_windows_labelled_predictions(
     predicted = (joined["prediction"].to_numpy() >= 0.5).astype(int)
     tn, fp, fn, tp = confusion_matrix(joined["y"].to_numpy(), predicted, labels=[0, 1]).ravel()
     html = _page(base, f"{_model_path()}/windows/{DRIFT_WINDOW}")
-    shown = {name: int(count) for name, count in re.findall(r'data-cell="(\w+)">(\d+)<', html)}
-    assert shown == {"tp": tp, "fp": fp, "tn": tn, "fn": fn}
+    assert _confusion_cells(html) == {
+        ("positive", "positive"): tp, ("positive", "negative"): fn,
+        ("negative", "positive"): fp, ("negative", "negative"): tn,
+    }  # fmt: skip
+
+
+def _confusion_cells(html: str) -> dict[tuple[str, str], int]:
+    """The confusion matrix drawn: (actual, predicted) -> count."""
+    found = re.findall(r'data-actual="([^"]*)" data-predicted="([^"]*)">(\d+)<', html)
+    return {(actual, predicted): int(count) for actual, predicted, count in found}
+
+
+# -- multiclass and regression windows ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Outcomes:
+    """A multiclass and a regression model replayed with labels: their pages and rows."""
+
+    pages: Pages
+    events: dict[str, pl.DataFrame]
+    reference: dict[str, pl.DataFrame]
+    directory: Path
+
+
+CLASSES = ("cat", "dog", "<owl>")
+
+
+@pytest.fixture(scope="module")
+def outcomes(tmp_path_factory: pytest.TempPathFactory) -> Outcomes:
+    directory = tmp_path_factory.mktemp("outcomes")
+    rng = np.random.default_rng(11)
+
+    def rows(n: int, model: str, shift: float) -> pl.DataFrame:
+        x = rng.normal(shift, 1.0, n)
+        if model == "species":
+            label = rng.choice(CLASSES, n)
+            guess = np.where(rng.random(n) < 0.7 - shift / 4, label, rng.choice(CLASSES, n))
+            return pl.DataFrame({"x": x, "prediction": guess, "label": label})
+        label = 3.0 * x + rng.normal(0, 1, n) + np.where(rng.random(n) < 0.01, 0.0, 10.0)
+        guess = 3.0 * x + 10.0 + rng.normal(0, 1 + shift, n)
+        return pl.DataFrame({"x": x, "prediction": guess, "label": label})
+
+    reference, events = {}, {}
+    for model in ("species", "price"):
+        reference[model] = rows(5000, model, 0.0)
+        reference[model].write_parquet(directory / f"{model}.parquet")
+        events[model] = pl.concat(
+            rows(3000, model, 0.5 * window).with_columns(
+                pl.lit(model).alias("model"),
+                pl.format("{}-{}", pl.lit(f"{model}-{window}"), pl.int_range(3000)).alias("id"),
+                (START + window * HOUR + pl.int_range(3000, dtype=pl.Int64) * (HOUR // 3000)).alias(
+                    "ts"
+                ),
+            )
+            for window in range(2)
+        )
+    lines = []  # both models' events and labels in time order (their columns differ in type)
+    for frame in events.values():
+        predictions = frame.select("model", "id", "ts", pl.struct("x").alias("features"),
+                                   "prediction")  # fmt: skip
+        answers = frame.select("model", "id", (pl.col("ts") + 60_000).alias("ts"), "label")
+        for kind, part in (("predictions", predictions), ("labels", answers)):
+            text = part.write_ndjson().splitlines()
+            lines += zip(part["ts"].to_list(), [kind] * part.height, text, strict=True)
+    for kind in ("predictions", "labels"):
+        chosen = sorted((ts, line) for ts, k, line in lines if k == kind)
+        (directory / f"{kind}.jsonl").write_text("".join(line + "\n" for _, line in chosen))
+    url = f"sqlite:///{directory / 'db.sqlite'}"
+    config = directory / "config.yaml"
+    config.write_text(
+        f'storage:\n  url: "{url}"\nmodels:\n'
+        + "".join(
+            f"  {model}:\n    task: {task}\n    reference: {directory / f'{model}.parquet'}\n"
+            "    features: {numeric: [x]}\n"
+            "    window: {kind: time, size: 1h, allowed_lateness: 5m}\n"
+            for model, task in (("species", "multiclass_classification"), ("price", "regression"))
+        )
+    )
+    storage.upgrade(storage.create(url))
+    replay(
+        configuration.load(config),
+        directory / "predictions.jsonl",
+        directory / "out",
+        labels=directory / "labels.jsonl",
+        storage_url=url,
+    )
+    pages = Pages(storage.Store(storage.create(url)))
+    return Outcomes(pages, events, reference, directory)
+
+
+def test_a_multiclass_window_draws_its_k_by_k_confusion_matrix(outcomes: Outcomes) -> None:
+    from sklearn.metrics import confusion_matrix
+
+    rows = outcomes.events["species"].filter(pl.col("ts") >= START + HOUR)
+    expected = confusion_matrix(rows["label"], rows["prediction"], labels=list(CLASSES))
+    html = outcomes.pages.window("species", 1)
+    assert html is not None
+    drawn = _confusion_cells(html.replace("&lt;owl&gt;", "<owl>"))
+    assert drawn == {
+        (actual, predicted): int(expected[i, j])
+        for i, actual in enumerate(CLASSES)
+        for j, predicted in enumerate(CLASSES)
+    }
+    assert "<owl>" not in html
+
+
+def test_a_regression_window_shows_its_errors_beside_the_reference(outcomes: Outcomes) -> None:
+    from sklearn.metrics import (
+        mean_absolute_error,
+        mean_absolute_percentage_error,
+        r2_score,
+        root_mean_squared_error,
+    )
+
+    def measures(frame: pl.DataFrame) -> dict[str, float]:
+        y, guess = frame["label"].to_numpy(), frame["prediction"].to_numpy()
+        nonzero = y != 0
+        return {
+            "mean label": float(y.mean()),
+            "MAE": mean_absolute_error(y, guess),
+            "RMSE": root_mean_squared_error(y, guess),
+            "MAPE": mean_absolute_percentage_error(y[nonzero], guess[nonzero]),
+            "R²": r2_score(y, guess),
+        }
+
+    rows = outcomes.events["price"].filter(pl.col("ts") >= START + HOUR)
+    html = outcomes.pages.window("price", 1)
+    assert html is not None
+    page = Elements(html)
+    drawn = {a["data-measure"]: a for a in page.find("tr") if a.get("data-measure")}
+    window, reference = measures(rows), measures(outcomes.reference["price"])
+    assert drawn.keys() == window.keys()
+    for name in window:
+        assert float(drawn[name]["data-window"]) == pytest.approx(window[name], rel=1e-9), name
+        assert float(drawn[name]["data-reference"]) == pytest.approx(reference[name], rel=1e-9)
+    assert f"Errors of the labelled rows ({rows.height})" in html
+    assert 'class="confusion"' not in html
+
+
+# -- the model page's heat map ----------------------------------------------------------------
+
+
+def _ratio(record: dict) -> float | None:
+    """Statistic over threshold, 1 at the threshold (inverse for tests whose p-value-like
+    statistic drifts below it)."""
+    value, threshold = record["value"], record["threshold"]
+    if value is None or threshold is None:
+        return None
+    if record["direction"] == "above":
+        return value / threshold if threshold > 0 else None
+    return threshold / value if value > 0 else None
+
+
+def _heat_cells(html: str) -> dict[tuple[int, str], int]:
+    return {
+        (int(a["data-window"]), a["data-feature"]): int(a["data-level"])
+        for a in Elements(html).find("rect")
+        if a.get("data-level")
+    }
+
+
+def test_heat_map_cells_show_each_features_worst_drift_record(
+    base: str, results: list[dict]
+) -> None:
+    worst: dict[tuple[int, str], float | None] = {}
+    for record in results:
+        if record["kind"] in ("data_drift", "prediction_drift"):
+            key = (record["window_index"], record["feature"] or "prediction")
+            ratios = [r for r in (worst.get(key), _ratio(record)) if r is not None]
+            worst[key] = max(ratios) if ratios else None
+    assert len({feature for _, feature in worst}) > 5
+    expected = {
+        key: -1 if ratio is None else sum(ratio >= step for step in charts.LEVELS)
+        for key, ratio in worst.items()
+    }
+    assert _heat_cells(_page(base, _model_path())) == expected
+
+
+def test_a_rewritten_window_is_drawn_anew(evidence: Evidence, tmp_path: Path) -> None:
+    """Pages keep each window's drift in memory while the window's row is unchanged; a
+    window written again (as with its results) is read again."""
+    import shutil
+    import sqlite3
+
+    copy = tmp_path / "db.sqlite"
+    shutil.copy(evidence.directory / "db.sqlite", copy)
+    pages = Pages(storage.Store(storage.create(f"sqlite:///{copy}")))
+    before = _heat_cells(pages.model(MODEL) or "")
+    assert before[0, "age"] < 3
+    with sqlite3.connect(copy) as connection:
+        connection.execute(
+            "UPDATE results SET value = 3 * threshold, drift = 1 WHERE model = ? "
+            "AND window_index = 0 AND feature = 'age' AND direction = 'above'",
+            (MODEL,),
+        )
+        connection.commit()
+        assert _heat_cells(pages.model(MODEL) or "") == before  # the window's row is as it was
+        assert _heat_cells(Pages(pages.store).model(MODEL) or "")[0, "age"] == 5
+        connection.execute(
+            "UPDATE windows SET n_events = n_events + 1 WHERE model = ? AND window_index = 0",
+            (MODEL,),
+        )
+        connection.commit()
+    after = _heat_cells(pages.model(MODEL) or "")
+    assert after[0, "age"] == 5
+    assert {k: v for k, v in after.items() if k != (0, "age")} == {
+        k: v for k, v in before.items() if k != (0, "age")
+    }
+
+
+def _drawn(html: str) -> dict[str, object]:
+    """What a page draws, as values: bars, points, cells, record values, tables."""
+    page = Elements(html)
+    return {
+        "bars": sorted(
+            (a["data-series"], a["data-low"], a["data-high"], a["data-share"])
+            for a in page.find("rect")
+            if a.get("data-share")
+        ),
+        "points": sorted(
+            (a["data-series"], a["data-window"], a["data-value"]) for a in page.find("circle")
+        ),
+        "heat": _heat_cells(html),
+        "records": sorted(
+            tuple(a[f"data-{name}"] for name in (*_KEY, "value", "threshold"))
+            for a in page.find("tr")
+            if a.get("data-kind")
+        ),
+        "confusion": _confusion_cells(html),
+        "errors": sorted(
+            (a["data-measure"], a["data-window"], a["data-reference"])
+            for a in page.find("tr")
+            if a.get("data-measure")
+        ),
+    }
+
+
+def test_pages_from_postgresql_draw_what_they_draw_from_sqlite(
+    evidence: Evidence, outcomes: Outcomes, postgres_url: str, tmp_path: Path
+) -> None:
+    storage.upgrade(storage.create(postgres_url))
+    sources = [(evidence.config, evidence.directory)]
+    sources.append((outcomes.directory / "config.yaml", outcomes.directory))
+    for config, directory in sources:
+        replay(
+            configuration.load(config),
+            directory / "predictions.jsonl",
+            tmp_path / directory.name,
+            labels=directory / "labels.jsonl",
+            storage_url=postgres_url,
+        )
+    postgres = Pages(storage.Store(storage.create(postgres_url)))
+    sqlite = Pages(storage.Store(storage.create(evidence.url)))
+    pages = [(MODEL, None), (MODEL, DRIFT_WINDOW)]
+    for model, window in pages:
+        expected = sqlite.model(model) if window is None else sqlite.window(model, window)
+        found = postgres.model(model) if window is None else postgres.window(model, window)
+        assert expected and found
+        assert _drawn(found) == _drawn(expected), (model, window)
+    for model in ("species", "price"):
+        expected, found = outcomes.pages.window(model, 1), postgres.window(model, 1)
+        assert expected and found
+        assert _drawn(found) == _drawn(expected), model
+    assert _drawn(postgres.model(MODEL) or "")["points"]
+    assert postgres.window_by(MODEL, 2**42) == WINDOWS - 1
+
+
+def test_pooled_heat_map_columns_hold_the_worst_of_their_windows() -> None:
+    """Past ``MAX_COLUMNS`` windows, a column pools consecutive windows: its cell is the
+    largest ratio of the feature over them (no value only if none has one), drift if any."""
+    from driftwarden.monitor.service.pages import WindowDrift, _pooled
+    from driftwarden.monitor.storage.evidence import WindowMeta
+
+    rng = np.random.default_rng(5)
+    windows = [WindowMeta("m", i, i, i + 1, 1, "r", None) for i in range(3, 40) if i != 17]
+    drift, rows = {}, []
+    for meta in windows:
+        names = [f for f in ("a", "b", "c") if rng.random() < 0.8]
+        ratios = [None if rng.random() < 0.2 else float(rng.random() * 3) for _ in names]
+        flags = [bool(r is not None and r > 1) for r in ratios]
+        drift[meta.index] = WindowDrift(
+            tuple(names), np.array([np.nan if r is None else r for r in ratios]),
+            np.array(flags, dtype=bool),
+        )  # fmt: skip
+        rows += [(meta.index, n, r, f) for n, r, f in zip(names, ratios, flags, strict=True)]
+    cells, pool = _pooled(windows, drift, 10)
+    assert pool == 4  # 37 window indices, 3 to 39, in at most 10 columns
+    expected = {}
+    for index, name, ratio, flag in rows:
+        key = (3 + (index - 3) // pool * pool, name)
+        worst, drifted = expected.get(key, (None, False))
+        ratios = [r for r in (worst, ratio) if r is not None]
+        expected[key] = (max(ratios) if ratios else None, drifted or flag)
+    assert {(start, name): (ratio, flag) for start, name, ratio, flag in cells} == expected
