@@ -177,8 +177,18 @@ class ResultRecord:
 RESULT_FIELDS = tuple(item.name for item in fields(ResultRecord))
 """The fields of a result record, in the order JSON lines write them."""
 
-RESULT_KEY = ("model", "window_index", "kind", "detector", "feature", "metric", "group_attribute")
-"""The fields that identify a record (upserts replace by them)."""
+RESULT_KEY = (
+    "model",
+    "window_index",
+    "kind",
+    "detector",
+    "feature",
+    "metric",
+    "group_attribute",
+    "model_version",
+)
+"""The fields that identify a record (upserts replace by them); ``model_version`` tells
+apart the windows of versions monitored separately (``versions.split``)."""
 
 TIME_FIELDS = ("window_start", "window_end", "detected_at")
 """Fields holding epoch milliseconds, written as RFC 3339 text in JSON."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import polars as pl
@@ -18,6 +19,7 @@ from driftwarden.monitor.evaluation.outcome_results import outcome_records
 from driftwarden.monitor.evaluation.window_results import evaluate
 from driftwarden.monitor.ingest.messages import DecodedBatch
 from driftwarden.monitor.labels.join import LabelJoin, LabelReport, ModelLabels
+from driftwarden.monitor.labels.orphans import Orphans
 from driftwarden.monitor.pipeline.freshness import Freshness
 from driftwarden.monitor.pipeline.report import BatchReport
 from driftwarden.monitor.storage import ClosedWindow, Commit, ModelSnapshot
@@ -29,7 +31,12 @@ from driftwarden.monitor.windows.windowing import WindowBounds
 
 
 class ModelPipeline:
-    """One model: its profiles, its windows, its label join, and the detectors it runs."""
+    """One model: its profiles, its windows, its label join, and the detectors it runs.
+
+    The same class runs one version of a model whose versions are split: ``version`` is
+    then the version every record carries, ``key`` the name its windows and waiting
+    predictions are stored under, and ``orphans`` the model's orphan labels (shared).
+    """
 
     def __init__(
         self,
@@ -39,8 +46,12 @@ class ModelPipeline:
         older_profiles: dict[str, Profile] | None = None,
         state: ModelSnapshot | None = None,
         join: LabelJoin | None = None,
+        *,
+        lane: Lane | None = None,
     ) -> None:
         self.name = name
+        self.lane = lane
+        self.key = name if lane is None else lane.key
         self.config = config
         self.profile = profile
         self.profiles = {**(older_profiles or {}), profile.reference_id: profile}
@@ -69,8 +80,9 @@ class ModelPipeline:
             if concept is not None and _same_settings(detector, concept["detector"]):
                 detector = type(detector).from_state(concept["detector"])
             position = 0 if concept is None else concept["position"]
+            orphans = None if self.lane is None else self.lane.orphans
             self.labels = ModelLabels(
-                self.name, self.config, self.profile, detector, self.join, position
+                self.key, self.config, self.profile, detector, self.join, position, orphans
             )
 
     # -- predictions -----------------------------------------------------------------------
@@ -103,7 +115,7 @@ class ModelPipeline:
             now_or_event = event_now if now is None else now
             with self.labels.storing(connection, frame, frame["_key"], now_or_event) as joined:
                 self._fold(frame)
-            report.joins[self.name] = joined
+            report.joins.setdefault(self.name, LabelReport()).add(joined)
         else:
             self._fold(frame)
         return frame.height
@@ -145,9 +157,10 @@ class ModelPipeline:
         for pane in panes:
             if pane.reference_id == reference_id:
                 summary = summary.merge(pane)
+        version = summary.model_version if self.lane is None else self.lane.version
         window = WindowInfo(
             model=self.name,
-            model_version=summary.model_version,
+            model_version=version,
             reference_id=reference_id,
             index=bounds.index,
             start=bounds.start,
@@ -159,12 +172,12 @@ class ModelPipeline:
         )
         commit.windows.append(
             ClosedWindow(
-                model=self.name,
+                model=self.key,
                 index=bounds.index,
                 start=bounds.start,
                 end=bounds.end,
                 reference_id=reference_id,
-                model_version=summary.model_version,
+                model_version=version,
                 n_events=summary.n_events,
                 summary=summary.to_bytes(),
             )
@@ -193,7 +206,7 @@ class ModelPipeline:
         """Join a batch of labels; recompute closed windows they complete; record detections."""
         assert self.labels is not None
         joined = self.labels.add_labels(connection, frame, batch, now)
-        report.joins[self.name] = joined
+        report.joins.setdefault(self.name, LabelReport()).add(joined)
         report.labels[self.name] += frame.height
         self.dirty = True
         self.outcomes_changed(joined, commit, connection, report)
@@ -239,9 +252,9 @@ class ModelPipeline:
         if not keys:
             return []
         by_index = self.windows.keys_are_indexes
-        stored = closed_windows(connection, self.name, min(keys), max(keys), by_index=by_index)
+        stored = closed_windows(connection, self.key, min(keys), max(keys), by_index=by_index)
         found: dict[int, ClosedWindow] = {window.index: window for window in stored}
-        found.update({w.index: w for w in commit.windows if w.model == self.name})
+        found.update({w.index: w for w in commit.windows if w.model == self.key})
         out = []
         for window in sorted(found.values(), key=lambda w: w.index):
             low, high = self.windows.key_range(WindowBounds(window.index, window.start, window.end))
@@ -263,8 +276,9 @@ class ModelPipeline:
         if closed:
             return closed[0][0]
         bounds = self.windows.open_window_of(key)
+        version = None if self.lane is None else self.lane.version
         return WindowInfo(
-            self.name, None, self.profile.reference_id, bounds.index, bounds.start, bounds.end
+            self.name, version, self.profile.reference_id, bounds.index, bounds.start, bounds.end
         )
 
     def expire(
@@ -310,6 +324,16 @@ class ModelPipeline:
         return ModelSnapshot(
             self.profile.reference_id, self.windows.to_bytes(extra), topic, partition
         )
+
+
+@dataclass(frozen=True)
+class Lane:
+    """One version of a model whose versions are monitored separately: the version its
+    records carry, the name its state is stored under, and the model's orphan labels."""
+
+    version: str | None
+    key: str
+    orphans: Orphans | None
 
 
 def _same_settings(detector: StreamDetector, state: dict[str, Any]) -> bool:

@@ -273,7 +273,7 @@ def record_of(row: Any) -> ResultRecord:
     return ResultRecord(**values)
 
 
-_KEY_TEXT = ("feature", "metric", "group_attribute")
+_KEY_TEXT = ("model_version", "feature", "metric", "group_attribute")
 """Optional key fields, stored as ``""`` for "none" (see ``tables``)."""
 
 
