@@ -27,7 +27,7 @@ from driftwarden.monitor.storage.store import closed_windows
 from driftwarden.monitor.windows.outcomes import LabelSummary
 from driftwarden.monitor.windows.profile import Profile
 from driftwarden.monitor.windows.summary import WindowSummary, summarize
-from driftwarden.monitor.windows.windowing import WindowBounds
+from driftwarden.monitor.windows.windowing import SkippedRun, WindowBounds
 
 
 class ModelPipeline:
@@ -132,6 +132,11 @@ class ModelPipeline:
         if open_summary is None:
             return self.profile
         return self.profiles.get(open_summary.reference_id, self.profile)
+
+    @property
+    def skipped(self) -> list[SkippedRun]:
+        """Runs of empty windows the last ``close_due`` skipped."""
+        return self.windows.skipped
 
     def close_due(
         self, commit: Commit, connection: Connection, now: int | None, *, flush: bool
@@ -296,19 +301,7 @@ class ModelPipeline:
             return
         expired, orphans = self.labels.expire(connection, now, end_of_input=end_of_input)
         report.expired[self.name] += expired
-        for identifier, source, partition, offset, raw, expires_at in orphans:
-            origin = Origin(source, None if partition < 0 else partition, offset)
-            waited = "within orphan_ttl" if expires_at < now else "before the end of the input"
-            commit.dead_letters.append(
-                DeadLetter(
-                    "orphan_label",
-                    f"no prediction with id {identifier!r} arrived {waited}",
-                    bytes(raw),
-                    origin,
-                    "label",
-                    self.name,
-                )
-            )
+        commit.dead_letters += orphan_dead_letters(self.name, orphans, now)
 
     def snapshot(self, connection: Connection) -> ModelSnapshot:
         """The window state to store (label summaries are written on ``connection``)."""
@@ -334,6 +327,17 @@ class Lane:
     version: str | None
     key: str
     orphans: Orphans | None
+
+
+def orphan_dead_letters(model: str, orphans: list[Any], now: int) -> list[DeadLetter]:
+    """The dead letters of expired orphan labels (rows of ``Orphans.expire``)."""
+    letters = []
+    for identifier, source, partition, offset, raw, expires_at in orphans:
+        origin = Origin(source, None if partition < 0 else partition, offset)
+        waited = "within orphan_ttl" if expires_at < now else "before the end of the input"
+        detail = f"no prediction with id {identifier!r} arrived {waited}"
+        letters.append(DeadLetter("orphan_label", detail, bytes(raw), origin, "label", model))
+    return letters
 
 
 def _same_settings(detector: StreamDetector, state: dict[str, Any]) -> bool:

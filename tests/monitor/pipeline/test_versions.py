@@ -1,0 +1,143 @@
+"""Versions monitored separately (``versions.split``): each version's records are those of
+the same model fed only that version's rows, realized performance equals scikit-learn on
+that version's joined rows, and a restart mid-window changes no record."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import orjson
+import polars as pl
+import pytest
+from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score
+from support.pipeline import HOUR, START
+
+from driftwarden.monitor import config as configuration
+from driftwarden.monitor.commands import synthetic
+from driftwarden.monitor.commands.replay import replay
+
+VERSIONS = ("A", "B")
+LABELS = "    labels: {ttl: 2h, orphan_ttl: 30m, min_labeled: 100}\n"
+
+
+@pytest.fixture(scope="module")
+def traffic(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """Six hours of an A/B split (A gets 60%), B drifting in ``income`` from hour 3, and labels."""
+    directory = tmp_path_factory.mktemp("versions")
+    stream = synthetic.Stream(n=14_000, start=START, span=6 * HOUR, seed=8)
+    events = synthetic.events(stream)
+    rng = np.random.default_rng(3)
+    version = np.where(rng.random(events.height) < 0.6, "A", "B")
+    version[0] = "A"
+    events = events.with_columns(model_version=pl.Series(version))
+    shifted = (pl.col("model_version") == "B") & (pl.col("ts") >= START + 3 * HOUR)
+    events = events.with_columns(
+        pl.when(shifted).then(pl.col("income") * 2.5).otherwise(pl.col("income")).alias("income")
+    )
+    labels = synthetic.label_events(events, seed=4, delay=(60_000, 30 * 60_000))
+    files = {"events": events, "labels": labels, "directory": directory}
+    for name, rows in {"all": events, **_by_version(events)}.items():
+        path = directory / f"predictions-{name}.jsonl"
+        path.write_bytes(b"\n".join(synthetic.prediction_lines(rows)) + b"\n")
+        files[f"predictions-{name}"] = path
+    for name, rows in {"all": labels, **_by_version(labels, events)}.items():
+        path = directory / f"labels-{name}.jsonl"
+        path.write_bytes(b"\n".join(synthetic.label_lines(rows)) + b"\n")
+        files[f"labels-{name}"] = path
+    return files
+
+
+def _by_version(rows: pl.DataFrame, events: pl.DataFrame | None = None) -> dict:
+    owner = (events if events is not None else rows).select("id", "model_version")
+    tagged = rows if events is None else rows.join(owner, on="id", how="left")
+    return {v: tagged.filter(pl.col("model_version") == v).select(rows.columns) for v in VERSIONS}
+
+
+def _config(directory: Path, reference: Path, versions: str | None) -> configuration.Config:
+    text = synthetic.config_yaml(str(reference), "sqlite://") + LABELS
+    if versions is not None:
+        text += f"    versions: {versions}\n"
+    path = directory / "config.yaml"
+    path.write_text(text)
+    return configuration.load(path)
+
+
+def _results(out: Path) -> list[dict]:
+    return [orjson.loads(line) for line in (out / "results.jsonl").read_bytes().splitlines()]
+
+
+def _comparable(record: dict) -> tuple:
+    """A record without its version (the reference run mixes nothing: one version)."""
+    return tuple(sorted((k, v) for k, v in record.items() if k != "model_version"))
+
+
+@pytest.fixture(scope="module")
+def split_results(
+    traffic: dict, reference_file: Path, tmp_path_factory: pytest.TempPathFactory
+) -> list[dict]:
+    directory = tmp_path_factory.mktemp("split")
+    loaded = _config(directory, reference_file, "{split: true}")
+    labels = traffic["labels-all"]
+    replay(loaded, traffic["predictions-all"], directory / "out", labels=labels)
+    return _results(directory / "out")
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_each_versions_records_are_those_of_its_rows_alone(
+    traffic: dict,
+    reference_file: Path,
+    split_results: list[dict],
+    tmp_path: Path,
+    version: str,
+) -> None:
+    loaded = _config(tmp_path, reference_file, None)
+    labels = traffic[f"labels-{version}"]
+    replay(loaded, traffic[f"predictions-{version}"], tmp_path / "out", labels=labels)
+    alone = [r for r in _results(tmp_path / "out") if r["kind"] != "freshness"]
+    mine = [r for r in split_results if r["model_version"] == version]
+    assert {r["model_version"] for r in alone} == {version}
+    kinds = {r["kind"] for r in mine}
+    assert {"data_drift", "prediction_drift", "data_quality", "performance"} <= kinds
+    assert {"estimated_performance", "fairness"} <= kinds
+    assert sorted(map(_comparable, mine)) == sorted(map(_comparable, alone))
+
+
+def test_only_the_drifting_version_drifts_in_the_shifted_feature(split_results: list) -> None:
+    flagged = {
+        (r["model_version"], r["window_index"])
+        for r in split_results
+        if r["kind"] == "data_drift" and r["feature"] == "income" and r["drift"]
+    }
+    assert flagged == {("B", window) for window in range(3, 6)}
+
+
+def test_performance_of_each_version_equals_scikit_learn_on_its_joined_rows(
+    traffic: dict, split_results: list[dict]
+) -> None:
+    events, labels = traffic["events"], traffic["labels"]
+    joined = events.drop("label").join(
+        labels.select("id", pl.col("ts").alias("label_ts"), "label"), on="id"
+    )
+    joined = joined.filter(pl.col("label_ts") <= pl.col("ts") + 2 * HOUR)
+    for version in VERSIONS:
+        for window in range(6):
+            start = START + window * HOUR
+            part = joined.filter(
+                (pl.col("model_version") == version)
+                & (pl.col("ts") >= start)
+                & (pl.col("ts") < start + HOUR)
+            )
+            y, predicted = part["label"].to_numpy(), part["prediction"].to_numpy() >= 0.5
+            mine = {
+                r["metric"]: r
+                for r in split_results
+                if r["kind"] == "performance"
+                and r["model_version"] == version
+                and r["window_index"] == window
+            }
+            assert mine["accuracy"]["n_labeled"] == len(y)
+            assert mine["accuracy"]["value"] == pytest.approx(accuracy_score(y, predicted))
+            assert mine["precision"]["value"] == pytest.approx(precision_score(y, predicted))
+            assert mine["recall"]["value"] == pytest.approx(recall_score(y, predicted))
+            assert mine["f1"]["value"] == pytest.approx(f1_score(y, predicted))
