@@ -243,7 +243,7 @@ class Metrics:
                 self.duplicates.labels(model, kind)
         for reason in REASONS:
             self.dead_letters.labels(reason)
-        for reason in ("unknown_model", "labels_disabled"):
+        for reason in ("unknown_model", "labels_disabled", "version_untracked"):
             self.ignored.labels(reason)
 
     def record(self, report: BatchReport, models: Mapping[str, ModelConfig]) -> None:

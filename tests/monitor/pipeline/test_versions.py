@@ -10,12 +10,23 @@ import numpy as np
 import orjson
 import polars as pl
 import pytest
+from prometheus_client import CollectorRegistry
 from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score
 from support.pipeline import HOUR, START
 
+from driftwarden.alerts import AlertEngine
+from driftwarden.core.records import ResultRecord
+from driftwarden.core.times import format_time as _time
 from driftwarden.monitor import config as configuration
+from driftwarden.monitor import storage
 from driftwarden.monitor.commands import synthetic
 from driftwarden.monitor.commands.replay import replay
+from driftwarden.monitor.ingest.files import read_events
+from driftwarden.monitor.pipeline.building import build_pipeline, window_sizes
+from driftwarden.monitor.pipeline.report import BatchReport
+from driftwarden.monitor.pipeline.runner import BatchRunner, Cadence, SourceBatch
+from driftwarden.monitor.pipeline.versions import UNTRACKED
+from driftwarden.monitor.service.metrics import Metrics
 
 VERSIONS = ("A", "B")
 LABELS = "    labels: {ttl: 2h, orphan_ttl: 30m, min_labeled: 100}\n"
@@ -141,3 +152,108 @@ def test_performance_of_each_version_equals_scikit_learn_on_its_joined_rows(
             assert mine["precision"]["value"] == pytest.approx(precision_score(y, predicted))
             assert mine["recall"]["value"] == pytest.approx(recall_score(y, predicted))
             assert mine["f1"]["value"] == pytest.approx(f1_score(y, predicted))
+
+
+def _run_in_parts(
+    config: configuration.Config, parts: list[Path], url: str
+) -> tuple[list[ResultRecord], BatchReport]:
+    """The batch path over ``parts``, each run by a new pipeline resumed from the stored
+    state (a restart between parts); the stored results and what was committed."""
+    engine = storage.create(url)
+    storage.upgrade(engine)
+    store = storage.Store(engine)
+    committed = BatchReport()
+    try:
+        for i, path in enumerate(parts):
+            with engine.connect() as connection:
+                pipeline = build_pipeline(config, store, resume=i > 0, join=None)
+                alerts = AlertEngine(config.alerts, window_sizes(config), deliver=False)
+                runner = BatchRunner(
+                    config, pipeline, store, alerts, connection, Cadence(0, 0), backtest=True
+                )
+                for messages in read_events(path, config, "prediction"):
+                    report = runner.run(SourceBatch({"prediction": messages}))
+                    if report is not None:
+                        committed.extend_committed(report)
+                committed.extend_committed(runner.checkpoint())
+                if i == len(parts) - 1:
+                    committed.extend_committed(runner.finish())
+        return sorted(store.results(), key=lambda r: r.key), committed
+    finally:
+        engine.dispose()
+
+
+def test_a_restart_mid_window_changes_no_versions_record(
+    traffic: dict, reference_file: Path, tmp_path: Path
+) -> None:
+    loaded = _config(tmp_path, reference_file, "{split: true}")
+    events = traffic["events"]
+    cut = START + 2 * HOUR + HOUR // 3  # inside window 2, both versions with open panes
+    parts = []
+    for name, rows in {
+        "before": events.filter(pl.col("ts") < cut),
+        "after": events.filter(pl.col("ts") >= cut),
+    }.items():
+        path = tmp_path / f"{name}.jsonl"
+        path.write_bytes(b"\n".join(synthetic.prediction_lines(rows)) + b"\n")
+        parts.append(path)
+    whole = tmp_path / "whole.jsonl"
+    whole.write_bytes(b"\n".join(synthetic.prediction_lines(events)) + b"\n")
+    once, _ = _run_in_parts(loaded, [whole], f"sqlite:///{tmp_path / 'once.db'}")
+    restarted, _ = _run_in_parts(loaded, parts, f"sqlite:///{tmp_path / 'restarted.db'}")
+    assert {r.model_version for r in once} == {"A", "B"}
+    assert [r.key for r in restarted] == [r.key for r in once]
+    for mine, theirs in zip(restarted, once, strict=True):
+        assert (mine.status, mine.drift, mine.n_window) == (
+            theirs.status,
+            theirs.drift,
+            theirs.n_window,
+        )
+        for name in ("value", "p_value", "threshold"):
+            ours, expected = getattr(mine, name), getattr(theirs, name)
+            assert (ours is None) == (expected is None), (mine.key, name)
+            if expected is not None:  # sums taken in other pieces (docs: Windows)
+                assert ours == pytest.approx(expected, rel=1e-9, abs=1e-12), (mine.key, name)
+
+
+def test_versions_beyond_max_tracked_are_counted_and_ignored(
+    traffic: dict, reference_file: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    loaded = _config(tmp_path, reference_file, "{split: true, max_tracked: 1}")
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    results, report = _run_in_parts(loaded, [traffic["predictions-all"]], url)
+    n_b = traffic["events"].filter(pl.col("model_version") == "B").height
+    assert report.ignored == {UNTRACKED: n_b}
+    assert report.events == {synthetic.MODEL: traffic["events"].height - n_b}
+    assert {r.model_version for r in results} == {"A"}
+    registry = CollectorRegistry()
+    Metrics(registry, loaded.models).record(report, loaded.models)
+    ignored = {"reason": UNTRACKED}
+    assert registry.get_sample_value("driftwarden_events_ignored_total", ignored) == n_b
+    refused = [r.getMessage() for r in caplog.records if "'B'" in r.getMessage()]
+    assert len(refused) == 1 and "versions.max_tracked" in refused[0]
+
+
+def test_a_version_not_seen_for_forget_after_is_no_longer_reported(
+    traffic: dict, reference_file: Path, tmp_path: Path
+) -> None:
+    events = traffic["events"]
+    gone = START + 2 * HOUR  # B stops; A goes on for four hours
+    events = events.filter((pl.col("model_version") == "A") | (pl.col("ts") < gone))
+    path = tmp_path / "predictions.jsonl"
+    path.write_bytes(b"\n".join(synthetic.prediction_lines(events)) + b"\n")
+    loaded = _config(tmp_path, reference_file, "{split: true, forget_after: 90m}")
+    replay(loaded, path, tmp_path / "out")
+    results = _results(tmp_path / "out")
+    windows = {
+        v: {
+            r["window_index"]
+            for r in results
+            if r["model_version"] == v and r["kind"] != "freshness"
+        }
+        for v in VERSIONS
+    }
+    assert windows == {"A": set(range(6)), "B": {0, 1}}
+    last_b = events.filter(pl.col("model_version") == "B")["ts"].max()
+    closed_b = max(r["window_end"] for r in results if r["model_version"] == "B")
+    assert closed_b == _time(START + 2 * HOUR) and last_b < gone
