@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,10 +25,13 @@ from driftwarden.monitor.pipeline.freshness import Freshness
 from driftwarden.monitor.pipeline.report import BatchReport
 from driftwarden.monitor.storage import ClosedWindow, Commit, ModelSnapshot
 from driftwarden.monitor.storage.store import closed_windows
+from driftwarden.monitor.windows.archive import unpack
 from driftwarden.monitor.windows.outcomes import LabelSummary
 from driftwarden.monitor.windows.profile import Profile
 from driftwarden.monitor.windows.summary import WindowSummary, summarize
 from driftwarden.monitor.windows.windowing import SkippedRun, WindowBounds
+
+log = logging.getLogger("driftwarden.pipeline")
 
 
 class ModelPipeline:
@@ -63,9 +67,15 @@ class ModelPipeline:
 
     def restore(self, state: ModelSnapshot | None) -> None:
         """Continue from a stored snapshot (or start fresh without one)."""
-        self.windows, extra = windows.restore(
-            self.config.window, None if state is None else state.data
-        )
+        data = None if state is None else state.data
+        if data is not None and self.lane is None and split_state(data):
+            log.warning(
+                "model %s: its stored windows are per version (versions.split was on); "
+                "its windows start afresh",
+                self.name,
+            )
+            data = None
+        self.windows, extra = windows.restore(self.config.window, data)
         self.source = (
             None if state is None or state.topic is None else (state.topic, state.partition)
         )
@@ -327,6 +337,12 @@ class Lane:
     version: str | None
     key: str
     orphans: Orphans | None
+
+
+def split_state(data: bytes) -> bool:
+    """Whether stored model state is that of a model with split versions."""
+    header, _ = unpack(data)
+    return header.get("extra", {}).get("kind") == "versions"
 
 
 def orphan_dead_letters(model: str, orphans: list[Any], now: int) -> list[DeadLetter]:

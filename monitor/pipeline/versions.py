@@ -29,7 +29,12 @@ from driftwarden.monitor.ingest.messages import DecodedBatch
 from driftwarden.monitor.labels.join import LabelJoin, LabelReport
 from driftwarden.monitor.labels.orphans import Orphans
 from driftwarden.monitor.pipeline.freshness import Freshness
-from driftwarden.monitor.pipeline.model_pipeline import Lane, ModelPipeline, orphan_dead_letters
+from driftwarden.monitor.pipeline.model_pipeline import (
+    Lane,
+    ModelPipeline,
+    orphan_dead_letters,
+    split_state,
+)
 from driftwarden.monitor.pipeline.report import BatchReport
 from driftwarden.monitor.storage import Commit, ModelSnapshot
 from driftwarden.monitor.windows import Windows, restore
@@ -111,8 +116,7 @@ class VersionedPipeline:
         self._pending: dict[str | None, LabelReport] = {}
         self._refused: set[str | None] = set()
         self._blank, _ = restore(self.config.window, None)
-        header, arrays = ({}, {}) if state is None else unpack(state.data)
-        if header.get("extra", {}).get("kind") != "versions":
+        if state is None or not split_state(state.data):
             if state is not None:
                 log.warning(
                     "model %s: its stored windows mix versions (versions.split was off); "
@@ -120,6 +124,7 @@ class VersionedPipeline:
                     self.name,
                 )
             return
+        header, arrays = unpack(state.data)
         saved = header["extra"]
         self.champion = self.champion or saved["champion"]
         self.latest = saved["latest"]

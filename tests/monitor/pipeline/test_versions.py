@@ -155,16 +155,18 @@ def test_performance_of_each_version_equals_scikit_learn_on_its_joined_rows(
 
 
 def _run_in_parts(
-    config: configuration.Config, parts: list[Path], url: str
+    config: configuration.Config | list[configuration.Config], parts: list[Path], url: str
 ) -> tuple[list[ResultRecord], BatchReport]:
     """The batch path over ``parts``, each run by a new pipeline resumed from the stored
-    state (a restart between parts); the stored results and what was committed."""
+    state (a restart between parts), with the configuration of the part if a list;
+    the stored results and what was committed."""
+    configs = config if isinstance(config, list) else [config] * len(parts)
     engine = storage.create(url)
     storage.upgrade(engine)
     store = storage.Store(engine)
     committed = BatchReport()
     try:
-        for i, path in enumerate(parts):
+        for i, (config, path) in enumerate(zip(configs, parts, strict=True)):
             with engine.connect() as connection:
                 pipeline = build_pipeline(config, store, resume=i > 0, join=None)
                 alerts = AlertEngine(config.alerts, window_sizes(config), deliver=False)
@@ -183,20 +185,25 @@ def _run_in_parts(
         engine.dispose()
 
 
+def _halves(events: pl.DataFrame, cut: int, directory: Path) -> list[Path]:
+    parts = []
+    for name, rows in {
+        "before": events.filter(pl.col("ts") < cut),
+        "after": events.filter(pl.col("ts") >= cut),
+    }.items():
+        path = directory / f"{name}.jsonl"
+        path.write_bytes(b"\n".join(synthetic.prediction_lines(rows)) + b"\n")
+        parts.append(path)
+    return parts
+
+
 def test_a_restart_mid_window_changes_no_versions_record(
     traffic: dict, reference_file: Path, tmp_path: Path
 ) -> None:
     loaded = _config(tmp_path, reference_file, "{split: true}")
     events = traffic["events"]
     cut = START + 2 * HOUR + HOUR // 3  # inside window 2, both versions with open panes
-    parts = []
-    for name, rows in {
-        "before": events.filter(pl.col("ts") < cut),
-        "after": events.filter(pl.col("ts") >= cut),
-    }.items():
-        path = tmp_path / f"{name}.jsonl"
-        path.write_bytes(b"\n".join(synthetic.prediction_lines(rows)) + b"\n")
-        parts.append(path)
+    parts = _halves(events, cut, tmp_path)
     whole = tmp_path / "whole.jsonl"
     whole.write_bytes(b"\n".join(synthetic.prediction_lines(events)) + b"\n")
     once, _ = _run_in_parts(loaded, [whole], f"sqlite:///{tmp_path / 'once.db'}")
@@ -257,3 +264,20 @@ def test_a_version_not_seen_for_forget_after_is_no_longer_reported(
     last_b = events.filter(pl.col("model_version") == "B")["ts"].max()
     closed_b = max(r["window_end"] for r in results if r["model_version"] == "B")
     assert closed_b == _time(START + 2 * HOUR) and last_b < gone
+
+
+@pytest.mark.parametrize("split", [(False, True), (True, False)], ids=["on", "off"])
+def test_turning_split_on_or_off_starts_the_open_windows_afresh(
+    traffic: dict,
+    reference_file: Path,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    split: tuple[bool, bool],
+) -> None:
+    configs = [_config(tmp_path, reference_file, "{split: true}" if on else None) for on in split]
+    parts = _halves(traffic["events"], START + 2 * HOUR + HOUR // 3, tmp_path)
+    results, _ = _run_in_parts(configs, parts, f"sqlite:///{tmp_path / 'db.sqlite'}")
+    assert "start afresh" in caplog.text or "start windows of their own" in caplog.text
+    after = [r for r in results if r.kind == "data_drift" and r.window_index >= 3]
+    versions = {r.model_version for r in after}
+    assert versions == ({"A", "B"} if split[1] else {"A"})
