@@ -29,6 +29,7 @@ KINDS = (
     "fairness",
     "concept_drift",
     "multivariate_drift",
+    "version_comparison",
 )
 """The kinds of result record."""
 
@@ -79,7 +80,8 @@ class ResultRecord:
     """One detector verdict on one window; times are epoch milliseconds (UTC).
 
     ``value`` is ``None`` unless ``status`` is ``ok``; ``drift`` is only ever
-    true when it is. ``detected_at`` is set on ``concept_drift`` records only.
+    true when it is. ``detected_at`` is set on ``concept_drift`` records only;
+    ``champion_version``, ``ci_low`` and ``ci_high`` on ``version_comparison`` ones.
     """
 
     model: str = _text(NAME_LENGTH)
@@ -104,6 +106,9 @@ class ResultRecord:
     n_labeled: int | None = field()
     error_bound: float | None = None
     detected_at: int | None = None
+    champion_version: str | None = field(default=None, metadata={"max_length": NAME_LENGTH})
+    ci_low: float | None = None
+    ci_high: float | None = None
 
     @classmethod
     def of(

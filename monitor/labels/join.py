@@ -162,7 +162,9 @@ class ModelLabels:
         report = LabelReport()
         missing = self.join_found(connection, frame, now, report)
         if missing.height:
-            self.orphans.keep(connection, missing, batch, now, report)
+            duplicates, orphaned = self.orphans.keep(connection, missing, batch, now)
+            report.duplicate_labels += duplicates
+            report.orphaned += orphaned
         return report
 
     def join_found(

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import polars as pl
 from sqlalchemy import Connection
 
 from driftwarden.monitor.ingest.messages import DecodedBatch
 from driftwarden.monitor.storage.join_store import JoinStore
-
-if TYPE_CHECKING:
-    from driftwarden.monitor.labels.join import LabelReport
 
 
 class Orphans:
@@ -47,13 +44,12 @@ class Orphans:
         rows: pl.DataFrame,
         batch: DecodedBatch,
         now: int,
-        report: LabelReport,
-    ) -> None:
-        """Keep labels that found no prediction as orphans (a repeated one is a duplicate)."""
+    ) -> tuple[int, int]:
+        """Keep labels that found no prediction as orphans; how many repeated a waiting
+        orphan (duplicates) and how many were new."""
         orphans = self.ids(connection)
         waiting = rows.filter(pl.col("id").is_in(list(orphans)))
         new = rows.filter(~pl.col("id").is_in(list(orphans)))
-        report.duplicate_labels += waiting.height
         if self.policy == "last":
             self.store.replace_orphan_labels(
                 connection,
@@ -80,4 +76,4 @@ class Orphans:
             )
         self.store.insert_orphans(connection, entries)
         orphans.update(new["id"].to_list())
-        report.orphaned += new.height
+        return waiting.height, new.height

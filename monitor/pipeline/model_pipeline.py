@@ -183,7 +183,7 @@ class ModelPipeline:
         )
         results = evaluate(profile, summary, window, self.config, self.detectors)
         results += outcome_records(
-            profile, self.config, window, summary, self._window_labels(connection, window)
+            profile, self.config, window, summary, self.window_labels(connection, window)
         )
         commit.windows.append(
             ClosedWindow(
@@ -200,7 +200,8 @@ class ModelPipeline:
         commit.results.extend(results)
         return window, results
 
-    def _window_labels(self, connection: Connection, window: WindowInfo) -> LabelSummary:
+    def window_labels(self, connection: Connection, window: WindowInfo) -> LabelSummary:
+        """The label summary of the panes of ``window`` (empty without labels)."""
         profile = self.profiles[window.reference_id]
         if self.labels is None:
             return LabelSummary.empty(profile.outcomes, profile.task)
@@ -232,10 +233,10 @@ class ModelPipeline:
         """Upsert the outcome results of closed windows whose labels changed, and detections."""
         if not joined.panes and not joined.detections:
             return
-        for window, summary in self._closed_windows(connection, commit, joined.panes):
+        for window, summary in self.closed_holding(connection, commit, joined.panes):
             profile = self.profiles.get(window.reference_id, self.profile)
             records = outcome_records(
-                profile, self.config, window, summary, self._window_labels(connection, window)
+                profile, self.config, window, summary, self.window_labels(connection, window)
             )
             commit.results.extend(records)
             report.outcomes.append((window, records))
@@ -260,7 +261,7 @@ class ModelPipeline:
             commit.results.append(record)
             report.outcomes.append((window, [record]))
 
-    def _closed_windows(
+    def closed_holding(
         self, connection: Connection, commit: Commit, keys: set[int]
     ) -> list[tuple[WindowInfo, WindowSummary]]:
         """Closed windows (stored or closed since the last checkpoint) holding any of ``keys``."""
@@ -287,7 +288,7 @@ class ModelPipeline:
 
     def _window_of(self, connection: Connection, commit: Commit, key: int) -> WindowInfo:
         """The earliest window holding ``key``: closed, or the open one it will close as."""
-        closed = self._closed_windows(connection, commit, {key})
+        closed = self.closed_holding(connection, commit, {key})
         if closed:
             return closed[0][0]
         bounds = self.windows.open_window_of(key)

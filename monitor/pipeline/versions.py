@@ -25,6 +25,7 @@ from driftwarden.core.times import duration_ms
 from driftwarden.detectors.stream import StreamDetector
 from driftwarden.monitor.config import ModelConfig
 from driftwarden.monitor.config.detectors import build_concept_detector
+from driftwarden.monitor.evaluation.version_comparison import comparison_records
 from driftwarden.monitor.ingest.messages import DecodedBatch
 from driftwarden.monitor.labels.join import LabelJoin, LabelReport
 from driftwarden.monitor.labels.orphans import Orphans
@@ -40,7 +41,8 @@ from driftwarden.monitor.storage import Commit, ModelSnapshot
 from driftwarden.monitor.windows import Windows, restore
 from driftwarden.monitor.windows.archive import as_bytes, pack, unpack
 from driftwarden.monitor.windows.profile import Profile
-from driftwarden.monitor.windows.windowing import SkippedRun
+from driftwarden.monitor.windows.summary import WindowSummary
+from driftwarden.monitor.windows.windowing import SkippedRun, WindowBounds
 
 log = logging.getLogger("driftwarden.pipeline")
 
@@ -265,7 +267,10 @@ class VersionedPipeline:
         for version, lane_joined in pending.items():
             lane = self.lanes.get(version)
             if lane is not None:
+                before = len(report.outcomes)
                 lane.outcomes_changed(lane_joined, commit, connection, report)
+                changed = [window for window, _ in report.outcomes[before:]]
+                self._compare(version, changed, commit, connection, report.outcomes)
 
     def close_due(
         self, commit: Commit, connection: Connection, now: int | None, *, flush: bool
@@ -273,11 +278,15 @@ class VersionedPipeline:
         """Close every lane's windows that are due; put versions not seen for
         ``forget_after`` to rest (their open windows close)."""
         closed = []
-        for lane in self.lanes.values():
-            closed += lane.close_due(commit, connection, now, flush=flush)
+        for version, lane in list(self.lanes.items()):
+            windows = lane.close_due(commit, connection, now, flush=flush)
+            closed += windows
+            self._compare(version, [w for w, _ in windows], commit, connection, closed)
         moment = self.latest if now is None else now
         for version in [v for v, seen in self.seen.items() if seen + self._forget_after < moment]:
-            closed += self._rest(version, commit, connection)
+            windows = self._rest(version, commit, connection)
+            closed += windows
+            self._compare(version, [w for w, _ in windows], commit, connection, closed)
         self.dirty = self.dirty or bool(closed)
         return closed
 
@@ -300,6 +309,61 @@ class VersionedPipeline:
         )
         return closed
 
+    # -- comparisons -----------------------------------------------------------------------
+
+    def _compare(
+        self,
+        version: str | None,
+        windows: list[WindowInfo],
+        commit: Commit,
+        connection: Connection,
+        out: list[tuple[WindowInfo, list[ResultRecord]]],
+    ) -> None:
+        """The comparison records of the windows of ``version`` whose outcomes were just
+        computed: the challenger's own, or (for the champion's) every challenger's window
+        of the same bounds. Added to ``commit`` and to ``out``."""
+        champion = self.lanes.get(self.champion)
+        if champion is None or champion.labels is None or not windows:
+            return
+        pairs: dict[tuple[str | None, int, int], WindowInfo] = {}
+        for window in windows:
+            if version != self.champion:
+                pairs.setdefault((version, window.start, window.end), window)
+                continue
+            for other, lane in self.lanes.items():
+                if other == self.champion:
+                    continue
+                for info, _ in self._same_bounds(lane, window, commit, connection):
+                    pairs.setdefault((other, info.start, info.end), info)
+        for (other, _, _), window in sorted(pairs.items(), key=lambda item: item[1].index):
+            lane = self.lanes.get(other)
+            if lane is None:  # put to rest in this step: compared when it closed
+                continue
+            found = self._same_bounds(lane, window, commit, connection)
+            n_window = found[0][1].n_events if found else None
+            records = comparison_records(
+                window,
+                self.champion,
+                champion.window_labels(connection, window),
+                lane.window_labels(connection, window),
+                n_window,
+                self.config.labels.min_labeled,
+            )
+            commit.results.extend(records)
+            out.append((window, records))
+
+    @staticmethod
+    def _same_bounds(
+        lane: ModelPipeline, window: WindowInfo, commit: Commit, connection: Connection
+    ) -> list[tuple[WindowInfo, WindowSummary]]:
+        """``lane``'s closed window with the bounds of ``window`` (none or one)."""
+        low, _ = lane.windows.key_range(WindowBounds(window.index, window.start, window.end))
+        return [
+            (info, summary)
+            for info, summary in lane.closed_holding(connection, commit, {low})
+            if (info.start, info.end) == (window.start, window.end)
+        ]
+
     # -- labels ----------------------------------------------------------------------------
 
     def join_labels(
@@ -318,16 +382,21 @@ class VersionedPipeline:
         self.dirty = True
         total = report.joins.setdefault(self.name, LabelReport())
         remaining = frame.select("_row", "id", "ts", pl.col("label").cast(pl.String))
-        for lane in self.lanes.values():
+        for version, lane in self.lanes.items():
             if remaining.height == 0:
                 break
             assert lane.labels is not None
             joined = LabelReport()
             remaining = lane.labels.join_found(connection, remaining, now, joined)
             total.add(joined)
+            before = len(report.outcomes)
             lane.outcomes_changed(joined, commit, connection, report)
+            changed = [window for window, _ in report.outcomes[before:]]
+            self._compare(version, changed, commit, connection, report.outcomes)
         if remaining.height:
-            self.orphans.keep(connection, remaining, batch, now, total)
+            duplicates, orphaned = self.orphans.keep(connection, remaining, batch, now)
+            total.duplicate_labels += duplicates
+            total.orphaned += orphaned
 
     def expire(
         self,

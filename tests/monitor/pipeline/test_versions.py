@@ -4,6 +4,9 @@ that version's joined rows, and a restart mid-window changes no record."""
 
 from __future__ import annotations
 
+import logging
+import math
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -11,30 +14,57 @@ import orjson
 import polars as pl
 import pytest
 from prometheus_client import CollectorRegistry
+from scipy import stats
 from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score
 from support.pipeline import HOUR, START
 
 from driftwarden.alerts import AlertEngine
-from driftwarden.core.records import ResultRecord
+from driftwarden.core.records import ResultRecord, WindowInfo
 from driftwarden.core.times import format_time as _time
+from driftwarden.detectors.performance_regression import RegressionPerformanceSummary
 from driftwarden.monitor import config as configuration
 from driftwarden.monitor import storage
 from driftwarden.monitor.commands import synthetic
 from driftwarden.monitor.commands.replay import replay
+from driftwarden.monitor.evaluation.version_comparison import comparison_records
 from driftwarden.monitor.ingest.files import read_events
 from driftwarden.monitor.pipeline.building import build_pipeline, window_sizes
 from driftwarden.monitor.pipeline.report import BatchReport
 from driftwarden.monitor.pipeline.runner import BatchRunner, Cadence, SourceBatch
 from driftwarden.monitor.pipeline.versions import UNTRACKED
 from driftwarden.monitor.service.metrics import Metrics
+from driftwarden.monitor.windows.outcomes import LabelSummary
 
 VERSIONS = ("A", "B")
 LABELS = "    labels: {ttl: 2h, orphan_ttl: 30m, min_labeled: 100}\n"
 
 
+class _Collected(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@pytest.fixture
+def pipeline_log() -> Iterator[list[logging.LogRecord]]:
+    """What the pipeline logs (collected on its logger: the daemon's logging setup, which
+    other tests run, stops propagation to the root that ``caplog`` reads)."""
+    logger = logging.getLogger("driftwarden.pipeline")
+    handler, level = _Collected(), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    yield handler.records
+    logger.removeHandler(handler)
+    logger.setLevel(level)
+
+
 @pytest.fixture(scope="module")
 def traffic(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """Six hours of an A/B split (A gets 60%), B drifting in ``income`` from hour 3, and labels."""
+    """Six hours of an A/B split (A gets 60%), B drifting in ``income`` from hour 3 and
+    answering worse from hour 4, and labels."""
     directory = tmp_path_factory.mktemp("versions")
     stream = synthetic.Stream(n=14_000, start=START, span=6 * HOUR, seed=8)
     events = synthetic.events(stream)
@@ -45,6 +75,11 @@ def traffic(tmp_path_factory: pytest.TempPathFactory) -> dict:
     shifted = (pl.col("model_version") == "B") & (pl.col("ts") >= START + 3 * HOUR)
     events = events.with_columns(
         pl.when(shifted).then(pl.col("income") * 2.5).otherwise(pl.col("income")).alias("income")
+    )
+    flipped = pl.Series(rng.random(events.height) < 0.3)  # B answers worse from hour 4
+    worse = (pl.col("model_version") == "B") & (pl.col("ts") >= START + 4 * HOUR) & flipped
+    events = events.with_columns(
+        pl.when(worse).then(1.0 - pl.col("prediction")).otherwise("prediction").alias("prediction")
     )
     labels = synthetic.label_events(events, seed=4, delay=(60_000, 30 * 60_000))
     files = {"events": events, "labels": labels, "directory": directory}
@@ -106,12 +141,16 @@ def test_each_versions_records_are_those_of_its_rows_alone(
     labels = traffic[f"labels-{version}"]
     replay(loaded, traffic[f"predictions-{version}"], tmp_path / "out", labels=labels)
     alone = [r for r in _results(tmp_path / "out") if r["kind"] != "freshness"]
-    mine = [r for r in split_results if r["model_version"] == version]
+    mine = [
+        r
+        for r in split_results
+        if r["model_version"] == version and r["kind"] != "version_comparison"
+    ]
     assert {r["model_version"] for r in alone} == {version}
     kinds = {r["kind"] for r in mine}
     assert {"data_drift", "prediction_drift", "data_quality", "performance"} <= kinds
     assert {"estimated_performance", "fairness"} <= kinds
-    assert sorted(map(_comparable, mine)) == sorted(map(_comparable, alone))
+    assert sorted(map(_comparable, mine), key=repr) == sorted(map(_comparable, alone), key=repr)
 
 
 def test_only_the_drifting_version_drifts_in_the_shifted_feature(split_results: list) -> None:
@@ -123,14 +162,19 @@ def test_only_the_drifting_version_drifts_in_the_shifted_feature(split_results: 
     assert flagged == {("B", window) for window in range(3, 6)}
 
 
-def test_performance_of_each_version_equals_scikit_learn_on_its_joined_rows(
-    traffic: dict, split_results: list[dict]
-) -> None:
+def _joined(traffic: dict) -> pl.DataFrame:
+    """Predictions with the labels that joined them (within the 2 h ttl)."""
     events, labels = traffic["events"], traffic["labels"]
     joined = events.drop("label").join(
         labels.select("id", pl.col("ts").alias("label_ts"), "label"), on="id"
     )
-    joined = joined.filter(pl.col("label_ts") <= pl.col("ts") + 2 * HOUR)
+    return joined.filter(pl.col("label_ts") <= pl.col("ts") + 2 * HOUR)
+
+
+def test_performance_of_each_version_equals_scikit_learn_on_its_joined_rows(
+    traffic: dict, split_results: list[dict]
+) -> None:
+    joined = _joined(traffic)
     for version in VERSIONS:
         for window in range(6):
             start = START + window * HOUR
@@ -224,7 +268,7 @@ def test_a_restart_mid_window_changes_no_versions_record(
 
 
 def test_versions_beyond_max_tracked_are_counted_and_ignored(
-    traffic: dict, reference_file: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    traffic: dict, reference_file: Path, tmp_path: Path, pipeline_log: list[logging.LogRecord]
 ) -> None:
     loaded = _config(tmp_path, reference_file, "{split: true, max_tracked: 1}")
     url = f"sqlite:///{tmp_path / 'db.sqlite'}"
@@ -237,7 +281,7 @@ def test_versions_beyond_max_tracked_are_counted_and_ignored(
     Metrics(registry, loaded.models).record(report, loaded.models)
     ignored = {"reason": UNTRACKED}
     assert registry.get_sample_value("driftwarden_events_ignored_total", ignored) == n_b
-    refused = [r.getMessage() for r in caplog.records if "'B'" in r.getMessage()]
+    refused = [r.getMessage() for r in pipeline_log if "'B'" in r.getMessage()]
     assert len(refused) == 1 and "versions.max_tracked" in refused[0]
 
 
@@ -271,13 +315,94 @@ def test_turning_split_on_or_off_starts_the_open_windows_afresh(
     traffic: dict,
     reference_file: Path,
     tmp_path: Path,
-    caplog: pytest.LogCaptureFixture,
+    pipeline_log: list[logging.LogRecord],
     split: tuple[bool, bool],
 ) -> None:
     configs = [_config(tmp_path, reference_file, "{split: true}" if on else None) for on in split]
     parts = _halves(traffic["events"], START + 2 * HOUR + HOUR // 3, tmp_path)
     results, _ = _run_in_parts(configs, parts, f"sqlite:///{tmp_path / 'db.sqlite'}")
-    assert "start afresh" in caplog.text or "start windows of their own" in caplog.text
+    said = " ".join(r.getMessage() for r in pipeline_log)
+    assert "start afresh" in said or "start windows of their own" in said
     after = [r for r in results if r.kind == "data_drift" and r.window_index >= 3]
     versions = {r.model_version for r in after}
     assert versions == ({"A", "B"} if split[1] else {"A"})
+
+
+def _wilson(k: int, n: int, z: float) -> tuple[float, float]:
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return centre - half, centre + half
+
+
+def test_the_challengers_error_rate_difference_is_the_textbook_two_proportion_comparison(
+    traffic: dict, split_results: list[dict]
+) -> None:
+    joined = _joined(traffic)
+    z = stats.norm.ppf(0.975)
+    flagged = []
+    for window in range(6):
+        start = START + window * HOUR
+        inside = joined.filter((pl.col("ts") >= start) & (pl.col("ts") < start + HOUR))
+        arms = {}
+        for version in VERSIONS:
+            part = inside.filter(pl.col("model_version") == version)
+            wrong = (part["prediction"].to_numpy() >= 0.5) != (part["label"].to_numpy() == 1)
+            arms[version] = (int(wrong.sum()), part.height)
+        (k0, n0), (k1, n1) = arms["A"], arms["B"]
+        p0, p1 = k0 / n0, k1 / n1
+        (l0, u0), (l1, u1) = _wilson(k0, n0, z), _wilson(k1, n1, z)
+        pooled = (k0 + k1) / (n0 + n1)
+        statistic = (p1 - p0) / math.sqrt(pooled * (1 - pooled) * (1 / n0 + 1 / n1))
+        (record,) = [
+            r
+            for r in split_results
+            if r["kind"] == "version_comparison" and r["window_index"] == window
+        ]
+        assert (record["model_version"], record["champion_version"]) == ("B", "A")
+        assert (record["metric"], record["detector"]) == ("error_rate", "two_proportion_z")
+        assert (record["n_reference"], record["n_labeled"]) == (n0, n1)
+        assert record["value"] == pytest.approx(p1 - p0, abs=1e-12)
+        low = p1 - p0 - math.sqrt((p1 - l1) ** 2 + (u0 - p0) ** 2)
+        high = p1 - p0 + math.sqrt((u1 - p1) ** 2 + (p0 - l0) ** 2)
+        assert record["ci_low"] == pytest.approx(low, abs=1e-9)
+        assert record["ci_high"] == pytest.approx(high, abs=1e-9)
+        p_value = 2 * stats.norm.sf(abs(statistic))
+        assert record["p_value"] == pytest.approx(p_value, rel=1e-9, abs=1e-300)
+        if record["drift"]:
+            flagged.append(window)
+    assert flagged == [4, 5]
+
+
+def test_a_regression_challengers_absolute_error_is_welchs_test_of_scipy() -> None:
+    rng = np.random.default_rng(11)
+    y = {arm: rng.normal(50.0, 10.0, n) for arm, n in (("champion", 900), ("challenger", 700))}
+    predicted = {
+        "champion": y["champion"] + rng.normal(0.0, 3.0, 900),
+        "challenger": y["challenger"] + rng.normal(0.4, 3.3, 700),
+    }
+    summaries = {
+        arm: LabelSummary(
+            y[arm].size,
+            RegressionPerformanceSummary.from_arrays(y[arm], predicted[arm], shift=50.0),
+            (),
+        )
+        for arm in y
+    }
+    window = WindowInfo("eta", "2", "ref", 3, START, START + HOUR)
+    (record,) = comparison_records(
+        window, "1", summaries["champion"], summaries["challenger"], 750, min_labeled=500
+    )
+    errors = {arm: np.abs(y[arm] - predicted[arm]) for arm in y}
+    welch = stats.ttest_ind(errors["challenger"], errors["champion"], equal_var=False)
+    interval = welch.confidence_interval(0.95)
+    assert (record.kind, record.detector, record.metric) == (
+        "version_comparison",
+        "welch_t",
+        "absolute_error",
+    )
+    assert record.value == pytest.approx(errors["challenger"].mean() - errors["champion"].mean())
+    assert record.p_value == pytest.approx(welch.pvalue, rel=1e-9)
+    assert (record.ci_low, record.ci_high) == pytest.approx(tuple(interval), rel=1e-9)
+    assert (record.n_reference, record.n_labeled, record.n_window) == (900, 700, 750)
+    assert record.drift == (welch.pvalue < 0.05 and record.value > 0)

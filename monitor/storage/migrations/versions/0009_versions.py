@@ -1,4 +1,5 @@
-"""versions: a record's model version is part of its key (versions monitored separately)
+"""versions: a record's model version is part of its key (versions monitored separately);
+comparisons of versions carry the champion and an interval
 
 Revision ID: 0009_versions
 Revises: 0008_pages
@@ -24,6 +25,9 @@ def upgrade() -> None:
         batch_op.drop_constraint("uq_results_key", type_="unique")
         batch_op.alter_column("model_version", existing_type=sa.String(length=255), nullable=False)
         batch_op.create_unique_constraint("uq_results_key", [*_OLD_KEY, "model_version"])
+        batch_op.add_column(sa.Column("champion_version", sa.String(length=255), nullable=True))
+        batch_op.add_column(sa.Column("ci_low", sa.Float(), nullable=True))
+        batch_op.add_column(sa.Column("ci_high", sa.Float(), nullable=True))
 
 
 def downgrade() -> None:
@@ -34,6 +38,9 @@ def downgrade() -> None:
         + ")"
     )
     with op.batch_alter_table("results", schema=None) as batch_op:
+        batch_op.drop_column("ci_high")
+        batch_op.drop_column("ci_low")
+        batch_op.drop_column("champion_version")
         batch_op.drop_constraint("uq_results_key", type_="unique")
         batch_op.alter_column("model_version", existing_type=sa.String(length=255), nullable=True)
         batch_op.create_unique_constraint("uq_results_key", _OLD_KEY)
