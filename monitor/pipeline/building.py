@@ -73,3 +73,8 @@ def window_sizes(config: Config) -> dict[str, timedelta]:
         for name, model in config.models.items()
         if isinstance(model.window, TimeWindowConfig)
     }
+
+
+def split_models(config: Config) -> list[str]:
+    """Models whose versions are monitored separately (``versions.split``)."""
+    return [name for name, model in config.models.items() if model.versions.split]

@@ -406,3 +406,54 @@ def test_a_regression_challengers_absolute_error_is_welchs_test_of_scipy() -> No
     assert (record.ci_low, record.ci_high) == pytest.approx(tuple(interval), rel=1e-9)
     assert (record.n_reference, record.n_labeled, record.n_window) == (900, 700, 750)
     assert record.drift == (welch.pvalue < 0.05 and record.value > 0)
+
+
+ALERTS = """\
+alerts:
+  group_by: [model, model_version, rule]
+  group_wait: 0s
+  channels:
+    hook:
+      type: webhook
+      url: "http://127.0.0.1:9/hook"
+      secrets: [whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw]
+  rules:
+    - {name: challenger, match: [kind=version_comparison], comparison: COMPARISON,
+       severity: warning, channels: [hook]}
+    - {name: income, match: [kind=data_drift, feature=income], severity: warning,
+       channels: [hook]}
+"""
+
+
+@pytest.mark.parametrize(
+    ("champion", "comparison"), [("A", "worse"), ("B", "better")], ids=["worse", "better"]
+)
+def test_alerts_on_versions_carry_the_version_and_the_comparison(
+    traffic: dict, reference_file: Path, tmp_path: Path, champion: str, comparison: str
+) -> None:
+    text = synthetic.config_yaml(str(reference_file), "sqlite://") + LABELS
+    text += f"    versions: {{split: true, champion: {champion}}}\n"
+    text += ALERTS.replace("COMPARISON", comparison)
+    path = tmp_path / "config.yaml"
+    path.write_text(text)
+    loaded = configuration.load(path)
+    labels = traffic["labels-all"]
+    replay(loaded, traffic["predictions-all"], tmp_path / "out", labels=labels)
+    lines = [
+        orjson.loads(line) for line in (tmp_path / "out" / "alerts.jsonl").read_bytes().splitlines()
+    ]
+    firing = [line["payload"] for line in lines if line["payload"]["status"] == "firing"]
+    by_rule = {}
+    for body in firing:
+        by_rule.setdefault(body["group_labels"]["rule"], []).append(body)
+    challenger = "A" if champion == "B" else "B"
+    (compared,) = by_rule["challenger"]  # one incident, windows 4 and 5
+    assert compared["group_labels"]["model_version"] == challenger
+    (alert,) = compared["alerts"]
+    assert alert["labels"]["model_version"] == challenger
+    evidence = alert["evidence"]
+    assert (evidence["champion_version"], evidence["window_index"]) == (champion, 4)
+    assert evidence["ci_low"] < evidence["value"] < evidence["ci_high"]
+    assert (evidence["value"] > 0) == (comparison == "worse")
+    drifted = {body["group_labels"]["model_version"] for body in by_rule["income"]}
+    assert drifted == {"B"}
