@@ -24,7 +24,7 @@ from driftwarden.core.times import format_time as _time
 from driftwarden.detectors.performance_regression import RegressionPerformanceSummary
 from driftwarden.monitor import config as configuration
 from driftwarden.monitor import storage
-from driftwarden.monitor.commands import synthetic
+from driftwarden.monitor.commands import cli, synthetic
 from driftwarden.monitor.commands.replay import replay
 from driftwarden.monitor.evaluation.version_comparison import comparison_records
 from driftwarden.monitor.ingest.files import read_events
@@ -457,3 +457,25 @@ def test_alerts_on_versions_carry_the_version_and_the_comparison(
     assert (evidence["value"] > 0) == (comparison == "worse")
     drifted = {body["group_labels"]["model_version"] for body in by_rule["income"]}
     assert drifted == {"B"}
+
+
+def test_results_version_prints_the_records_of_one_version(
+    traffic: dict,
+    reference_file: Path,
+    tmp_path: Path,
+    capsysbinary: pytest.CaptureFixture[bytes],
+) -> None:
+    url = f"sqlite:///{tmp_path / 'results.db'}"
+    text = (
+        synthetic.config_yaml(str(reference_file), url) + LABELS + "    versions: {split: true}\n"
+    )
+    path = tmp_path / "config.yaml"
+    path.write_text(text)
+    loaded = configuration.load(path)
+    replay(loaded, traffic["predictions-all"], tmp_path / "out", storage_url=url)
+    written = _results(tmp_path / "out")
+    capsysbinary.readouterr()
+    assert cli.main(["results", "--config", str(path), "--version", "B"], environ={}) == 0
+    printed = [orjson.loads(line) for line in capsysbinary.readouterr().out.splitlines()]
+    expected = [r for r in written if r["model_version"] == "B"]
+    assert printed and sorted(printed, key=repr) == sorted(expected, key=repr)
