@@ -1,5 +1,8 @@
-"""versions: a record's model version is part of its key (versions monitored separately);
-comparisons of versions carry the champion and an interval
+"""versions: the model version is part of a record's key; comparisons carry champion, interval
+
+With ``versions.split`` a model's versions are monitored separately, so records of the
+same window differ by version; ``version_comparison`` records name the champion and the
+interval of the difference.
 
 Revision ID: 0009_versions
 Revises: 0008_pages
