@@ -479,3 +479,101 @@ def test_results_version_prints_the_records_of_one_version(
     printed = [orjson.loads(line) for line in capsysbinary.readouterr().out.splitlines()]
     expected = [r for r in written if r["model_version"] == "B"]
     assert printed and sorted(printed, key=repr) == sorted(expected, key=repr)
+
+
+def _as_closed(results: list[dict]) -> BatchReport:
+    """Replay's records as the windows a batch closed, in window order."""
+    report = BatchReport()
+    windows: dict[tuple, list[ResultRecord]] = {}
+    for line in results:
+        record = ResultRecord.from_json(line)
+        if record.kind != "freshness":
+            windows.setdefault((record.window_index, record.model_version), []).append(record)
+    for (_, version), records in sorted(windows.items(), key=lambda item: item[0][0]):
+        first = records[0]
+        info = WindowInfo(
+            first.model,
+            version,
+            first.reference_id,
+            first.window_index,
+            first.window_start,
+            first.window_end,
+        )
+        report.closed.append((info, records))
+    return report
+
+
+def test_version_gauges_follow_each_versions_latest_window(
+    traffic: dict, reference_file: Path, tmp_path: Path, split_results: list[dict]
+) -> None:
+    loaded = _config(tmp_path, reference_file, "{split: true}")
+    registry = CollectorRegistry()
+    Metrics(registry, loaded.models).record(_as_closed(split_results), loaded.models)
+    model = synthetic.MODEL
+
+    def gauge(name: str, **labels: str) -> float | None:
+        return registry.get_sample_value(name, {"model": model, **labels})
+
+    def latest(version: str, kind: str, metric: str) -> dict:
+        mine = [
+            r
+            for r in split_results
+            if (r["model_version"], r["kind"], r["metric"]) == (version, kind, metric)
+        ]
+        return max(mine, key=lambda r: r["window_index"])
+
+    for version in VERSIONS:
+        accuracy = latest(version, "performance", "accuracy")["value"]
+        labels = {"model_version": version, "metric": "accuracy", "kind": "realized"}
+        assert gauge("driftwarden_version_performance", **labels) == accuracy
+    champion = latest("A", "performance", "accuracy")["value"]
+    assert gauge("driftwarden_performance", metric="accuracy", kind="realized") == champion
+    compared = latest("B", "version_comparison", "error_rate")
+    labels = {"model_version": "B", "metric": "error_rate"}
+    for stat, field in (("difference", "value"), ("ci_low", "ci_low"), ("p_value", "p_value")):
+        assert gauge("driftwarden_version_comparison", **labels, stat=stat) == compared[field]
+    assert gauge("driftwarden_version_comparison_worse", **labels) == 1.0
+    flagged = sum(
+        1
+        for r in split_results
+        if (r["model_version"], r["kind"], r["window_index"]) == ("B", "data_drift", 5)
+        and r["drift"]
+    )
+    drifted = gauge("driftwarden_version_drifted_features", model_version="B")
+    assert drifted == flagged >= 1
+
+
+def test_version_gauges_keep_at_most_max_tracked_versions(
+    reference_file: Path, tmp_path: Path
+) -> None:
+    loaded = _config(tmp_path, reference_file, "{split: true, max_tracked: 3}")
+    report = BatchReport()
+    for i, version in enumerate(["v1", "v2", "v3", "v4", "v5"]):
+        window = WindowInfo(synthetic.MODEL, version, "ref", i, START, START + HOUR)
+        record = ResultRecord.from_json(
+            {
+                "model": synthetic.MODEL,
+                "model_version": version,
+                "reference_id": "ref",
+                "window_start": START,
+                "window_end": START + HOUR,
+                "window_index": i,
+                "kind": "data_drift",
+                "detector": "psi",
+                "feature": "income",
+                "value": 0.1,
+                "direction": "above",
+                "drift": False,
+                "status": "ok",
+            }
+        )
+        report.closed.append((window, [record]))
+    registry = CollectorRegistry()
+    Metrics(registry, loaded.models).record(report, loaded.models)
+    exported = {
+        sample.labels["model_version"]
+        for family in registry.collect()
+        if family.name == "driftwarden_version_drifted_features"
+        for sample in family.samples
+    }
+    assert exported == {"v3", "v4", "v5"}
