@@ -2,8 +2,9 @@
 
 Each version seen in the events runs in a lane of its own: a ``ModelPipeline`` with its
 own windows, label panes and concept-drift stream, whose records carry the version. A
-label names the model, not the version: it joins the lane that holds a prediction of its
-id, and waits as an orphan of the model when none does. At most ``max_tracked`` versions
+label names the model, not the version: it joins every lane that holds a prediction of
+its id (one with A/B traffic; each version's when versions score the same requests, in
+shadow), and waits as an orphan of the model when none does. At most ``max_tracked`` versions
 have lanes; events of further versions are counted (``version_untracked``) and ignored.
 A version with no event for ``forget_after`` has its open windows closed and its lane put
 to rest: its window state (small once closed) is kept, so if it comes back its windows
@@ -375,19 +376,23 @@ class VersionedPipeline:
         now: int,
         report: BatchReport,
     ) -> None:
-        """Join a batch of labels to the lane holding each one's prediction; labels found
-        in none wait as orphans of the model."""
+        """Join a batch of labels to every lane holding a prediction of its id (one for
+        A/B traffic, each version's for shadow traffic); labels found in none wait as
+        orphans of the model."""
         assert self.orphans is not None
         report.labels[self.name] += frame.height
         self.dirty = True
         total = report.joins.setdefault(self.name, LabelReport())
-        remaining = frame.select("_row", "id", "ts", pl.col("label").cast(pl.String))
+        keep = "last" if self.config.labels.policy == "last" else "first"
+        labels = frame.select("_row", "id", "ts", pl.col("label").cast(pl.String))
+        unique = labels.unique("id", keep=keep, maintain_order=True)
+        total.duplicate_labels += labels.height - unique.height
+        remaining = unique
         for version, lane in self.lanes.items():
-            if remaining.height == 0:
-                break
             assert lane.labels is not None
             joined = LabelReport()
-            remaining = lane.labels.join_found(connection, remaining, now, joined)
+            missing = lane.labels.join_found(connection, unique, now, joined)
+            remaining = remaining.filter(pl.col("_row").is_in(missing["_row"].implode()))
             total.add(joined)
             before = len(report.outcomes)
             lane.outcomes_changed(joined, commit, connection, report)

@@ -577,3 +577,40 @@ def test_version_gauges_keep_at_most_max_tracked_versions(
         for sample in family.samples
     }
     assert exported == {"v3", "v4", "v5"}
+
+
+def test_in_shadow_each_label_joins_every_versions_prediction_of_its_id(
+    reference_file: Path, tmp_path: Path
+) -> None:
+    stream = synthetic.Stream(n=6_000, start=START, span=3 * HOUR, seed=12)
+    champion = synthetic.events(stream).with_columns(model_version=pl.lit("A"))
+    rng = np.random.default_rng(9)
+    sharper = np.clip(champion["label"].to_numpy() * 0.5 + rng.random(champion.height) * 0.5, 0, 1)
+    shadow = champion.with_columns(model_version=pl.lit("B"), prediction=pl.Series(sharper))
+    events = pl.concat([champion, shadow]).sort("ts", maintain_order=True)
+    labels = synthetic.label_events(champion, seed=6, delay=(60_000, 20 * 60_000))
+    predictions, label_file = tmp_path / "predictions.jsonl", tmp_path / "labels.jsonl"
+    predictions.write_bytes(b"\n".join(synthetic.prediction_lines(events)) + b"\n")
+    label_file.write_bytes(b"\n".join(synthetic.label_lines(labels)) + b"\n")
+    loaded = _config(tmp_path, reference_file, "{split: true}")
+    outcome = replay(loaded, predictions, tmp_path / "out", labels=label_file)
+    assert not outcome.dead_letters  # no label left an orphan
+    results = _results(tmp_path / "out")
+    truth = dict(zip(labels["id"].to_list(), labels["label"].to_list(), strict=True))
+    for version, rows in (("A", champion), ("B", shadow)):
+        for window in range(3):
+            start = START + window * HOUR
+            part = rows.filter((pl.col("ts") >= start) & (pl.col("ts") < start + HOUR))
+            part = part.filter(pl.col("id").is_in(list(truth)))
+            y = np.array([truth[i] for i in part["id"].to_list()])
+            predicted = part["prediction"].to_numpy() >= 0.5
+            (accuracy,) = [
+                r
+                for r in results
+                if (r["model_version"], r["window_index"], r["kind"], r["metric"])
+                == (version, window, "performance", "accuracy")
+            ]
+            assert accuracy["n_labeled"] == len(y)
+            assert accuracy["value"] == pytest.approx(accuracy_score(y, predicted))
+    better = [r for r in results if r["kind"] == "version_comparison"]
+    assert better and all(r["value"] < 0 and r["model_version"] == "B" for r in better)
