@@ -106,6 +106,9 @@ class ModelLabels:
         self._orphan_ttl = int(config.labels.orphan_ttl.total_seconds() * 1000)
         self._panes: dict[int, LabelSummary] = {}
         self._dirty: set[int] = set()
+        self.taken: pl.DataFrame | None = None
+        """The orphan labels the last ``storing`` took (other versions' predictions of
+        their ids may want them too)."""
         if orphans is None:
             orphans = Orphans(join.store, name, config.labels.policy, self._orphan_ttl)
         self.orphans = orphans
@@ -130,13 +133,15 @@ class ModelLabels:
             inserted = insert.result()
         report.stored = inserted
         report.duplicate_predictions = frame.height - inserted
+        self.taken = None
         orphans = self.orphans.ids(connection)
         if orphans:
             waiting = frame.filter(pl.col("id").is_in(list(orphans)))["id"].unique().to_list()
             if waiting:
                 labels = self.store.take_orphans(connection, self.orphans.model, waiting)
                 orphans.difference_update(waiting)
-                self._join(connection, labels.with_row_index("_row"), now, report)
+                self.taken = labels.with_row_index("_row")
+                self._join(connection, self.taken, now, report)
 
     def _pending(self, frame: pl.DataFrame, keys: pl.Series) -> pl.DataFrame:
         """The join-store rows of folded predictions (``_PENDING_COLUMNS``)."""

@@ -214,7 +214,25 @@ class VersionedPipeline:
             if joined is not None:
                 self._pending.setdefault(version, LabelReport()).add(joined)
             report.extend(scratch)
+        self._share_orphans(connection, event_now if now is None else now, report)
         return folded
+
+    def _share_orphans(self, connection: Connection, now: int, report: BatchReport) -> None:
+        """Orphan labels a version's predictions took in this batch join the other
+        versions' predictions of their ids too (shadow traffic)."""
+        for version, lane in self.lanes.items():
+            taken = None if lane.labels is None else lane.labels.taken
+            if taken is None or taken.height == 0:
+                continue
+            assert lane.labels is not None
+            lane.labels.taken = None
+            for other, receiver in self.lanes.items():
+                if other == version or receiver.labels is None:
+                    continue
+                joined = LabelReport()
+                receiver.labels.join_found(connection, taken, now, joined)
+                self._pending.setdefault(other, LabelReport()).add(joined)
+                report.joins.setdefault(self.name, LabelReport()).add(joined)
 
     def _tracked(self, frame: pl.DataFrame, batch: DecodedBatch) -> pl.DataFrame:
         """The rows of tracked versions; a new version is tracked while fewer than
