@@ -144,6 +144,11 @@ class ModelPipeline:
         return self.profiles.get(open_summary.reference_id, self.profile)
 
     @property
+    def keys(self) -> list[str]:
+        """The names its waiting predictions are stored under."""
+        return [self.key]
+
+    @property
     def skipped(self) -> list[SkippedRun]:
         """Runs of empty windows the last ``close_due`` skipped."""
         return self.windows.skipped

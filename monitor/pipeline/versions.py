@@ -179,6 +179,11 @@ class VersionedPipeline:
         return self._blank if lane is None else lane.windows
 
     @property
+    def keys(self) -> list[str]:
+        """The names the tracked versions' waiting predictions are stored under."""
+        return [lane.key for lane in self.lanes.values()]
+
+    @property
     def skipped(self) -> list[SkippedRun]:
         """Runs of empty windows the lanes skipped in their last ``close_due``."""
         return [run for lane in self.lanes.values() for run in lane.skipped]

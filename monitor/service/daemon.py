@@ -630,7 +630,9 @@ class Daemon:
         connection = self.runner.connection
         for name, model in self.runner.pipeline.models.items():
             if model.labels is not None and model.source in keys:
-                waiting, _ = self.join_store.label_counts(connection, name)
+                waiting = sum(
+                    self.join_store.label_counts(connection, key)[0] for key in model.keys
+                )
                 self.metrics.pending.labels(name).set(waiting)
         connection.commit()
 
