@@ -614,3 +614,28 @@ def test_in_shadow_each_label_joins_every_versions_prediction_of_its_id(
             assert accuracy["value"] == pytest.approx(accuracy_score(y, predicted))
     better = [r for r in results if r["kind"] == "version_comparison"]
     assert better and all(r["value"] < 0 and r["model_version"] == "B" for r in better)
+
+
+def test_a_version_that_comes_back_goes_on_numbering_its_windows(
+    traffic: dict, reference_file: Path, tmp_path: Path
+) -> None:
+    events = traffic["events"]
+    away = (pl.col("ts") >= START + 2 * HOUR) & (pl.col("ts") < START + 5 * HOUR)
+    events = events.filter((pl.col("model_version") == "A") | ~away)
+    path = tmp_path / "predictions.jsonl"
+    path.write_bytes(b"\n".join(synthetic.prediction_lines(events)) + b"\n")
+    loaded = _config(tmp_path, reference_file, "{split: true, forget_after: 90m}")
+    replay(loaded, path, tmp_path / "out")
+    records = [
+        r
+        for r in _results(tmp_path / "out")
+        if r["model_version"] == "B"
+        and (r["kind"], r["detector"], r["feature"]) == ("data_drift", "psi", "income")
+    ]
+    # its windows go on where they stopped: those of its absence close empty when it is back
+    by_start = {r["window_start"]: (r["window_index"], r["status"]) for r in records}
+    assert len(records) == len(by_start) == 6
+    for hour in range(6):
+        index, status = by_start[_time(START + hour * HOUR)]
+        assert index == hour
+        assert (status == "ok") == (hour not in (2, 3, 4))
