@@ -417,9 +417,13 @@ alerts:
       type: webhook
       url: "http://127.0.0.1:9/hook"
       secrets: [whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw]
+    retrain:
+      type: retrain
+      url: "http://127.0.0.1:9/retrain"
+      secrets: [whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw]
   rules:
     - {name: challenger, match: [kind=version_comparison], comparison: COMPARISON,
-       severity: warning, channels: [hook]}
+       severity: warning, channels: [hook, retrain]}
     - {name: income, match: [kind=data_drift, feature=income], severity: warning,
        channels: [hook]}
 """
@@ -442,6 +446,15 @@ def test_alerts_on_versions_carry_the_version_and_the_comparison(
     lines = [
         orjson.loads(line) for line in (tmp_path / "out" / "alerts.jsonl").read_bytes().splitlines()
     ]
+    retrain = [line for line in lines if line["channel"] == "retrain"]
+    assert retrain and not any("failed" in line for line in retrain)  # retrain.v1 holds
+    (evidence,) = retrain[0]["payload"]["evidence"]
+    assert (evidence["kind"], evidence["model_version"]) == (
+        "version_comparison",
+        "B" if champion == "A" else "A",
+    )
+    assert evidence["champion_version"] == champion and evidence["ci_low"] is not None
+    lines = [line for line in lines if line["channel"] == "hook"]
     firing = [line["payload"] for line in lines if line["payload"]["status"] == "firing"]
     by_rule = {}
     for body in firing:
