@@ -51,8 +51,18 @@ MATCH_FIELDS = (
 )
 """Result fields a rule's ``match`` may test."""
 
-IDENTITY_LABELS = ("rule", "model", "kind", "detector", "feature", "metric", "group_attribute")
-"""Labels that identify an alert; its fingerprint is their hash."""
+IDENTITY_LABELS = (
+    "rule",
+    "model",
+    "kind",
+    "detector",
+    "feature",
+    "metric",
+    "group_attribute",
+    "model_version",
+)
+"""Labels that identify an alert; its fingerprint is their hash. ``model_version`` is one
+only for models whose versions are monitored separately (``versions.split``)."""
 
 _RESERVED_LABELS = frozenset(IDENTITY_LABELS) | {"severity"}
 _LABEL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -198,8 +208,9 @@ class RuleConfig(Section):
     """A condition on results that, held for ``for`` consecutive windows, fires an alert.
 
     The condition is ``value > above``, ``value < below``, or (neither set)
-    the result's own ``drift`` decision; only ``ok`` results with at least
-    ``min_labeled`` labels are judged. A firing alert stays firing for
+    the result's own ``drift`` decision (for ``version_comparison`` results with
+    ``comparison: better``: the challenger is significantly better); only ``ok``
+    results with at least ``min_labeled`` labels are judged. A firing alert stays firing for
     ``keep_firing_for`` windows after its condition clears, so a one-window
     flap does not resolve it and page again. ``max_window_age`` overrides the
     section's for this rule: performance computed from labels that arrive
@@ -211,6 +222,7 @@ class RuleConfig(Section):
     above: float | None = None
     below: float | None = None
     min_labeled: int | None = Field(default=None, ge=1)
+    comparison: Literal["worse", "better"] = "worse"
     for_windows: int = Field(default=1, ge=1, alias="for")
     keep_firing_for: int = Field(default=1, ge=0)
     resolve_after: Duration | None = None

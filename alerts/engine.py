@@ -15,7 +15,7 @@ neither re-fires nor forgets, and ``reload`` only swaps the configuration.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import timedelta
 
@@ -98,6 +98,9 @@ class AlertEngine:
     pages_url
         Where the daemon's evidence pages are reached (``http.external_url``):
         notifications then link to their incident's and window's pages.
+    split_versions
+        Models whose versions are monitored separately: a result's version is then
+        part of its alert's identity.
     """
 
     def __init__(
@@ -107,8 +110,10 @@ class AlertEngine:
         *,
         deliver: bool = True,
         pages_url: str | None = None,
+        split_versions: Collection[str] = (),
     ) -> None:
         self.window_sizes = dict(window_sizes or {})
+        self.split_versions = frozenset(split_versions)
         self.deliver = deliver
         self.pages_url = pages_url
         self._setup = _Setup(config)
@@ -213,7 +218,12 @@ class AlertEngine:
             for result in results
             for fields in (result_fields(result),)
             for rule in setup.rules.values()
-            if (observation := rule.observe(result, fields)) is not None
+            if (
+                observation := rule.observe(
+                    result, fields, versioned=result.model in self.split_versions
+                )
+            )
+            is not None
         ]
         if not observations:
             return self.tick(now, connection)

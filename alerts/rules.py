@@ -51,6 +51,16 @@ def result_fields(result: ResultRecord) -> dict[str, str | None]:
     }
 
 
+def significantly_better(result: ResultRecord) -> bool:
+    """Whether a ``version_comparison`` result says the challenger is significantly better:
+    its p-value under the threshold, its difference on the good side of 0 (``direction``
+    names the bad side)."""
+    if result.value is None or result.p_value is None or result.threshold is None:
+        return False
+    good = result.value < 0.0 if result.direction == "above" else result.value > 0.0
+    return result.p_value < result.threshold and good
+
+
 class Rule:
     """A rule ready to judge results."""
 
@@ -61,11 +71,15 @@ class Rule:
         self._equal = tuple((m.name, m.value) for m in config.match if m.op == "=")
         self._other = tuple(m for m in config.match if m.op != "=")
 
-    def observe(self, result: ResultRecord, fields: Mapping[str, str | None]) -> Observation | None:
+    def observe(
+        self, result: ResultRecord, fields: Mapping[str, str | None], *, versioned: bool = False
+    ) -> Observation | None:
         """The observation of ``result`` (its ``result_fields`` given), or None if not judged.
 
         A result is judged when the rule matches it, its status is ``ok`` and it
         has at least ``min_labeled`` labels; anything else leaves the alert as it is.
+        The result's version is part of the alert's identity when its model's versions
+        are monitored separately (``versioned``).
         """
         config = self.config
         for name, value in self._equal:  # the common case, checked first and cheaply
@@ -83,6 +97,8 @@ class Rule:
             else:
                 assert config.below is not None
                 active, threshold, direction = result.value < config.below, config.below, "below"
+        elif config.comparison == "better" and result.kind == "version_comparison":
+            active, threshold, direction = significantly_better(result), result.threshold, "below"
         else:
             active, threshold, direction = result.drift, result.threshold, result.direction
         identity = {
@@ -95,6 +111,8 @@ class Rule:
             value = fields[name]
             if value is not None:
                 identity[name] = value
+        if versioned and result.model_version is not None:
+            identity["model_version"] = result.model_version
         return Observation(
             rule=self.name,
             fingerprint=fingerprint(identity),

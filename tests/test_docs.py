@@ -377,8 +377,10 @@ def _daemon_metrics() -> tuple[CollectorRegistry, list[MetricWrapperBase]]:
     engine = create_engine("sqlite://")
     http = httpx.Client()
     try:
+        metrics = Metrics(registry, ["credit-default"])
         owners = [
-            Metrics(registry, ["credit-default"]),
+            metrics,
+            metrics.versions,
             Dispatcher(
                 engine,
                 AlertsConfig(),

@@ -152,4 +152,8 @@ def _evidence(alert: AlertView) -> dict[str, Any]:
         "n_labeled": evidence.n_labeled,
         "since": format_optional(alert.starts_at),
         "resolved_at": format_optional(alert.ends_at),
+        "model_version": evidence.model_version,
+        "champion_version": evidence.champion_version,
+        "ci_low": evidence.ci_low,
+        "ci_high": evidence.ci_high,
     }

@@ -131,6 +131,9 @@ def _parser() -> argparse.ArgumentParser:
     results = commands.add_parser("results", help="print stored results as JSON lines")
     results.add_argument("--config", type=Path)
     results.add_argument("--model")
+    results.add_argument(
+        "--version", dest="model_version", help="only records of this model version"
+    )
     results.add_argument("--since", metavar="TIME", help="RFC 3339 time or epoch milliseconds")
     results.set_defaults(handler=_results)
 
@@ -314,7 +317,7 @@ def _results(args: argparse.Namespace) -> int:
     since = _time(args.since, "--since")
     store = _store(loaded.storage.url, args.config)
     out = sys.stdout.buffer
-    for record in store.results(model=args.model, since=since):
+    for record in store.results(model=args.model, since=since, version=args.model_version):
         out.write(orjson.dumps(record.to_json()) + b"\n")
     out.flush()
     return EXIT_OK

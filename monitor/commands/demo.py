@@ -2,9 +2,10 @@
 
 Starts a local Kafka-protocol broker on a free loopback port, writes the
 reference of a synthetic credit model, produces a simulated day of 200,000
-predictions — three features drift after midday, outcomes change in the
-evening — and their labels, runs the daemon on them (SQLite, metrics on
-127.0.0.1) with a local retrain-webhook receiver that checks signatures, and
+predictions of version 7 — three features drift after midday, outcomes change in the
+evening — with a challenger, version 8, scoring 30% of the same requests in shadow
+(it has learnt the evening's outcomes), and their labels, runs the daemon on them
+(SQLite, metrics on 127.0.0.1) with a local retrain-webhook receiver that checks signatures, and
 reports what it found. A second receiver always fails, to show failed
 deliveries. It stops by itself once the day is processed, unless
 ``--keep-running``.
@@ -20,15 +21,18 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import numpy as np
 import orjson
 import polars as pl
 
+from driftwarden.alerts.rules import significantly_better
 from driftwarden.alerts.signing import signature
 from driftwarden.core.times import format_time
 from driftwarden.monitor import config as configuration
 from driftwarden.monitor import storage
 from driftwarden.monitor.commands import synthetic
 from driftwarden.monitor.commands.local_broker import LocalBroker, free_port
+from driftwarden.monitor.pipeline.versions import lane_key
 from driftwarden.monitor.service import logs
 from driftwarden.monitor.service.daemon import Daemon
 from driftwarden.monitor.storage.join_store import JoinStore
@@ -39,6 +43,8 @@ WINDOWS = 24
 PREDICTIONS = "predictions"
 LABELS = "labels"
 SECRET = "whsec_ZHJpZnR3YXJkZW4tZGVtby1zZWNyZXQ="  # the demo's own, not a secret anywhere
+CHAMPION, CHALLENGER = "7", "8"
+SHADOW_SHARE = 0.3
 
 log = logging.getLogger("driftwarden.demo")
 
@@ -126,11 +132,16 @@ def run_demo(out: Path, *, keep_running: bool = False, port: int | None = None) 
             f"{', '.join(synthetic.DEFAULT_DRIFT)} drift from {format_time(plan.drift_from)}; "
             f"outcomes change from {format_time(plan.concept_from)}; labels 1 min to 1 h later"
         )
+        print(
+            f"  version {CHALLENGER} scores {SHADOW_SHARE:.0%} of the requests in shadow of "
+            f"version {CHAMPION}, and has learnt the outcomes after their change"
+        )
         events, labels = _day(plan)
         threading.Thread(
             target=_produce, args=(broker.bootstrap, events, labels), daemon=True
         ).start()
-        labelled = labels.height
+        shadowed = events.filter(pl.col("model_version") == CHALLENGER)["id"]
+        labelled = labels.height + int(labels["id"].is_in(shadowed.implode()).sum())
         watcher = threading.Thread(
             target=_watch,
             args=(daemon, loaded.storage.url, labelled, retrain, keep_running),
@@ -162,7 +173,8 @@ def _write_config(
 ) -> Path:
     text = synthetic.config_yaml("reference.parquet", f"sqlite:///{database.resolve()}").replace(
         "allowed_lateness: 5m}",
-        "allowed_lateness: 5m, idle_timeout: 2s}\n    multivariate_drift: {enabled: true}",
+        "allowed_lateness: 5m, idle_timeout: 2s}\n    multivariate_drift: {enabled: true}\n"
+        f'    versions: {{split: true, champion: "{CHAMPION}"}}',
     )
     text += f"""\
 kafka:
@@ -204,6 +216,11 @@ alerts:
       match: [kind=concept_drift]
       severity: error
       channels: [log]
+    - name: challenger-better
+      match: [kind=version_comparison]
+      comparison: better
+      severity: info
+      channels: [log]
 """
     path = out / "config.yaml"
     path.write_text(text)
@@ -219,8 +236,24 @@ def _day(plan: DemoPlan) -> tuple[pl.DataFrame, pl.DataFrame]:
         drift_from=plan.drift_from,
         concept_from=plan.concept_from,
     )
-    events = synthetic.events(stream)
-    return events, synthetic.label_events(events)
+    events = synthetic.events(stream).with_columns(model_version=pl.lit(CHAMPION))
+    labels = synthetic.label_events(events)
+    return _with_shadow(events, plan), labels
+
+
+def _with_shadow(events: pl.DataFrame, plan: DemoPlan) -> pl.DataFrame:
+    """The champion's predictions and the challenger's of a share of the same requests:
+    the champion's scores until the outcomes change, then the changed outcomes'
+    probability (as ``synthetic.events`` makes them), which the challenger has learnt."""
+    rng = np.random.default_rng(8)
+    sample = events.filter(pl.Series(rng.random(events.height) < SHADOW_SHARE))
+    changed = pl.col("ts") >= plan.concept_from
+    learnt = (0.35 + 0.3 * (1.0 - pl.col("prediction"))).clip(0.0, 1.0).round(6)
+    shadow = sample.with_columns(
+        model_version=pl.lit(CHALLENGER),
+        prediction=pl.when(changed).then(learnt).otherwise(pl.col("prediction")),
+    )
+    return pl.concat([events, shadow]).sort("ts", maintain_order=True)
 
 
 def _produce(bootstrap: str, events: pl.DataFrame, labels: pl.DataFrame) -> None:
@@ -252,12 +285,16 @@ def _watch(daemon: Daemon, url: str, labelled: int, retrain: Receiver, keep_runn
         time.sleep(0.5)
         with engine.connect() as connection:
             closed = connection.exec_driver_sql("SELECT count(*) FROM windows").scalar()
-            _, joined = join_store.label_counts(connection, synthetic.MODEL)
-        if closed >= WINDOWS and joined >= labelled and retrain.received:
+            joined = sum(
+                join_store.label_counts(connection, lane_key(synthetic.MODEL, version))[1]
+                for version in (CHAMPION, CHALLENGER)
+            )
+        every = closed >= 2 * WINDOWS  # each version's
+        if every and joined >= labelled and retrain.received:
             break
         if (closed, joined) != progress:
             progress, still_since = (closed, joined), time.monotonic()
-        elif closed >= WINDOWS and time.monotonic() - still_since > 15:
+        elif every and time.monotonic() - still_since > 15:
             break
     time.sleep(3)  # let the last notifications and resolves go out
     engine.dispose()
@@ -282,7 +319,8 @@ def _summarize(
     print(f"  {len(windows)} windows closed in {seconds:.1f} s; {len(records):,} results stored")
     drifted: dict[str, list] = {}
     for record in records:
-        if record.drift and record.kind == "data_drift" and record.feature:
+        champion = record.model_version == CHAMPION
+        if champion and record.drift and record.kind == "data_drift" and record.feature:
             drifted.setdefault(record.feature, []).append(record)
     for feature, hits in sorted(drifted.items()):
         first = min(hits, key=lambda r: r.window_start)
@@ -295,7 +333,9 @@ def _summarize(
     auc = {
         (r.kind, r.window_index): r.value
         for r in records
-        if r.metric == "roc_auc" and r.kind in ("performance", "estimated_performance")
+        if r.metric == "roc_auc"
+        and r.kind in ("performance", "estimated_performance")
+        and r.model_version == CHAMPION
     }
     for index in (6, 15, 21):
         realized, estimated = (
@@ -307,6 +347,7 @@ def _summarize(
                 f"  ROC AUC, window {index:>2}: realized {realized:.3f}, "
                 f"estimated without labels {estimated:.3f}"
             )
+    _print_comparisons(records)
     detections = sorted(
         (r.detected_at, r.detector) for r in records if r.kind == "concept_drift" and r.detected_at
     )
@@ -323,3 +364,25 @@ def _summarize(
     print(f"  failing receiver: {failed} notification(s) given up after retries (by design)")
     print(f"  metrics: http://127.0.0.1:{loaded.http.port}/metrics; results: {url}")
     print(f"  evidence pages: http://127.0.0.1:{loaded.http.port}/ui/")
+
+
+def _print_comparisons(records: list) -> None:
+    """The challenger against the champion in a morning, an afternoon and an evening window."""
+    compared = {
+        r.window_index: r
+        for r in records
+        if r.kind == "version_comparison" and r.status == "ok" and r.value is not None
+    }
+    for index in (6, 15, 21):
+        record = compared.get(index)
+        if record is None:
+            continue
+        verdict = "significantly worse" if record.drift else "no significant difference"
+        if significantly_better(record):
+            verdict = "significantly better"
+        print(
+            f"  version {record.model_version} vs {record.champion_version}, window {index:>2}: "
+            f"{record.metric} difference {record.value:+.3f} "
+            f"[{record.ci_low:+.3f}, {record.ci_high:+.3f}], p = {record.p_value:.2g} "
+            f"(n {record.n_labeled:,} vs {record.n_reference:,}): {verdict}"
+        )

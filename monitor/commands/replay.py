@@ -31,7 +31,7 @@ from driftwarden.monitor.config import Config
 from driftwarden.monitor.errors import InputError
 from driftwarden.monitor.ingest.files import LabelFeed, read_events
 from driftwarden.monitor.labels.join import LabelJoin
-from driftwarden.monitor.pipeline.building import build_pipeline, window_sizes
+from driftwarden.monitor.pipeline.building import build_pipeline, split_models, window_sizes
 from driftwarden.monitor.pipeline.report import BatchReport
 from driftwarden.monitor.pipeline.runner import BatchRunner, Cadence, SourceBatch
 from driftwarden.monitor.storage.join_store import JoinStore
@@ -120,7 +120,11 @@ def _run(
     progress: IO[str] | None,
 ) -> ReplayOutcome:
     alerts = AlertEngine(
-        config.alerts, window_sizes(config), deliver=False, pages_url=config.http.external_url
+        config.alerts,
+        window_sizes(config),
+        deliver=False,
+        pages_url=config.http.external_url,
+        split_versions=split_models(config),
     )
     outcome = ReplayOutcome()
     meter = _Progress(progress, predictions)

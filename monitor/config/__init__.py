@@ -21,6 +21,7 @@ from driftwarden.monitor.config.sections import (
     Task,
     TimeWindowConfig,
     TlsConfig,
+    VersionsConfig,
     WindowConfig,
 )
 
@@ -44,6 +45,7 @@ __all__ = [
     "Task",
     "TimeWindowConfig",
     "TlsConfig",
+    "VersionsConfig",
     "WindowConfig",
     "load",
     "parse",

@@ -27,6 +27,9 @@ from driftwarden.alerts.config import AlertsConfig
 from driftwarden.core.durations import Duration
 from driftwarden.core.records import NAME_LENGTH
 
+SPLIT_NAME_LENGTH = NAME_LENGTH - 17
+"""The longest name of a model whose versions are split (``name#`` and 16 hex digits)."""
+
 
 class Section(BaseModel):
     """A configuration section: unknown keys are errors, values are immutable."""
@@ -338,6 +341,30 @@ class MultivariateDriftConfig(Section):
     sigmas: float = Field(default=4.0, gt=0.0, le=100.0)
 
 
+class VersionsConfig(Section):
+    """How a model's versions are monitored (the events' ``model_version``).
+
+    With ``split`` on, each version has windows of its own and every record is computed
+    per version against the model's reference. ``champion`` names the version others are
+    compared with (null: the first version seen). At most ``max_tracked`` versions are
+    tracked at once; events of further versions are counted and ignored. A version with
+    no event for ``forget_after`` (event time; wall clock live) has its open windows
+    closed and is no longer tracked.
+    """
+
+    split: bool = False
+    champion: str | None = Field(default=None, min_length=1, max_length=NAME_LENGTH)
+    max_tracked: int = Field(default=5, ge=1, le=100)
+    forget_after: Duration = timedelta(days=1)
+
+    @field_validator("forget_after")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("forget_after must be positive")
+        return value
+
+
 Task = Literal["binary_classification", "multiclass_classification", "regression"]
 
 
@@ -354,6 +381,7 @@ class ModelConfig(Section):
     fairness: FairnessConfig = Field(default_factory=FairnessConfig)
     concept_drift: ConceptDriftConfig = Field(default_factory=ConceptDriftConfig)
     multivariate_drift: MultivariateDriftConfig = Field(default_factory=MultivariateDriftConfig)
+    versions: VersionsConfig = Field(default_factory=VersionsConfig)
     detectors: dict[str, dict[str, Any]] | None = None
     silence_after: Duration | None = None
 
@@ -406,4 +434,10 @@ class Config(Section):
         long = [name for name in models if len(name) > NAME_LENGTH]
         if long:
             raise ValueError(f"model names are at most {NAME_LENGTH} characters: {long[0][:40]}…")
+        split = [n for n, m in models.items() if m.versions.split and len(n) > SPLIT_NAME_LENGTH]
+        if split:
+            raise ValueError(
+                f"with versions.split, model names are at most {SPLIT_NAME_LENGTH} characters "
+                f"(each version's state is stored under the name and a suffix): {split[0][:40]}…"
+            )
         return models

@@ -29,6 +29,7 @@ KINDS = (
     "fairness",
     "concept_drift",
     "multivariate_drift",
+    "version_comparison",
 )
 """The kinds of result record."""
 
@@ -79,7 +80,8 @@ class ResultRecord:
     """One detector verdict on one window; times are epoch milliseconds (UTC).
 
     ``value`` is ``None`` unless ``status`` is ``ok``; ``drift`` is only ever
-    true when it is. ``detected_at`` is set on ``concept_drift`` records only.
+    true when it is. ``detected_at`` is set on ``concept_drift`` records only;
+    ``champion_version``, ``ci_low`` and ``ci_high`` on ``version_comparison`` ones.
     """
 
     model: str = _text(NAME_LENGTH)
@@ -104,6 +106,9 @@ class ResultRecord:
     n_labeled: int | None = field()
     error_bound: float | None = None
     detected_at: int | None = None
+    champion_version: str | None = field(default=None, metadata={"max_length": NAME_LENGTH})
+    ci_low: float | None = None
+    ci_high: float | None = None
 
     @classmethod
     def of(
@@ -177,8 +182,18 @@ class ResultRecord:
 RESULT_FIELDS = tuple(item.name for item in fields(ResultRecord))
 """The fields of a result record, in the order JSON lines write them."""
 
-RESULT_KEY = ("model", "window_index", "kind", "detector", "feature", "metric", "group_attribute")
-"""The fields that identify a record (upserts replace by them)."""
+RESULT_KEY = (
+    "model",
+    "window_index",
+    "kind",
+    "detector",
+    "feature",
+    "metric",
+    "group_attribute",
+    "model_version",
+)
+"""The fields that identify a record (upserts replace by them); ``model_version`` tells
+apart the windows of versions monitored separately (``versions.split``)."""
 
 TIME_FIELDS = ("window_start", "window_end", "detected_at")
 """Fields holding epoch milliseconds, written as RFC 3339 text in JSON."""

@@ -27,6 +27,7 @@ from sqlalchemy import Connection
 from driftwarden.detectors.stream import StreamDetector
 from driftwarden.monitor.config import ModelConfig
 from driftwarden.monitor.ingest.decoding import DecodedBatch
+from driftwarden.monitor.labels.orphans import Orphans
 from driftwarden.monitor.labels.waiting import WaitingPredictions
 from driftwarden.monitor.storage.join_store import JoinStore
 from driftwarden.monitor.windows.outcomes import LabelSummary, error_stream
@@ -91,6 +92,7 @@ class ModelLabels:
         detector: StreamDetector,
         join: LabelJoin,
         position: int = 0,
+        orphans: Orphans | None = None,
     ) -> None:
         self.name = name
         self.config = config
@@ -104,7 +106,12 @@ class ModelLabels:
         self._orphan_ttl = int(config.labels.orphan_ttl.total_seconds() * 1000)
         self._panes: dict[int, LabelSummary] = {}
         self._dirty: set[int] = set()
-        self._orphans: set[str] | None = None
+        self.taken: pl.DataFrame | None = None
+        """The orphan labels the last ``storing`` took (other versions' predictions of
+        their ids may want them too)."""
+        if orphans is None:
+            orphans = Orphans(join.store, name, config.labels.policy, self._orphan_ttl)
+        self.orphans = orphans
 
     # -- predictions -----------------------------------------------------------------------
 
@@ -126,13 +133,15 @@ class ModelLabels:
             inserted = insert.result()
         report.stored = inserted
         report.duplicate_predictions = frame.height - inserted
-        orphans = self._orphan_ids(connection)
+        self.taken = None
+        orphans = self.orphans.ids(connection)
         if orphans:
             waiting = frame.filter(pl.col("id").is_in(list(orphans)))["id"].unique().to_list()
             if waiting:
-                labels = self.store.take_orphans(connection, self.name, waiting)
+                labels = self.store.take_orphans(connection, self.orphans.model, waiting)
                 orphans.difference_update(waiting)
-                self._join(connection, labels.with_row_index("_row"), None, now, report)
+                self.taken = labels.with_row_index("_row")
+                self._join(connection, self.taken, now, report)
 
     def _pending(self, frame: pl.DataFrame, keys: pl.Series) -> pl.DataFrame:
         """The join-store rows of folded predictions (``_PENDING_COLUMNS``)."""
@@ -153,20 +162,27 @@ class ModelLabels:
     def add_labels(
         self, connection: Connection, frame: pl.DataFrame, batch: DecodedBatch, now: int
     ) -> LabelReport:
-        """Join a batch of this model's labels (``_row``, ``id``, ``ts``, ``label``)."""
+        """Join a batch of this model's labels (``_row``, ``id``, ``ts``, ``label``); those
+        that find no prediction wait as orphans."""
         report = LabelReport()
-        labels = frame.select("_row", "id", "ts", pl.col("label").cast(pl.String))
-        self._join(connection, labels, batch, now, report)
+        missing = self.join_found(connection, frame, now, report)
+        if missing.height:
+            duplicates, orphaned = self.orphans.keep(connection, missing, batch, now)
+            report.duplicate_labels += duplicates
+            report.orphaned += orphaned
         return report
 
+    def join_found(
+        self, connection: Connection, frame: pl.DataFrame, now: int, report: LabelReport
+    ) -> pl.DataFrame:
+        """Join the labels of ``frame`` whose prediction is stored here (and labelled in
+        time); the others are returned (``_row``, ``id``, ``ts``, ``label``)."""
+        labels = frame.select("_row", "id", "ts", pl.col("label").cast(pl.String))
+        return self._join(connection, labels, now, report)
+
     def _join(
-        self,
-        connection: Connection,
-        labels: pl.DataFrame,
-        batch: DecodedBatch | None,
-        now: int,
-        report: LabelReport,
-    ) -> None:
+        self, connection: Connection, labels: pl.DataFrame, now: int, report: LabelReport
+    ) -> pl.DataFrame:
         keep = "last" if self.config.labels.policy == "last" else "first"
         unique = labels.unique("id", keep=keep, maintain_order=True)
         report.duplicate_labels += labels.height - unique.height
@@ -188,8 +204,7 @@ class ModelLabels:
         report.joined += fresh.height
         report.delays += ((fresh["ts"] - fresh["pts"]) / 1000).to_list()
         self._errors(fresh.sort("_row"), report)
-        if batch is not None and missing.height:
-            self._orphan(connection, missing, batch, now, report)
+        return missing.select("_row", "id", "ts", "label")
 
     def _summarize(
         self,
@@ -253,51 +268,6 @@ class ModelLabels:
             )
         self.position += rows.height
 
-    def _orphan(
-        self,
-        connection: Connection,
-        rows: pl.DataFrame,
-        batch: DecodedBatch,
-        now: int,
-        report: LabelReport,
-    ) -> None:
-        orphans = self._orphan_ids(connection)
-        waiting = rows.filter(pl.col("id").is_in(list(orphans)))
-        new = rows.filter(~pl.col("id").is_in(list(orphans)))
-        report.duplicate_labels += waiting.height
-        if self.config.labels.policy == "last":
-            self.store.replace_orphan_labels(
-                connection,
-                [
-                    (label, ts, self.name, i)
-                    for i, ts, label in waiting.select("id", "ts", "label").rows()
-                ],
-            )
-        entries = []
-        for row, identifier, ts, label in new.select("_row", "id", "ts", "label").rows():
-            origin = batch.messages.origin(row)
-            entries.append(
-                (
-                    self.name,
-                    identifier,
-                    ts,
-                    label,
-                    now + self._orphan_ttl,
-                    origin.source,
-                    -1 if origin.partition is None else origin.partition,
-                    origin.offset,
-                    batch.messages.values[row],
-                )
-            )
-        self.store.insert_orphans(connection, entries)
-        orphans.update(new["id"].to_list())
-        report.orphaned += new.height
-
-    def _orphan_ids(self, connection: Connection) -> set[str]:
-        if self._orphans is None:
-            self._orphans = self.store.orphan_ids(connection, self.name)
-        return self._orphans
-
     # -- panes -----------------------------------------------------------------------------
 
     def _load(self, connection: Connection, panes: set[int]) -> None:
@@ -327,10 +297,9 @@ class ModelLabels:
         prediction can come for it any more); forget cached panes older than any joinable
         prediction."""
         orphans_before = _END_OF_TIME if end_of_input else now
-        seqs, expired, orphans = self.store.expire(connection, self.name, now, orphans_before)
+        seqs, expired = self.store.expire_predictions(connection, self.name, now)
+        orphans = self.orphans.expire(connection, orphans_before)
         self.waiting.forget(seqs)
-        if self._orphans is not None:
-            self._orphans.difference_update(row[0] for row in orphans)
         horizon = now - 2 * self._ttl
         for pane in [p for p in self._panes if p < horizon and p not in self._dirty]:
             del self._panes[pane]

@@ -9,6 +9,7 @@ from driftwarden.monitor.config import Config, ModelConfig, TimeWindowConfig
 from driftwarden.monitor.labels.join import LabelJoin
 from driftwarden.monitor.pipeline.model_pipeline import ModelPipeline
 from driftwarden.monitor.pipeline.pipeline import Pipeline
+from driftwarden.monitor.pipeline.versions import VersionedPipeline
 from driftwarden.monitor.storage import Store
 from driftwarden.monitor.windows.profile import Profile, fit, read_reference, reference_id
 
@@ -40,7 +41,7 @@ def build_pipeline(
 
     Without a ``join`` (a replay with no labels file) no prediction waits for a label.
     """
-    models = {}
+    models: dict[str, ModelPipeline | VersionedPipeline] = {}
     for name, model in config.models.items():
         profile, _ = load_profile(name, model, store)
         state = store.model_state(name) if resume else None
@@ -49,7 +50,8 @@ def build_pipeline(
             previous = store.profile(state.reference_id)
             if previous is not None:
                 older[state.reference_id] = Profile.from_bytes(previous)
-        models[name] = ModelPipeline(name, model, profile, older, state, join)
+        kind = VersionedPipeline if model.versions.split else ModelPipeline
+        models[name] = kind(name, model, profile, older, state, join)
     return Pipeline(config, models, clock=clock)
 
 
@@ -71,3 +73,8 @@ def window_sizes(config: Config) -> dict[str, timedelta]:
         for name, model in config.models.items()
         if isinstance(model.window, TimeWindowConfig)
     }
+
+
+def split_models(config: Config) -> list[str]:
+    """Models whose versions are monitored separately (``versions.split``)."""
+    return [name for name, model in config.models.items() if model.versions.split]

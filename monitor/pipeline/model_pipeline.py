@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass
 from typing import Any
 
 import polars as pl
@@ -18,18 +20,27 @@ from driftwarden.monitor.evaluation.outcome_results import outcome_records
 from driftwarden.monitor.evaluation.window_results import evaluate
 from driftwarden.monitor.ingest.messages import DecodedBatch
 from driftwarden.monitor.labels.join import LabelJoin, LabelReport, ModelLabels
+from driftwarden.monitor.labels.orphans import Orphans
 from driftwarden.monitor.pipeline.freshness import Freshness, Silence
 from driftwarden.monitor.pipeline.report import BatchReport
 from driftwarden.monitor.storage import ClosedWindow, Commit, ModelSnapshot
 from driftwarden.monitor.storage.store import closed_windows
+from driftwarden.monitor.windows.archive import unpack
 from driftwarden.monitor.windows.outcomes import LabelSummary
 from driftwarden.monitor.windows.profile import Profile
 from driftwarden.monitor.windows.summary import WindowSummary, summarize
-from driftwarden.monitor.windows.windowing import WindowBounds
+from driftwarden.monitor.windows.windowing import SkippedRun, WindowBounds
+
+log = logging.getLogger("driftwarden.pipeline")
 
 
 class ModelPipeline:
-    """One model: its profiles, its windows, its label join, and the detectors it runs."""
+    """One model: its profiles, its windows, its label join, and the detectors it runs.
+
+    The same class runs one version of a model whose versions are split: ``version`` is
+    then the version every record carries, ``key`` the name its windows and waiting
+    predictions are stored under, and ``orphans`` the model's orphan labels (shared).
+    """
 
     def __init__(
         self,
@@ -39,8 +50,12 @@ class ModelPipeline:
         older_profiles: dict[str, Profile] | None = None,
         state: ModelSnapshot | None = None,
         join: LabelJoin | None = None,
+        *,
+        lane: Lane | None = None,
     ) -> None:
         self.name = name
+        self.lane = lane
+        self.key = name if lane is None else lane.key
         self.config = config
         self.profile = profile
         self.profiles = {**(older_profiles or {}), profile.reference_id: profile}
@@ -52,9 +67,15 @@ class ModelPipeline:
 
     def restore(self, state: ModelSnapshot | None) -> None:
         """Continue from a stored snapshot (or start fresh without one)."""
-        self.windows, extra = windows.restore(
-            self.config.window, None if state is None else state.data
-        )
+        data = None if state is None else state.data
+        if data is not None and self.lane is None and split_state(data):
+            log.warning(
+                "model %s: its stored windows are per version (versions.split was on); "
+                "its windows start afresh",
+                self.name,
+            )
+            data = None
+        self.windows, extra = windows.restore(self.config.window, data)
         self.source = (
             None if state is None or state.topic is None else (state.topic, state.partition)
         )
@@ -70,8 +91,9 @@ class ModelPipeline:
             if concept is not None and _same_settings(detector, concept["detector"]):
                 detector = type(detector).from_state(concept["detector"])
             position = 0 if concept is None else concept["position"]
+            orphans = None if self.lane is None else self.lane.orphans
             self.labels = ModelLabels(
-                self.name, self.config, self.profile, detector, self.join, position
+                self.key, self.config, self.profile, detector, self.join, position, orphans
             )
 
     # -- predictions -----------------------------------------------------------------------
@@ -104,7 +126,7 @@ class ModelPipeline:
             now_or_event = event_now if now is None else now
             with self.labels.storing(connection, frame, frame["_key"], now_or_event) as joined:
                 self._fold(frame)
-            report.joins[self.name] = joined
+            report.joins.setdefault(self.name, LabelReport()).add(joined)
         else:
             self._fold(frame)
         return frame.height
@@ -121,6 +143,16 @@ class ModelPipeline:
         if open_summary is None:
             return self.profile
         return self.profiles.get(open_summary.reference_id, self.profile)
+
+    @property
+    def keys(self) -> list[str]:
+        """The names its waiting predictions are stored under."""
+        return [self.key]
+
+    @property
+    def skipped(self) -> list[SkippedRun]:
+        """Runs of empty windows the last ``close_due`` skipped."""
+        return self.windows.skipped
 
     def close_due(
         self, commit: Commit, connection: Connection, now: int | None, *, flush: bool
@@ -146,9 +178,10 @@ class ModelPipeline:
         for pane in panes:
             if pane.reference_id == reference_id:
                 summary = summary.merge(pane)
+        version = summary.model_version if self.lane is None else self.lane.version
         window = WindowInfo(
             model=self.name,
-            model_version=summary.model_version,
+            model_version=version,
             reference_id=reference_id,
             index=bounds.index,
             start=bounds.start,
@@ -156,16 +189,16 @@ class ModelPipeline:
         )
         results = evaluate(profile, summary, window, self.config, self.detectors)
         results += outcome_records(
-            profile, self.config, window, summary, self._window_labels(connection, window)
+            profile, self.config, window, summary, self.window_labels(connection, window)
         )
         commit.windows.append(
             ClosedWindow(
-                model=self.name,
+                model=self.key,
                 index=bounds.index,
                 start=bounds.start,
                 end=bounds.end,
                 reference_id=reference_id,
-                model_version=summary.model_version,
+                model_version=version,
                 n_events=summary.n_events,
                 summary=summary.to_bytes(),
             )
@@ -173,7 +206,8 @@ class ModelPipeline:
         commit.results.extend(results)
         return window, results
 
-    def _window_labels(self, connection: Connection, window: WindowInfo) -> LabelSummary:
+    def window_labels(self, connection: Connection, window: WindowInfo) -> LabelSummary:
+        """The label summary of the panes of ``window`` (empty without labels)."""
         profile = self.profiles[window.reference_id]
         if self.labels is None:
             return LabelSummary.empty(profile.outcomes, profile.task)
@@ -194,7 +228,7 @@ class ModelPipeline:
         """Join a batch of labels; recompute closed windows they complete; record detections."""
         assert self.labels is not None
         joined = self.labels.add_labels(connection, frame, batch, now)
-        report.joins[self.name] = joined
+        report.joins.setdefault(self.name, LabelReport()).add(joined)
         report.labels[self.name] += frame.height
         self.dirty = True
         self.outcomes_changed(joined, commit, connection, report)
@@ -205,10 +239,10 @@ class ModelPipeline:
         """Upsert the outcome results of closed windows whose labels changed, and detections."""
         if not joined.panes and not joined.detections:
             return
-        for window, summary in self._closed_windows(connection, commit, joined.panes):
+        for window, summary in self.closed_holding(connection, commit, joined.panes):
             profile = self.profiles.get(window.reference_id, self.profile)
             records = outcome_records(
-                profile, self.config, window, summary, self._window_labels(connection, window)
+                profile, self.config, window, summary, self.window_labels(connection, window)
             )
             commit.results.extend(records)
             report.outcomes.append((window, records))
@@ -233,16 +267,16 @@ class ModelPipeline:
             commit.results.append(record)
             report.outcomes.append((window, [record]))
 
-    def _closed_windows(
+    def closed_holding(
         self, connection: Connection, commit: Commit, keys: set[int]
     ) -> list[tuple[WindowInfo, WindowSummary]]:
         """Closed windows (stored or closed since the last checkpoint) holding any of ``keys``."""
         if not keys:
             return []
         by_index = self.windows.keys_are_indexes
-        stored = closed_windows(connection, self.name, min(keys), max(keys), by_index=by_index)
+        stored = closed_windows(connection, self.key, min(keys), max(keys), by_index=by_index)
         found: dict[int, ClosedWindow] = {window.index: window for window in stored}
-        found.update({w.index: w for w in commit.windows if w.model == self.name})
+        found.update({w.index: w for w in commit.windows if w.model == self.key})
         out = []
         for window in sorted(found.values(), key=lambda w: w.index):
             low, high = self.windows.key_range(WindowBounds(window.index, window.start, window.end))
@@ -260,12 +294,13 @@ class ModelPipeline:
 
     def _window_of(self, connection: Connection, commit: Commit, key: int) -> WindowInfo:
         """The earliest window holding ``key``: closed, or the open one it will close as."""
-        closed = self._closed_windows(connection, commit, {key})
+        closed = self.closed_holding(connection, commit, {key})
         if closed:
             return closed[0][0]
         bounds = self.windows.open_window_of(key)
+        version = None if self.lane is None else self.lane.version
         return WindowInfo(
-            self.name, None, self.profile.reference_id, bounds.index, bounds.start, bounds.end
+            self.name, version, self.profile.reference_id, bounds.index, bounds.start, bounds.end
         )
 
     def expire(
@@ -283,19 +318,7 @@ class ModelPipeline:
             return
         expired, orphans = self.labels.expire(connection, now, end_of_input=end_of_input)
         report.expired[self.name] += expired
-        for identifier, source, partition, offset, raw, expires_at in orphans:
-            origin = Origin(source, None if partition < 0 else partition, offset)
-            waited = "within orphan_ttl" if expires_at < now else "before the end of the input"
-            commit.dead_letters.append(
-                DeadLetter(
-                    "orphan_label",
-                    f"no prediction with id {identifier!r} arrived {waited}",
-                    bytes(raw),
-                    origin,
-                    "label",
-                    self.name,
-                )
-            )
+        commit.dead_letters += orphan_dead_letters(self.name, orphans, now)
 
     def snapshot(self, connection: Connection) -> ModelSnapshot:
         """The window state to store (label summaries are written on ``connection``)."""
@@ -313,6 +336,33 @@ class ModelPipeline:
         return ModelSnapshot(
             self.profile.reference_id, self.windows.to_bytes(extra), topic, partition
         )
+
+
+@dataclass(frozen=True)
+class Lane:
+    """One version of a model whose versions are monitored separately: the version its
+    records carry, the name its state is stored under, and the model's orphan labels."""
+
+    version: str | None
+    key: str
+    orphans: Orphans | None
+
+
+def split_state(data: bytes) -> bool:
+    """Whether stored model state is that of a model with split versions."""
+    header, _ = unpack(data)
+    return header.get("extra", {}).get("kind") == "versions"
+
+
+def orphan_dead_letters(model: str, orphans: list[Any], now: int) -> list[DeadLetter]:
+    """The dead letters of expired orphan labels (rows of ``Orphans.expire``)."""
+    letters = []
+    for identifier, source, partition, offset, raw, expires_at in orphans:
+        origin = Origin(source, None if partition < 0 else partition, offset)
+        waited = "within orphan_ttl" if expires_at < now else "before the end of the input"
+        detail = f"no prediction with id {identifier!r} arrived {waited}"
+        letters.append(DeadLetter("orphan_label", detail, bytes(raw), origin, "label", model))
+    return letters
 
 
 def _same_settings(detector: StreamDetector, state: dict[str, Any]) -> bool:

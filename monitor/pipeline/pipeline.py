@@ -13,6 +13,7 @@ from driftwarden.monitor.config import Config
 from driftwarden.monitor.ingest.messages import DecodedBatch
 from driftwarden.monitor.pipeline.model_pipeline import ModelPipeline, reject_future
 from driftwarden.monitor.pipeline.report import BatchReport
+from driftwarden.monitor.pipeline.versions import VersionedPipeline
 from driftwarden.monitor.storage import Commit, Store
 
 
@@ -22,7 +23,7 @@ class Pipeline:
     def __init__(
         self,
         config: Config,
-        models: dict[str, ModelPipeline],
+        models: dict[str, ModelPipeline | VersionedPipeline],
         *,
         clock: Clock | None = None,
     ) -> None:
@@ -160,7 +161,7 @@ class Pipeline:
         if closed:
             report.close_seconds += [(time.perf_counter() - began) / len(closed)] * len(closed)
         report.closed += closed
-        report.skipped += [(name, run) for run in model.windows.skipped]
+        report.skipped += [(name, run) for run in model.skipped]
 
     def snapshot(
         self, commit: Commit, connection: Connection, *, changed_only: bool = False

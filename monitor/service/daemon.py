@@ -52,7 +52,7 @@ from driftwarden.monitor.errors import DriftwardenError
 from driftwarden.monitor.ingest import kafka
 from driftwarden.monitor.ingest.consumer import Consumer, Partition, Polled
 from driftwarden.monitor.labels.join import LabelJoin
-from driftwarden.monitor.pipeline.building import build_pipeline, window_sizes
+from driftwarden.monitor.pipeline.building import build_pipeline, split_models, window_sizes
 from driftwarden.monitor.pipeline.report import BatchReport
 from driftwarden.monitor.pipeline.runner import BatchRunner, Cadence, SourceBatch
 from driftwarden.monitor.service.api import database_actions
@@ -201,7 +201,10 @@ class Daemon:
         lifecycle.start("housekeeping", housekeeping, housekeeping.start, housekeeping.stop)
         lifecycle.start("retention", retention, None, retention.stop)
         self.alerts = AlertEngine(
-            config.alerts, window_sizes(config), pages_url=config.http.external_url
+            config.alerts,
+            window_sizes(config),
+            pages_url=config.http.external_url,
+            split_versions=split_models(config),
         )
         self.dispatcher = Dispatcher(
             engine,
@@ -627,7 +630,9 @@ class Daemon:
         connection = self.runner.connection
         for name, model in self.runner.pipeline.models.items():
             if model.labels is not None and model.source in keys:
-                waiting, _ = self.join_store.label_counts(connection, name)
+                waiting = sum(
+                    self.join_store.label_counts(connection, key)[0] for key in model.keys
+                )
                 self.metrics.pending.labels(name).set(waiting)
         connection.commit()
 

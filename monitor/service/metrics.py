@@ -18,6 +18,7 @@ from driftwarden.core.records import REASONS, ResultRecord, WindowInfo
 from driftwarden.monitor.config import ModelConfig
 from driftwarden.monitor.labels.join import LabelReport
 from driftwarden.monitor.pipeline.report import BatchReport
+from driftwarden.monitor.service.version_metrics import VersionMetrics
 
 _DRIFT_KINDS = {"data_drift", "prediction_drift"}
 
@@ -195,6 +196,7 @@ class Metrics:
             ["model", "detector"],
             registry=registry,
         )
+        self.versions = VersionMetrics(registry)
         self.silent = Gauge(
             "driftwarden_model_silent",
             "1 while a model that had events gets none for its silence_after "
@@ -243,7 +245,7 @@ class Metrics:
                 self.duplicates.labels(model, kind)
         for reason in REASONS:
             self.dead_letters.labels(reason)
-        for reason in ("unknown_model", "labels_disabled"):
+        for reason in ("unknown_model", "labels_disabled", "version_untracked"):
             self.ignored.labels(reason)
 
     def record(self, report: BatchReport, models: Mapping[str, ModelConfig]) -> None:
@@ -266,7 +268,9 @@ class Metrics:
             self.expired.labels(model).inc(count)
             self.pending.labels(model).dec(count)
         for window, records in report.outcomes:
-            self.outcomes(window, records, models[window.model])
+            self.versions.publish(window, records, models[window.model])
+            if self.versions.is_champion(window, models[window.model]):
+                self.outcomes(window, records, models[window.model])
         for model, run in report.skipped:
             self.windows_skipped.labels(model).inc(run.count)
         for record in report.silences:
@@ -274,8 +278,10 @@ class Metrics:
         for seconds in report.close_seconds:
             self.close_duration.observe(seconds)
         for window, records in report.closed:
-            self.window_closed(window, records)
-            self.outcomes(window, records, models[window.model])
+            self.versions.publish(window, records, models[window.model])
+            if self.versions.is_champion(window, models[window.model]):
+                self.window_closed(window, records)
+                self.outcomes(window, records, models[window.model])
         if report.checkpoint_seconds is not None:
             self.checkpoint_duration.observe(report.checkpoint_seconds)
 
@@ -351,6 +357,7 @@ class Metrics:
         moved to another instance, which exports them now)."""
         for gauge in self._model_gauges():
             gauge.remove_by_labels({"model": model})
+        self.versions.forget(model)
 
     def forget_partition(self, topic: str, partition: int) -> None:
         """Stop exporting the lag of a partition this instance no longer reads."""

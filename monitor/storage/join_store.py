@@ -248,6 +248,14 @@ class JoinStore:
         """Drop predictions past their ttl (returning their sequence numbers, and how many
         were never labelled) and orphans expiring before ``orphans_before`` (returned with
         their expiry)."""
+        expired, never = self.expire_predictions(connection, model, now)
+        return expired, never, self.expire_orphans(connection, model, orphans_before)
+
+    def expire_predictions(
+        self, connection: Connection, model: str, now: int
+    ) -> tuple[np.ndarray, int]:
+        """Drop predictions past their ttl; their sequence numbers, and how many were never
+        labelled."""
         mark = self._mark
         expired = self._read(
             connection,
@@ -259,16 +267,21 @@ class JoinStore:
         connection.exec_driver_sql(
             f"DELETE FROM label_join WHERE model = {mark} AND expires_at < {mark}", (model, now)
         )
+        return expired, never
+
+    def expire_orphans(self, connection: Connection, model: str, before: int) -> list[Any]:
+        """Drop orphans expiring before ``before``; returned with their origin and expiry."""
+        mark = self._mark
         orphans = connection.exec_driver_sql(
             f'SELECT id, source, partition, "offset", raw, expires_at FROM orphan_labels '
             f"WHERE model = {mark} AND expires_at < {mark}",
-            (model, orphans_before),
+            (model, before),
         ).all()
         connection.exec_driver_sql(
             f"DELETE FROM orphan_labels WHERE model = {mark} AND expires_at < {mark}",
-            (model, orphans_before),
+            (model, before),
         )
-        return expired, never, orphans
+        return orphans
 
     def label_counts(self, connection: Connection, model: str) -> tuple[int, int]:
         """How many stored predictions of the model wait for a label, and how many have one."""

@@ -154,12 +154,17 @@ class Store:
             rows = [_dead_letter_row(letter) for letter in batch.dead_letters]
             connection.execute(self._insert(DeadLetterRow).on_conflict_do_nothing(), rows)
 
-    def results(self, model: str | None = None, since: int | None = None) -> Iterator[ResultRecord]:
-        """Stored results in window order, optionally of one model and from a time on."""
+    def results(
+        self, model: str | None = None, since: int | None = None, version: str | None = None
+    ) -> Iterator[ResultRecord]:
+        """Stored results in window order, optionally of one model, one model version and
+        from a time on."""
         columns = ResultRow.__table__.c
         query = select(ResultRow).order_by(*(columns[name] for name in RESULT_KEY))
         if model is not None:
             query = query.where(columns.model == model)
+        if version is not None:
+            query = query.where(columns.model_version == version)
         if since is not None:
             query = query.where(columns.window_end > since)
         with self.engine.connect() as connection:
@@ -273,7 +278,7 @@ def record_of(row: Any) -> ResultRecord:
     return ResultRecord(**values)
 
 
-_KEY_TEXT = ("feature", "metric", "group_attribute")
+_KEY_TEXT = ("model_version", "feature", "metric", "group_attribute")
 """Optional key fields, stored as ``""`` for "none" (see ``tables``)."""
 
 

@@ -30,6 +30,7 @@ LABELS = {"model", "detector", "feature", "metric", "kind", "attribute", "topic"
 LABELS |= {"reason", "channel", "outcome", "severity", "state", "rule", "direction"}
 LABELS |= {"version", "python_version"}  # driftwarden_build_info
 LABELS |= {"url"}  # driftwarden_pages_info
+LABELS |= {"model_version", "stat"}  # driftwarden_version_*
 LABELS |= {"le", "job", "instance", "__name__"}
 
 COUNTERS = {
@@ -67,6 +68,10 @@ GAUGES = {
     "driftwarden_reconstruction_error_threshold",
     "driftwarden_multivariate_drift",
     "driftwarden_pages_info",
+    "driftwarden_version_performance",
+    "driftwarden_version_drifted_features",
+    "driftwarden_version_comparison",
+    "driftwarden_version_comparison_worse",
 }
 HISTOGRAMS = {
     "driftwarden_window_close_duration_seconds",
@@ -201,8 +206,12 @@ def test_the_panels_the_issue_asks_for_exist(boards) -> None:
         "driftwarden_fairness",
         "driftwarden_data_quality_ratio",
         "FROM results",
+        "driftwarden_version_comparison",
+        "champion_version AS champion",
     ):
         assert metric in model, metric
+    variables = {v["name"] for v in model_board["templating"]["list"]}
+    assert "model_version" in variables
     for metric in (
         "driftwarden_events_total",
         "driftwarden_window_close_duration_seconds_bucket",

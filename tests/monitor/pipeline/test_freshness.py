@@ -35,7 +35,8 @@ def _expected(times: list[int]) -> list[tuple]:
     expected, latest = [], None
     for ts in times:
         if latest is not None and ts - latest > LIMIT:
-            key = ("m", _index(latest), "freshness", "silence", "", "seconds_since_last_event", "")
+            metric = "seconds_since_last_event"
+            key = ("m", _index(latest), "freshness", "silence", "", metric, "", "")
             expected.append((key, True, LIMIT / 1000, latest, latest + LIMIT))
             expected.append((key, False, (ts - latest) / 1000, latest, ts))
         latest = ts if latest is None else max(latest, ts)
