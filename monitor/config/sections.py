@@ -26,6 +26,12 @@ from pydantic import (
 from driftwarden.alerts.config import AlertsConfig
 from driftwarden.core.durations import Duration
 from driftwarden.core.records import NAME_LENGTH
+from driftwarden.detectors.importance import (
+    DEFAULT_ABSOLUTE_CHANGE,
+    DEFAULT_BUCKETS,
+    DEFAULT_MIN_ROWS,
+    DEFAULT_RELATIVE_CHANGE,
+)
 
 
 class Section(BaseModel):
@@ -338,6 +344,25 @@ class MultivariateDriftConfig(Section):
     sigmas: float = Field(default=4.0, gt=0.0, le=100.0)
 
 
+class ImportanceConfig(Section):
+    """Feature importance over time (``feature_importance`` records).
+
+    Each feature's importance is the mutual information (nats) between its
+    coarse bucket (``buckets`` reference quantiles plus missing, or its
+    category) and the prediction's bucket. A window flags a feature whose
+    importance moved from the reference's by more than both
+    ``absolute_threshold`` and ``relative_threshold`` times the reference's;
+    below ``min_rows`` rows on either side the record is ``insufficient_data``.
+    """
+
+    enabled: bool = True
+    buckets: int = Field(default=DEFAULT_BUCKETS, ge=2, le=100)
+    relative_threshold: float = Field(default=DEFAULT_RELATIVE_CHANGE, ge=0.0)
+    absolute_threshold: float = Field(default=DEFAULT_ABSOLUTE_CHANGE, ge=0.0)
+    min_rows: int = Field(default=DEFAULT_MIN_ROWS, ge=0)
+    correction: Literal["none", "miller-madow"] = "miller-madow"
+
+
 Task = Literal["binary_classification", "multiclass_classification", "regression"]
 
 
@@ -354,6 +379,7 @@ class ModelConfig(Section):
     fairness: FairnessConfig = Field(default_factory=FairnessConfig)
     concept_drift: ConceptDriftConfig = Field(default_factory=ConceptDriftConfig)
     multivariate_drift: MultivariateDriftConfig = Field(default_factory=MultivariateDriftConfig)
+    importance: ImportanceConfig = Field(default_factory=ImportanceConfig)
     detectors: dict[str, dict[str, Any]] | None = None
     silence_after: Duration | None = None
 

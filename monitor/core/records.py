@@ -29,6 +29,7 @@ KINDS = (
     "fairness",
     "concept_drift",
     "multivariate_drift",
+    "feature_importance",
 )
 """The kinds of result record."""
 
@@ -79,7 +80,9 @@ class ResultRecord:
     """One detector verdict on one window; times are epoch milliseconds (UTC).
 
     ``value`` is ``None`` unless ``status`` is ``ok``; ``drift`` is only ever
-    true when it is. ``detected_at`` is set on ``concept_drift`` records only.
+    true when it is. ``detected_at`` is set on ``concept_drift`` records only,
+    ``reference_value`` (the reference's own value of the statistic) on
+    ``feature_importance`` records.
     """
 
     model: str = _text(NAME_LENGTH)
@@ -104,6 +107,7 @@ class ResultRecord:
     n_labeled: int | None = field()
     error_bound: float | None = None
     detected_at: int | None = None
+    reference_value: float | None = None
 
     @classmethod
     def of(
@@ -117,6 +121,7 @@ class ResultRecord:
         metric: str | None = None,
         group_attribute: str | None = None,
         detected_at: int | None = None,
+        reference_value: float | None = None,
     ) -> ResultRecord:
         """The record of one detector result (a ``DetectorResult``) in ``window``."""
         return cls(
@@ -142,6 +147,7 @@ class ResultRecord:
             n_labeled=result.n_labeled,
             error_bound=result.error_bound,
             detected_at=detected_at,
+            reference_value=reference_value,
         )
 
     @property

@@ -130,6 +130,7 @@ class WindowView:
     confusion: Confusion | None
     groups: list[GroupRates]
     missing_profile: bool
+    importance: list[ResultRecord]
 
 
 @dataclass(frozen=True)
@@ -405,7 +406,7 @@ class Pages:
         profile = self.profile(meta.reference_id)
         by_subject: dict[str, list[ResultRecord]] = defaultdict(list)
         quality_of: dict[str, list[ResultRecord]] = defaultdict(list)
-        performance, fairness, quality, concept = [], [], [], []
+        performance, fairness, quality, concept, importance = [], [], [], [], []
         for record in window.records:
             if record.kind in DRIFT_KINDS:
                 by_subject[record.feature or PREDICTION].append(record)
@@ -419,6 +420,8 @@ class Pages:
                 fairness.append(record)
             elif record.kind == "concept_drift":
                 concept.append(record)
+            elif record.kind == "feature_importance":
+                importance.append(record)
         drawings = {} if profile is None else _distributions(profile, summary)
         names = list(dict.fromkeys([*drawings, *by_subject, *quality_of]))
         features = []
@@ -471,6 +474,7 @@ class Pages:
             confusion=confusion,
             groups=groups,
             missing_profile=profile is None,
+            importance=sorted(importance, key=_most_important_first),
         )
 
     def incident_view(self, incident_id: str) -> IncidentView | None:
@@ -576,3 +580,8 @@ def _labels(profile: Profile | None, panes: dict[int, bytes]) -> LabelSummary | 
     for pane in sorted(panes):
         summary = summary.merge(LabelSummary.from_bytes(panes[pane]))
     return summary if summary.n_labeled > 0 else None
+
+
+def _most_important_first(record: ResultRecord) -> tuple[bool, float]:
+    """Flagged records first, then by the reference's importance, largest first."""
+    return (not record.drift, -(record.reference_value or 0.0))
