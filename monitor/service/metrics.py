@@ -91,6 +91,19 @@ class Metrics:
             ["model"],
             registry=registry,
         )
+        self.feature_importance = Gauge(
+            "driftwarden_feature_importance",
+            "Mutual information (nats) of a feature with the prediction: in the last closed "
+            "window (side=window, NaN when not computed) and in the reference (side=reference).",
+            ["model", "feature", "side"],
+            registry=registry,
+        )
+        self.feature_importance_drift = Gauge(
+            "driftwarden_feature_importance_drift",
+            "1 when a feature's importance left the reference band in the last closed window.",
+            ["model", "feature"],
+            registry=registry,
+        )
         self.window_end = Gauge(
             "driftwarden_window_end_timestamp_seconds",
             "End of the last closed window (event time).",
@@ -302,6 +315,16 @@ class Metrics:
                         record.threshold
                     )
                 self.multivariate_drift.labels(record.model).set(1.0 if record.drift else 0.0)
+            elif record.kind == "feature_importance" and record.feature is not None:
+                self._importance(record, value)
+
+    def _importance(self, record: ResultRecord, value: float) -> None:
+        assert record.feature is not None
+        reference = float("nan") if record.reference_value is None else record.reference_value
+        self.feature_importance.labels(record.model, record.feature, "window").set(value)
+        self.feature_importance.labels(record.model, record.feature, "reference").set(reference)
+        drift = 1.0 if record.drift else 0.0
+        self.feature_importance_drift.labels(record.model, record.feature).set(drift)
 
     def label_join(self, model: str, report: LabelReport) -> None:
         """Publish what a batch did to a model's label join."""

@@ -10,15 +10,19 @@ import numpy as np
 import orjson
 import polars as pl
 import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 from sklearn.metrics import mutual_info_score
 from support.pipeline import HOUR, START
 
+from driftwarden.core.records import WindowInfo
 from driftwarden.monitor import config as configuration
 from driftwarden.monitor.commands.replay import replay
 from driftwarden.monitor.ingest.decoding import decoder
 from driftwarden.monitor.ingest.messages import Messages
 from driftwarden.monitor.pipeline.model_pipeline import ModelPipeline
 from driftwarden.monitor.pipeline.pipeline import Pipeline
+from driftwarden.monitor.service.metrics import Metrics
 from driftwarden.monitor.storage import Commit
 from driftwarden.monitor.windows.profile import Profile, fit, read_reference, with_importance
 
@@ -242,3 +246,34 @@ def test_a_profile_stored_before_feature_importance_gets_it_fitted_on_its_refere
         upgraded.importance.reference.categorical.counts,
         profile.importance.reference.categorical.counts,
     )
+
+
+def test_the_gauges_carry_the_last_windows_importances_and_decisions(tmp_path: Path) -> None:
+    weight = np.where(np.arange(10_000) < 5000, 0.8, 0.0)
+    loaded = write_case(
+        tmp_path, rows(10_000, weight, np.random.default_rng(6)), "{kind: count, size: 5000}"
+    )
+    outcome = replay(loaded, tmp_path / "predictions.jsonl", tmp_path / "out")
+    registry = CollectorRegistry()
+    metrics = Metrics(registry, [MODEL])
+    for index in (0, 1):
+        records = [
+            r
+            for r in outcome.results.values()
+            if r.kind == "feature_importance" and r.window_index == index
+        ]
+        window = WindowInfo(MODEL, None, records[0].reference_id, index, 0, 1)
+        metrics.window_closed(window, records)
+        seen = {
+            (s.name, s.labels.get("feature"), s.labels.get("side")): s.value
+            for family in text_string_to_metric_families(generate_latest(registry).decode())
+            for s in family.samples
+            if s.labels.get("model") == MODEL
+        }
+        assert len(records) == 4
+        for record in records:
+            name, feature = "driftwarden_feature_importance", record.feature
+            assert seen[(name, feature, "window")] == pytest.approx(record.value)
+            assert seen[(name, feature, "reference")] == pytest.approx(record.reference_value)
+            assert seen[(f"{name}_drift", feature, None)] == float(record.drift)
+        assert seen[("driftwarden_feature_importance_drift", "x1", None)] == float(index == 1)
