@@ -353,6 +353,8 @@ class ImportanceConfig(Section):
     importance moved from the reference's by more than both
     ``absolute_threshold`` and ``relative_threshold`` times the reference's;
     below ``min_rows`` rows on either side the record is ``insufficient_data``.
+    Mean absolute attributions (when events carry them) are compared the same
+    way, with ``attribution_absolute_threshold`` in the model's output units.
     """
 
     enabled: bool = True
@@ -361,6 +363,7 @@ class ImportanceConfig(Section):
     absolute_threshold: float = Field(default=DEFAULT_ABSOLUTE_CHANGE, ge=0.0)
     min_rows: int = Field(default=DEFAULT_MIN_ROWS, ge=0)
     correction: Literal["none", "miller-madow"] = "miller-madow"
+    attribution_absolute_threshold: float = Field(default=0.0, ge=0.0)
 
 
 Task = Literal["binary_classification", "multiclass_classification", "regression"]

@@ -1,11 +1,23 @@
-"""A closed window's feature importance against the reference's: ``feature_importance`` records."""
+"""A closed window's feature importance against the reference's: ``feature_importance`` records.
+
+Two measures, each its own detector: ``mutual_information`` of each feature with the
+prediction (always), and the mean absolute ``attribution`` (when events or the reference
+carry attributions). Each gives one record per feature and one ``rank_correlation`` record:
+Spearman's correlation of the window's ranking of the features with the reference's.
+"""
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from driftwarden.core.records import ResultRecord, WindowInfo
-from driftwarden.detectors.importance import ImportanceChange, compare_importances
+from driftwarden.detectors.importance import (
+    ImportanceChange,
+    compare_importances,
+    rank_correlation,
+)
 from driftwarden.detectors.result import DetectorResult, not_ok
 from driftwarden.monitor.config import ModelConfig
 from driftwarden.monitor.evaluation.window_results import gate
@@ -15,41 +27,100 @@ from driftwarden.monitor.windows.summary import WindowSummary
 MUTUAL_INFORMATION = "mutual_information"
 """The detector name of importances measured as mutual information with the prediction."""
 
+ATTRIBUTION = "attribution"
+"""The detector name of importances measured as mean absolute attribution."""
+
+RANK_CORRELATION = "rank_correlation"
+"""The metric of the record comparing the window's ranking of the features with the reference's."""
+
 
 def importance_records(
     profile: Profile, summary: WindowSummary, window: WindowInfo, config: ModelConfig
 ) -> list[ResultRecord]:
-    """One record per feature: its mutual information with the prediction in the window,
-    the reference's, and whether it moved by more than the thresholds."""
+    """Mutual-information records of every feature, and attribution records when either
+    side has attributions."""
     if profile.importance is None or summary.importance is None:
         return []
     settings = config.importance
-    correction = settings.correction
+    enough = summary.n_events >= config.window.min_samples
     reference = profile.importance.reference
-    reference_importance = reference.importance(correction)
+    records = _records(
+        window,
+        MUTUAL_INFORMATION,
+        profile.features,
+        summary.importance.importance(settings.correction),
+        reference.importance(settings.correction),
+        summary.importance.n,
+        reference.n,
+        settings.absolute_threshold,
+        config,
+        enough,
+    )
+    window_attributions = summary.attributions
+    reference_attributions = profile.importance.attributions
+    if window_attributions is None:
+        return records
+    if reference_attributions is None and not window_attributions.count.any():
+        return records
+    n_features = len(profile.features)
+    records += _records(
+        window,
+        ATTRIBUTION,
+        profile.features,
+        window_attributions.mean_abs,
+        np.full(n_features, np.nan)
+        if reference_attributions is None
+        else reference_attributions.mean_abs,
+        window_attributions.count,
+        None if reference_attributions is None else reference_attributions.count,
+        settings.attribution_absolute_threshold,
+        config,
+        enough,
+    )
+    return records
+
+
+def _records(
+    window: WindowInfo,
+    detector: str,
+    features: tuple[str, ...],
+    values: np.ndarray,
+    reference: np.ndarray,
+    n_window: np.ndarray,
+    n_reference: np.ndarray | None,
+    absolute_threshold: float,
+    config: ModelConfig,
+    enough: bool,
+) -> list[ResultRecord]:
+    """One record per feature and the ranking's record, of one detector."""
+    settings = config.importance
     changes = compare_importances(
-        summary.importance.importance(correction),
-        reference_importance,
+        values,
+        reference,
         relative_threshold=settings.relative_threshold,
-        absolute_threshold=settings.absolute_threshold,
-        n_window=summary.importance.n,
-        n_reference=reference.n,
+        absolute_threshold=absolute_threshold,
+        n_window=n_window,
+        n_reference=n_reference,
         min_rows=settings.min_rows,
     )
-    enough = summary.n_events >= config.window.min_samples
-    return [
+    records = [
         ResultRecord.of(
             window,
             "feature_importance",
-            MUTUAL_INFORMATION,
+            detector,
             gate(importance_result(change), enough),
             feature=feature,
             reference_value=_finite(reference_value),
         )
         for feature, change, reference_value in zip(
-            profile.features, changes, reference_importance.tolist(), strict=True
+            features, changes, reference.tolist(), strict=True
         )
     ]
+    ranking = gate(ranking_result(changes), enough)
+    records.append(
+        ResultRecord.of(window, "feature_importance", detector, ranking, metric=RANK_CORRELATION)
+    )
+    return records
 
 
 def importance_result(change: ImportanceChange) -> DetectorResult:
@@ -57,8 +128,6 @@ def importance_result(change: ImportanceChange) -> DetectorResult:
     the edge of the reference's band it must leave (``reference ± max(absolute, relative ×
     reference)``), ``above`` for an increase and ``below`` for a decrease. A lower edge at or
     below 0 cannot be crossed: its threshold is ``None``."""
-    margin = max(change.absolute_threshold, change.relative_threshold * (change.reference or 0.0))
-    direction = "below" if change.direction == "decrease" else "above"
     if change.status != "ok" or change.value is None or change.reference is None:
         return not_ok(
             change.status,
@@ -67,6 +136,8 @@ def importance_result(change: ImportanceChange) -> DetectorResult:
             n_reference=change.n_reference,
             n_window=change.n_window,
         )
+    margin = max(change.absolute_threshold, change.relative_threshold * change.reference)
+    direction = "below" if change.direction == "decrease" else "above"
     threshold: float | None = change.reference + margin
     if direction == "below":
         threshold = change.reference - margin if change.reference > margin else None
@@ -78,6 +149,25 @@ def importance_result(change: ImportanceChange) -> DetectorResult:
         n_reference=change.n_reference,
         n_window=change.n_window,
     )
+
+
+def ranking_result(changes: list[ImportanceChange]) -> DetectorResult:
+    """Spearman's correlation of the window's importances with the reference's, over the
+    features whose comparison is ``ok``; a report, never a decision (``threshold`` null).
+    ``insufficient_data`` when any feature lacked rows, ``undefined`` when fewer than two
+    features or a ranking of ties remain. ``n_window`` is the fewest rows of a feature."""
+    counts = [change.n_window for change in changes if change.n_window is not None]
+    n_window = min(counts) if counts else None
+    if any(change.status == "insufficient_data" for change in changes):
+        return not_ok("insufficient_data", None, "below", n_window=n_window)
+    ok = [change for change in changes if change.status == "ok"]
+    value = rank_correlation(
+        np.array([change.value for change in ok], dtype=np.float64),
+        np.array([change.reference for change in ok], dtype=np.float64),
+    )
+    if value is None:
+        return not_ok("undefined", None, "below", n_window=n_window)
+    return DetectorResult(value, None, "below", drift=False, n_window=n_window)
 
 
 def _finite(value: float) -> float | None:

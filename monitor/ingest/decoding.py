@@ -12,8 +12,9 @@ Decoded events come out as one polars frame per model with these columns:
 ``_row`` (index of the message in the batch), ``id``, ``ts`` (epoch
 milliseconds, UTC), ``model_version``, then for predictions ``prediction``,
 ``num:<feature>`` (Float64), ``cat:<feature>`` (String), ``err:<feature>``
-(a type error made the value missing) and ``grp:<attribute>``; for labels
-``label``.
+(a type error made the value missing), ``att:<feature>`` (Float64, the
+feature's attribution when the event carries one) and ``grp:<attribute>``;
+for labels ``label``.
 """
 
 from __future__ import annotations
@@ -76,6 +77,7 @@ class ModelSchema:
         schema.update({f"num:{name}": pl.Float64() for name in self.numeric})
         schema.update({f"cat:{name}": pl.String() for name in self.categorical})
         schema.update({f"err:{name}": pl.Boolean() for name in self.features})
+        schema.update({f"att:{name}": pl.Float64() for name in self.features})
         schema.update({f"grp:{name}": pl.String() for name in self.groups})
         return schema
 
@@ -277,6 +279,10 @@ class EventDecoder:
         }
         groups = sorted({name for m in self.models.values() for name in m.groups})
         schema["features"] = pl.Struct(features)
+        attribution_type = pl.Float64() if typed else pl.String()
+        schema["attributions"] = pl.Struct(
+            {name: attribution_type for name in sorted(numeric | categorical)}
+        )
         if groups:
             schema["groups"] = pl.Struct({name: pl.String() for name in groups})
         return schema
@@ -302,7 +308,7 @@ class EventDecoder:
         ]
         if self.kind == "prediction":
             checks.append(pl.col("features").is_null())
-            for column in ("features", "groups"):
+            for column in ("features", "groups", "attributions"):
                 if column not in schema:
                     continue
                 for name, dtype in schema[column].to_schema().items():
@@ -385,6 +391,7 @@ class EventDecoder:
             pl.col(value_name), part.schema[value_name], schema.task, self.kind
         )
         columns = [pl.col("_row", "id", "ts", "model_version"), value.alias(value_name)]
+        malformed: list[pl.Expr] = []
         if self.kind == "prediction":
             features = pl.col("features").struct
             feature_types = part.schema["features"].to_schema()
@@ -396,6 +403,12 @@ class EventDecoder:
                 columns += [text.alias(f"cat:{feature}"), pl.lit(False).alias(f"err:{feature}")]
             for group in schema.groups:
                 columns.append(pl.col("groups").struct.field(group).alias(f"grp:{group}"))
+            attributions = pl.col("attributions").struct
+            attribution_types = part.schema["attributions"].to_schema()
+            for feature in schema.features:
+                number, error = _numeric(attributions.field(feature), attribution_types[feature])
+                columns.append(number.alias(f"att:{feature}"))
+                malformed.append(error)
         fits = (
             pl.col("ts").is_between(EARLIEST, LATEST)
             & (pl.col("id").str.len_chars() <= NAME_LENGTH)
@@ -403,6 +416,8 @@ class EventDecoder:
         )
         if schema.task == "multiclass_classification":
             fits = fits & (value.str.len_chars() <= NAME_LENGTH).fill_null(True)
+        if malformed:  # a bad attribution makes the event a dead letter, on the exact path
+            fits = fits & ~pl.any_horizontal(malformed)
         frame = part.select(*columns, (value_ok & fits).alias("_ok"))
         bad_rows = frame.filter(~pl.col("_ok"))["_row"].to_list()
         clean = frame.filter(pl.col("_ok")).select(list(schema.frame_schema(self.kind)))
@@ -472,6 +487,7 @@ class EventDecoder:
                 )
             for group in schema.groups:
                 record[f"grp:{group}"] = _exact_category((groups or {}).get(group))[0]
+            record.update(_exact_attributions(event.get("attributions"), schema.features, model))
         return record
 
 
@@ -597,6 +613,33 @@ def _exact_numeric(value: Any) -> tuple[float | None, bool]:
         value = float(value)
     number = float(value)
     return (number, False) if math.isfinite(number) else (None, True)
+
+
+def _exact_attributions(
+    attributions: Any, features: tuple[str, ...], model: str
+) -> dict[str, float | None]:
+    """The ``att:<feature>`` columns of an event's optional ``attributions`` object; anything
+    but an object of numbers (or nulls) is ``Rejected``."""
+    if attributions is None:
+        return {f"att:{feature}": None for feature in features}
+    if not isinstance(attributions, dict):
+        raise Rejected(
+            "wrong_type",
+            f"field 'attributions': expected an object, got {_show(attributions)}",
+            model,
+        )
+    out: dict[str, float | None] = {}
+    for feature in features:
+        given = attributions.get(feature)
+        number, error = _exact_numeric(given)
+        if error:
+            raise Rejected(
+                "wrong_type",
+                f"field 'attributions.{feature}': expected a finite number, got {_show(given)}",
+                model,
+            )
+        out[f"att:{feature}"] = number
+    return out
 
 
 def _exact_category(value: Any) -> tuple[str | None, bool]:

@@ -93,15 +93,16 @@ class Metrics:
         )
         self.feature_importance = Gauge(
             "driftwarden_feature_importance",
-            "Mutual information (nats) of a feature with the prediction: in the last closed "
-            "window (side=window, NaN when not computed) and in the reference (side=reference).",
-            ["model", "feature", "side"],
+            "Importance of a feature (detector mutual_information: nats of information about "
+            "the prediction; attribution: mean absolute attribution) in the last closed window "
+            "(side=window, NaN when not computed) and in the reference (side=reference).",
+            ["model", "detector", "feature", "side"],
             registry=registry,
         )
         self.feature_importance_drift = Gauge(
             "driftwarden_feature_importance_drift",
             "1 when a feature's importance left the reference band in the last closed window.",
-            ["model", "feature"],
+            ["model", "detector", "feature"],
             registry=registry,
         )
         self.window_end = Gauge(
@@ -319,12 +320,11 @@ class Metrics:
                 self._importance(record, value)
 
     def _importance(self, record: ResultRecord, value: float) -> None:
-        assert record.feature is not None
+        labels = (record.model, record.detector, record.feature)
         reference = float("nan") if record.reference_value is None else record.reference_value
-        self.feature_importance.labels(record.model, record.feature, "window").set(value)
-        self.feature_importance.labels(record.model, record.feature, "reference").set(reference)
-        drift = 1.0 if record.drift else 0.0
-        self.feature_importance_drift.labels(record.model, record.feature).set(drift)
+        self.feature_importance.labels(*labels, "window").set(value)
+        self.feature_importance.labels(*labels, "reference").set(reference)
+        self.feature_importance_drift.labels(*labels).set(1.0 if record.drift else 0.0)
 
     def label_join(self, model: str, report: LabelReport) -> None:
         """Publish what a batch did to a model's label join."""

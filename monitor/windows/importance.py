@@ -17,6 +17,7 @@ from typing import Any, Literal
 import numpy as np
 
 from driftwarden.detectors.importance import (
+    AttributionSummary,
     ImportanceSummary,
     categorical_bucket_codes,
     mutual_information,
@@ -79,7 +80,8 @@ class ImportanceProfile:
     use their codes at ``vocabulary_width`` (``width + 3`` buckets).
     ``prediction_edges`` bucket a numeric prediction the same way; ``None``
     for a multiclass model, whose predicted class codes (``prediction_width``
-    classes) are its buckets.
+    classes) are its buckets. ``attributions`` summarizes the reference's own
+    attributions (its ``attribution.<feature>`` columns), ``None`` without any.
     """
 
     numeric_edges: np.ndarray
@@ -87,6 +89,7 @@ class ImportanceProfile:
     prediction_edges: np.ndarray | None
     prediction_width: int
     reference: ImportanceCounts
+    attributions: AttributionSummary | None = None
 
     @classmethod
     def fit(
@@ -97,10 +100,12 @@ class ImportanceProfile:
         prediction: np.ndarray,
         prediction_width: int | None,
         buckets: int,
+        attributions: np.ndarray | None = None,
     ) -> ImportanceProfile:
         """Fit on the reference's numeric ``(F, n)`` (NaN missing), category codes ``(C, n)``
         and prediction: scores ``(n,)`` (NaN missing) when ``prediction_width`` is ``None``,
-        else class codes ``(n,)`` at that width."""
+        else class codes ``(n,)`` at that width; ``attributions`` ``(F + C, n)`` are its
+        per-row attributions (NaN none), if it has any."""
         prediction_edges = None
         if prediction_width is None:
             prediction_edges = quantile_bucket_edges(prediction, buckets)
@@ -113,6 +118,9 @@ class ImportanceProfile:
                 ImportanceSummary.empty(numeric.shape[0], 1, 1),
                 ImportanceSummary.empty(codes.shape[0], 1, 1),
             ),
+            attributions=None
+            if attributions is None
+            else AttributionSummary.from_values(attributions),
         )
         return replace(unfitted, reference=unfitted.fold(numeric, codes, prediction))
 
@@ -175,6 +183,7 @@ class ImportanceProfile:
         arrays = {"importance.numeric_edges": self.numeric_edges}
         if self.prediction_edges is not None:
             arrays["importance.prediction_edges"] = self.prediction_edges
+        arrays.update(attribution_arrays("importance.attribution", self.attributions))
         return {**arrays, **self.reference.arrays("importance.reference")}
 
     @classmethod
@@ -192,6 +201,7 @@ class ImportanceProfile:
             prediction_edges=arrays.get("importance.prediction_edges"),
             prediction_width=state["prediction_width"],
             reference=reference,
+            attributions=restore_attributions("importance.attribution", arrays),
         )
 
 
@@ -201,3 +211,17 @@ def _counts(
     if codes.shape[0] == 0:
         return ImportanceSummary.empty(0, n_buckets, n_prediction_buckets)
     return ImportanceSummary.from_codes(codes, predicted, n_buckets, n_prediction_buckets)
+
+
+def attribution_arrays(prefix: str, summary: AttributionSummary | None) -> dict[str, np.ndarray]:
+    """The arrays of an attribution summary under ``prefix`` (none for ``None``)."""
+    if summary is None:
+        return {}
+    return {f"{prefix}_count": summary.count, f"{prefix}_abs_sum": summary.abs_sum}
+
+
+def restore_attributions(prefix: str, arrays: dict[str, np.ndarray]) -> AttributionSummary | None:
+    """The attribution summary stored by ``attribution_arrays`` (``None`` when none was)."""
+    if f"{prefix}_count" not in arrays:
+        return None
+    return AttributionSummary(arrays[f"{prefix}_count"], arrays[f"{prefix}_abs_sum"])

@@ -365,6 +365,7 @@ def fit(name: str, model: ModelConfig, frame: pl.DataFrame, content: bytes) -> P
                 prediction[0],
                 prediction_width,
                 model.importance.buckets,
+                reference_attributions(frame, numeric + categorical),
             )
             if model.importance.enabled
             else None
@@ -398,6 +399,7 @@ def with_importance(profile: Profile, model: ModelConfig, frame: pl.DataFrame) -
         prediction,
         prediction_width,
         model.importance.buckets,
+        reference_attributions(frame, profile.features),
     )
     return replace(profile, importance=importance)
 
@@ -419,6 +421,22 @@ def _fit_multivariate(
         raise ProfileError(
             f"{model.reference}: multivariate_drift of model {name!r}: {exc}"
         ) from None
+
+
+ATTRIBUTION_PREFIX = "attribution."
+"""Reference columns ``attribution.<feature>`` hold the reference rows' attributions."""
+
+
+def reference_attributions(frame: pl.DataFrame, features: tuple[str, ...]) -> np.ndarray | None:
+    """The reference's attributions ``(F, n)`` from its ``attribution.<feature>`` columns (NaN
+    where a row or a feature has none); ``None`` when it has no such column."""
+    columns = [f"{ATTRIBUTION_PREFIX}{name}" for name in features]
+    if not any(column in frame.columns for column in columns):
+        return None
+    present = numeric_matrix(frame, tuple(c for c in columns if c in frame.columns))
+    out = np.full((len(features), frame.height), np.nan)
+    out[[i for i, c in enumerate(columns) if c in frame.columns]] = present
+    return out
 
 
 def numeric_matrix(frame: pl.DataFrame, columns: tuple[str, ...]) -> np.ndarray:

@@ -13,6 +13,7 @@ import polars as pl
 from driftwarden.detectors.cbpe import ScoreHistogram
 from driftwarden.detectors.fairness import FairnessSummary
 from driftwarden.detectors.histogram import CategoricalSummary, NumericSummary
+from driftwarden.detectors.importance import AttributionSummary
 from driftwarden.detectors.reconstruction import ErrorSummary
 from driftwarden.monitor.windows.archive import (
     categorical_arrays,
@@ -22,7 +23,11 @@ from driftwarden.monitor.windows.archive import (
     pack,
     unpack,
 )
-from driftwarden.monitor.windows.importance import ImportanceCounts
+from driftwarden.monitor.windows.importance import (
+    ImportanceCounts,
+    attribution_arrays,
+    restore_attributions,
+)
 from driftwarden.monitor.windows.outcomes import selection_summaries
 from driftwarden.monitor.windows.profile import Profile, category_codes
 
@@ -37,7 +42,8 @@ class WindowSummary:
     ``reconstruction`` holds the rows' PCA reconstruction errors when the
     model's ``multivariate_drift`` is enabled, ``importance`` the joint counts
     of feature and prediction buckets when its ``importance`` is (``None``
-    also for a window partly summarized before feature importance existed).
+    also for a window partly summarized before feature importance existed), and
+    ``attributions`` the count and sum of ``|attribution|`` per feature.
     """
 
     reference_id: str
@@ -55,6 +61,7 @@ class WindowSummary:
     selection: tuple[FairnessSummary, ...] = ()
     reconstruction: ErrorSummary | None = None
     importance: ImportanceCounts | None = None
+    attributions: AttributionSummary | None = None
 
     @classmethod
     def empty(cls, profile: Profile) -> WindowSummary:
@@ -92,6 +99,9 @@ class WindowSummary:
                 else ErrorSummary.empty(profile.multivariate.edges)
             ),
             importance=None if profile.importance is None else profile.importance.empty(),
+            attributions=(
+                None if profile.importance is None else AttributionSummary.empty(n_features)
+            ),
         )
 
     def merge(self, other: WindowSummary) -> WindowSummary:
@@ -123,6 +133,11 @@ class WindowSummary:
                 None
                 if self.importance is None or other.importance is None
                 else self.importance.merge(other.importance)
+            ),
+            attributions=(
+                None
+                if self.attributions is None or other.attributions is None
+                else self.attributions.merge(other.attributions)
             ),
         )
 
@@ -163,6 +178,7 @@ class WindowSummary:
             arrays["reconstruction.counts"] = self.reconstruction.counts
         if self.importance is not None:
             arrays.update(self.importance.arrays("importance"))
+        arrays.update(attribution_arrays("attribution", self.attributions))
         return pack(header, arrays)
 
     @classmethod
@@ -192,6 +208,7 @@ class WindowSummary:
             selection=tuple(FairnessSummary.from_state(f) for f in header["selection"]),
             reconstruction=reconstruction,
             importance=ImportanceCounts.restore("importance", arrays),
+            attributions=restore_attributions("attribution", arrays),
         )
 
 
@@ -242,8 +259,12 @@ def summarize(profile: Profile, frame: pl.DataFrame) -> WindowSummary:
     if profile.multivariate is not None:
         reconstruction = profile.multivariate.fold(numeric, codes)
     importance = None
+    attributions = None
     if profile.importance is not None:
         importance = profile.importance.fold(numeric, codes, predicted[0])
+        attributions = AttributionSummary.from_values(
+            _matrix(frame, [f"att:{name}" for name in profile.features])
+        )
     versions = frame["model_version"].drop_nulls().value_counts()
     return WindowSummary(
         reference_id=profile.reference_id,
@@ -263,6 +284,7 @@ def summarize(profile: Profile, frame: pl.DataFrame) -> WindowSummary:
         selection=selection,
         reconstruction=reconstruction,
         importance=importance,
+        attributions=attributions,
     )
 
 

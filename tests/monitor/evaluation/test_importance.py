@@ -12,6 +12,7 @@ import polars as pl
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
+from scipy.stats import spearmanr
 from sklearn.metrics import mutual_info_score
 from support.pipeline import HOUR, START
 
@@ -142,8 +143,10 @@ def test_importances_equal_scikit_learns_mutual_information_on_the_bucketed_raw_
         f"{{correction: {correction}, min_rows: 1000}}",
     )
     replay(loaded, tmp_path / "predictions.jsonl", tmp_path / "out")
-    records = of_kind(read_results(tmp_path / "out"), "feature_importance")
-    assert len(records) == 3 * 4
+    found = of_kind(read_results(tmp_path / "out"), "feature_importance")
+    records = [r for r in found if r["metric"] is None]
+    rankings = [r for r in found if r["metric"] == "rank_correlation"]
+    assert len(records) == 3 * 4 and len(rankings) == 3
     reference = pl.read_parquet(loaded.models[MODEL].reference)
     expected_reference = raw_importances(reference, reference, correction)
     for index in range(3):
@@ -159,6 +162,11 @@ def test_importances_equal_scikit_learns_mutual_information_on_the_bucketed_raw_
             assert record["reference_value"] == pytest.approx(
                 expected_reference[name], rel=1e-9, abs=1e-12
             )
+        names = sorted(expected)
+        rho = spearmanr([expected[n] for n in names], [expected_reference[n] for n in names])
+        (ranking,) = [r for r in rankings if r["window_index"] == index]
+        assert ranking["detector"] == "mutual_information" and ranking["status"] == "ok"
+        assert ranking["value"] == pytest.approx(rho.statistic, rel=1e-9)
 
 
 def test_a_model_that_stops_reading_a_feature_is_flagged_by_importance_not_by_data_drift(
@@ -171,6 +179,9 @@ def test_a_model_that_stops_reading_a_feature_is_flagged_by_importance_not_by_da
     replay(loaded, tmp_path / "predictions.jsonl", tmp_path / "out")
     records = read_results(tmp_path / "out")
     x1 = of_kind(records, "feature_importance", "x1")
+    assert {r["detector"] for r in of_kind(records, "feature_importance")} == {
+        "mutual_information"
+    }  # events without attributions give no attribution records
     assert [r["status"] for r in x1] == ["ok"] * 8
     assert [r["drift"] for r in x1] == [False] * 4 + [True] * 4
     assert all(r["direction"] == "below" and r["value"] < r["threshold"] for r in x1[4:])
@@ -180,6 +191,8 @@ def test_a_model_that_stops_reading_a_feature_is_flagged_by_importance_not_by_da
     assert all(r["direction"] == "above" for r in x2[4:])
     for name in ("x3", "segment"):
         assert not any(r["drift"] for r in of_kind(records, "feature_importance", name))
+    rankings = [r for r in of_kind(records, "feature_importance") if r["metric"]]
+    assert [r["drift"] for r in rankings] == [False] * 8
     data_drift = of_kind(records, "data_drift")
     assert {r["feature"] for r in data_drift} == {"x1", "x2", "x3", "segment"}
     assert not [r for r in data_drift if r["drift"]], "a data-drift detector saw the swap"
@@ -260,20 +273,26 @@ def test_the_gauges_carry_the_last_windows_importances_and_decisions(tmp_path: P
         records = [
             r
             for r in outcome.results.values()
-            if r.kind == "feature_importance" and r.window_index == index
+            if r.kind == "feature_importance" and r.window_index == index and r.feature
         ]
         window = WindowInfo(MODEL, None, records[0].reference_id, index, 0, 1)
         metrics.window_closed(window, records)
         seen = {
-            (s.name, s.labels.get("feature"), s.labels.get("side")): s.value
+            (
+                s.name,
+                s.labels.get("detector"),
+                s.labels.get("feature"),
+                s.labels.get("side"),
+            ): s.value
             for family in text_string_to_metric_families(generate_latest(registry).decode())
             for s in family.samples
             if s.labels.get("model") == MODEL
         }
         assert len(records) == 4
         for record in records:
-            name, feature = "driftwarden_feature_importance", record.feature
-            assert seen[(name, feature, "window")] == pytest.approx(record.value)
-            assert seen[(name, feature, "reference")] == pytest.approx(record.reference_value)
-            assert seen[(f"{name}_drift", feature, None)] == float(record.drift)
-        assert seen[("driftwarden_feature_importance_drift", "x1", None)] == float(index == 1)
+            name, labels = "driftwarden_feature_importance", (record.detector, record.feature)
+            assert seen[(name, *labels, "window")] == pytest.approx(record.value)
+            assert seen[(name, *labels, "reference")] == pytest.approx(record.reference_value)
+            assert seen[(f"{name}_drift", *labels, None)] == float(record.drift)
+        drift = seen[("driftwarden_feature_importance_drift", "mutual_information", "x1", None)]
+        assert drift == float(index == 1)
