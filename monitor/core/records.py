@@ -30,6 +30,7 @@ KINDS = (
     "concept_drift",
     "multivariate_drift",
     "feature_importance",
+    "drift_impact",
 )
 """The kinds of result record."""
 

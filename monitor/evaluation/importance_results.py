@@ -13,6 +13,7 @@ import math
 import numpy as np
 
 from driftwarden.core.records import ResultRecord, WindowInfo
+from driftwarden.detectors.impact import drift_impact
 from driftwarden.detectors.importance import (
     ImportanceChange,
     compare_importances,
@@ -29,6 +30,12 @@ MUTUAL_INFORMATION = "mutual_information"
 
 ATTRIBUTION = "attribution"
 """The detector name of importances measured as mean absolute attribution."""
+
+IMPACT = "importance_weighted"
+"""The detector name of ``drift_impact`` records."""
+
+CONTRIBUTION = "contribution"
+"""The metric of a ``drift_impact`` record that gives one feature's share of the impact."""
 
 RANK_CORRELATION = "rank_correlation"
 """The metric of the record comparing the window's ranking of the features with the reference's."""
@@ -168,6 +175,87 @@ def ranking_result(changes: list[ImportanceChange]) -> DetectorResult:
     if value is None:
         return not_ok("undefined", None, "below", n_window=n_window)
     return DetectorResult(value, None, "below", drift=False, n_window=n_window)
+
+
+def impact_records(
+    profile: Profile,
+    summary: WindowSummary,
+    window: WindowInfo,
+    config: ModelConfig,
+    results: list[ResultRecord],
+) -> list[ResultRecord]:
+    """The window's drift impact: each feature's data drift (its largest statistic over
+    threshold among the detectors that drift upwards) weighted by its importance, one record
+    for the model and one per top contributor (``metric: contribution``, largest first)."""
+    if profile.importance is None:
+        return []
+    settings = config.importance
+    features = profile.features
+    if settings.impact_weights is None:
+        importances = profile.importance.reference.importance(settings.correction)
+    else:
+        importances = np.array([settings.impact_weights.get(name, 0.0) for name in features])
+    statistics, thresholds = _drift_table(features, results)
+    impact = drift_impact(
+        statistics,
+        thresholds,
+        importances,
+        threshold=settings.impact_threshold,
+        cap=settings.impact_cap,
+        top_k=settings.impact_contributors,
+    )
+    enough = summary.n_events >= config.window.min_samples
+    result = gate(impact.to_result(n_reference=profile.n_rows, n_window=summary.n_events), enough)
+    records = [ResultRecord.of(window, "drift_impact", IMPACT, result)]
+    if result.status != "ok":
+        return records
+    for f in impact.top:
+        contribution = DetectorResult(
+            value=float(impact.contributions[f]),
+            threshold=None,
+            direction="above",
+            drift=False,
+            n_reference=profile.n_rows,
+            n_window=summary.n_events,
+        )
+        records.append(
+            ResultRecord.of(
+                window,
+                "drift_impact",
+                IMPACT,
+                contribution,
+                feature=features[f],
+                metric=CONTRIBUTION,
+            )
+        )
+    return records
+
+
+def _drift_table(
+    features: tuple[str, ...], results: list[ResultRecord]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Statistics and thresholds ``(D, F)`` of the window's data-drift records whose
+    detectors drift upwards from a positive threshold (effect sizes); NaN elsewhere."""
+    column = {name: f for f, name in enumerate(features)}
+    usable = [
+        r
+        for r in results
+        if r.kind == "data_drift"
+        and r.feature in column
+        and r.direction == "above"
+        and r.value is not None
+        and r.value >= 0
+        and r.threshold is not None
+        and r.threshold > 0
+    ]
+    detectors = sorted({r.detector for r in usable})
+    row = {name: d for d, name in enumerate(detectors)}
+    statistics = np.full((max(len(detectors), 1), len(features)), np.nan)
+    thresholds = np.ones_like(statistics)
+    for r in usable:
+        statistics[row[r.detector], column[r.feature]] = r.value
+        thresholds[row[r.detector], column[r.feature]] = r.threshold
+    return statistics, thresholds
 
 
 def _finite(value: float) -> float | None:

@@ -14,7 +14,7 @@ from driftwarden.detectors.stream import StreamDetector
 from driftwarden.monitor import windows
 from driftwarden.monitor.config import ModelConfig
 from driftwarden.monitor.config.detectors import build_concept_detector, build_detectors
-from driftwarden.monitor.evaluation.importance_results import importance_records
+from driftwarden.monitor.evaluation.importance_results import impact_records, importance_records
 from driftwarden.monitor.evaluation.outcome_results import outcome_records
 from driftwarden.monitor.evaluation.window_results import evaluate
 from driftwarden.monitor.ingest.messages import DecodedBatch
@@ -156,6 +156,7 @@ class ModelPipeline:
         )
         results = evaluate(profile, summary, window, self.config, self.detectors)
         results += importance_records(profile, summary, window, self.config)
+        results += impact_records(profile, summary, window, self.config, results)
         results += outcome_records(
             profile, self.config, window, summary, self._window_labels(connection, window)
         )

@@ -105,6 +105,18 @@ class Metrics:
             ["model", "detector", "feature"],
             registry=registry,
         )
+        self.drift_impact = Gauge(
+            "driftwarden_drift_impact",
+            "Importance-weighted drift of the last closed window (NaN when not computed).",
+            ["model"],
+            registry=registry,
+        )
+        self.drift_impact_contribution = Gauge(
+            "driftwarden_drift_impact_contribution",
+            "A top contributor's share of the last closed window's drift impact.",
+            ["model", "feature"],
+            registry=registry,
+        )
         self.window_end = Gauge(
             "driftwarden_window_end_timestamp_seconds",
             "End of the last closed window (event time).",
@@ -318,6 +330,11 @@ class Metrics:
                 self.multivariate_drift.labels(record.model).set(1.0 if record.drift else 0.0)
             elif record.kind == "feature_importance" and record.feature is not None:
                 self._importance(record, value)
+            elif record.kind == "drift_impact" and record.feature is None:
+                self.drift_impact.labels(record.model).set(value)
+                self.drift_impact_contribution.remove_by_labels({"model": record.model})
+            elif record.kind == "drift_impact":
+                self.drift_impact_contribution.labels(record.model, record.feature).set(value)
 
     def _importance(self, record: ResultRecord, value: float) -> None:
         labels = (record.model, record.detector, record.feature)

@@ -131,6 +131,7 @@ class WindowView:
     groups: list[GroupRates]
     missing_profile: bool
     importance: list[ResultRecord]
+    impact: list[ResultRecord]
 
 
 @dataclass(frozen=True)
@@ -406,7 +407,7 @@ class Pages:
         profile = self.profile(meta.reference_id)
         by_subject: dict[str, list[ResultRecord]] = defaultdict(list)
         quality_of: dict[str, list[ResultRecord]] = defaultdict(list)
-        performance, fairness, quality, concept, importance = [], [], [], [], []
+        performance, fairness, quality, concept, importance, impact = [], [], [], [], [], []
         for record in window.records:
             if record.kind in DRIFT_KINDS:
                 by_subject[record.feature or PREDICTION].append(record)
@@ -422,6 +423,8 @@ class Pages:
                 concept.append(record)
             elif record.kind == "feature_importance":
                 importance.append(record)
+            elif record.kind == "drift_impact":
+                impact.append(record)
         drawings = {} if profile is None else _distributions(profile, summary)
         names = list(dict.fromkeys([*drawings, *by_subject, *quality_of]))
         features = []
@@ -443,7 +446,14 @@ class Pages:
                     drift=any(r.drift for r in records),
                 )
             )
-        features.sort(key=lambda f: (not f.drift, -(f.severity if f.severity is not None else -1)))
+        share = {r.feature: r.value or 0.0 for r in impact if r.feature is not None}
+        features.sort(
+            key=lambda f: (
+                not f.drift,
+                -share.get(f.name, 0.0),
+                -(f.severity if f.severity is not None else -1),
+            )
+        )
         label_summary = _labels(profile, labels)
         confusion = None
         if label_summary is not None and isinstance(
@@ -475,6 +485,7 @@ class Pages:
             groups=groups,
             missing_profile=profile is None,
             importance=sorted(importance, key=_most_important_first),
+            impact=sorted(impact, key=lambda r: (r.feature is not None, -(r.value or 0.0))),
         )
 
     def incident_view(self, incident_id: str) -> IncidentView | None:

@@ -296,3 +296,117 @@ def test_the_gauges_carry_the_last_windows_importances_and_decisions(tmp_path: P
             assert seen[(f"{name}_drift", *labels, None)] == float(record.drift)
         drift = seen[("driftwarden_feature_importance_drift", "mutual_information", "x1", None)]
         assert drift == float(index == 1)
+        impact = [
+            r
+            for r in outcome.results.values()
+            if r.kind == "drift_impact" and r.window_index == index
+        ]
+        metrics.window_closed(window, impact)
+        seen = {
+            (s.name, s.labels.get("feature")): s.value
+            for family in text_string_to_metric_families(generate_latest(registry).decode())
+            for s in family.samples
+            if s.labels.get("model") == MODEL and "impact" in s.name
+        }
+        expected = {
+            ("driftwarden_drift_impact_contribution" if r.feature else "driftwarden_drift_impact",
+             r.feature): r.value
+            for r in impact
+        }  # fmt: skip
+        assert seen == pytest.approx(expected)
+
+
+def shifted(frame: pl.DataFrame, **shifts: float) -> pl.DataFrame:
+    """``frame`` with numeric features moved by ``shifts`` (the prediction recomputed from
+    the moved x1 and x2, as the model would)."""
+    moved = frame.with_columns(pl.col(name) + shift for name, shift in shifts.items())
+    delta = 0.8 * shifts.get("x1", 0.0) + 0.6 * shifts.get("x2", 0.0)
+    return moved.with_columns(pl.col("prediction") + delta)
+
+
+def expected_impact(records: list[dict], index: int, cap: float = 5.0) -> tuple[float, list]:
+    """The impact computed here from the window's records: weights from the reference
+    importances, each feature's largest statistic over threshold among the data-drift
+    detectors, capped, weighted and summed."""
+    importance = {
+        r["feature"]: r["reference_value"]
+        for r in records
+        if r["kind"] == "feature_importance"
+        and r["detector"] == "mutual_information"
+        and r["feature"]
+        and r["window_index"] == index
+    }
+    total = sum(importance.values())
+    scores: dict[str, float] = {}
+    for r in records:
+        if r["kind"] != "data_drift" or r["window_index"] != index or r["value"] is None:
+            continue
+        if r["direction"] == "above":
+            ratio = r["value"] / r["threshold"]
+            scores[r["feature"]] = max(scores.get(r["feature"], 0.0), ratio)
+    parts = {f: importance[f] / total * min(s, cap) for f, s in scores.items()}
+    ranked = sorted((f for f in parts if parts[f] > 0), key=lambda f: -parts[f])
+    return sum(parts.values()), ranked
+
+
+def test_drift_impact_ranks_the_important_drifting_feature_first_and_ignores_an_irrelevant_one(
+    tmp_path: Path,
+) -> None:
+    rng = np.random.default_rng(7)
+    calm = rows(5000, 0.8, rng)
+    both = shifted(rows(5000, 0.8, rng), x1=0.6, x3=6.0)  # x3 moves by two of its sd
+    irrelevant = shifted(rows(5000, 0.8, rng), x3=6.0)
+    loaded = write_case(tmp_path, pl.concat([calm, both, irrelevant]), "{kind: count, size: 5000}")
+    replay(loaded, tmp_path / "predictions.jsonl", tmp_path / "out")
+    records = read_results(tmp_path / "out")
+    impact = [r for r in of_kind(records, "drift_impact") if r["feature"] is None]
+    assert [r["status"] for r in impact] == ["ok"] * 3
+    assert [r["drift"] for r in impact] == [False, True, False]
+    x3_drift = [r for r in of_kind(records, "data_drift", "x3") if r["drift"]]
+    assert {r["window_index"] for r in x3_drift} == {1, 2}, "x3 must drift in both windows"
+    for index, record in enumerate(impact):
+        value, ranked = expected_impact(records, index)
+        assert record["value"] == pytest.approx(value, rel=1e-9)
+        assert record["threshold"] == 1.0 and record["direction"] == "above"
+        contributors = [
+            r
+            for r in of_kind(records, "drift_impact")
+            if r["window_index"] == index and r["metric"] == "contribution"
+        ]
+        ordered = sorted(contributors, key=lambda r: -r["value"])
+        assert [r["feature"] for r in ordered] == ranked[:5]
+    ordered = sorted(
+        (r for r in of_kind(records, "drift_impact") if r["window_index"] == 1 and r["feature"]),
+        key=lambda r: -r["value"],
+    )
+    assert ordered[0]["feature"] == "x1"
+    assert impact[2]["value"] < 0.5
+
+
+def test_configured_impact_weights_replace_the_reference_importances(tmp_path: Path) -> None:
+    rng = np.random.default_rng(8)
+    analysis = shifted(rows(5000, 0.8, rng), x3=6.0)
+    loaded = write_case(
+        tmp_path,
+        analysis,
+        "{kind: count, size: 5000}",
+        "{impact_weights: {x3: 1.0, x1: 1.0}}",
+    )
+    replay(loaded, tmp_path / "predictions.jsonl", tmp_path / "out")
+    records = read_results(tmp_path / "out")
+    (impact,) = [r for r in of_kind(records, "drift_impact") if r["feature"] is None]
+    assert impact["drift"] is True  # x3 holds half the weight now
+    top = max(
+        (r for r in of_kind(records, "drift_impact") if r["feature"]), key=lambda r: r["value"]
+    )
+    assert top["feature"] == "x3"
+
+
+def test_impact_weights_must_name_configured_features(tmp_path: Path) -> None:
+    with pytest.raises(Exception, match="unknown features"):
+        write_case(
+            tmp_path,
+            rows(10, 0.8, np.random.default_rng(9)),
+            "{kind: time}",
+            "{impact_weights: {nope: 1.0}}",
+        )
