@@ -95,8 +95,8 @@ class Metrics:
             "driftwarden_feature_importance",
             "Importance of a feature (detector mutual_information: nats of information about "
             "the prediction; attribution: mean absolute attribution) in the last closed window "
-            "(side=window, NaN when not computed) and in the reference (side=reference).",
-            ["model", "detector", "feature", "side"],
+            "(kind=window, NaN when not computed) and in the reference (kind=reference).",
+            ["model", "detector", "feature", "kind"],
             registry=registry,
         )
         self.feature_importance_drift = Gauge(

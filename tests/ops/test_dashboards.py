@@ -67,6 +67,10 @@ GAUGES = {
     "driftwarden_reconstruction_error_threshold",
     "driftwarden_multivariate_drift",
     "driftwarden_pages_info",
+    "driftwarden_feature_importance",
+    "driftwarden_feature_importance_drift",
+    "driftwarden_drift_impact",
+    "driftwarden_drift_impact_contribution",
 }
 HISTOGRAMS = {
     "driftwarden_window_close_duration_seconds",
@@ -201,6 +205,8 @@ def test_the_panels_the_issue_asks_for_exist(boards) -> None:
         "driftwarden_fairness",
         "driftwarden_data_quality_ratio",
         "FROM results",
+        "driftwarden_feature_importance{",
+        "driftwarden_drift_impact{",
     ):
         assert metric in model, metric
     for metric in (

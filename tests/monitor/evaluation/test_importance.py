@@ -282,7 +282,7 @@ def test_the_gauges_carry_the_last_windows_importances_and_decisions(tmp_path: P
                 s.name,
                 s.labels.get("detector"),
                 s.labels.get("feature"),
-                s.labels.get("side"),
+                s.labels.get("kind"),
             ): s.value
             for family in text_string_to_metric_families(generate_latest(registry).decode())
             for s in family.samples
