@@ -410,3 +410,44 @@ def test_impact_weights_must_name_configured_features(tmp_path: Path) -> None:
             "{kind: time}",
             "{impact_weights: {nope: 1.0}}",
         )
+
+
+def test_a_rule_on_the_drift_impact_fires_when_the_features_the_model_uses_drift(
+    tmp_path: Path,
+) -> None:
+    rng = np.random.default_rng(10)
+    analysis = pl.concat([rows(10_000, 0.8, rng), shifted(rows(10_000, 0.8, rng), x1=0.6)])
+    write_case(tmp_path, analysis, "{kind: time, size: 2h}")  # 2,000 events each
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        config.read_text()
+        + """\
+alerts:
+  channels:
+    hook:
+      type: webhook
+      url: "http://127.0.0.1:9/hook"
+      secrets: ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"]
+  rules:
+    - name: drift-that-matters
+      match: ["kind=drift_impact", 'metric=""']
+      severity: warning
+      channels: [hook]
+"""
+    )
+    replay(configuration.load(config), tmp_path / "predictions.jsonl", tmp_path / "out")
+    impact = [
+        r for r in of_kind(read_results(tmp_path / "out"), "drift_impact") if r["metric"] is None
+    ]
+    assert [r["drift"] for r in impact] == [False] * 5 + [True] * 5
+    lines = [
+        orjson.loads(line) for line in (tmp_path / "out" / "alerts.jsonl").read_bytes().splitlines()
+    ]
+    firing = [line["payload"] for line in lines if line["payload"]["status"] == "firing"]
+    assert firing, "the rule did not fire"
+    evidence = firing[0]["alerts"][0]["evidence"]
+    assert (evidence["kind"], evidence["feature"], evidence["window_index"]) == (
+        "drift_impact",
+        None,
+        5,
+    )
