@@ -451,3 +451,67 @@ alerts:
         None,
         5,
     )
+
+
+def test_a_multiclass_models_classes_are_its_prediction_buckets(tmp_path: Path) -> None:
+    rng = np.random.default_rng(11)
+
+    def classified(n: int) -> pl.DataFrame:
+        x = rng.normal(size=n)
+        predicted = np.where(x > 0.5, "hi", np.where(x < -0.5, "lo", "mid"))
+        return pl.DataFrame({"x": x, "c": rng.choice(["u", "v"], size=n), "prediction": predicted})
+
+    reference = classified(5000)
+    reference.write_parquet(tmp_path / "reference.parquet")
+    (tmp_path / "config.yaml").write_text(
+        f"""\
+storage: {{url: "sqlite://"}}
+models:
+  {MODEL}:
+    task: multiclass_classification
+    reference: {tmp_path / "reference.parquet"}
+    features: {{numeric: [x], categorical: [c]}}
+    window: {{kind: count, size: 3000}}
+    importance: {{correction: none, min_rows: 100}}
+"""
+    )
+    window = classified(3000)
+    window.select(
+        pl.lit(MODEL).alias("model"),
+        pl.format("e-{}", pl.int_range(3000)).alias("id"),
+        (START + pl.int_range(3000, dtype=pl.Int64)).alias("ts"),
+        pl.struct("x", "c").alias("features"),
+        "prediction",
+    ).write_ndjson(tmp_path / "predictions.jsonl")
+    loaded = configuration.load(tmp_path / "config.yaml")
+    replay(loaded, tmp_path / "predictions.jsonl", tmp_path / "out")
+    records = {
+        r["feature"]: r
+        for r in of_kind(read_results(tmp_path / "out"), "feature_importance")
+        if r["feature"]
+    }
+    for frame, key in ((window, "value"), (reference, "reference_value")):
+        x = buckets(frame["x"].to_numpy(), reference["x"].to_numpy())
+        predicted = frame["prediction"].to_numpy()
+        assert records["x"][key] == pytest.approx(mutual_info_score(x, predicted), rel=1e-9)
+        expected = mutual_info_score(frame["c"].to_numpy(), predicted)
+        assert records["c"][key] == pytest.approx(expected, rel=1e-9, abs=1e-12)
+
+
+def test_disabling_importance_changes_the_reference_id_and_drops_its_records(
+    tmp_path: Path,
+) -> None:
+    rng = np.random.default_rng(12)
+    on = write_case(tmp_path, rows(4000, 0.8, rng), "{kind: count, size: 2000}")
+    model = on.models[MODEL]
+    frame, content = read_reference(model.reference)
+    off = write_case(
+        tmp_path, rows(4000, 0.8, rng), "{kind: count, size: 2000}", "{enabled: false}"
+    )
+    disabled = fit(MODEL, off.models[MODEL], frame, content)
+    assert disabled.importance is None
+    assert disabled.reference_id != fit(MODEL, model, frame, content).reference_id
+    replay(off, tmp_path / "predictions.jsonl", tmp_path / "out")
+    kinds = {r["kind"] for r in read_results(tmp_path / "out")}
+    assert "data_drift" in kinds
+    assert not kinds & {"feature_importance", "drift_impact"}
