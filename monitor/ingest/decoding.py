@@ -44,6 +44,7 @@ KEPT_PREFIX = 4096
 """Bytes of a message over ``max_message_bytes`` that its dead letter keeps."""
 
 _SMALLEST_SEGMENT = 16
+_ATTRIBUTIONS = b'"attributions"'
 _INTEGER = re.compile(r"-?\d+")
 _LITERAL_PREFIX = r"^(-?[0-9]|true$|false$|null$|\{|\[)"
 _OBJECT_PREFIX = r"^[\{\[]"
@@ -124,8 +125,14 @@ class EventDecoder:
         self.kind = kind
         self.max_message_bytes = max_message_bytes
         self.unknown_models = unknown_models
-        self._typed = self._read_schema(typed=True)
-        self._loose = self._read_schema(typed=False)
+        self._schemas = {
+            attributions: (
+                self._read_schema(typed=True, attributions=attributions),
+                self._read_schema(typed=False, attributions=attributions),
+            )
+            for attributions in (False, True)
+        }
+        self._typed, self._loose = self._schemas[False]
 
     def decode(self, messages: Messages) -> DecodedBatch:
         """Decode one batch: every message becomes exactly one of a decoded event, a dead
@@ -145,6 +152,8 @@ class EventDecoder:
         if messages.values and self.kind == "prediction":
             self._discover_features(messages.values[0], batch)
         fast_rows, exact_rows, joined = self._screen(messages, batch)
+        # Reading attributions costs a third of the decoding: only batches that mention them do.
+        self._typed, self._loose = self._schemas[_ATTRIBUTIONS in joined]
         if exact:
             fast_rows, exact_rows = [], sorted(fast_rows + exact_rows)
         parts: list[pl.DataFrame] = []
@@ -258,8 +267,9 @@ class EventDecoder:
         frame = pl.read_ndjson(data, schema=self._loose)
         return frame.with_columns(_row=pl.Series(rows, dtype=pl.Int64))
 
-    def _read_schema(self, typed: bool) -> dict[str, pl.DataType]:
-        """The polars schema of raw events; loose types everything as strings."""
+    def _read_schema(self, typed: bool, attributions: bool) -> dict[str, pl.DataType]:
+        """The polars schema of raw events; loose types everything as strings. Without
+        ``attributions`` that field is not read (its columns come out null)."""
         schema: dict[str, pl.DataType] = {
             "model": pl.String(),
             "id": pl.String(),
@@ -279,10 +289,11 @@ class EventDecoder:
         }
         groups = sorted({name for m in self.models.values() for name in m.groups})
         schema["features"] = pl.Struct(features)
-        attribution_type = pl.Float64() if typed else pl.String()
-        schema["attributions"] = pl.Struct(
-            {name: attribution_type for name in sorted(numeric | categorical)}
-        )
+        if attributions:
+            attribution_type = pl.Float64() if typed else pl.String()
+            schema["attributions"] = pl.Struct(
+                {name: attribution_type for name in sorted(numeric | categorical)}
+            )
         if groups:
             schema["groups"] = pl.Struct({name: pl.String() for name in groups})
         return schema
@@ -403,12 +414,16 @@ class EventDecoder:
                 columns += [text.alias(f"cat:{feature}"), pl.lit(False).alias(f"err:{feature}")]
             for group in schema.groups:
                 columns.append(pl.col("groups").struct.field(group).alias(f"grp:{group}"))
-            attributions = pl.col("attributions").struct
-            attribution_types = part.schema["attributions"].to_schema()
-            for feature in schema.features:
-                number, error = _numeric(attributions.field(feature), attribution_types[feature])
-                columns.append(number.alias(f"att:{feature}"))
-                malformed.append(error)
+            if "attributions" in part.schema:
+                attributions = pl.col("attributions").struct
+                attribution_types = part.schema["attributions"].to_schema()
+                for feature in schema.features:
+                    field = attributions.field(feature)
+                    number, error = _numeric(field, attribution_types[feature])
+                    columns.append(number.alias(f"att:{feature}"))
+                    malformed.append(error)
+            else:
+                columns += [pl.lit(None, pl.Float64).alias(f"att:{f}") for f in schema.features]
         fits = (
             pl.col("ts").is_between(EARLIEST, LATEST)
             & (pl.col("id").str.len_chars() <= NAME_LENGTH)
