@@ -163,3 +163,39 @@ def test_mean_absolute_attributions_and_their_ranking_equal_a_direct_computation
         flagged = {name for name, record in seen.items() if record["drift"]}
         assert flagged == (set() if index == 0 else {"x1"})
     assert seen["x1"]["direction"] == "below"
+
+
+def test_flat_parquet_input_carries_attributions_in_its_attribution_columns(
+    tmp_path: Path,
+) -> None:
+    reference_rows = rows(3000, np.random.default_rng(6), SCALES)
+    reference = tmp_path / "reference.parquet"
+    reference_rows.write_parquet(reference)
+    analysis = rows(2000, np.random.default_rng(7), SCALES)
+    write_events(tmp_path / "predictions.jsonl", analysis)
+    n = analysis.height
+    analysis.with_columns(
+        pl.lit(MODEL).alias("model"),
+        pl.format("e-{}", pl.int_range(n)).alias("id"),
+        (START + pl.int_range(n, dtype=pl.Int64)).alias("ts"),
+    ).write_parquet(tmp_path / "predictions.parquet")
+    config = tmp_path / "config.yaml"
+    config.write_text(config_text(reference))
+    loaded = configuration.load(config)
+    found = []
+    for name in ("predictions.jsonl", "predictions.parquet"):
+        replay(loaded, tmp_path / name, tmp_path / name.replace(".", "-"))
+        results = (tmp_path / name.replace(".", "-") / "results.jsonl").read_bytes()
+        found.append(
+            sorted(
+                (r["feature"] or "", r["metric"] or "", r["value"], r["n_window"])
+                for r in map(orjson.loads, results.splitlines())
+                if r["kind"] == "feature_importance" and r["detector"] == "attribution"
+            )
+        )
+    jsonl, parquet = found
+    assert len(jsonl) == len(FEATURES) + 1
+    assert all(value is not None for _, _, value, _ in jsonl)
+    assert [(f, m, n) for f, m, _, n in parquet] == [(f, m, n) for f, m, _, n in jsonl]
+    for (*_, ours, _), (*_, theirs, _) in zip(parquet, jsonl, strict=True):
+        assert ours == pytest.approx(theirs, rel=1e-12)
