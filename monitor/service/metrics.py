@@ -111,6 +111,12 @@ class Metrics:
             ["model"],
             registry=registry,
         )
+        self.drift_impact_threshold = Gauge(
+            "driftwarden_drift_impact_threshold",
+            "The impact threshold the last closed window's drift impact was compared with.",
+            ["model"],
+            registry=registry,
+        )
         self.drift_impact_contribution = Gauge(
             "driftwarden_drift_impact_contribution",
             "A top contributor's share of the last closed window's drift impact.",
@@ -332,6 +338,8 @@ class Metrics:
                 self._importance(record, value)
             elif record.kind == "drift_impact" and record.feature is None:
                 self.drift_impact.labels(record.model).set(value)
+                threshold = float("nan") if record.threshold is None else record.threshold
+                self.drift_impact_threshold.labels(record.model).set(threshold)
                 self.drift_impact_contribution.remove_by_labels({"model": record.model})
             elif record.kind == "drift_impact":
                 self.drift_impact_contribution.labels(record.model, record.feature).set(value)

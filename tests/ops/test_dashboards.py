@@ -70,6 +70,7 @@ GAUGES = {
     "driftwarden_feature_importance",
     "driftwarden_feature_importance_drift",
     "driftwarden_drift_impact",
+    "driftwarden_drift_impact_threshold",
     "driftwarden_drift_impact_contribution",
 }
 HISTOGRAMS = {
