@@ -117,6 +117,7 @@ class AlertEngine:
         self.deliver = deliver
         self.pages_url = pages_url
         self._setup = _Setup(config)
+        self._impacts: dict[str, tuple[int, dict[str, float]]] = {}
 
     @property
     def config(self) -> AlertsConfig:
@@ -212,6 +213,7 @@ class AlertEngine:
         ``now`` move alert state but never notify. Nothing is committed: the
         caller's transaction holds the state changes and outbox rows.
         """
+        self._note_impacts(results)
         setup, moment = self._setup, now
         observations = [
             observation
@@ -279,6 +281,20 @@ class AlertEngine:
             _log_transition(transition)
         report = EvaluationReport(tuple(transitions), (), stale_results)
         return report.merge(self.tick(now, connection))
+
+    def _note_impacts(self, results: Sequence[ResultRecord]) -> None:
+        """Keep each model's latest drift-impact contributions by feature, which rank the
+        alerts of its notifications (a restarted engine ranks without them until its
+        next window closes)."""
+        for result in results:
+            if result.kind != "drift_impact":
+                continue
+            index, shares = self._impacts.get(result.model, (-1, {}))
+            if result.window_index > index:
+                index, shares = result.window_index, {}
+                self._impacts[result.model] = (index, shares)
+            if result.window_index == index and result.feature and result.value is not None:
+                shares[result.feature] = result.value
 
     def tick(self, now: int, connection: Connection) -> EvaluationReport:
         """Resolve what timed out, then flush every group whose timer expired."""
@@ -379,6 +395,7 @@ class AlertEngine:
             now=now,
             deliver=self.deliver,
             pages_url=self.pages_url,
+            impacts=self._impacts.get(group.model, (-1, {}))[1],
         )
 
     def _muters(self, setup: _Setup, now: int, connection: Connection) -> list[Muter]:

@@ -91,7 +91,8 @@ def margin(evidence: ResultRecord) -> float | None:
 def rank(view: AlertView) -> tuple[Any, ...]:
     """The sort key of an alert in a notification: the ones on-call should see first, first.
 
-    Firing before resolved; then the greatest ``distance`` past the
+    Firing before resolved; then the largest ``impact`` (the subject feature's share of
+    its window's drift impact; 0 without one); then the greatest ``distance`` past the
     threshold, then the greatest ``margin`` (which orders alerts equally far
     by the factor, e.g. past a zero threshold); alerts without a distance
     (no value or threshold) after those with one; then the most severe; then
@@ -100,6 +101,7 @@ def rank(view: AlertView) -> tuple[Any, ...]:
     far = distance(view.evidence)
     return (
         view.state != "firing",
+        -(view.impact or 0.0),
         far is None,
         0.0 if far is None else -far,
         -(margin(view.evidence) or 0.0),
@@ -124,6 +126,7 @@ class AlertView:
     starts_at: int
     ends_at: int | None
     annotations: Mapping[str, str] = field(default_factory=dict)
+    impact: float | None = None
 
     def context(self) -> dict[str, Any]:
         """The variables of the alert for templates (annotations included once rendered)."""

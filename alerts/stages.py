@@ -71,6 +71,7 @@ class Flush:
     now: int
     deliver: bool
     pages_url: str | None = None
+    impacts: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -371,7 +372,7 @@ def _notification(
     listed += [(fp, "resolved") for fp in decision.resolved]
     for fp, state in listed:
         if (fp, state) not in views:
-            views[fp, state] = _view(flush.rules, alerts[fp], state)
+            views[fp, state] = _view(flush.rules, alerts[fp], state, flush.impacts)
     due = flush.group
     return Notification(
         channel=name,
@@ -407,8 +408,11 @@ def _row(
     }
 
 
-def _view(rules: Mapping[str, Rule], alert: AlertState, state: str) -> AlertView:
-    """The alert as notifications show it, with its rule's annotations rendered."""
+def _view(
+    rules: Mapping[str, Rule], alert: AlertState, state: str, impacts: Mapping[str, float]
+) -> AlertView:
+    """The alert as notifications show it, with its rule's annotations rendered and the
+    share of the model's drift impact its feature holds (``impacts``)."""
     rule = rules.get(alert.rule)
     view = AlertView(
         fingerprint=alert.fingerprint,
@@ -420,6 +424,7 @@ def _view(rules: Mapping[str, Rule], alert: AlertState, state: str) -> AlertView
         evidence=alert.evidence,
         starts_at=alert.since,
         ends_at=alert.resolved_at if state == "resolved" else None,
+        impact=impacts.get(alert.evidence.feature or ""),
     )
     sources = rule.config.annotations.resolved() if rule else dict(ANNOTATION_DEFAULTS)
     context = view.context()

@@ -659,3 +659,41 @@ def compare_importances(
             )
         )
     return out
+
+
+def rank_correlation(window: np.ndarray, reference: np.ndarray) -> float | None:
+    """Spearman's rank correlation of two importance vectors over the features both have.
+
+    Ranks are averaged over ties (as ``scipy.stats.spearmanr``); ``None`` with fewer than
+    two such features or when either side's ranks are all equal.
+
+    Examples
+    --------
+    >>> rank_correlation(np.array([0.3, 0.2, 0.1, np.nan]), np.array([0.5, 0.1, 0.2, 0.4]))
+    0.5
+    """
+    v = np.asarray(window, dtype=np.float64)
+    r = np.asarray(reference, dtype=np.float64)
+    if v.ndim != 1 or v.shape != r.shape:
+        raise ValueError(
+            f"window and reference must be vectors of one length, got {v.shape} and {r.shape}"
+        )
+    both = np.isfinite(v) & np.isfinite(r)
+    if both.sum() < 2:
+        return None
+    a, b = _average_ranks(v[both]), _average_ranks(r[both])
+    a, b = a - a.mean(), b - b.mean()
+    scale = math.sqrt(float(a @ a) * float(b @ b))
+    return None if scale == 0 else float(np.clip(a @ b / scale, -1.0, 1.0))
+
+
+def _average_ranks(values: np.ndarray) -> np.ndarray:
+    """1-based ranks, ties sharing their average rank."""
+    order = np.argsort(values, kind="stable")
+    ordered = values[order]
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+    ends = np.r_[starts[1:], ordered.size]
+    average = (starts + ends + 1) / 2.0  # mean of the ranks starts+1 .. ends
+    ranks = np.empty(values.size)
+    ranks[order] = np.repeat(average, ends - starts)
+    return ranks

@@ -26,6 +26,17 @@ from pydantic import (
 from driftwarden.alerts.config import AlertsConfig
 from driftwarden.core.durations import Duration
 from driftwarden.core.records import NAME_LENGTH
+from driftwarden.detectors.impact import (
+    DEFAULT_IMPACT_THRESHOLD,
+    DEFAULT_SCORE_CAP,
+    DEFAULT_TOP_K,
+)
+from driftwarden.detectors.importance import (
+    DEFAULT_ABSOLUTE_CHANGE,
+    DEFAULT_BUCKETS,
+    DEFAULT_MIN_ROWS,
+    DEFAULT_RELATIVE_CHANGE,
+)
 
 SPLIT_NAME_LENGTH = NAME_LENGTH - 17
 """The longest name of a model whose versions are split (``name#`` and 16 hex digits)."""
@@ -365,6 +376,45 @@ class VersionsConfig(Section):
         return value
 
 
+class ImportanceConfig(Section):
+    """Feature importance over time (``feature_importance`` records).
+
+    Each feature's importance is the mutual information (nats) between its
+    coarse bucket (``buckets`` reference quantiles plus missing, or its
+    category) and the prediction's bucket. A window flags a feature whose
+    importance moved from the reference's by more than both
+    ``absolute_threshold`` and ``relative_threshold`` times the reference's;
+    below ``min_rows`` rows on either side the record is ``insufficient_data``.
+    Mean absolute attributions (when events carry them) are compared the same
+    way, with ``attribution_absolute_threshold`` in the model's output units.
+    The ``drift_impact`` record weights each feature's drift by its importance
+    (the reference's mutual information, or ``impact_weights``).
+    """
+
+    enabled: bool = True
+    buckets: int = Field(default=DEFAULT_BUCKETS, ge=2, le=100)
+    relative_threshold: float = Field(default=DEFAULT_RELATIVE_CHANGE, ge=0.0)
+    absolute_threshold: float = Field(default=DEFAULT_ABSOLUTE_CHANGE, ge=0.0)
+    min_rows: int = Field(default=DEFAULT_MIN_ROWS, ge=0)
+    correction: Literal["none", "miller-madow"] = "miller-madow"
+    attribution_absolute_threshold: float = Field(default=0.0, ge=0.0)
+    impact_threshold: float = Field(default=DEFAULT_IMPACT_THRESHOLD, gt=0.0)
+    impact_cap: float | None = Field(default=DEFAULT_SCORE_CAP, gt=0.0)
+    impact_contributors: int = Field(default=DEFAULT_TOP_K, ge=0, le=100)
+    impact_weights: dict[str, float] | None = None
+
+    @field_validator("impact_weights")
+    @classmethod
+    def _weights(cls, weights: dict[str, float] | None) -> dict[str, float] | None:
+        if weights is not None:
+            bad = {name: w for name, w in weights.items() if not 0.0 <= w < float("inf")}
+            if bad:
+                raise ValueError(f"impact_weights must be finite numbers >= 0, got {bad}")
+            if not any(weights.values()):
+                raise ValueError("impact_weights needs at least one positive weight")
+        return weights
+
+
 Task = Literal["binary_classification", "multiclass_classification", "regression"]
 
 
@@ -382,6 +432,7 @@ class ModelConfig(Section):
     concept_drift: ConceptDriftConfig = Field(default_factory=ConceptDriftConfig)
     multivariate_drift: MultivariateDriftConfig = Field(default_factory=MultivariateDriftConfig)
     versions: VersionsConfig = Field(default_factory=VersionsConfig)
+    importance: ImportanceConfig = Field(default_factory=ImportanceConfig)
     detectors: dict[str, dict[str, Any]] | None = None
     silence_after: Duration | None = None
 
@@ -394,6 +445,10 @@ class ModelConfig(Section):
                 raise ValueError("decision_threshold applies only to binary_classification")
             if not 0.0 < self.decision_threshold < 1.0:
                 raise ValueError("decision_threshold must lie strictly between 0 and 1")
+        weights = self.importance.impact_weights
+        if weights is not None and set(weights) - set(self.features.names):
+            unknown = sorted(set(weights) - set(self.features.names))
+            raise ValueError(f"importance.impact_weights names unknown features: {unknown}")
         if self.multivariate_drift.enabled and len(self.features.names) < 2:
             raise ValueError("multivariate_drift needs at least 2 features")
         clash = set(self.groups) & set(self.features.names)

@@ -30,6 +30,8 @@ KINDS = (
     "concept_drift",
     "multivariate_drift",
     "version_comparison",
+    "feature_importance",
+    "drift_impact",
 )
 """The kinds of result record."""
 
@@ -81,7 +83,9 @@ class ResultRecord:
 
     ``value`` is ``None`` unless ``status`` is ``ok``; ``drift`` is only ever
     true when it is. ``detected_at`` is set on ``concept_drift`` records only;
-    ``champion_version``, ``ci_low`` and ``ci_high`` on ``version_comparison`` ones.
+    ``champion_version``, ``ci_low`` and ``ci_high`` on ``version_comparison`` ones;
+    ``reference_value`` (the reference's own value of the statistic) on
+    ``feature_importance`` ones.
     """
 
     model: str = _text(NAME_LENGTH)
@@ -109,6 +113,7 @@ class ResultRecord:
     champion_version: str | None = field(default=None, metadata={"max_length": NAME_LENGTH})
     ci_low: float | None = None
     ci_high: float | None = None
+    reference_value: float | None = None
 
     @classmethod
     def of(
@@ -122,6 +127,7 @@ class ResultRecord:
         metric: str | None = None,
         group_attribute: str | None = None,
         detected_at: int | None = None,
+        reference_value: float | None = None,
     ) -> ResultRecord:
         """The record of one detector result (a ``DetectorResult``) in ``window``."""
         return cls(
@@ -147,6 +153,7 @@ class ResultRecord:
             n_labeled=result.n_labeled,
             error_bound=result.error_bound,
             detected_at=detected_at,
+            reference_value=reference_value,
         )
 
     @property

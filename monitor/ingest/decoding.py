@@ -12,8 +12,9 @@ Decoded events come out as one polars frame per model with these columns:
 ``_row`` (index of the message in the batch), ``id``, ``ts`` (epoch
 milliseconds, UTC), ``model_version``, then for predictions ``prediction``,
 ``num:<feature>`` (Float64), ``cat:<feature>`` (String), ``err:<feature>``
-(a type error made the value missing) and ``grp:<attribute>``; for labels
-``label``.
+(a type error made the value missing), ``att:<feature>`` (Float64, the
+feature's attribution when the event carries one) and ``grp:<attribute>``;
+for labels ``label``.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ KEPT_PREFIX = 4096
 """Bytes of a message over ``max_message_bytes`` that its dead letter keeps."""
 
 _SMALLEST_SEGMENT = 16
+_ATTRIBUTIONS = b'"attributions"'
 _INTEGER = re.compile(r"-?\d+")
 _LITERAL_PREFIX = r"^(-?[0-9]|true$|false$|null$|\{|\[)"
 _OBJECT_PREFIX = r"^[\{\[]"
@@ -76,6 +78,7 @@ class ModelSchema:
         schema.update({f"num:{name}": pl.Float64() for name in self.numeric})
         schema.update({f"cat:{name}": pl.String() for name in self.categorical})
         schema.update({f"err:{name}": pl.Boolean() for name in self.features})
+        schema.update({f"att:{name}": pl.Float64() for name in self.features})
         schema.update({f"grp:{name}": pl.String() for name in self.groups})
         return schema
 
@@ -122,8 +125,14 @@ class EventDecoder:
         self.kind = kind
         self.max_message_bytes = max_message_bytes
         self.unknown_models = unknown_models
-        self._typed = self._read_schema(typed=True)
-        self._loose = self._read_schema(typed=False)
+        self._schemas = {
+            attributions: (
+                self._read_schema(typed=True, attributions=attributions),
+                self._read_schema(typed=False, attributions=attributions),
+            )
+            for attributions in (False, True)
+        }
+        self._typed, self._loose = self._schemas[False]
 
     def decode(self, messages: Messages) -> DecodedBatch:
         """Decode one batch: every message becomes exactly one of a decoded event, a dead
@@ -143,6 +152,8 @@ class EventDecoder:
         if messages.values and self.kind == "prediction":
             self._discover_features(messages.values[0], batch)
         fast_rows, exact_rows, joined = self._screen(messages, batch)
+        # Reading attributions costs a third of the decoding: only batches that mention them do.
+        self._typed, self._loose = self._schemas[_ATTRIBUTIONS in joined]
         if exact:
             fast_rows, exact_rows = [], sorted(fast_rows + exact_rows)
         parts: list[pl.DataFrame] = []
@@ -256,8 +267,9 @@ class EventDecoder:
         frame = pl.read_ndjson(data, schema=self._loose)
         return frame.with_columns(_row=pl.Series(rows, dtype=pl.Int64))
 
-    def _read_schema(self, typed: bool) -> dict[str, pl.DataType]:
-        """The polars schema of raw events; loose types everything as strings."""
+    def _read_schema(self, typed: bool, attributions: bool) -> dict[str, pl.DataType]:
+        """The polars schema of raw events; loose types everything as strings. Without
+        ``attributions`` that field is not read (its columns come out null)."""
         schema: dict[str, pl.DataType] = {
             "model": pl.String(),
             "id": pl.String(),
@@ -277,6 +289,11 @@ class EventDecoder:
         }
         groups = sorted({name for m in self.models.values() for name in m.groups})
         schema["features"] = pl.Struct(features)
+        if attributions:
+            attribution_type = pl.Float64() if typed else pl.String()
+            schema["attributions"] = pl.Struct(
+                {name: attribution_type for name in sorted(numeric | categorical)}
+            )
         if groups:
             schema["groups"] = pl.Struct({name: pl.String() for name in groups})
         return schema
@@ -302,7 +319,7 @@ class EventDecoder:
         ]
         if self.kind == "prediction":
             checks.append(pl.col("features").is_null())
-            for column in ("features", "groups"):
+            for column in ("features", "groups", "attributions"):
                 if column not in schema:
                     continue
                 for name, dtype in schema[column].to_schema().items():
@@ -385,6 +402,7 @@ class EventDecoder:
             pl.col(value_name), part.schema[value_name], schema.task, self.kind
         )
         columns = [pl.col("_row", "id", "ts", "model_version"), value.alias(value_name)]
+        malformed: list[pl.Expr] = []
         if self.kind == "prediction":
             features = pl.col("features").struct
             feature_types = part.schema["features"].to_schema()
@@ -396,6 +414,16 @@ class EventDecoder:
                 columns += [text.alias(f"cat:{feature}"), pl.lit(False).alias(f"err:{feature}")]
             for group in schema.groups:
                 columns.append(pl.col("groups").struct.field(group).alias(f"grp:{group}"))
+            if "attributions" in part.schema:
+                attributions = pl.col("attributions").struct
+                attribution_types = part.schema["attributions"].to_schema()
+                for feature in schema.features:
+                    field = attributions.field(feature)
+                    number, error = _numeric(field, attribution_types[feature])
+                    columns.append(number.alias(f"att:{feature}"))
+                    malformed.append(error)
+            else:
+                columns += [pl.lit(None, pl.Float64).alias(f"att:{f}") for f in schema.features]
         fits = (
             pl.col("ts").is_between(EARLIEST, LATEST)
             & (pl.col("id").str.len_chars() <= NAME_LENGTH)
@@ -403,6 +431,8 @@ class EventDecoder:
         )
         if schema.task == "multiclass_classification":
             fits = fits & (value.str.len_chars() <= NAME_LENGTH).fill_null(True)
+        if malformed:  # a bad attribution makes the event a dead letter, on the exact path
+            fits = fits & ~pl.any_horizontal(malformed)
         frame = part.select(*columns, (value_ok & fits).alias("_ok"))
         bad_rows = frame.filter(~pl.col("_ok"))["_row"].to_list()
         clean = frame.filter(pl.col("_ok")).select(list(schema.frame_schema(self.kind)))
@@ -472,6 +502,7 @@ class EventDecoder:
                 )
             for group in schema.groups:
                 record[f"grp:{group}"] = _exact_category((groups or {}).get(group))[0]
+            record.update(_exact_attributions(event.get("attributions"), schema.features, model))
         return record
 
 
@@ -597,6 +628,33 @@ def _exact_numeric(value: Any) -> tuple[float | None, bool]:
         value = float(value)
     number = float(value)
     return (number, False) if math.isfinite(number) else (None, True)
+
+
+def _exact_attributions(
+    attributions: Any, features: tuple[str, ...], model: str
+) -> dict[str, float | None]:
+    """The ``att:<feature>`` columns of an event's optional ``attributions`` object; anything
+    but an object of numbers (or nulls) is ``Rejected``."""
+    if attributions is None:
+        return {f"att:{feature}": None for feature in features}
+    if not isinstance(attributions, dict):
+        raise Rejected(
+            "wrong_type",
+            f"field 'attributions': expected an object, got {_show(attributions)}",
+            model,
+        )
+    out: dict[str, float | None] = {}
+    for feature in features:
+        given = attributions.get(feature)
+        number, error = _exact_numeric(given)
+        if error:
+            raise Rejected(
+                "wrong_type",
+                f"field 'attributions.{feature}': expected a finite number, got {_show(given)}",
+                model,
+            )
+        out[f"att:{feature}"] = number
+    return out
 
 
 def _exact_category(value: Any) -> tuple[str | None, bool]:

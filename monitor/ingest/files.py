@@ -88,7 +88,19 @@ def _parquet_events(
     )
     if groups:
         columns.append(pl.struct(groups).alias("groups"))
+    names = {f for m in config.models.values() for f in m.features.names}
+    attributed = [c for c in frame.columns if c.removeprefix(ATTRIBUTION_PREFIX) in names - {c}]
+    if attributed:
+        columns.append(
+            pl.struct(
+                pl.col(c).alias(c.removeprefix(ATTRIBUTION_PREFIX)) for c in attributed
+            ).alias("attributions")
+        )
     yield from _chunks_as_messages(frame.select(columns), path, batch_lines)
+
+
+ATTRIBUTION_PREFIX = "attribution."
+"""Flat Parquet columns ``attribution.<feature>`` are the events' attributions."""
 
 
 def _chunks_as_messages(events: pl.DataFrame, path: Path, batch_lines: int) -> Iterator[Messages]:

@@ -11,19 +11,26 @@ from driftwarden.monitor.pipeline.model_pipeline import ModelPipeline
 from driftwarden.monitor.pipeline.pipeline import Pipeline
 from driftwarden.monitor.pipeline.versions import VersionedPipeline
 from driftwarden.monitor.storage import Store
-from driftwarden.monitor.windows.profile import Profile, fit, read_reference, reference_id
+from driftwarden.monitor.windows.profile import (
+    Profile,
+    fit,
+    read_reference,
+    reference_id,
+    with_importance,
+)
 
 
 def load_profile(name: str, model: ModelConfig, store: Store) -> tuple[Profile, bool]:
     """The model's profile: from the database if this reference was fitted before, else fitted.
 
-    Returns the profile and whether it was fitted now.
+    A profile stored before feature importance existed gets its importance part fitted on
+    the reference again at every start. Returns the profile and whether it was fitted now.
     """
     frame, content = read_reference(model.reference)
     wanted = reference_id(content, model)
     stored = store.profile(wanted)
     if stored is not None:
-        return Profile.from_bytes(stored), False
+        return with_importance(Profile.from_bytes(stored), model, frame), False
     profile = fit(name, model, frame, content)
     store.save_profile(profile.reference_id, name, str(model.reference), profile.to_bytes())
     return profile, True

@@ -16,6 +16,7 @@ from driftwarden.detectors.stream import StreamDetector
 from driftwarden.monitor import windows
 from driftwarden.monitor.config import ModelConfig
 from driftwarden.monitor.config.detectors import build_concept_detector, build_detectors
+from driftwarden.monitor.evaluation.importance_results import impact_records, importance_records
 from driftwarden.monitor.evaluation.outcome_results import outcome_records
 from driftwarden.monitor.evaluation.window_results import evaluate
 from driftwarden.monitor.ingest.messages import DecodedBatch
@@ -188,6 +189,8 @@ class ModelPipeline:
             end=bounds.end,
         )
         results = evaluate(profile, summary, window, self.config, self.detectors)
+        results += importance_records(profile, summary, window, self.config)
+        results += impact_records(profile, summary, window, self.config, results)
         results += outcome_records(
             profile, self.config, window, summary, self.window_labels(connection, window)
         )

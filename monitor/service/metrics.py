@@ -92,6 +92,38 @@ class Metrics:
             ["model"],
             registry=registry,
         )
+        self.feature_importance = Gauge(
+            "driftwarden_feature_importance",
+            "Importance of a feature (detector mutual_information: nats of information about "
+            "the prediction; attribution: mean absolute attribution) in the last closed window "
+            "(kind=window, NaN when not computed) and in the reference (kind=reference).",
+            ["model", "detector", "feature", "kind"],
+            registry=registry,
+        )
+        self.feature_importance_drift = Gauge(
+            "driftwarden_feature_importance_drift",
+            "1 when a feature's importance left the reference band in the last closed window.",
+            ["model", "detector", "feature"],
+            registry=registry,
+        )
+        self.drift_impact = Gauge(
+            "driftwarden_drift_impact",
+            "Importance-weighted drift of the last closed window (NaN when not computed).",
+            ["model"],
+            registry=registry,
+        )
+        self.drift_impact_threshold = Gauge(
+            "driftwarden_drift_impact_threshold",
+            "The impact threshold the last closed window's drift impact was compared with.",
+            ["model"],
+            registry=registry,
+        )
+        self.drift_impact_contribution = Gauge(
+            "driftwarden_drift_impact_contribution",
+            "A top contributor's share of the last closed window's drift impact.",
+            ["model", "feature"],
+            registry=registry,
+        )
         self.window_end = Gauge(
             "driftwarden_window_end_timestamp_seconds",
             "End of the last closed window (event time).",
@@ -308,6 +340,22 @@ class Metrics:
                         record.threshold
                     )
                 self.multivariate_drift.labels(record.model).set(1.0 if record.drift else 0.0)
+            elif record.kind == "feature_importance" and record.feature is not None:
+                self._importance(record, value)
+            elif record.kind == "drift_impact" and record.feature is None:
+                self.drift_impact.labels(record.model).set(value)
+                threshold = float("nan") if record.threshold is None else record.threshold
+                self.drift_impact_threshold.labels(record.model).set(threshold)
+                self.drift_impact_contribution.remove_by_labels({"model": record.model})
+            elif record.kind == "drift_impact":
+                self.drift_impact_contribution.labels(record.model, record.feature).set(value)
+
+    def _importance(self, record: ResultRecord, value: float) -> None:
+        labels = (record.model, record.detector, record.feature)
+        reference = float("nan") if record.reference_value is None else record.reference_value
+        self.feature_importance.labels(*labels, "window").set(value)
+        self.feature_importance.labels(*labels, "reference").set(reference)
+        self.feature_importance_drift.labels(*labels).set(1.0 if record.drift else 0.0)
 
     def label_join(self, model: str, report: LabelReport) -> None:
         """Publish what a batch did to a model's label join."""

@@ -174,6 +174,8 @@ class WindowView:
     errors: Errors | None
     groups: list[GroupRates]
     missing_profile: bool
+    importance: list[ResultRecord]
+    impact: list[ResultRecord]
 
 
 @dataclass(frozen=True)
@@ -516,7 +518,7 @@ class Pages:
         profile = self.profile(meta.reference_id)
         by_subject: dict[str, list[ResultRecord]] = defaultdict(list)
         quality_of: dict[str, list[ResultRecord]] = defaultdict(list)
-        performance, fairness, quality, concept = [], [], [], []
+        performance, fairness, quality, concept, importance, impact = [], [], [], [], [], []
         for record in window.records:
             if record.kind in DRIFT_KINDS:
                 by_subject[record.feature or PREDICTION].append(record)
@@ -530,6 +532,10 @@ class Pages:
                 fairness.append(record)
             elif record.kind == "concept_drift":
                 concept.append(record)
+            elif record.kind == "feature_importance":
+                importance.append(record)
+            elif record.kind == "drift_impact":
+                impact.append(record)
         drawings = {} if profile is None else _distributions(profile, summary)
         names = list(dict.fromkeys([*drawings, *by_subject, *quality_of]))
         features = []
@@ -551,7 +557,14 @@ class Pages:
                     drift=any(r.drift for r in records),
                 )
             )
-        features.sort(key=lambda f: (not f.drift, -(f.severity if f.severity is not None else -1)))
+        share = {r.feature: r.value or 0.0 for r in impact if r.feature is not None}
+        features.sort(
+            key=lambda f: (
+                not f.drift,
+                -share.get(f.name, 0.0),
+                -(f.severity if f.severity is not None else -1),
+            )
+        )
         label_summary = _labels(profile, labels)
         labelled = None if label_summary is None else label_summary.performance
         errors = None
@@ -581,6 +594,8 @@ class Pages:
             errors=errors,
             groups=groups,
             missing_profile=profile is None,
+            importance=sorted(importance, key=_most_important_first),
+            impact=sorted(impact, key=lambda r: (r.feature is not None, -(r.value or 0.0))),
         )
 
     def incident_view(self, incident_id: str) -> IncidentView | None:
@@ -814,3 +829,8 @@ def _labels(profile: Profile | None, panes: dict[int, bytes]) -> LabelSummary | 
     summaries = {pane: LabelSummary.from_bytes(data) for pane, data in panes.items()}
     summary = LabelSummary.of_panes(profile.outcomes, profile.task, summaries)
     return summary if summary.n_labeled > 0 else None
+
+
+def _most_important_first(record: ResultRecord) -> tuple[bool, float]:
+    """Flagged records first, then by the reference's importance, largest first."""
+    return (not record.drift, -(record.reference_value or 0.0))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 
@@ -25,6 +25,7 @@ from driftwarden.detectors.histogram import (
     pad_edges,
     quantile_edges,
 )
+from driftwarden.detectors.importance import DEFAULT_BUCKETS
 from driftwarden.monitor.config import ModelConfig
 from driftwarden.monitor.errors import ProfileError
 from driftwarden.monitor.windows.archive import (
@@ -35,6 +36,7 @@ from driftwarden.monitor.windows.archive import (
     pack,
     unpack,
 )
+from driftwarden.monitor.windows.importance import ImportanceProfile
 from driftwarden.monitor.windows.multivariate import MultivariateProfile
 from driftwarden.monitor.windows.outcomes import OutcomeProfile, fit_outcomes
 from driftwarden.monitor.windows.vocabulary import (
@@ -62,7 +64,9 @@ class Profile:
     ``NumericSummary`` on them; categorical features have one ``Vocabulary``
     each and a reference ``CategoricalSummary``. The prediction column is
     profiled the same way (numeric for binary classification and regression,
-    categorical for multiclass).
+    categorical for multiclass). ``importance`` holds the coarse buckets and
+    reference counts of feature importance (``None`` when it is disabled, and
+    in profiles stored before it existed).
     """
 
     reference_id: str
@@ -83,6 +87,7 @@ class Profile:
     prediction_categorical_reference: CategoricalSummary | None
     outcomes: OutcomeProfile = field(default_factory=OutcomeProfile)
     multivariate: MultivariateProfile | None = None
+    importance: ImportanceProfile | None = None
 
     @cached_property
     def category_maps(self) -> tuple[dict[str, int], ...]:
@@ -118,6 +123,7 @@ class Profile:
             "prediction_vocabulary": vocabulary_json(self.prediction_vocabulary),
             "outcomes": self.outcomes.to_json(),
             "multivariate": None if self.multivariate is None else self.multivariate.to_json(),
+            "importance": None if self.importance is None else self.importance.to_json(),
         }
         arrays = {
             "edges": self.edges,
@@ -130,6 +136,8 @@ class Profile:
         }
         if self.multivariate is not None:
             arrays.update(self.multivariate.arrays())
+        if self.importance is not None:
+            arrays.update(self.importance.arrays())
         return pack(header, arrays)
 
     @classmethod
@@ -155,6 +163,7 @@ class Profile:
             prediction_categorical_reference=categorical_summary("prediction_categorical", arrays),
             outcomes=OutcomeProfile.from_json(header["outcomes"]),
             multivariate=MultivariateProfile.restore(header.get("multivariate"), arrays),
+            importance=ImportanceProfile.restore(header.get("importance"), arrays),
         )
 
 
@@ -262,6 +271,9 @@ def reference_id(content: bytes, model: ModelConfig) -> str:
         spec["multivariate_drift"] = True
     if model.concept_drift.detector in CALIBRATED_CONCEPT_DRIFT:
         spec["calibrated_concept_drift"] = True
+    importance = model.importance
+    if not importance.enabled or importance.buckets != DEFAULT_BUCKETS:
+        spec["importance_buckets"] = importance.buckets if importance.enabled else None
     digest = hashlib.sha256(content)
     digest.update(json.dumps(spec, sort_keys=True).encode())
     return digest.hexdigest()[:16]
@@ -307,19 +319,18 @@ def fit(name: str, model: ModelConfig, frame: pl.DataFrame, content: bytes) -> P
     prediction_reference = None
     prediction_vocabulary = None
     prediction_categorical = None
+    prediction_width = None
     if model.task == "multiclass_classification":
         prediction_text = category_texts(frame["prediction"])
         prediction_vocabulary = fit_vocabulary(prediction_text, settings.max_categories)
         prediction_width = len(prediction_vocabulary.top)
-        prediction_categorical = CategoricalSummary.from_codes(
-            category_codes(
-                pl.DataFrame([prediction_text]),
-                ["prediction"],
-                (prediction_vocabulary.mapping(prediction_width),),
-                prediction_width,
-            ),
+        prediction = category_codes(
+            pl.DataFrame([prediction_text]),
+            ["prediction"],
+            (prediction_vocabulary.mapping(prediction_width),),
             prediction_width,
         )
+        prediction_categorical = CategoricalSummary.from_codes(prediction, prediction_width)
     else:
         prediction = numeric_matrix(frame, ("prediction",))
         prediction_edges = pad_edges([quantile_edges(prediction[0], settings.fine_bins)])
@@ -346,7 +357,51 @@ def fit(name: str, model: ModelConfig, frame: pl.DataFrame, content: bytes) -> P
         prediction_categorical_reference=prediction_categorical,
         outcomes=fit_outcomes(model, frame),
         multivariate=_fit_multivariate(name, model, numeric_columns, codes),
+        importance=(
+            ImportanceProfile.fit(
+                numeric_columns,
+                codes,
+                width,
+                prediction[0],
+                prediction_width,
+                model.importance.buckets,
+                reference_attributions(frame, numeric + categorical),
+            )
+            if model.importance.enabled
+            else None
+        ),
     )
+
+
+def with_importance(profile: Profile, model: ModelConfig, frame: pl.DataFrame) -> Profile:
+    """``profile`` with the importance part that a profile stored before feature importance
+    lacks, fitted on its reference rows ``frame`` with its own vocabularies (the rest is kept
+    as stored, so windows already summarized on it stay comparable)."""
+    if profile.importance is not None or not model.importance.enabled:
+        return profile
+    numeric = numeric_matrix(frame, profile.numeric)
+    texts = pl.DataFrame([category_texts(frame[column]) for column in profile.categorical])
+    codes = category_codes(
+        texts, list(profile.categorical), profile.category_maps, profile.vocabulary_width
+    )
+    if profile.prediction_vocabulary is None:
+        prediction, prediction_width = numeric_matrix(frame, ("prediction",))[0], None
+    else:
+        prediction_text = pl.DataFrame([category_texts(frame["prediction"])])
+        prediction = category_codes(
+            prediction_text, ["prediction"], (profile.prediction_map,), len(profile.prediction_map)
+        )[0]
+        prediction_width = len(profile.prediction_map)
+    importance = ImportanceProfile.fit(
+        numeric,
+        codes,
+        profile.vocabulary_width,
+        prediction,
+        prediction_width,
+        model.importance.buckets,
+        reference_attributions(frame, profile.features),
+    )
+    return replace(profile, importance=importance)
 
 
 def _fit_multivariate(
@@ -366,6 +421,22 @@ def _fit_multivariate(
         raise ProfileError(
             f"{model.reference}: multivariate_drift of model {name!r}: {exc}"
         ) from None
+
+
+ATTRIBUTION_PREFIX = "attribution."
+"""Reference columns ``attribution.<feature>`` hold the reference rows' attributions."""
+
+
+def reference_attributions(frame: pl.DataFrame, features: tuple[str, ...]) -> np.ndarray | None:
+    """The reference's attributions ``(F, n)`` from its ``attribution.<feature>`` columns (NaN
+    where a row or a feature has none); ``None`` when it has no such column."""
+    columns = [f"{ATTRIBUTION_PREFIX}{name}" for name in features]
+    if not any(column in frame.columns for column in columns):
+        return None
+    present = numeric_matrix(frame, tuple(c for c in columns if c in frame.columns))
+    out = np.full((len(features), frame.height), np.nan)
+    out[[i for i, c in enumerate(columns) if c in frame.columns]] = present
+    return out
 
 
 def numeric_matrix(frame: pl.DataFrame, columns: tuple[str, ...]) -> np.ndarray:

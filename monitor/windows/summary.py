@@ -13,6 +13,7 @@ import polars as pl
 from driftwarden.detectors.cbpe import ScoreHistogram
 from driftwarden.detectors.fairness import FairnessSummary
 from driftwarden.detectors.histogram import CategoricalSummary, NumericSummary
+from driftwarden.detectors.importance import AttributionSummary
 from driftwarden.detectors.reconstruction import ErrorSummary
 from driftwarden.monitor.windows.archive import (
     categorical_arrays,
@@ -21,6 +22,11 @@ from driftwarden.monitor.windows.archive import (
     numeric_summary,
     pack,
     unpack,
+)
+from driftwarden.monitor.windows.importance import (
+    ImportanceCounts,
+    attribution_arrays,
+    restore_attributions,
 )
 from driftwarden.monitor.windows.outcomes import selection_summaries
 from driftwarden.monitor.windows.profile import Profile, category_codes
@@ -34,7 +40,10 @@ class WindowSummary:
     categorical), ``type_errors`` values of the wrong type (also missing for
     the statistics). ``versions`` counts events per model version.
     ``reconstruction`` holds the rows' PCA reconstruction errors when the
-    model's ``multivariate_drift`` is enabled.
+    model's ``multivariate_drift`` is enabled, ``importance`` the joint counts
+    of feature and prediction buckets when its ``importance`` is (``None``
+    also for a window partly summarized before feature importance existed), and
+    ``attributions`` the count and sum of ``|attribution|`` per feature.
     """
 
     reference_id: str
@@ -51,6 +60,8 @@ class WindowSummary:
     scores: ScoreHistogram | None = None
     selection: tuple[FairnessSummary, ...] = ()
     reconstruction: ErrorSummary | None = None
+    importance: ImportanceCounts | None = None
+    attributions: AttributionSummary | None = None
 
     @classmethod
     def empty(cls, profile: Profile) -> WindowSummary:
@@ -87,6 +98,10 @@ class WindowSummary:
                 if profile.multivariate is None
                 else ErrorSummary.empty(profile.multivariate.edges)
             ),
+            importance=None if profile.importance is None else profile.importance.empty(),
+            attributions=(
+                None if profile.importance is None else AttributionSummary.empty(n_features)
+            ),
         )
 
     def merge(self, other: WindowSummary) -> WindowSummary:
@@ -114,6 +129,16 @@ class WindowSummary:
                 a.merge(b) for a, b in zip(self.selection, other.selection, strict=True)
             ),
             reconstruction=_merge(self.reconstruction, other.reconstruction),
+            importance=(
+                None
+                if self.importance is None or other.importance is None
+                else self.importance.merge(other.importance)
+            ),
+            attributions=(
+                None
+                if self.attributions is None or other.attributions is None
+                else self.attributions.merge(other.attributions)
+            ),
         )
 
     @property
@@ -151,6 +176,9 @@ class WindowSummary:
             }
             arrays["reconstruction.edges"] = self.reconstruction.edges
             arrays["reconstruction.counts"] = self.reconstruction.counts
+        if self.importance is not None:
+            arrays.update(self.importance.arrays("importance"))
+        arrays.update(attribution_arrays("attribution", self.attributions))
         return pack(header, arrays)
 
     @classmethod
@@ -179,6 +207,8 @@ class WindowSummary:
             scores=ScoreHistogram(arrays["scores"]) if "scores" in arrays else None,
             selection=tuple(FairnessSummary.from_state(f) for f in header["selection"]),
             reconstruction=reconstruction,
+            importance=ImportanceCounts.restore("importance", arrays),
+            attributions=restore_attributions("attribution", arrays),
         )
 
 
@@ -204,6 +234,7 @@ def summarize(profile: Profile, frame: pl.DataFrame) -> WindowSummary:
     )
     prediction_numeric = None
     prediction_categorical = None
+    predicted: np.ndarray
     scores = None
     selection: tuple[FairnessSummary, ...] = ()
     if profile.task == "binary_classification":
@@ -213,10 +244,9 @@ def summarize(profile: Profile, frame: pl.DataFrame) -> WindowSummary:
         )
         selection = selection_summaries(profile.outcomes, profile.groups, frame)
     if profile.prediction_reference is not None:
+        predicted = _matrix(frame, ["prediction"])
         prediction_numeric = NumericSummary.from_columns(
-            _matrix(frame, ["prediction"]),
-            profile.prediction_edges,
-            profile.prediction_reference.shift,
+            predicted, profile.prediction_edges, profile.prediction_reference.shift
         )
     else:
         prediction_width = len(profile.prediction_map)
@@ -224,9 +254,17 @@ def summarize(profile: Profile, frame: pl.DataFrame) -> WindowSummary:
             frame, ["prediction"], (profile.prediction_map,), prediction_width
         )
         prediction_categorical = CategoricalSummary.from_codes(prediction_codes, prediction_width)
+        predicted = prediction_codes
     reconstruction = None
     if profile.multivariate is not None:
         reconstruction = profile.multivariate.fold(numeric, codes)
+    importance = None
+    attributions = None
+    if profile.importance is not None:
+        importance = profile.importance.fold(numeric, codes, predicted[0])
+        attributions = AttributionSummary.from_values(
+            _matrix(frame, [f"att:{name}" for name in profile.features])
+        )
     versions = frame["model_version"].drop_nulls().value_counts()
     return WindowSummary(
         reference_id=profile.reference_id,
@@ -245,6 +283,8 @@ def summarize(profile: Profile, frame: pl.DataFrame) -> WindowSummary:
         scores=scores,
         selection=selection,
         reconstruction=reconstruction,
+        importance=importance,
+        attributions=attributions,
     )
 
 

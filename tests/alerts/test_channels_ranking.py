@@ -3,6 +3,7 @@ PagerDuty, which list at most 50 alerts, keep the top-ranked ones."""
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import replace
 from typing import Any
@@ -11,7 +12,7 @@ import httpx
 import pytest
 from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine
-from support.alerts import Clock, alerts_config, evaluate, recent
+from support.alerts import SECRET, Clock, alerts_config, evaluate, recent
 from support.receivers import PagerDutyReceiver, SlackReceiver
 
 from driftwarden.alerts import AlertEngine, Dispatcher, pending_notifications
@@ -156,3 +157,47 @@ def test_the_channels_rank_their_alerts_whatever_order_the_notification_has(
     assert [d["value"] for d in firing] == sorted((d["value"] for d in firing), reverse=True)
     assert [d["feature"] for d in firing] == ranked[:50]
     assert "f59" in bodies["slack"]["blocks"][2]["text"]["text"].splitlines()[0]
+
+
+def test_features_are_ranked_by_their_share_of_the_drift_impact_before_their_distance(
+    sqlite_engine: Engine, clock: Clock
+) -> None:
+    """Three features drift, ``near`` least far past its threshold but holding most of the
+    window's drift impact; ``far`` has none of it; the retrain payload lists them so too."""
+    channels = {
+        "hook": {"type": "webhook", "url": "http://127.0.0.1:9/hook", "secrets": [SECRET]},
+        "retrain": {"type": "retrain", "url": "http://127.0.0.1:9/rt", "secrets": [SECRET]},
+    }
+    rule = {"name": "psi-high", "match": ["detector=psi"], "above": 0.2, "severity": "warning"}
+    config = alerts_config(
+        channels=channels, rules=[{**rule, "channels": list(channels)}], group_wait="0s"
+    )
+    drifted = recent(clock, "near", value=0.25) + recent(clock, "mid", value=0.5)
+    drifted += recent(clock, "far", value=0.9)
+    model_level = recent(
+        clock, None, value=1.3, kind="drift_impact", detector="importance_weighted"
+    )
+    share = {"detector": "importance_weighted", "drift": False}
+    shares = [
+        *recent(clock, "near", value=0.9, kind="drift_impact", metric="contribution", **share),
+        *recent(clock, "mid", value=0.4, kind="drift_impact", metric="contribution", **share),
+    ]
+    evaluate(AlertEngine(config), sqlite_engine, drifted + model_level + shares, clock.now)
+    with sqlite_engine.connect() as connection:
+        bodies = {e.channel: json.loads(e.body) for e in pending_notifications(connection)}
+    webhook = [a["evidence"]["feature"] for a in bodies["hook"]["alerts"]]
+    assert webhook == ["near", "mid", "far"]  # by distance alone: far, mid, near
+    assert [e["feature"] for e in bodies["retrain"]["evidence"]] == ["near", "mid", "far"]
+
+
+def test_without_drift_impact_the_distance_ranks(sqlite_engine: Engine, clock: Clock) -> None:
+    channels = {"hook": {"type": "webhook", "url": "http://127.0.0.1:9/hook", "secrets": [SECRET]}}
+    rule = {"name": "psi-high", "match": ["detector=psi"], "above": 0.2, "severity": "warning"}
+    config = alerts_config(
+        channels=channels, rules=[{**rule, "channels": ["hook"]}], group_wait="0s"
+    )
+    drifted = recent(clock, "near", value=0.25) + recent(clock, "far", value=0.9)
+    evaluate(AlertEngine(config), sqlite_engine, drifted, clock.now)
+    with sqlite_engine.connect() as connection:
+        (entry,) = pending_notifications(connection)
+    assert [a["evidence"]["feature"] for a in json.loads(entry.body)["alerts"]] == ["far", "near"]

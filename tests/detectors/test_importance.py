@@ -10,6 +10,7 @@ import re
 
 import numpy as np
 import pytest
+from scipy import stats
 from sklearn.metrics import mutual_info_score
 
 from driftwarden.detectors import importance
@@ -255,3 +256,23 @@ def test_compare_importances_statuses_and_validation() -> None:
         compare_importances(np.zeros(2), np.zeros(3))
     with pytest.raises(ValueError, match=r"n_window must have shape \(2,\)"):
         compare_importances(np.zeros(2), np.zeros(2), n_window=[1])
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_rank_correlation_equals_scipys_spearman_with_ties_and_missing_values(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    window = rng.integers(0, 4, 15).astype(float)  # many ties
+    reference = np.round(rng.normal(size=15), 1)
+    window[rng.random(15) < 0.2] = np.nan
+    both = ~np.isnan(window)
+    expected = stats.spearmanr(window[both], reference[both]).statistic
+    assert importance.rank_correlation(window, reference) == pytest.approx(
+        expected, rel=1e-12, abs=1e-12
+    )
+
+
+def test_rank_correlation_is_none_without_two_rankable_features() -> None:
+    assert importance.rank_correlation(np.array([0.1, np.nan]), np.array([0.2, 0.3])) is None
+    assert importance.rank_correlation(np.array([0.1, 0.1, 0.1]), np.array([0.2, 0.3, 0.4])) is None
+    with pytest.raises(ValueError, match="vectors of one length"):
+        importance.rank_correlation(np.zeros(2), np.zeros(3))

@@ -28,6 +28,7 @@ MODEL_ALERTS = {
     "DriftwardenFeatureDrift",
     "DriftwardenPredictionDrift",
     "DriftwardenMultivariateDrift",
+    "DriftwardenDriftImpact",
     "DriftwardenPerformanceDrop",
 }
 

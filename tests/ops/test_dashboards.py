@@ -72,6 +72,11 @@ GAUGES = {
     "driftwarden_version_drifted_features",
     "driftwarden_version_comparison",
     "driftwarden_version_comparison_worse",
+    "driftwarden_feature_importance",
+    "driftwarden_feature_importance_drift",
+    "driftwarden_drift_impact",
+    "driftwarden_drift_impact_threshold",
+    "driftwarden_drift_impact_contribution",
 }
 HISTOGRAMS = {
     "driftwarden_window_close_duration_seconds",
@@ -208,6 +213,8 @@ def test_the_panels_the_issue_asks_for_exist(boards) -> None:
         "FROM results",
         "driftwarden_version_comparison",
         "champion_version AS champion",
+        "driftwarden_feature_importance{",
+        "driftwarden_drift_impact{",
     ):
         assert metric in model, metric
     variables = {v["name"] for v in model_board["templating"]["list"]}
