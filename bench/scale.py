@@ -60,9 +60,21 @@ def profiled(self):
         profile.disable()
         profile.dump_stats(out + ".fold")
 daemon.Daemon._work = profiled
-cProfile.run("main()", out + ".poll")
+decode, decoding = daemon.Daemon._decode, cProfile.Profile()
+def decode_profiled(self, records):
+    decoding.enable()
+    try:
+        return decode(self, records)
+    finally:
+        decoding.disable()
+daemon.Daemon._decode = decode_profiled
+try:
+    cProfile.run("main()", out + ".poll")
+finally:
+    decoding.dump_stats(out + ".decode")
 """
-"""``driftwarden run`` with cProfile on the polling thread and on the fold worker."""
+"""``driftwarden run`` with cProfile on the polling thread, the decoding thread and the fold
+worker."""
 
 
 def produce(bootstrap: str, topic: str, lines: list[bytes], models: int = 1) -> None:
@@ -284,7 +296,7 @@ def main() -> None:
             )
         if args.profile is not None:
             run_daemons(directory, broker.bootstrap, topic, "confluent", profile=args.profile)
-            print(f"  profile of one confluent run: {args.profile}.poll, {args.profile}.fold")
+            print(f"  profile of one confluent run: {args.profile}.poll, .decode, .fold")
         if args.instances:
             spread = "predictions-4-models"
             produce(broker.bootstrap, spread, lines, models=4)

@@ -224,16 +224,17 @@ class EventDecoder:
         exact: list[int],
         joined: bytes | None = None,
     ) -> None:
-        """Read ``rows`` with polars, halving the segment around lines it cannot read.
+        """Read ``rows`` with polars, halving the segment around messages it cannot read.
 
         ``joined`` is the rows already joined by newlines, when the caller has them.
         """
         if not rows:
             return
-        data = joined if joined is not None else b"\n".join([values[row] for row in rows])
+        segment = values if len(rows) == len(values) else [values[row] for row in rows]
+        data = joined if joined is not None else b"\n".join(segment)
         for schema in (self._typed, self._loose):
             try:
-                frame = pl.read_ndjson(data, schema=schema)
+                frame = _parse(segment, data, schema)
             except (pl.exceptions.PolarsError, ValueError):
                 continue
             if frame.height == len(rows):
@@ -263,8 +264,8 @@ class EventDecoder:
 
     def _reread(self, values: list[bytes], part: pl.DataFrame) -> pl.DataFrame:
         rows = part["_row"].to_list()
-        data = b"\n".join([values[row] for row in rows])
-        frame = pl.read_ndjson(data, schema=self._loose)
+        segment = [values[row] for row in rows]
+        frame = _parse(segment, b"\n".join(segment), self._loose)
         return frame.with_columns(_row=pl.Series(rows, dtype=pl.Int64))
 
     def _read_schema(self, typed: bool, attributions: bool) -> dict[str, pl.DataType]:
@@ -684,6 +685,21 @@ def _show(value: Any) -> str:
     )
     shown = repr(value) if kind == "a number" else orjson.dumps(value).decode()
     return f"{kind} {shown[:60]}"
+
+
+def _parse(messages: list[bytes], joined: bytes, schema: dict[str, pl.DataType]) -> pl.DataFrame:
+    """One row per message (``joined``: the same messages, one a line), read against
+    ``schema``; raises on a message that does not fit it.
+
+    Polars decodes a column of messages (``str.json_decode``) in about two thirds of the
+    time it takes to read the same lines as NDJSON, but reads ``true`` into a number
+    field as 1.0 where the NDJSON reader rejects it: input with a JSON boolean anywhere
+    is read as NDJSON, so that a boolean number still goes to the exact path.
+    """
+    if b"true" in joined or b"false" in joined:
+        return pl.read_ndjson(joined, schema=schema)
+    column = pl.Series(messages, dtype=pl.Binary).cast(pl.String)
+    return column.str.json_decode(pl.Struct(schema)).struct.unnest()
 
 
 def _timestamp(ts: pl.Expr) -> pl.Expr:

@@ -1,8 +1,8 @@
 """``driftwarden run``: the long-running service.
 
-The main thread polls Kafka, decodes each poll and hands it to a fold worker,
-which runs it through the batch path (``pipeline.runner``): fold, close, evaluate,
-and — at least every ``storage.checkpoint_interval`` and whenever a window
+The main thread polls Kafka and hands each poll to a decoding thread, then to a fold
+worker, which runs it through the batch path (``pipeline.runner``): fold, close,
+evaluate, and — at least every ``storage.checkpoint_interval`` and whenever a window
 closes — a checkpoint that writes consumer positions, window state, closed
 windows, results and dead letters in one database transaction. A restart
 seeks every partition to its stored position, so it re-reads at most what
@@ -35,7 +35,7 @@ import socket
 import threading
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -104,7 +104,10 @@ class Daemon:
         self._owned: set[str] = set()
         self._positions: dict[tuple[str, int], int] = {}
         self._generation = 0
-        self._queue: queue.Queue[tuple[int, SourceBatch] | _Reload | None] = queue.Queue(maxsize=1)
+        self._queue: queue.Queue[tuple[int, Future[SourceBatch]] | _Reload | None] = queue.Queue(
+            maxsize=1
+        )
+        self._decoder: ThreadPoolExecutor | None = None
         self._failure: BaseException | None = None
         self._offsets_lock = threading.Lock()
         self._checkpointed: dict[Partition, int] = {}
@@ -132,9 +135,10 @@ class Daemon:
     def run(self) -> int:
         """Start, consume until stopped, checkpoint, and close everything; the exit status.
 
-        The main thread polls Kafka (rebalances happen there) and decodes; the fold worker
-        runs each poll through the rest of the batch path, one batch behind, so reading and
-        decoding the next batch overlap with processing this one. Rebalance callbacks wait
+        The main thread polls Kafka (rebalances happen there), a decoding thread decodes
+        each poll and the fold worker runs it through the rest of the batch path, in poll
+        order: polling one batch, decoding the one before and folding the one before that
+        overlap (librdkafka and polars release the GIL). Rebalance callbacks wait
         for the batch in progress, and a batch polled before a rebalance is dropped
         unprocessed (its partitions are read again from their stored positions).
         """
@@ -157,16 +161,17 @@ class Daemon:
                 self._publish_owned()
                 if self._reload.is_set():
                     self._reload_alerts()
-                self._hand_over((self._generation, self._decode(records)))
+                assert self._decoder is not None
+                self._hand_over((self._generation, self._decoder.submit(self._decode, records)))
                 self._commit_offsets()
         finally:
             lifecycle.stop()
             log.info("daemon stopped", extra={"event": "stopped"})
         return 0 if self._failure is None else 1
 
-    def _hand_over(self, item: tuple[int, SourceBatch] | _Reload) -> None:
-        """Queue a polled batch (or a reload) for the fold worker, unless the daemon stops
-        meanwhile."""
+    def _hand_over(self, item: tuple[int, Future[SourceBatch]] | _Reload) -> None:
+        """Queue a polled batch being decoded (or a reload) for the fold worker, unless the
+        daemon stops meanwhile."""
         while not self._stop.is_set():
             try:
                 self._queue.put(item, timeout=0.5)
@@ -230,6 +235,8 @@ class Daemon:
         self._publish_start(join.store, connection)
         self.consumer = kafka.consumer(config.kafka)
         lifecycle.start("consumer", self.consumer, self._subscribe, self._close_consumer)
+        decoder = self._decoder = ThreadPoolExecutor(1, thread_name_prefix="driftwarden-decode")
+        lifecycle.start("decoder", decoder, None, decoder.shutdown)
         worker = threading.Thread(target=self._work, name="driftwarden-fold", daemon=True)
         lifecycle.start("fold worker", worker, worker.start, lambda: self._drain(worker))
 
@@ -355,17 +362,25 @@ class Daemon:
             if item is None:
                 return
             try:
-                with self._lock:
-                    if isinstance(item, _Reload):
+                if isinstance(item, _Reload):
+                    with self._lock:
                         self._swap_alerts(item.alerts)
-                    elif item[0] == self._generation and not self._rewinding:
-                        self._process(item[1])
+                else:
+                    self._fold(*item)
             except Exception as error:
                 if not storage.transient(error):
                     self._fail(error)
                     return
                 self._reconnect(error)
             self.health.beat("fold")
+
+    def _fold(self, generation: int, decoding: Future[SourceBatch]) -> None:
+        """One polled batch once decoded (waited for outside the lock, so a rebalance need
+        not wait for decoding), unless a rebalance or a rewind made it stale."""
+        batch = decoding.result()
+        with self._lock:
+            if generation == self._generation and not self._rewinding:
+                self._process(batch)
 
     def _fail(self, error: BaseException) -> None:
         """An error no retry outlives: log it, drop readiness, stop the daemon (status 1)."""
@@ -442,8 +457,8 @@ class Daemon:
         self._ready(True)
 
     def _decode(self, records: list[Polled]) -> SourceBatch:
-        """A polled batch as the batch path takes it, decoded here on the polling thread
-        while the fold worker folds and checkpoints the previous one."""
+        """A polled batch as the batch path takes it, decoded on the decoding thread while
+        the main thread polls the next one and the fold worker folds the previous one."""
         assert self.runner is not None
         messages, positions = kafka.batches(records)
         by_kind = {self._topics[topic]: batch for topic, batch in messages.items()}

@@ -204,3 +204,53 @@ def test_decoding_cost_does_not_depend_on_how_many_model_names_a_batch_holds() -
     many = [_dumps(_event(model=f"stranger-{i}", id=i)) for i in range(n)]
     ratio = _median_decode_seconds(many) / _median_decode_seconds(one)
     assert ratio < 2.0, f"20,000 model names decode {ratio:.1f}x slower than one"
+
+
+def _frames(batch_frames: dict[str, pl.DataFrame]) -> dict[str, list[tuple]]:
+    return {name: frame.sort("_row").rows() for name, frame in batch_frames.items()}
+
+
+def test_booleans_in_number_fields_decode_as_message_by_message() -> None:
+    """Polars' column decoder would read ``true`` into a number field as 1.0: a batch
+    holding booleans must come out as the exact path (orjson, one message at a time)
+    decodes it."""
+    lines = [_dumps(_event(id=f"p{n}")) for n in range(40)]
+    lines[3] = _dumps(_event(id="p3", prediction=True))
+    lines[7] = _dumps(_event(id="p7", features={"x0": False, "income": 1.0, "c": "a"}))
+    lines[9] = _dumps(_event(id="p9", features={"x0": 0.2, "income": 1.0, "c": "true"}))
+    messages = Messages(lines, "t", 0, np.arange(len(lines), dtype=np.int64))
+    fast = _decoder().decode(messages)
+    exact = _decoder()._decode(messages, exact=True)
+    assert _frames(fast.frames) == _frames(exact.frames)
+    assert [(d.reason, d.origin.offset) for d in fast.dead_letters] == [
+        (d.reason, d.origin.offset) for d in exact.dead_letters
+    ]
+    assert 3 not in fast.frames["m"]["_row"].to_list()
+
+
+def test_the_column_decoder_reads_what_the_ndjson_reader_reads() -> None:
+    """Without booleans, a batch is read as a column of messages; it must give the frame
+    polars' NDJSON reader gives for the same lines."""
+    rng = np.random.default_rng(7)
+    lines = [
+        _dumps(
+            _event(
+                id=f"p{n}",
+                ts=1_796_209_200_000 + n,
+                features={"x0": float(rng.normal()), "income": int(rng.integers(9)), "c": "b"},
+                prediction=float(rng.random()),
+            )
+        )
+        for n in range(500)
+    ]
+    messages = Messages(lines, "t", 0, np.arange(len(lines), dtype=np.int64))
+    frame = _decoder().decode(messages).frames["m"]
+    read = pl.read_ndjson(b"\n".join(lines))
+    features = read["features"].struct.unnest()
+    assert frame["_row"].to_list() == list(range(500))
+    assert frame["id"].to_list() == read["id"].to_list()
+    assert frame["ts"].to_list() == read["ts"].to_list()
+    assert frame["prediction"].to_list() == read["prediction"].to_list()
+    assert frame["num:x0"].to_list() == features["x0"].to_list()
+    assert frame["num:income"].to_list() == features["income"].cast(pl.Float64).to_list()
+    assert frame["cat:c"].to_list() == features["c"].to_list()
