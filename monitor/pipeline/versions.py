@@ -13,7 +13,6 @@ go on numbering from where they stopped.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from dataclasses import dataclass
 
@@ -41,6 +40,7 @@ from driftwarden.monitor.pipeline.model_pipeline import (
 from driftwarden.monitor.pipeline.report import BatchReport
 from driftwarden.monitor.pipeline.shadow import Shadow
 from driftwarden.monitor.storage import Commit, ModelSnapshot
+from driftwarden.monitor.storage.lanes import lane_key
 from driftwarden.monitor.windows import Windows, restore
 from driftwarden.monitor.windows.archive import as_bytes, pack, unpack
 from driftwarden.monitor.windows.profile import Profile
@@ -54,13 +54,6 @@ UNTRACKED = "version_untracked"
 
 MAX_RESTING = 1000
 """How many versions put to rest keep their window numbering (the most recently seen)."""
-
-
-def lane_key(model: str, version: str | None) -> str:
-    """The name a version's windows and waiting predictions are stored under."""
-    if version is None:
-        return f"{model}#none"
-    return f"{model}#{hashlib.blake2b(version.encode(), digest_size=8).hexdigest()}"
 
 
 @dataclass(frozen=True)
