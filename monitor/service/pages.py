@@ -188,6 +188,8 @@ class WindowView:
     impact: list[ResultRecord]
     model: str = ""
     """The model (``meta.model`` is a version's key when its versions are split)."""
+    comparison: list[ResultRecord] = field(default_factory=list)
+    """A challenger's ``version_comparison`` records."""
 
 
 @dataclass(frozen=True)
@@ -570,6 +572,7 @@ class Pages:
         by_subject: dict[str, list[ResultRecord]] = defaultdict(list)
         quality_of: dict[str, list[ResultRecord]] = defaultdict(list)
         performance, fairness, quality, concept, importance, impact = [], [], [], [], [], []
+        comparison = []
         for record in window.records:
             if record.kind in DRIFT_KINDS:
                 by_subject[record.feature or PREDICTION].append(record)
@@ -587,6 +590,8 @@ class Pages:
                 importance.append(record)
             elif record.kind == "drift_impact":
                 impact.append(record)
+            elif record.kind == "version_comparison":
+                comparison.append(record)
         drawings = {} if profile is None else _distributions(profile, summary)
         names = list(dict.fromkeys([*drawings, *by_subject, *quality_of]))
         features = []
@@ -648,6 +653,7 @@ class Pages:
             importance=sorted(importance, key=_most_important_first),
             impact=sorted(impact, key=lambda r: (r.feature is not None, -(r.value or 0.0))),
             model=model,
+            comparison=comparison,
         )
 
     def incident_view(self, incident_id: str) -> IncidentView | None:
