@@ -12,11 +12,12 @@ import numpy as np
 import orjson
 import polars as pl
 import pytest
+from prometheus_client import CollectorRegistry
 from scipy import stats
 from support.pipeline import HOUR, START
 
 from driftwarden.alerts import AlertEngine
-from driftwarden.core.records import ResultRecord
+from driftwarden.core.records import ResultRecord, WindowInfo
 from driftwarden.monitor import config as configuration
 from driftwarden.monitor import storage
 from driftwarden.monitor.commands import synthetic
@@ -24,7 +25,9 @@ from driftwarden.monitor.commands.replay import replay
 from driftwarden.monitor.ingest.files import LabelFeed, read_events
 from driftwarden.monitor.labels.join import LabelJoin
 from driftwarden.monitor.pipeline.building import build_pipeline, window_sizes
+from driftwarden.monitor.pipeline.report import BatchReport
 from driftwarden.monitor.pipeline.runner import BatchRunner, Cadence, SourceBatch
+from driftwarden.monitor.service.metrics import Metrics
 from driftwarden.monitor.storage.join_store import JoinStore
 
 WINDOWS = 3
@@ -42,7 +45,8 @@ def _config(directory: Path, reference: Path) -> configuration.Config:
 def _shadow(seed: int, *, identical: bool) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     """Champion A scores every request, challenger B 30% of them (same ids and times):
     either A's very predictions, or predictions often right where A is wrong and wrong
-    where it is right. Labels arrive after both predictions."""
+    where it is right, and then a few requests of its own (ids A never scored, unpaired).
+    Labels (of A's requests) arrive after both predictions."""
     stream = synthetic.Stream(n=6_000, start=START, span=WINDOWS * HOUR, seed=seed)
     champion = synthetic.events(stream).with_columns(model_version=pl.lit("A"))
     rng = np.random.default_rng(seed)
@@ -56,6 +60,11 @@ def _shadow(seed: int, *, identical: bool) -> tuple[pl.DataFrame, pl.DataFrame, 
             .alias("prediction")
         )
     shadow = shadow.with_columns(model_version=pl.lit("B"))
+    if not identical:  # a few requests only the challenger scored: unpaired
+        solo = pl.Series(rng.random(shadow.height) < 0.05)
+        shadow = shadow.with_columns(
+            pl.when(solo).then(pl.col("id") + "-solo").otherwise("id").alias("id")
+        )
     events = pl.concat([champion, shadow]).sort("ts", maintain_order=True)
     labels = synthetic.label_events(champion, seed=seed + 1, early=0.0, delay=(60_000, 1_200_000))
     return events, champion, labels
@@ -118,6 +127,43 @@ def test_the_paired_comparison_is_mcnemars_exact_test_of_scipy_on_the_raw_pairs(
         assert agreement["metric"] == "agreement"
         assert agreement["value"] == pytest.approx((pairs["a"] == pairs["b"]).mean())
         assert agreement["n_reference"] == pairs.height
+
+
+def test_the_agreement_and_unpaired_gauges_follow_the_challengers_last_window(
+    reference_file: Path, tmp_path: Path
+) -> None:
+    events, _, labels = _shadow(21, identical=False)
+    predictions, label_file = _write(tmp_path, events, labels)
+    loaded = _config(tmp_path, reference_file)
+    replay(loaded, predictions, tmp_path / "out", labels=label_file)
+    report = BatchReport()
+    for line in _results(tmp_path / "out"):
+        record = ResultRecord.from_json(line)
+        if record.kind != "freshness":
+            info = WindowInfo(
+                record.model,
+                record.model_version,
+                record.reference_id,
+                record.window_index,
+                record.window_start,
+                record.window_end,
+            )
+            report.closed.append((info, [record]))
+    registry = CollectorRegistry()
+    Metrics(registry, loaded.models).record(report, loaded.models)
+    last = WINDOWS - 1
+    pairs = _pairs(events, labels, last)
+    start = START + last * HOUR
+    shadow = events.filter(
+        (pl.col("model_version") == "B") & pl.col("ts").is_between(start, start + HOUR - 1)
+    )
+    labels_of = {"model": synthetic.MODEL, "model_version": "B"}
+    agreement = registry.get_sample_value(
+        "driftwarden_version_agreement", {**labels_of, "metric": "agreement"}
+    )
+    assert agreement == pytest.approx((pairs["a"] == pairs["b"]).mean())
+    unpaired = registry.get_sample_value("driftwarden_version_unpaired_predictions", labels_of)
+    assert unpaired == shadow.height - pairs.height > 0
 
 
 def test_a_shadow_with_the_champions_very_predictions_never_drifts(
