@@ -22,13 +22,16 @@ from driftwarden.monitor import config as configuration
 from driftwarden.monitor import storage
 from driftwarden.monitor.commands import synthetic
 from driftwarden.monitor.commands.replay import replay
+from driftwarden.monitor.evaluation.paired_comparison import paired_records, prediction_spread
 from driftwarden.monitor.ingest.files import LabelFeed, read_events
 from driftwarden.monitor.labels.join import LabelJoin
+from driftwarden.monitor.labels.pairs import ShadowPairs
 from driftwarden.monitor.pipeline.building import build_pipeline, window_sizes
 from driftwarden.monitor.pipeline.report import BatchReport
 from driftwarden.monitor.pipeline.runner import BatchRunner, Cadence, SourceBatch
 from driftwarden.monitor.service.metrics import Metrics
 from driftwarden.monitor.storage.join_store import JoinStore
+from driftwarden.monitor.windows.profile import Profile
 
 WINDOWS = 3
 LABELS = "    labels: {ttl: 2h, orphan_ttl: 30m, min_labeled: 100}\n"
@@ -249,3 +252,57 @@ def test_a_restart_mid_window_with_pairs_waiting_loses_no_pair_and_counts_none_t
         assert again.value == pytest.approx(record.value, rel=1e-12)
         if record.detector == "mcnemar_exact":
             assert again.p_value == pytest.approx(record.p_value, rel=1e-9)
+
+
+def test_a_regression_shadows_paired_comparison_is_scipys_paired_t_test(tmp_path: Path) -> None:
+    """Pairs of a regressor, summarized per pane, written and read back: the paired t-test
+    of absolute errors equals ``scipy.stats.ttest_rel``, the relative disagreement the
+    mean gap over the spread."""
+    rng = np.random.default_rng(14)
+    n = 1_200
+    y = rng.normal(50.0, 10.0, n)
+    champion = y + rng.normal(0.0, 3.0, n)
+    challenger = champion + rng.normal(0.3, 1.0, n)  # close to the champion: pairing helps
+    labelled = rng.random(n) < 0.8
+    panes = np.where(np.arange(n) < n // 2, START, START + HOUR // 2)
+    text = {
+        "champion": pl.Series(champion).cast(pl.String),
+        "challenger": pl.Series(challenger).cast(pl.String),
+        "label": pl.Series(y).cast(pl.String),
+    }
+    frame = pl.DataFrame({"pane": panes, **text})
+    engine = storage.create(f"sqlite:///{tmp_path / 'pairs.db'}")
+    storage.upgrade(engine)
+    store = JoinStore(engine.dialect.name)
+    with engine.begin() as connection:
+        pairs = ShadowPairs(store, "eta#lane", "regression", 0.5)
+        pairs.add_predictions(frame.drop("label"), connection)
+        pairs.add_labelled(frame.filter(pl.Series(labelled)), connection)
+        pairs.flush(connection)
+    with engine.connect() as connection:  # read back as after a restart
+        summary = ShadowPairs(store, "eta#lane", "regression", 0.5).window(
+            connection, START, START + HOUR
+        )
+    engine.dispose()
+    window = WindowInfo("eta", "2", "ref", 3, START, START + HOUR)
+    spread = 7.5
+    compared, agreement = paired_records(window, "1", summary, n + 40, 500, spread)
+    errors_0 = np.abs(y - champion)[labelled]
+    errors_1 = np.abs(y - challenger)[labelled]
+    paired = stats.ttest_rel(errors_1, errors_0)
+    assert (compared.detector, compared.metric) == ("paired_t", "absolute_error")
+    assert compared.value == pytest.approx((errors_1 - errors_0).mean(), rel=1e-9)
+    assert compared.p_value == pytest.approx(paired.pvalue, rel=1e-9)
+    interval = paired.confidence_interval(0.95)
+    assert (compared.ci_low, compared.ci_high) == pytest.approx(tuple(interval), rel=1e-9)
+    assert (compared.n_reference, compared.n_labeled) == (n, int(labelled.sum()))
+    assert agreement.metric == "relative_disagreement"
+    assert agreement.value == pytest.approx(np.abs(challenger - champion).mean() / spread)
+    assert agreement.n_window - agreement.n_reference == 40  # unpaired
+
+
+def test_the_spread_of_relative_disagreement_is_the_reference_predictions_deviation(
+    profile: Profile,
+) -> None:
+    predictions = synthetic.reference(20_000, seed=0)["prediction"].to_numpy()
+    assert prediction_spread(profile) == pytest.approx(np.std(predictions, ddof=1), rel=1e-9)
