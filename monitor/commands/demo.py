@@ -32,6 +32,7 @@ from driftwarden.monitor import config as configuration
 from driftwarden.monitor import storage
 from driftwarden.monitor.commands import synthetic
 from driftwarden.monitor.commands.local_broker import LocalBroker, free_port
+from driftwarden.monitor.evaluation.paired_comparison import AGREEMENT
 from driftwarden.monitor.pipeline.versions import lane_key
 from driftwarden.monitor.service import logs
 from driftwarden.monitor.service.daemon import Daemon
@@ -367,12 +368,16 @@ def _summarize(
 
 
 def _print_comparisons(records: list) -> None:
-    """The challenger against the champion in a morning, an afternoon and an evening window."""
-    compared = {
-        r.window_index: r
-        for r in records
-        if r.kind == "version_comparison" and r.status == "ok" and r.value is not None
-    }
+    """The challenger against the champion in a morning, an afternoon and an evening window:
+    paired on the requests both scored (shadow), with how often the two agree."""
+    compared, agreement = {}, {}
+    for r in records:
+        if r.kind != "version_comparison" or r.status != "ok" or r.value is None:
+            continue
+        if r.detector == AGREEMENT:
+            agreement[r.window_index] = r
+        else:
+            compared[r.window_index] = r
     for index in (6, 15, 21):
         record = compared.get(index)
         if record is None:
@@ -380,9 +385,16 @@ def _print_comparisons(records: list) -> None:
         verdict = "significantly worse" if record.drift else "no significant difference"
         if significantly_better(record):
             verdict = "significantly better"
+        agree = agreement.get(index)
+        counts = f"n {record.n_labeled:,} vs {record.n_reference:,}"  # unpaired: the arms
+        if agree is not None:
+            counts = (
+                f"{record.n_labeled:,} labelled of {record.n_reference:,} paired requests, "
+                f"agree on {agree.value:.1%}"
+            )
         print(
             f"  version {record.model_version} vs {record.champion_version}, window {index:>2}: "
             f"{record.metric} difference {record.value:+.3f} "
             f"[{record.ci_low:+.3f}, {record.ci_high:+.3f}], p = {record.p_value:.2g} "
-            f"(n {record.n_labeled:,} vs {record.n_reference:,}): {verdict}"
+            f"({record.detector}, {counts}): {verdict}"
         )

@@ -31,7 +31,7 @@ def comparison_records(
     """The comparison records of the challenger's ``window`` (its records carry the
     challenger's version): error rate for classifiers, absolute error for regressors."""
     result = _compare(champion.performance, challenger.performance, min_labeled)
-    return [_record(window, champion_version, result, n_window)]
+    return [comparison_record(window, champion_version, result, n_window)]
 
 
 def _compare(champion: object, challenger: object, min_labeled: int) -> ComparisonResult:
@@ -69,7 +69,7 @@ def _errors(summary: object) -> tuple[int, int]:
     return n - int(np.trace(summary.confusion)), n
 
 
-def _record(
+def comparison_record(
     window: WindowInfo,
     champion_version: str | None,
     result: ComparisonResult,

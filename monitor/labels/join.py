@@ -106,6 +106,9 @@ class ModelLabels:
         self._orphan_ttl = int(config.labels.orphan_ttl.total_seconds() * 1000)
         self._panes: dict[int, LabelSummary] = {}
         self._dirty: set[int] = set()
+        self.fresh: list[pl.DataFrame] | None = None
+        """Rows joined since the caller last took them (``id``, ``pane``, ``prediction``,
+        ``label``); kept only when the caller sets a list (shadow pairing)."""
         self.taken: pl.DataFrame | None = None
         """The orphan labels the last ``storing`` took (other versions' predictions of
         their ids may want them too)."""
@@ -195,6 +198,8 @@ class ModelLabels:
         again = pl.Series(self.store.set_flags(connection, self.name, seqs, True))
         report.duplicate_labels += int(again.sum())
         fresh = joined.filter(~again)
+        if self.fresh is not None:
+            self.fresh.append(fresh.select("id", "pane", "prediction", "label"))
         # A label flagged under policy first has no value to replace: it stays.
         replaceable = again & joined["old_label"].is_not_null()
         replaced = joined.filter(replaceable) if keep == "last" else joined.head(0)

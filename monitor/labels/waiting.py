@@ -24,6 +24,8 @@ class WaitingPredictions:
         self.store = store
         self.model = model
         self._index: IdIndex | None = None
+        self.inserted: pl.DataFrame | None = None
+        """The rows the last ``insert`` stored (with ``seq``), for shadow pairing."""
 
     def insert(self, connection: Connection, rows: pl.DataFrame) -> int:
         """Store predictions (``PENDING_COLUMNS`` but ``seq``) not stored yet; returns how
@@ -36,10 +38,11 @@ class WaitingPredictions:
             stored = self.store.rows_at(connection, self.model, known)["id"]
             new = ~rows["id"].is_in(stored.implode()).to_numpy()
             rows, hashes = rows.filter(new), hashes[new]
+        seqs = np.arange(index.last_seq + 1, index.last_seq + 1 + rows.height, dtype=np.int64)
+        self.inserted = rows.with_columns(seq=seqs)
         if rows.is_empty():
             return 0
-        seqs = np.arange(index.last_seq + 1, index.last_seq + 1 + rows.height, dtype=np.int64)
-        self.store.insert_pending(connection, self.model, rows.with_columns(seq=seqs))
+        self.store.insert_pending(connection, self.model, self.inserted)
         index.add(hashes, seqs)
         return rows.height
 

@@ -13,7 +13,6 @@ go on numbering from where they stopped.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from dataclasses import dataclass
 
@@ -26,6 +25,7 @@ from driftwarden.core.times import duration_ms
 from driftwarden.detectors.stream import StreamDetector
 from driftwarden.monitor.config import ModelConfig
 from driftwarden.monitor.config.detectors import build_concept_detector
+from driftwarden.monitor.evaluation.paired_comparison import paired_records, prediction_spread
 from driftwarden.monitor.evaluation.version_comparison import comparison_records
 from driftwarden.monitor.ingest.messages import DecodedBatch
 from driftwarden.monitor.labels.join import LabelJoin, LabelReport
@@ -38,7 +38,9 @@ from driftwarden.monitor.pipeline.model_pipeline import (
     split_state,
 )
 from driftwarden.monitor.pipeline.report import BatchReport
+from driftwarden.monitor.pipeline.shadow import Shadow
 from driftwarden.monitor.storage import Commit, ModelSnapshot
+from driftwarden.monitor.storage.lanes import lane_key
 from driftwarden.monitor.windows import Windows, restore
 from driftwarden.monitor.windows.archive import as_bytes, pack, unpack
 from driftwarden.monitor.windows.profile import Profile
@@ -52,13 +54,6 @@ UNTRACKED = "version_untracked"
 
 MAX_RESTING = 1000
 """How many versions put to rest keep their window numbering (the most recently seen)."""
-
-
-def lane_key(model: str, version: str | None) -> str:
-    """The name a version's windows and waiting predictions are stored under."""
-    if version is None:
-        return f"{model}#none"
-    return f"{model}#{hashlib.blake2b(version.encode(), digest_size=8).hexdigest()}"
 
 
 @dataclass(frozen=True)
@@ -90,6 +85,7 @@ class VersionedPipeline:
         silence = config.silence
         self.freshness = Freshness(name, None if silence is None else duration_ms(silence))
         self.labels: ConceptOutline | None = None
+        self._spread = prediction_spread(profile)
         if join is not None and config.labels.enabled:
             path = f"models.{name}.concept_drift"
             error_reference = profile.outcomes.error_reference
@@ -107,6 +103,9 @@ class VersionedPipeline:
         if self.join is not None and self.config.labels.enabled:
             ttl = duration_ms(self.config.labels.orphan_ttl)
             self.orphans = Orphans(self.join.store, self.name, self.config.labels.policy, ttl)
+        self.shadow = None
+        if self.join is not None and self.config.labels.enabled:
+            self.shadow = Shadow(self.join, self.profile)
         self.lanes: dict[str | None, ModelPipeline] = {}
         self.seen: dict[str | None, int] = {}
         self.resting: dict[str | None, tuple[int, bytes]] = {}
@@ -145,6 +144,8 @@ class VersionedPipeline:
         """Every lane's state (label summaries are written on ``connection``)."""
         self.dirty = False
         topic, partition = self.source or (None, None)
+        if self.shadow is not None:
+            self.shadow.flush(connection)
         lanes = [(v, lane.snapshot(connection).data) for v, lane in self.lanes.items()]
         extra = {
             "kind": "versions",
@@ -163,7 +164,7 @@ class VersionedPipeline:
 
     def _lane(self, version: str | None, state: ModelSnapshot | None) -> ModelPipeline:
         lane = Lane(version, lane_key(self.name, version), self.orphans)
-        return ModelPipeline(
+        pipeline = ModelPipeline(
             self.name,
             self.config,
             self.profile,
@@ -172,6 +173,14 @@ class VersionedPipeline:
             self.join,
             lane=lane,
         )
+        if self.shadow is not None:
+            self.shadow.watch(pipeline)
+        return pipeline
+
+    def _pair(self, connection: Connection, version: str | None) -> None:
+        """Pair what the lane of ``version`` just stored or joined (shadow traffic)."""
+        if self.shadow is not None:
+            self.shadow.pair(connection, version, self.lanes, self.champion)
 
     # -- what the pipeline reads -----------------------------------------------------------
 
@@ -216,6 +225,7 @@ class VersionedPipeline:
             lane = self.lanes[version]
             scratch = BatchReport()
             folded += lane.fold(part, batch, connection, now, event_now, future_limit, scratch)
+            self._pair(connection, version)
             moment = int(part["ts"].max()) if now is None else now
             self.seen[version] = max(self.seen[version], moment)
             self.latest = max(self.latest, moment)
@@ -240,6 +250,7 @@ class VersionedPipeline:
                     continue
                 joined = LabelReport()
                 receiver.labels.join_found(connection, taken, now, joined)
+                self._pair(connection, other)
                 self._pending.setdefault(other, LabelReport()).add(joined)
                 report.joins.setdefault(self.name, LabelReport()).add(joined)
 
@@ -369,6 +380,21 @@ class VersionedPipeline:
                 continue
             found = self._same_bounds(lane, window, commit, connection)
             n_window = found[0][1].n_events if found else None
+            pairs = None
+            if self.shadow is not None:
+                pairs = self.shadow.window(connection, other, lane, window)
+            if pairs is not None:
+                records = paired_records(
+                    window,
+                    self.champion,
+                    pairs,
+                    n_window,
+                    self.config.labels.min_labeled,
+                    self._spread,
+                )
+                commit.results.extend(records)
+                out.append((window, records))
+                continue
             records = comparison_records(
                 window,
                 self.champion,
@@ -419,6 +445,7 @@ class VersionedPipeline:
             assert lane.labels is not None
             joined = LabelReport()
             missing = lane.labels.join_found(connection, unique, now, joined)
+            self._pair(connection, version)
             remaining = remaining.filter(pl.col("_row").is_in(missing["_row"].implode()))
             total.add(joined)
             before = len(report.outcomes)
@@ -444,6 +471,8 @@ class VersionedPipeline:
             return
         for lane in self.lanes.values():
             lane.expire(connection, now, commit, report, end_of_input=end_of_input)
+        if self.shadow is not None:
+            self.shadow.forget_before(now - 2 * duration_ms(self.config.labels.ttl))
         before = np.iinfo(np.int64).max if end_of_input else now
         orphans = self.orphans.expire(connection, before)
         commit.dead_letters += orphan_dead_letters(self.name, orphans, now)

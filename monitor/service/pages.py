@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import numpy as np
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
@@ -66,14 +67,23 @@ class Links:
     def fleet(self) -> str:
         return "#top" if self.anchors else f"{UI}/"
 
-    def model(self, model: str) -> str:
-        return f"#model-{_slug(model)}" if self.anchors else model_path(model)
+    def model(self, model: str, version: str | None = None) -> str:
+        if self.anchors:
+            return f"#model-{_slug(model)}"
+        return model_path(model) + _version_query(version)
 
-    def window(self, model: str, index: int) -> str:
-        return f"#window-{_slug(model)}-{index}" if self.anchors else window_path(model, index)
+    def window(self, model: str, index: int, version: str | None = None) -> str:
+        if self.anchors:
+            return f"#window-{_slug(model)}-{index}"
+        return window_path(model, index) + _version_query(version)
 
     def incident(self, incident_id: str) -> str:
         return f"#incident-{incident_id}" if self.anchors else incident_path(incident_id)
+
+
+def _version_query(version: str | None) -> str:
+    """The query naming one version of a model with split versions (none: the champion)."""
+    return "" if version is None else f"?version={quote(version, safe='')}"
 
 
 def _slug(model: str) -> str:
@@ -176,6 +186,10 @@ class WindowView:
     missing_profile: bool
     importance: list[ResultRecord]
     impact: list[ResultRecord]
+    model: str = ""
+    """The model (``meta.model`` is a version's key when its versions are split)."""
+    comparison: list[ResultRecord] = field(default_factory=list)
+    """A challenger's ``version_comparison`` records."""
 
 
 @dataclass(frozen=True)
@@ -188,6 +202,16 @@ class ModelView:
     fairness: list[charts.LineChart]
     concept: list[ResultRecord]
     incidents: list[IncidentRow]
+    versions: list[VersionLink] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class VersionLink:
+    """One version of a model with split versions, in its page's version selector."""
+
+    version: str | None
+    href: str
+    selected: bool
 
 
 @dataclass(frozen=True)
@@ -280,7 +304,11 @@ class Pages:
                     model=entry.model,
                     href=self.links.model(entry.model),
                     window=meta,
-                    window_href="" if meta is None else self.links.window(entry.model, meta.index),
+                    window_href=(
+                        ""
+                        if meta is None
+                        else self.links.window(entry.model, meta.index, entry.version)
+                    ),
                     age_ms=age,
                     stale=age is not None and length > 0 and age > 2 * length,
                     drifting=sorted(
@@ -301,17 +329,28 @@ class Pages:
             incidents=[IncidentRow(i, self.links.incident(i.id)) for i in incidents],
         )
 
-    def model(self, model: str, last: int = 500) -> str | None:
+    def model(self, model: str, last: int = 500, version: str | None = None) -> str | None:
+        """A model's page; for a model with split versions, one version's (by default its
+        champion's) with links to the others'."""
         with self.store.engine.connect() as connection:
-            history = stored.history(connection, model, last)
+            lane = _lane(connection, model, version)
+            if lane is None:
+                return None
+            key, shown, versions = lane
+            history = stored.history(connection, key, last)
             incidents = stored.incidents(connection, model)
         if not history.windows:
             return None
-        view = self.model_view(history, incidents)
-        return self.render("model.html", title=f"{model}: windows", view=view)
+        links = [
+            VersionLink(v, self.links.model(model, v), v == shown)
+            for v in sorted(versions, key=lambda v: (v is None, v or ""))
+        ]
+        view = self.model_view(history, incidents, model, shown, links)
+        title = f"{model}: windows" if not versions else f"{model} version {shown}: windows"
+        return self.render("model.html", title=title, view=view)
 
-    def window(self, model: str, index: int) -> str | None:
-        view = self.window_view(model, index)
+    def window(self, model: str, index: int, version: str | None = None) -> str | None:
+        view = self.window_view(model, index, version)
         if view is None:
             return None
         return self.render("window.html", title=f"{model}: window {index}", view=view)
@@ -320,7 +359,8 @@ class Pages:
         """The index of the model's last window that ended by ``end`` (epoch ms): the window
         an alert judged, found from the time its metrics carry."""
         with self.store.engine.connect() as connection:
-            return stored.last_window_by(connection, model, end)
+            lane = _lane(connection, model, None)  # split versions: the champion's
+            return None if lane is None else stored.last_window_by(connection, lane[0], end)
 
     def incident(self, incident_id: str) -> str | None:
         view = self.incident_view(incident_id)
@@ -372,11 +412,18 @@ class Pages:
     # -- views ----------------------------------------------------------------------------
 
     def model_view(
-        self, history: stored.ModelHistory, incidents: Iterable[stored.Incident]
+        self,
+        history: stored.ModelHistory,
+        incidents: Iterable[stored.Incident],
+        model: str | None = None,
+        version: str | None = None,
+        versions: list[VersionLink] | None = None,
     ) -> ModelView:
-        model = history.model
+        """The model page of ``history`` (windows stored under ``history.model``: for a
+        version of a model with split versions, ``model`` and ``version`` name it)."""
+        model = model or history.model
         indices = [w.index for w in history.windows]
-        hrefs = {i: self.links.window(model, i) for i in indices}
+        hrefs = {i: self.links.window(model, i, version) for i in indices}
         realized: dict[str, dict[int, float]] = defaultdict(dict)
         estimated: dict[str, dict[int, float]] = defaultdict(dict)
         thresholds: dict[str, float] = {}
@@ -435,7 +482,7 @@ class Pages:
         heat = charts.heat_map(indices, cells, hrefs, pool) if cells else None
         return ModelView(
             model, history.windows, hrefs, heat, performance, fairness_charts, concept,
-            incident_rows,
+            incident_rows, versions or [],
         )  # fmt: skip
 
     def window_drift(self, history: stored.ModelHistory) -> dict[int, WindowDrift]:
@@ -507,18 +554,25 @@ class Pages:
             label = f"incident {row.incident.id[:8]}: {', '.join(row.incident.rules)}"
             yield windows[first].index, windows[max(first, last)].index, label, row.href
 
-    def window_view(self, model: str, index: int) -> WindowView | None:
+    def window_view(self, model: str, index: int, version: str | None = None) -> WindowView | None:
+        """One window's page; for a model with split versions, one version's window (by
+        default its champion's)."""
         with self.store.engine.connect() as connection:
-            window = stored.window(connection, model, index)
+            lane = _lane(connection, model, version)
+            if lane is None:
+                return None
+            key, version, _ = lane
+            window = stored.window(connection, key, index)
             if window is None:
                 return None
             meta = window.meta
-            labels = self._join.load_range(connection, model, meta.start, meta.end)
+            labels = self._join.load_range(connection, key, meta.start, meta.end)
         summary = WindowSummary.from_bytes(window.summary)
         profile = self.profile(meta.reference_id)
         by_subject: dict[str, list[ResultRecord]] = defaultdict(list)
         quality_of: dict[str, list[ResultRecord]] = defaultdict(list)
         performance, fairness, quality, concept, importance, impact = [], [], [], [], [], []
+        comparison = []
         for record in window.records:
             if record.kind in DRIFT_KINDS:
                 by_subject[record.feature or PREDICTION].append(record)
@@ -536,6 +590,8 @@ class Pages:
                 importance.append(record)
             elif record.kind == "drift_impact":
                 impact.append(record)
+            elif record.kind == "version_comparison":
+                comparison.append(record)
         drawings = {} if profile is None else _distributions(profile, summary)
         names = list(dict.fromkeys([*drawings, *by_subject, *quality_of]))
         features = []
@@ -582,9 +638,9 @@ class Pages:
                     groups.append(GroupRates(attribute, chart))
         return WindowView(
             meta=meta,
-            model_href=self.links.model(model),
-            previous_href=self.links.window(model, index - 1) if index > 0 else "",
-            next_href=self.links.window(model, index + 1),
+            model_href=self.links.model(model, version),
+            previous_href=self.links.window(model, index - 1, version) if index > 0 else "",
+            next_href=self.links.window(model, index + 1, version),
             features=features,
             performance=performance,
             fairness=fairness,
@@ -596,6 +652,8 @@ class Pages:
             missing_profile=profile is None,
             importance=sorted(importance, key=_most_important_first),
             impact=sorted(impact, key=lambda r: (r.feature is not None, -(r.value or 0.0))),
+            model=model,
+            comparison=comparison,
         )
 
     def incident_view(self, incident_id: str) -> IncidentView | None:
@@ -636,6 +694,23 @@ class Pages:
             data = self.store.profile(reference_id)
             self._profiles[reference_id] = None if data is None else Profile.from_bytes(data)
         return self._profiles[reference_id]
+
+
+def _lane(
+    connection: Any, model: str, version: str | None
+) -> tuple[str, str | None, list[str | None]] | None:
+    """Where the windows of ``model`` (of ``version`` when its versions are split: by
+    default its champion) are stored, the version shown and the model's versions;
+    ``None`` when there is no such version."""
+    versions = stored.versions(connection, model)
+    if not versions:
+        return None if version is not None else (model, None, [])
+    if version is None:
+        leading = stored.champion(connection, model)
+        version = leading if leading in versions else min(versions, key=lambda v: v or "")
+    if version not in versions:
+        return None
+    return versions[version], version, list(versions)
 
 
 def _fairness_charts(

@@ -3,8 +3,9 @@
 Routes (HTML)::
 
     GET   /ui/                                   fleet: every model, recent incidents
-    GET   /ui/models/{model}                     a model over its last windows (?last=N, ≤ 500)
-    GET   /ui/models/{model}/windows/{index}     one window
+    GET   /ui/models/{model}                     a model over its last windows (?last=N, ≤ 500;
+                                                 ?version=V of a model with split versions)
+    GET   /ui/models/{model}/windows/{index}     one window (?version=V)
     GET   /ui/models/{model}/windows?until=T     → the last window that ended by T (epoch s)
     GET   /ui/incidents/{id}                     one incident and its notifications
     POST  /ui/session                            form field ``token`` → session cookie
@@ -102,6 +103,7 @@ class Ui:
     def _route(self, segments: list[str], query: dict[str, list[str]]) -> str | Response | None:
         """A page, a redirect to one, or ``None`` (no such page)."""
         assert self.pages is not None
+        version = (query.get("version") or [None])[-1]  # of a model with split versions
         match segments:
             case []:
                 return self.pages.fleet()
@@ -109,9 +111,9 @@ class Ui:
                 last_text = (query.get("last") or [str(MAX_LAST)])[-1]
                 if not last_text.isdigit() or not 1 <= int(last_text) <= MAX_LAST:
                     raise ValueError(f"last: expected an integer from 1 to {MAX_LAST}")
-                return self.pages.model(model, int(last_text))
+                return self.pages.model(model, int(last_text), version)
             case ["models", model, "windows", index] if re.fullmatch(r"[0-9]{1,9}", index):
-                return self.pages.window(model, int(index))
+                return self.pages.window(model, int(index), version)
             case ["models", model, "windows"]:
                 return self._window_by(model, (query.get("until") or [""])[-1])
             case ["incidents", incident_id]:

@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry, Gauge
 
 from driftwarden.core.records import ResultRecord, WindowInfo
 from driftwarden.monitor.config import ModelConfig
+from driftwarden.monitor.evaluation.paired_comparison import AGREEMENT
 
 COMPARISON_STATS = ("difference", "ci_low", "ci_high", "p_value")
 
@@ -47,6 +48,21 @@ class VersionMetrics:
             "1 when a challenger version is significantly worse than the champion in its "
             "latest compared window.",
             ["model", "model_version", "metric"],
+            registry=registry,
+        )
+        self.agreement = Gauge(
+            "driftwarden_version_agreement",
+            "A challenger in shadow against the champion in its latest compared window: the "
+            "share of paired requests predicted alike (metric agreement) or the relative "
+            "disagreement of regressors (metric relative_disagreement).",
+            ["model", "model_version", "metric"],
+            registry=registry,
+        )
+        self.unpaired = Gauge(
+            "driftwarden_version_unpaired_predictions",
+            "A challenger in shadow: its predictions in its latest compared window that "
+            "found no champion prediction of their id.",
+            ["model", "model_version"],
             registry=registry,
         )
         self._champions: dict[str, str] = {}
@@ -93,8 +109,17 @@ class VersionMetrics:
                 self.performance.labels(model, version, record.metric, "estimated").set(
                     record.value
                 )
+            elif record.kind == "version_comparison" and record.detector == AGREEMENT:
+                self._agreement(record)
             elif record.kind == "version_comparison":
                 self._comparison(record)
+
+    def _agreement(self, record: ResultRecord) -> None:
+        assert record.model_version is not None and record.metric is not None
+        assert record.value is not None and record.n_reference is not None
+        self.agreement.labels(record.model, record.model_version, record.metric).set(record.value)
+        unpaired = (record.n_window or 0) - record.n_reference
+        self.unpaired.labels(record.model, record.model_version).set(max(unpaired, 0))
 
     def _comparison(self, record: ResultRecord) -> None:
         assert record.model_version is not None and record.metric is not None
@@ -126,5 +151,7 @@ class VersionMetrics:
             self.drifted_features,
             self.comparison,
             self.comparison_worse,
+            self.agreement,
+            self.unpaired,
         ):
             gauge.remove_by_labels(wanted)

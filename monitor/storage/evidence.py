@@ -3,6 +3,10 @@
 Every query is bounded by a model and a window range (the ``results`` unique key and the
 ``windows`` primary key both start with the model and the window index, so they are
 index range scans), or by one incident. Raw events are never read.
+
+A model with split versions stores each version's windows under the version's lane key
+(``monitor/storage/lanes.py``) and its records under the model with the version: the
+functions that take a ``model`` take such a key too, and read that version's records.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from sqlalchemy import Connection, case, func, select
 
 from driftwarden.alerts.tables import alert_outbox, alert_states
 from driftwarden.core.records import RESULT_FIELDS, RESULT_KEY, ResultRecord
+from driftwarden.monitor.storage.lanes import lane_of
 from driftwarden.monitor.storage.store import record_of
 from driftwarden.monitor.storage.tables import ResultRow, WindowRow
 
@@ -64,6 +69,8 @@ class FleetEntry:
     last: WindowMeta | None
     records: list[ResultRecord]
     firing: int
+    version: str | None = None
+    """The version shown, for a model with split versions (its champion)."""
 
 
 @dataclass(frozen=True)
@@ -145,12 +152,45 @@ def fleet(connection: Connection) -> list[FleetEntry]:
             .group_by(alert_states.c.model)
         ).all()
     )
-    entries = []
+    lanes: dict[str, list[WindowMeta]] = defaultdict(list)
     for row in rows:
         meta = WindowMeta(*row)
+        lanes[lane_of(meta.model, meta.model_version) or meta.model].append(meta)
+    entries = []
+    for model, metas in sorted(lanes.items()):
+        version = None
+        meta = metas[0]
+        if len(metas) > 1 or meta.model != model:  # split versions: the champion's
+            leading = champion(connection, model)
+            chosen = [m for m in metas if m.model_version == leading]
+            meta = chosen[0] if chosen else max(metas, key=lambda m: m.end)
+            version = meta.model_version
         records = _results(connection, meta.model, ResultRow.window_index == meta.index)
-        entries.append(FleetEntry(meta.model, meta, records, firing.get(meta.model, 0)))
+        entries.append(FleetEntry(model, meta, records, firing.get(model, 0), version))
     return entries
+
+
+def versions(connection: Connection, model: str) -> dict[str | None, str]:
+    """The versions of a model with split versions that have stored windows, and the key
+    each stores them under (empty for a model whose versions are not split)."""
+    prefix = f"{model}#"
+    rows = connection.execute(
+        select(WindowRow.model, WindowRow.model_version)
+        .where(func.substr(WindowRow.model, 1, len(prefix)) == prefix)
+        .distinct()
+    ).all()
+    return {version: key for key, version in rows if lane_of(key, version) == model}
+
+
+def champion(connection: Connection, model: str) -> str | None:
+    """The champion of a model with split versions, as its latest comparison names it."""
+    columns = ResultRow.__table__.c
+    return connection.scalar(
+        select(columns.champion_version)
+        .where(columns.model == model, columns.kind == "version_comparison")
+        .order_by(columns.window_index.desc())
+        .limit(1)
+    )
 
 
 def history(connection: Connection, model: str, last: int = 500) -> ModelHistory:
@@ -348,7 +388,7 @@ def drift_cells(
             func.max(case((columns.drift.is_(True), 1), else_=0)),
         )
         .where(
-            columns.model == model,
+            _owner(connection, model),
             columns.window_index >= low,
             columns.window_index <= high,
             columns.kind.in_(_DRIFT_KINDS),
@@ -372,10 +412,29 @@ def _results(connection: Connection, model: str, where: Any) -> list[ResultRecor
     columns = ResultRow.__table__.c
     query = (
         select(*_RECORD_COLUMNS)
-        .where(columns.model == model, where)
+        .where(_owner(connection, model), where)
         .order_by(*(columns[name] for name in RESULT_KEY))
     )
     return [ResultRecord(*row) for row in connection.execute(query).all()]
+
+
+def _owner(connection: Connection, key: str) -> Any:
+    """Which records belong to the windows stored under ``key``: the model's, or those of
+    one version of a model with split versions."""
+    columns = ResultRow.__table__.c
+    if "#" in key:
+        version = connection.scalar(
+            select(WindowRow.model_version).where(WindowRow.model == key).limit(1)
+        )
+        model = lane_of(key, version)
+        if model is not None:
+            same = (
+                columns.model_version.is_(None)
+                if version is None
+                else (columns.model_version == version)
+            )
+            return (columns.model == model) & same
+    return columns.model == key
 
 
 def _delivery(row: Mapping[str, Any]) -> Delivery:

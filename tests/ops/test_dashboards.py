@@ -72,6 +72,8 @@ GAUGES = {
     "driftwarden_version_drifted_features",
     "driftwarden_version_comparison",
     "driftwarden_version_comparison_worse",
+    "driftwarden_version_agreement",
+    "driftwarden_version_unpaired_predictions",
     "driftwarden_feature_importance",
     "driftwarden_feature_importance_drift",
     "driftwarden_drift_impact",

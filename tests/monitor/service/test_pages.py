@@ -813,3 +813,106 @@ def test_pooled_heat_map_columns_hold_the_worst_of_their_windows() -> None:
         ratios = [r for r in (worst, ratio) if r is not None]
         expected[key] = (max(ratios) if ratios else None, drifted or flag)
     assert {(start, name): (ratio, flag) for start, name, ratio, flag in cells} == expected
+
+
+# -- a model with split versions ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SplitModel:
+    config: Path
+    pages: Pages
+
+
+@pytest.fixture(scope="module")
+def split_model(
+    reference_file: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[SplitModel]:
+    """Versions A and B of the synthetic model in an A/B split, B drifting in ``income``
+    from window 2, with labels; B named the champion."""
+    directory = tmp_path_factory.mktemp("split-pages")
+    stream = synthetic.Stream(n=6_000, start=START, span=4 * HOUR, seed=17)
+    events = synthetic.events(stream)
+    version = np.where(np.random.default_rng(5).random(events.height) < 0.5, "A", "B")
+    events = events.with_columns(model_version=pl.Series(version))
+    drifted = (pl.col("model_version") == "B") & (pl.col("ts") >= START + 2 * HOUR)
+    events = events.with_columns(
+        pl.when(drifted).then(pl.col("income") * 3).otherwise("income").alias("income")
+    )
+    labels = synthetic.label_events(events, early=0.0, delay=(60_000, 600_000))
+    predictions, label_file = directory / "predictions.jsonl", directory / "labels.jsonl"
+    predictions.write_bytes(b"\n".join(synthetic.prediction_lines(events)) + b"\n")
+    label_file.write_bytes(b"\n".join(synthetic.label_lines(labels)) + b"\n")
+    url = f"sqlite:///{directory / 'db.sqlite'}"
+    config = directory / "config.yaml"
+    config.write_text(
+        synthetic.config_yaml(str(reference_file), url)
+        + "    labels: {ttl: 2h, orphan_ttl: 30m, min_labeled: 100}\n"
+        + '    versions: {split: true, champion: "B"}\n'
+    )
+    storage.upgrade(storage.create(url))
+    loaded = configuration.load(config)
+    replay(loaded, predictions, directory / "out", labels=label_file, storage_url=url)
+    engine = storage.create(url)
+    yield SplitModel(config, Pages(storage.Store(engine)))
+    engine.dispose()
+
+
+def _split_results(split: SplitModel, version: str) -> list[dict]:
+    printed = _cli(
+        "results", "--config", str(split.config), "--model", synthetic.MODEL, "--version", version
+    )
+    assert printed.returncode == 0, printed.stderr
+    return [orjson.loads(line) for line in printed.stdout.splitlines()]
+
+
+def test_a_split_models_page_shows_its_champion_and_links_every_version(
+    split_model: SplitModel,
+) -> None:
+    html = split_model.pages.model(synthetic.MODEL)
+    assert html is not None
+    page = Elements(html)
+    path = f"/ui/models/{quote(synthetic.MODEL, safe='')}"
+    selector = {a["href"]: a.get("aria-current") for a in page.find("a") if "?version=" in (
+        a["href"] or "") and "/windows/" not in (a["href"] or "")}  # fmt: skip
+    assert selector == {f"{path}?version=A": None, f"{path}?version=B": "page"}
+    windows = {a["href"] for a in page.find("a") if "/windows/" in (a["href"] or "")}
+    assert windows and all(href.endswith("?version=B") for href in windows)
+    assert split_model.pages.model(synthetic.MODEL, version="B") == html
+    assert split_model.pages.model(synthetic.MODEL, version="A") != html
+    assert split_model.pages.model(synthetic.MODEL, version="C") is None
+
+
+@pytest.mark.parametrize("version", ["A", "B"])
+def test_a_split_models_window_pages_show_each_versions_records(
+    split_model: SplitModel, version: str
+) -> None:
+    results = _split_results(split_model, version)
+    assert {r["model_version"] for r in results} == {version}
+    for index in (1, 3):
+        stored = [r for r in results if r["window_index"] == index]
+        html = split_model.pages.window(synthetic.MODEL, index, version)
+        assert html is not None
+        rows = Elements(html).find("tr")
+        shown = {
+            tuple(row[f"data-{name}"] for name in _KEY): row["data-value"]
+            for row in rows
+            if row.get("data-kind")
+        }
+        assert set(shown) == {_key(r) for r in stored}
+        for record in stored:
+            value = shown[_key(record)]
+            assert value == "" if record["value"] is None else float(value) == record["value"]
+    drifting = {r["window_index"] for r in results if r["kind"] == "data_drift" and r["drift"]}
+    assert (3 in drifting) == (version == "B")
+
+
+def test_the_fleet_lists_a_split_model_once_with_its_champions_last_window(
+    split_model: SplitModel,
+) -> None:
+    fleet = Elements(split_model.pages.fleet())
+    path = f"/ui/models/{quote(synthetic.MODEL, safe='')}"
+    models = [a["href"] for a in fleet.find("a") if a["href"] == path]
+    assert len(models) == 1
+    windows = [a["href"] for a in fleet.find("a") if "/windows/" in (a["href"] or "")]
+    assert windows == [f"{path}/windows/3?version=B"]
