@@ -19,6 +19,7 @@ import numpy as np
 import polars as pl
 
 from driftwarden.detectors import CALIBRATED_CONCEPT_DRIFT
+from driftwarden.detectors.attribution import ErrorSummary
 from driftwarden.detectors.histogram import (
     CategoricalSummary,
     NumericSummary,
@@ -38,7 +39,7 @@ from driftwarden.monitor.windows.archive import (
 )
 from driftwarden.monitor.windows.importance import ImportanceProfile
 from driftwarden.monitor.windows.multivariate import MultivariateProfile
-from driftwarden.monitor.windows.outcomes import OutcomeProfile, fit_outcomes
+from driftwarden.monitor.windows.outcomes import OutcomeProfile, error_stream, fit_outcomes
 from driftwarden.monitor.windows.vocabulary import (
     Vocabulary,
     category_codes,
@@ -358,19 +359,49 @@ def fit(name: str, model: ModelConfig, frame: pl.DataFrame, content: bytes) -> P
         outcomes=fit_outcomes(model, frame),
         multivariate=_fit_multivariate(name, model, numeric_columns, codes),
         importance=(
-            ImportanceProfile.fit(
+            with_reference_errors(
+                ImportanceProfile.fit(
+                    numeric_columns,
+                    codes,
+                    width,
+                    prediction[0],
+                    prediction_width,
+                    model.importance.buckets,
+                    reference_attributions(frame, numeric + categorical),
+                ),
+                model,
+                frame,
                 numeric_columns,
                 codes,
-                width,
-                prediction[0],
-                prediction_width,
-                model.importance.buckets,
-                reference_attributions(frame, numeric + categorical),
             )
             if model.importance.enabled
             else None
         ),
     )
+
+
+def with_reference_errors(
+    importance: ImportanceProfile,
+    model: ModelConfig,
+    frame: pl.DataFrame,
+    numeric: np.ndarray,
+    codes: np.ndarray,
+) -> ImportanceProfile:
+    """``importance`` with the reference's errors per feature bucket (error attribution's
+    expected rates), from its rows with a label; unchanged when it has none."""
+    if "label" not in frame.columns:
+        return importance
+    prediction, label = frame["prediction"], frame["label"]
+    if model.task == "multiclass_classification":
+        prediction, label = category_texts(prediction), category_texts(label)
+    losses = error_stream(model.task, model.threshold, prediction, label)
+    losses = np.where(label.is_null().to_numpy() | prediction.is_null().to_numpy(), np.nan, losses)
+    if np.isnan(losses).all():
+        return importance
+    errors = ErrorSummary.from_codes(
+        importance.bucket_codes(numeric, codes), losses, importance.n_buckets
+    )
+    return replace(importance, errors=errors)
 
 
 def with_importance(profile: Profile, model: ModelConfig, frame: pl.DataFrame) -> Profile:

@@ -1,0 +1,196 @@
+"""Error attribution end to end: per feature, where a window's excess errors fall, from the
+error counts kept with the label panes, checked against a groupby on the raw joined rows."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import numpy as np
+import orjson
+import polars as pl
+import pytest
+from support.pipeline import HOUR, START
+
+from driftwarden.monitor import config as configuration
+from driftwarden.monitor.commands.replay import replay
+
+MODEL = "credit"
+REGIONS = np.array(["north", "south", "east", "west"])
+SPAN = 6 * HOUR
+
+
+def rows(n: int, rng: np.random.Generator, extra_error: np.ndarray | float) -> pl.DataFrame:
+    """Income (lognormal, 2 % missing), age (noise), a region, a score and a label that is
+    wrong 10 % of the time, plus ``extra_error`` more where income is above 84,000."""
+    income = np.round(rng.lognormal(np.log(50_000), 0.5, size=n))
+    income[rng.random(n) < 0.02] = np.nan
+    age = rng.normal(40, 10, size=n)
+    region = REGIONS[rng.choice(4, size=n, p=[0.4, 0.3, 0.2, 0.1])]
+    score = rng.random(n)
+    chance = 0.1 + np.where(np.nan_to_num(income) > 84_000, extra_error, 0.0)
+    wrong = rng.random(n) < chance
+    label = np.where(wrong, score < 0.5, score >= 0.5).astype(np.int64)
+    return pl.DataFrame(
+        {
+            "income": pl.Series(income, nan_to_null=True),
+            "age": age,
+            "region": region,
+            "prediction": score,
+            "label": label,
+        }
+    )
+
+
+def write_case(
+    directory: Path, analysis: pl.DataFrame, window: str = "{kind: time, size: 2h}"
+) -> tuple[configuration.Config, Path, Path]:
+    """A labelled reference of 20,000 rows, the config, ``analysis`` as predictions over six
+    hours and their labels ten minutes later."""
+    reference = directory / "reference.parquet"
+    rows(20_000, np.random.default_rng(1), 0.0).write_parquet(reference)
+    config = directory / "config.yaml"
+    config.write_text(
+        f"""\
+storage:
+  url: "sqlite://"
+models:
+  {MODEL}:
+    task: binary_classification
+    reference: {reference}
+    features:
+      numeric: [income, age]
+      categorical: [region]
+    window: {window}
+    labels: {{ttl: 2h, min_labeled: 100}}
+"""
+    )
+    n = analysis.height
+    events = analysis.with_columns(
+        pl.lit(MODEL).alias("model"),
+        pl.format("e-{}", pl.int_range(n)).alias("id"),
+        (START + pl.int_range(n, dtype=pl.Int64) * (SPAN // n)).alias("ts"),
+    )
+    predictions = directory / "predictions.jsonl"
+    events.select(
+        "model", "id", "ts", pl.struct("income", "age", "region").alias("features"), "prediction"
+    ).write_ndjson(predictions)
+    labels = directory / "labels.jsonl"
+    events.select("model", "id", pl.col("ts") + 600_000, "label").write_ndjson(labels)
+    return configuration.load(config), predictions, labels
+
+
+def read_results(out: Path) -> list[dict]:
+    return [orjson.loads(line) for line in (out / "results.jsonl").read_bytes().splitlines()]
+
+
+def attribution(records: list[dict]) -> dict[tuple[int, str], dict]:
+    return {
+        (r["window_index"], r["feature"]): r for r in records if r["kind"] == "error_attribution"
+    }
+
+
+def income_bucket(income: pl.Expr, reference: pl.Series) -> tuple[pl.Expr, list[str]]:
+    """Each row's income decile on the reference's labelled rows (computed here with numpy),
+    its text as the record names it, and the names of all buckets."""
+    present = reference.drop_nulls().to_numpy()
+    edges = np.quantile(present, np.arange(1, 10) / 10, method="inverted_cdf")
+    names = [f"< {edges[0]:.6g}"]
+    names += [f"[{low:.6g}, {high:.6g})" for low, high in itertools.pairwise(edges)]
+    names += [f">= {edges[-1]:.6g}"]
+    code = pl.lit(0)
+    for edge in edges:
+        code = code + (income >= edge).cast(pl.Int64)
+    bucket = pl.when(income.is_null()).then(pl.lit("missing"))
+    return bucket.otherwise(pl.lit(pl.Series(names)).get(code)), names
+
+
+def raw_shares(window: pl.DataFrame, reference: pl.DataFrame, bucket: pl.Expr) -> pl.DataFrame:
+    """Per bucket, by a groupby on the raw joined rows: rows, errors, the reference's error
+    rate there, the excess errors and the share of the positive excess."""
+    error = (pl.col("prediction") >= 0.5) != (pl.col("label") == 1)
+    ref = reference.group_by(bucket.alias("bucket")).agg(error.mean().alias("ref_rate"))
+    return (
+        window.group_by(bucket.alias("bucket"))
+        .agg(pl.len().alias("n"), error.sum().alias("errors"))
+        .join(ref, on="bucket", how="left")
+        .with_columns(excess=pl.col("errors") - pl.col("n") * pl.col("ref_rate"))
+        .with_columns(
+            share=pl.col("excess").clip(lower_bound=0) / pl.col("excess").clip(lower_bound=0).sum()
+        )
+    )
+
+
+def test_each_features_top_bucket_and_share_equal_a_groupby_on_the_raw_joined_rows(
+    tmp_path: Path,
+) -> None:
+    analysis = rows(12_000, np.random.default_rng(2), 0.0)
+    loaded, predictions, labels = write_case(tmp_path, analysis)
+    replay(loaded, predictions, tmp_path / "out", labels=labels)
+    found = attribution(read_results(tmp_path / "out"))
+    reference = pl.read_parquet(tmp_path / "reference.parquet")
+    ts = START + np.arange(12_000) * (SPAN // 12_000)
+    checked = 0
+    for index in range(3):
+        inside = (ts >= START + index * 2 * HOUR) & (ts < START + (index + 1) * 2 * HOUR)
+        window = analysis.filter(pl.Series(inside))
+        for feature, bucket in (
+            ("income", income_bucket(pl.col("income"), reference["income"])[0]),
+            ("region", pl.col("region").map_elements(lambda v: f"= {v}", pl.String)),
+        ):
+            expected = raw_shares(window, reference, bucket).sort("excess", descending=True)
+            top = expected.row(0, named=True)
+            record = found[(index, feature)]
+            assert record["status"] == "ok"
+            assert record["bucket"] == top["bucket"]
+            assert record["value"] == pytest.approx(top["share"], rel=1e-9)
+            assert record["reference_value"] == pytest.approx(top["ref_rate"], rel=1e-9)
+            assert record["n_labeled"] == top["n"]
+            assert record["n_window"] == window.height
+            assert record["drift"] is False
+            checked += 1
+    assert checked == 6
+    assert {feature for _, feature in found} == {"income", "age", "region"}
+
+
+def test_errors_rising_only_for_high_incomes_point_at_the_top_income_buckets(
+    tmp_path: Path,
+) -> None:
+    n = 12_000
+    extra = np.where(np.arange(n) >= n // 3, 0.4, 0.0)  # from the second window on
+    analysis = rows(n, np.random.default_rng(3), extra)
+    loaded, predictions, labels = write_case(tmp_path, analysis)
+    replay(loaded, predictions, tmp_path / "out", labels=labels)
+    found = attribution(read_results(tmp_path / "out"))
+    reference = pl.read_parquet(tmp_path / "reference.parquet")
+    _, names = income_bucket(pl.col("income"), reference["income"])
+    # Incomes above 84,000 are the top decile (about two thirds of those rows) and the
+    # upper part of the one below it.
+    for index in (1, 2):
+        record = found[(index, "income")]
+        assert record["bucket"] == names[-1]
+        assert record["value"] > 0.55
+        # The other features spread the excess over their buckets.
+        assert found[(index, "region")]["value"] < 0.6
+        assert found[(index, "age")]["value"] < 0.4
+    assert found[(0, "income")]["value"] < 0.6
+
+
+def test_late_labels_and_sliding_windows_give_the_records_of_timely_labels(
+    tmp_path: Path,
+) -> None:
+    analysis = rows(9_000, np.random.default_rng(4), 0.2)
+    window = "{kind: time, size: 2h, step: 1h}"
+    loaded, predictions, labels = write_case(tmp_path, analysis, window)
+    replay(loaded, predictions, tmp_path / "timely", labels=labels)
+    late = tmp_path / "late.jsonl"
+    # Every label arrives 90 minutes late (within the ttl): windows close first.
+    pl.read_ndjson(labels).with_columns(pl.col("ts") + 80 * 60_000).write_ndjson(late)
+    replay(loaded, predictions, tmp_path / "late", labels=late)
+    timely = attribution(read_results(tmp_path / "timely"))
+    delayed = attribution(read_results(tmp_path / "late"))
+    fields = ("status", "bucket", "value", "reference_value", "n_labeled", "n_window")
+    assert len(timely) == 3 * 6  # six sliding windows over six hours, three features
+    assert {k: [r[f] for f in fields] for k, r in delayed.items()} == {
+        k: [r[f] for f in fields] for k, r in timely.items()
+    }
