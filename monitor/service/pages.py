@@ -176,6 +176,10 @@ class WindowView:
     missing_profile: bool
     importance: list[ResultRecord]
     impact: list[ResultRecord]
+    error_attribution: list[ResultRecord]
+    error_buckets: list[str]
+    """Where the window's excess errors concentrate, a sentence per feature with a bucket,
+    largest share first (from ``error_attribution``)."""
 
 
 @dataclass(frozen=True)
@@ -519,6 +523,7 @@ class Pages:
         by_subject: dict[str, list[ResultRecord]] = defaultdict(list)
         quality_of: dict[str, list[ResultRecord]] = defaultdict(list)
         performance, fairness, quality, concept, importance, impact = [], [], [], [], [], []
+        error_buckets = []
         for record in window.records:
             if record.kind in DRIFT_KINDS:
                 by_subject[record.feature or PREDICTION].append(record)
@@ -536,6 +541,8 @@ class Pages:
                 importance.append(record)
             elif record.kind == "drift_impact":
                 impact.append(record)
+            elif record.kind == "error_attribution":
+                error_buckets.append(record)
         drawings = {} if profile is None else _distributions(profile, summary)
         names = list(dict.fromkeys([*drawings, *by_subject, *quality_of]))
         features = []
@@ -596,6 +603,12 @@ class Pages:
             missing_profile=profile is None,
             importance=sorted(importance, key=_most_important_first),
             impact=sorted(impact, key=lambda r: (r.feature is not None, -(r.value or 0.0))),
+            error_attribution=error_buckets,
+            error_buckets=[
+                error_sentence(r)
+                for r in sorted(error_buckets, key=lambda r: -(r.value or 0.0))
+                if r.value is not None
+            ],
         )
 
     def incident_view(self, incident_id: str) -> IncidentView | None:
@@ -834,3 +847,15 @@ def _labels(profile: Profile | None, panes: dict[int, bytes]) -> LabelSummary | 
 def _most_important_first(record: ResultRecord) -> tuple[bool, float]:
     """Flagged records first, then by the reference's importance, largest first."""
     return (not record.drift, -(record.reference_value or 0.0))
+
+
+def error_sentence(record: ResultRecord) -> str:
+    """An ``error_attribution`` record as people read it: "errors concentrated where
+    income >= 84000: 41 % of the excess (reference rate there 0.094)"."""
+    bucket = record.bucket or ""
+    where = f"in {bucket}" if bucket.startswith("[") else bucket
+    share = round(100 * (record.value or 0.0))
+    text = f"errors concentrated where {record.feature} {where}: {share} % of the excess"
+    if record.reference_value is not None:
+        text += f" (reference rate there {record.reference_value:.3g})"
+    return text

@@ -398,6 +398,7 @@ def with_reference_errors(
     losses = np.where(label.is_null().to_numpy() | prediction.is_null().to_numpy(), np.nan, losses)
     if np.isnan(losses).all():
         return importance
+    codes = codes.reshape(codes.shape[0], frame.height)  # (0, 0) without categorical features
     errors = ErrorSummary.from_codes(
         importance.bucket_codes(numeric, codes), losses, importance.n_buckets
     )
