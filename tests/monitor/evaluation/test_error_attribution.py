@@ -43,12 +43,20 @@ def rows(n: int, rng: np.random.Generator, extra_error: np.ndarray | float) -> p
 
 
 def write_case(
-    directory: Path, analysis: pl.DataFrame, window: str = "{kind: time, size: 2h}"
+    directory: Path,
+    analysis: pl.DataFrame,
+    window: str = "{kind: time, size: 2h}",
+    *,
+    task: str = "binary_classification",
+    policy: str = "first",
+    reference_rows: pl.DataFrame | None = None,
 ) -> tuple[configuration.Config, Path, Path]:
     """A labelled reference of 20,000 rows, the config, ``analysis`` as predictions over six
     hours and their labels ten minutes later."""
     reference = directory / "reference.parquet"
-    rows(20_000, np.random.default_rng(1), 0.0).write_parquet(reference)
+    if reference_rows is None:
+        reference_rows = rows(20_000, np.random.default_rng(1), 0.0)
+    reference_rows.write_parquet(reference)
     config = directory / "config.yaml"
     config.write_text(
         f"""\
@@ -56,13 +64,13 @@ storage:
   url: "sqlite://"
 models:
   {MODEL}:
-    task: binary_classification
+    task: {task}
     reference: {reference}
     features:
       numeric: [income, age]
       categorical: [region]
     window: {window}
-    labels: {{ttl: 2h, min_labeled: 100}}
+    labels: {{ttl: 2h, min_labeled: 100, policy: {policy}}}
 """
     )
     n = analysis.height
@@ -105,10 +113,14 @@ def income_bucket(income: pl.Expr, reference: pl.Series) -> tuple[pl.Expr, list[
     return bucket.otherwise(pl.lit(pl.Series(names)).get(code)), names
 
 
-def raw_shares(window: pl.DataFrame, reference: pl.DataFrame, bucket: pl.Expr) -> pl.DataFrame:
-    """Per bucket, by a groupby on the raw joined rows: rows, errors, the reference's error
-    rate there, the excess errors and the share of the positive excess."""
-    error = (pl.col("prediction") >= 0.5) != (pl.col("label") == 1)
+MISCLASSIFIED = (pl.col("prediction") >= 0.5) != (pl.col("label") == 1)
+
+
+def raw_shares(
+    window: pl.DataFrame, reference: pl.DataFrame, bucket: pl.Expr, error: pl.Expr = MISCLASSIFIED
+) -> pl.DataFrame:
+    """Per bucket, by a groupby on the raw joined rows: rows, errors (or summed losses), the
+    reference's rate there, the excess errors and the share of the positive excess."""
     ref = reference.group_by(bucket.alias("bucket")).agg(error.mean().alias("ref_rate"))
     return (
         window.group_by(bucket.alias("bucket"))
@@ -194,3 +206,66 @@ def test_late_labels_and_sliding_windows_give_the_records_of_timely_labels(
     assert {k: [r[f] for f in fields] for k, r in delayed.items()} == {
         k: [r[f] for f in fields] for k, r in timely.items()
     }
+
+
+def regression_rows(n: int, rng: np.random.Generator, extra_noise: float) -> pl.DataFrame:
+    """A regressor whose absolute error grows by ``extra_noise`` where income > 84,000."""
+    frame = rows(n, rng, 0.0)
+    high = (frame["income"].fill_null(0) > 84_000).to_numpy()
+    noise = rng.normal(0, 1.0 + np.where(high, extra_noise, 0.0), size=n)
+    return frame.with_columns(
+        (pl.col("prediction") * 10).alias("prediction"),
+        pl.Series("label", frame["prediction"].to_numpy() * 10 + noise),
+    )
+
+
+def test_a_regressors_mean_loss_per_bucket_equals_a_groupby_of_absolute_errors(
+    tmp_path: Path,
+) -> None:
+    analysis = regression_rows(12_000, np.random.default_rng(5), 2.0)
+    reference_rows = regression_rows(20_000, np.random.default_rng(6), 0.0)
+    loaded, predictions, labels = write_case(
+        tmp_path, analysis, task="regression", reference_rows=reference_rows
+    )
+    replay(loaded, predictions, tmp_path / "out", labels=labels)
+    found = attribution(read_results(tmp_path / "out"))
+    loss = (pl.col("prediction") - pl.col("label")).abs()
+    bucket, names = income_bucket(pl.col("income"), reference_rows["income"])
+    ts = START + np.arange(12_000) * (SPAN // 12_000)
+    for index in range(3):
+        inside = (ts >= START + index * 2 * HOUR) & (ts < START + (index + 1) * 2 * HOUR)
+        window = analysis.filter(pl.Series(inside))
+        expected = raw_shares(window, reference_rows, bucket, loss).sort("excess", descending=True)
+        top = expected.row(0, named=True)
+        record = found[(index, "income")]
+        assert record["bucket"] == top["bucket"] == names[-1]
+        assert record["value"] == pytest.approx(top["share"], rel=1e-9)
+        assert record["reference_value"] == pytest.approx(top["ref_rate"], rel=1e-9)
+
+
+def test_a_label_replaced_under_policy_last_takes_its_errors_back_out(tmp_path: Path) -> None:
+    analysis = rows(9_000, np.random.default_rng(7), 0.3)
+    loaded, predictions, labels = write_case(tmp_path, analysis, policy="last")
+    replay(loaded, predictions, tmp_path / "final", labels=labels)
+    final = pl.read_ndjson(labels)
+    # First a wrong label for a third of the predictions, replaced a minute later.
+    flipped = (1 - pl.col("label")).alias("label")
+    wrong = final.head(3000).with_columns(flipped, pl.col("ts") - 60_000)
+    twice = tmp_path / "twice.jsonl"
+    pl.concat([wrong, final]).sort("ts", maintain_order=True).write_ndjson(twice)
+    replay(loaded, predictions, tmp_path / "twice", labels=twice)
+    fields = ("status", "bucket", "value", "reference_value", "n_labeled", "n_window")
+    once = attribution(read_results(tmp_path / "final"))
+    replaced = attribution(read_results(tmp_path / "twice"))
+    assert len(once) == 9
+    for key, record in once.items():
+        mine = replaced[key]
+        assert [mine[f] for f in fields[:2]] == [record[f] for f in fields[:2]], key
+        assert mine["value"] == pytest.approx(record["value"], rel=1e-9), key
+        assert [mine[f] for f in fields[3:]] == [record[f] for f in fields[3:]], key
+    # Under policy first the wrong labels stay, and the records differ.
+    config = tmp_path / "config.yaml"
+    config.write_text(config.read_text().replace("policy: last", "policy: first"))
+    replay(configuration.load(config), predictions, tmp_path / "first", labels=twice)
+    kept = attribution(read_results(tmp_path / "first"))
+    assert any(kept[key]["value"] != record["value"] for key, record in once.items())
