@@ -406,16 +406,23 @@ def with_reference_errors(
 
 
 def with_importance(profile: Profile, model: ModelConfig, frame: pl.DataFrame) -> Profile:
-    """``profile`` with the importance part that a profile stored before feature importance
-    lacks, fitted on its reference rows ``frame`` with its own vocabularies (the rest is kept
-    as stored, so windows already summarized on it stay comparable)."""
-    if profile.importance is not None or not model.importance.enabled:
+    """``profile`` with what a profile stored by an earlier release lacks — the importance
+    part, or its reference errors per bucket (error attribution) — fitted on its reference
+    rows ``frame`` with its own vocabularies (the rest is kept as stored, so windows already
+    summarized on it stay comparable)."""
+    if not model.importance.enabled:
+        return profile
+    stored = profile.importance
+    if stored is not None and (stored.errors is not None or "label" not in frame.columns):
         return profile
     numeric = numeric_matrix(frame, profile.numeric)
     texts = pl.DataFrame([category_texts(frame[column]) for column in profile.categorical])
     codes = category_codes(
         texts, list(profile.categorical), profile.category_maps, profile.vocabulary_width
     )
+    if stored is not None:
+        importance = with_reference_errors(stored, model, frame, numeric, codes)
+        return replace(profile, importance=importance)
     if profile.prediction_vocabulary is None:
         prediction, prediction_width = numeric_matrix(frame, ("prediction",))[0], None
     else:
@@ -433,6 +440,7 @@ def with_importance(profile: Profile, model: ModelConfig, frame: pl.DataFrame) -
         model.importance.buckets,
         reference_attributions(frame, profile.features),
     )
+    importance = with_reference_errors(importance, model, frame, numeric, codes)
     return replace(profile, importance=importance)
 
 

@@ -4,6 +4,7 @@ error counts kept with the label panes, checked against a groupby on the raw joi
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,7 @@ from support.pipeline import HOUR, START
 
 from driftwarden.monitor import config as configuration
 from driftwarden.monitor.commands.replay import replay
+from driftwarden.monitor.windows.profile import Profile, fit, read_reference, with_importance
 
 MODEL = "credit"
 REGIONS = np.array(["north", "south", "east", "west"])
@@ -269,3 +271,25 @@ def test_a_label_replaced_under_policy_last_takes_its_errors_back_out(tmp_path: 
     replay(configuration.load(config), predictions, tmp_path / "first", labels=twice)
     kept = attribution(read_results(tmp_path / "first"))
     assert any(kept[key]["value"] != record["value"] for key, record in once.items())
+
+
+@pytest.mark.parametrize("stored_importance", [True, False])
+def test_a_profile_stored_before_error_attribution_gets_its_reference_errors_at_start(
+    tmp_path: Path, stored_importance: bool
+) -> None:
+    loaded, _, _ = write_case(tmp_path, rows(10, np.random.default_rng(8), 0.0))
+    model = loaded.models[MODEL]
+    frame, content = read_reference(model.reference)
+    profile = fit(MODEL, model, frame, content)
+    assert profile.importance is not None and profile.importance.errors is not None
+    older_importance = replace(profile.importance, errors=None) if stored_importance else None
+    older = Profile.from_bytes(replace(profile, importance=older_importance).to_bytes())
+    upgraded = with_importance(older, model, frame)
+    assert upgraded.importance is not None and upgraded.importance.errors is not None
+    np.testing.assert_array_equal(upgraded.importance.errors.n, profile.importance.errors.n)
+    np.testing.assert_array_equal(
+        upgraded.importance.errors.errors, profile.importance.errors.errors
+    )
+    # The reference's misclassified rows, counted here: every feature sees all labelled rows.
+    wrong = int((frame["prediction"] >= 0.5).ne(frame["label"] == 1).sum())
+    assert upgraded.importance.errors.errors.sum(axis=1).tolist() == [wrong] * 3
