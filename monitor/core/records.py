@@ -32,6 +32,7 @@ KINDS = (
     "version_comparison",
     "feature_importance",
     "drift_impact",
+    "error_attribution",
 )
 """The kinds of result record."""
 
@@ -85,7 +86,8 @@ class ResultRecord:
     true when it is. ``detected_at`` is set on ``concept_drift`` records only;
     ``champion_version``, ``ci_low`` and ``ci_high`` on ``version_comparison`` ones;
     ``reference_value`` (the reference's own value of the statistic) on
-    ``feature_importance`` ones.
+    ``feature_importance`` and ``error_attribution`` ones; ``bucket`` (the feature's range
+    or category, as text) on ``error_attribution`` ones.
     """
 
     model: str = _text(NAME_LENGTH)
@@ -114,6 +116,7 @@ class ResultRecord:
     ci_low: float | None = None
     ci_high: float | None = None
     reference_value: float | None = None
+    bucket: str | None = field(default=None, metadata={"max_length": NAME_LENGTH})
 
     @classmethod
     def of(
@@ -128,6 +131,7 @@ class ResultRecord:
         group_attribute: str | None = None,
         detected_at: int | None = None,
         reference_value: float | None = None,
+        bucket: str | None = None,
     ) -> ResultRecord:
         """The record of one detector result (a ``DetectorResult``) in ``window``."""
         return cls(
@@ -154,6 +158,7 @@ class ResultRecord:
             error_bound=result.error_bound,
             detected_at=detected_at,
             reference_value=reference_value,
+            bucket=bucket,
         )
 
     @property

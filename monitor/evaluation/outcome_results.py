@@ -17,6 +17,7 @@ from driftwarden.detectors import (
 )
 from driftwarden.detectors.metric_results import direction_of
 from driftwarden.monitor.config import ModelConfig
+from driftwarden.monitor.evaluation.error_results import error_records
 from driftwarden.monitor.evaluation.window_results import gate
 from driftwarden.monitor.windows.outcomes import LabelSummary, task_performance
 from driftwarden.monitor.windows.profile import Profile
@@ -77,7 +78,7 @@ def outcome_records(
             )
             for metric, result in results.items()
         ]
-    return records
+    return records + error_records(profile, config, window, labels)
 
 
 def combine_fairness(selection: FairnessSummary, labeled: FairnessSummary) -> FairnessSummary:

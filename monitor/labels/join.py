@@ -1,7 +1,8 @@
 """The label join: predictions waiting for labels, labels waiting for predictions.
 
 Every prediction of a model with labels enabled leaves a row in ``label_join``
-(id, event time, window key, prediction, group values — never the features)
+(id, event time, window key, prediction, group values, and the coarse bucket of each
+feature for error attribution — never the feature values)
 until ``ttl`` after its event time. A label joins its prediction by (model,
 id) if it became known within ``ttl`` of the prediction; a label that finds
 no prediction waits in ``orphan_labels`` up to ``orphan_ttl`` and then becomes
@@ -32,6 +33,7 @@ from driftwarden.monitor.labels.waiting import WaitingPredictions
 from driftwarden.monitor.storage.join_store import JoinStore
 from driftwarden.monitor.windows.outcomes import LabelSummary, error_stream
 from driftwarden.monitor.windows.profile import Profile
+from driftwarden.monitor.windows.summary import decode_buckets, error_buckets
 
 _END_OF_TIME = 2**63 - 1
 
@@ -157,6 +159,7 @@ class ModelLabels:
             (pl.struct(groups).struct.json_encode() if groups else pl.lit(None, pl.String)).alias(
                 "groups"
             ),
+            error_buckets(self.profile, frame),
             (pl.col("ts") + self._ttl).alias("expires_at"),
         )
 
@@ -250,9 +253,20 @@ class ModelLabels:
             frame = frame.with_columns(
                 pl.col("prediction").cast(pl.Float64), pl.col("label").cast(pl.Float64)
             )
+        buckets = None
+        if (shape := self._error_shape) is not None:
+            buckets = (decode_buckets(rows["buckets"], shape[0]), shape[1])
         return LabelSummary.of_rows(
-            self.profile.outcomes, self.profile.task, self.profile.groups, frame
+            self.profile.outcomes, self.profile.task, self.profile.groups, frame, buckets
         )
+
+    @property
+    def _error_shape(self) -> tuple[int, int] | None:
+        """(features, buckets) of the error counts, ``None`` without feature importance."""
+        importance = self.profile.importance
+        if importance is None:
+            return None
+        return len(self.profile.features), importance.n_buckets
 
     def _errors(self, rows: pl.DataFrame, report: LabelReport) -> None:
         """Feed joined rows, in arrival order, to the concept-drift detector."""
@@ -286,7 +300,9 @@ class ModelLabels:
             if pane not in self._panes:
                 self._panes[pane] = LabelSummary.from_bytes(data)
         panes = {p: summary for p, summary in self._panes.items() if start <= p < end}
-        return LabelSummary.of_panes(self.profile.outcomes, self.profile.task, panes)
+        return LabelSummary.of_panes(
+            self.profile.outcomes, self.profile.task, panes, self._error_shape
+        )
 
     def flush(self, connection: Connection) -> None:
         """Write the label summaries changed since the last flush."""

@@ -23,8 +23,8 @@ from driftwarden.monitor.windows.profile import (
 def load_profile(name: str, model: ModelConfig, store: Store) -> tuple[Profile, bool]:
     """The model's profile: from the database if this reference was fitted before, else fitted.
 
-    A profile stored before feature importance existed gets its importance part fitted on
-    the reference again at every start. Returns the profile and whether it was fitted now.
+    A profile stored before feature importance (or error attribution) existed gets that part
+    fitted on the reference again at every start. Returns the profile and whether it was fitted now.
     """
     frame, content = read_reference(model.reference)
     wanted = reference_id(content, model)

@@ -186,6 +186,10 @@ class WindowView:
     missing_profile: bool
     importance: list[ResultRecord]
     impact: list[ResultRecord]
+    error_attribution: list[ResultRecord]
+    error_buckets: list[str]
+    """Where the window's excess errors concentrate, a sentence per feature with a bucket,
+    largest share first (from ``error_attribution``)."""
     model: str = ""
     """The model (``meta.model`` is a version's key when its versions are split)."""
     comparison: list[ResultRecord] = field(default_factory=list)
@@ -573,6 +577,7 @@ class Pages:
         quality_of: dict[str, list[ResultRecord]] = defaultdict(list)
         performance, fairness, quality, concept, importance, impact = [], [], [], [], [], []
         comparison = []
+        error_buckets = []
         for record in window.records:
             if record.kind in DRIFT_KINDS:
                 by_subject[record.feature or PREDICTION].append(record)
@@ -592,6 +597,8 @@ class Pages:
                 impact.append(record)
             elif record.kind == "version_comparison":
                 comparison.append(record)
+            elif record.kind == "error_attribution":
+                error_buckets.append(record)
         drawings = {} if profile is None else _distributions(profile, summary)
         names = list(dict.fromkeys([*drawings, *by_subject, *quality_of]))
         features = []
@@ -654,6 +661,12 @@ class Pages:
             impact=sorted(impact, key=lambda r: (r.feature is not None, -(r.value or 0.0))),
             model=model,
             comparison=comparison,
+            error_attribution=error_buckets,
+            error_buckets=[
+                error_sentence(r)
+                for r in sorted(error_buckets, key=lambda r: -(r.value or 0.0))
+                if r.value is not None
+            ],
         )
 
     def incident_view(self, incident_id: str) -> IncidentView | None:
@@ -909,3 +922,15 @@ def _labels(profile: Profile | None, panes: dict[int, bytes]) -> LabelSummary | 
 def _most_important_first(record: ResultRecord) -> tuple[bool, float]:
     """Flagged records first, then by the reference's importance, largest first."""
     return (not record.drift, -(record.reference_value or 0.0))
+
+
+def error_sentence(record: ResultRecord) -> str:
+    """An ``error_attribution`` record as people read it: "errors concentrated where
+    income >= 84000: 41 % of the excess (reference rate there 0.094)"."""
+    bucket = record.bucket or ""
+    where = f"in {bucket}" if bucket.startswith("[") else bucket
+    share = round(100 * (record.value or 0.0))
+    text = f"errors concentrated where {record.feature} {where}: {share} % of the excess"
+    if record.reference_value is not None:
+        text += f" (reference rate there {record.reference_value:.3g})"
+    return text

@@ -1,7 +1,8 @@
 """SQL of the label join's tables, for one dialect, run on the caller's connection.
 
 ``label_join`` holds waiting predictions (keyed by model and storage sequence
-number), ``label_flags`` one bit per stored prediction (labelled or not),
+number, with each one's feature buckets for error attribution), ``label_flags``
+one bit per stored prediction (labelled or not),
 ``orphan_labels`` labels waiting for their prediction, and ``label_panes`` the
 label summaries of panes. Every multi-row read is one JSON aggregate that
 polars parses, so no Python object is made per row.
@@ -20,7 +21,7 @@ from sqlalchemy import Connection
 
 _CHUNK = 500
 FLAGS_PER_CHUNK = 8192  # predictions per row of label_flags (1 KiB of bits)
-PENDING_COLUMNS = ("id", "seq", "ts", "pane", "prediction", "groups", "expires_at")
+PENDING_COLUMNS = ("id", "seq", "ts", "pane", "prediction", "groups", "buckets", "expires_at")
 _LOAD_CHUNK = 200_000  # sequence numbers per statement when the id index is loaded
 # The columns of a stored prediction as the join reads it: name -> (SQL, type).
 FOUND_COLUMNS = {
@@ -30,6 +31,7 @@ FOUND_COLUMNS = {
     "pane": ("j.pane", pl.Int64),
     "prediction": ("j.prediction", pl.String),
     "groups": ("j.groups", pl.String),
+    "buckets": ("j.buckets", pl.String),
     "old_label": ("j.label", pl.String),
 }
 _SEQ = {"seq": ("seq", pl.Int64)}
@@ -49,9 +51,8 @@ class JoinStore:
                 f"INSERT INTO label_join (model, {columns}) SELECT ?, {values} FROM json_each(?)"
             )
         else:
-            self._insert_pending = (
-                f"INSERT INTO label_join (model, {columns}) VALUES ({self._marks(8)})"
-            )
+            marks = self._marks(len(PENDING_COLUMNS) + 1)
+            self._insert_pending = f"INSERT INTO label_join (model, {columns}) VALUES ({marks})"
         self._insert_orphan = (
             f"INSERT {ignore}INTO orphan_labels (model, id, ts, label, expires_at, source, "
             f'partition, "offset", raw) VALUES ({self._marks(9)}){tail}'

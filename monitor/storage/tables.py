@@ -165,6 +165,7 @@ class LabelJoinRow(Base):
     pane: Mapped[int] = mapped_column(BigInteger)
     prediction: Mapped[str] = mapped_column(String(255))
     groups: Mapped[str | None] = mapped_column(Text)
+    buckets: Mapped[str | None] = mapped_column(Text)
     label: Mapped[str | None] = mapped_column(String(255))
     labeled_at: Mapped[int | None] = mapped_column(BigInteger)
     expires_at: Mapped[int] = mapped_column(BigInteger)

@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from driftwarden.detectors.attribution import ErrorSummary
 from driftwarden.detectors.importance import (
     AttributionSummary,
     ImportanceSummary,
@@ -90,6 +91,9 @@ class ImportanceProfile:
     prediction_width: int
     reference: ImportanceCounts
     attributions: AttributionSummary | None = None
+    errors: ErrorSummary | None = None
+    """The reference's labelled rows and errors (or losses) per feature bucket, for error
+    attribution; ``None`` when the reference has no labels."""
 
     @classmethod
     def fit(
@@ -138,6 +142,50 @@ class ImportanceProfile:
             prediction_buckets,
         )
 
+    @property
+    def n_buckets(self) -> int:
+        """Buckets per feature in :meth:`bucket_codes` (numeric and categorical alike)."""
+        _, numeric_buckets, categorical_buckets, _ = self.shape
+        return max(numeric_buckets, categorical_buckets)
+
+    def bucket_codes(self, numeric: np.ndarray, codes: np.ndarray) -> np.ndarray:
+        """Each row's bucket per feature, numeric features then categorical ones, ``(F, n)``
+        of int16: the buckets error attribution counts on."""
+        return np.concatenate(
+            [
+                numeric_bucket_codes(numeric, self.numeric_edges).astype(np.int16),
+                categorical_bucket_codes(codes, self.vocabulary_width).astype(np.int16),
+            ]
+        )
+
+    def bucket_label(self, feature: int, bucket: int, vocabulary: tuple[str, ...]) -> str:
+        """A bucket as people read it: ``> 84000``, ``(52000, 84000]``, ``= red``, ``missing``.
+
+        ``feature`` indexes numeric features then categorical ones; ``vocabulary`` is the
+        categorical feature's reference categories (ignored for a numeric one).
+        """
+        n_numeric = self.numeric_edges.shape[0]
+        if feature < n_numeric:
+            edges = self.numeric_edges[feature]
+            edges = edges[np.isfinite(edges)]
+            if bucket == self.numeric_edges.shape[1] + 1:
+                return "missing"
+            if edges.size == 0:
+                return "any value"
+            low = _number(edges[bucket - 1]) if 0 < bucket <= edges.size else None
+            high = _number(edges[bucket]) if bucket < edges.size else None
+            if low is None:
+                return f"< {high}"
+            if high is None:
+                return f">= {low}"
+            return f"[{low}, {high})"
+        width = self.vocabulary_width
+        if bucket < len(vocabulary):
+            return f"= {vocabulary[bucket]}"
+        return {width: "rare category", width + 1: "unseen category", width + 2: "missing"}.get(
+            bucket, "no category"
+        )
+
     def empty(self) -> ImportanceCounts:
         """The counts of no rows."""
         n_numeric, numeric_buckets, categorical_buckets, prediction_buckets = self.shape
@@ -184,6 +232,9 @@ class ImportanceProfile:
         if self.prediction_edges is not None:
             arrays["importance.prediction_edges"] = self.prediction_edges
         arrays.update(attribution_arrays("importance.attribution", self.attributions))
+        if self.errors is not None:
+            arrays["importance.errors_n"] = self.errors.n
+            arrays["importance.errors_sum"] = self.errors.errors
         return {**arrays, **self.reference.arrays("importance.reference")}
 
     @classmethod
@@ -202,6 +253,11 @@ class ImportanceProfile:
             prediction_width=state["prediction_width"],
             reference=reference,
             attributions=restore_attributions("importance.attribution", arrays),
+            errors=(
+                ErrorSummary(arrays["importance.errors_n"], arrays["importance.errors_sum"])
+                if "importance.errors_n" in arrays
+                else None
+            ),
         )
 
 
@@ -211,6 +267,11 @@ def _counts(
     if codes.shape[0] == 0:
         return ImportanceSummary.empty(0, n_buckets, n_prediction_buckets)
     return ImportanceSummary.from_codes(codes, predicted, n_buckets, n_prediction_buckets)
+
+
+def _number(edge: float) -> str:
+    """An edge as short text: ``84000``, ``0.125``, ``1.5e-07``."""
+    return f"{float(edge):.6g}"
 
 
 def attribution_arrays(prefix: str, summary: AttributionSummary | None) -> dict[str, np.ndarray]:

@@ -11,6 +11,7 @@ import numpy as np
 import orjson
 import polars as pl
 
+from driftwarden.detectors.attribution import ErrorSummary
 from driftwarden.detectors.cbpe import CBPE
 from driftwarden.detectors.fairness import FairnessSummary
 from driftwarden.detectors.loss_cusum import DEFAULT_KNOTS
@@ -259,24 +260,37 @@ def selection_summaries(
 
 @dataclass(frozen=True)
 class LabelSummary:
-    """The labelled rows of a pane: performance counts and, per group attribute, the
-    confusion counts fairness needs. Adds up across panes; ``negated`` takes rows back
-    out (a label replaced under ``policy: last``)."""
+    """The labelled rows of a pane: performance counts, per group attribute the
+    confusion counts fairness needs, and (``errors``, when the model has feature
+    importance) its errors per feature bucket for error attribution. Adds up across panes;
+    ``negated`` takes rows back out (a label replaced under ``policy: last``)."""
 
     n_labeled: int
     performance: PerformanceSummary
     fairness: tuple[FairnessSummary, ...]
+    errors: ErrorSummary | None = None
 
     @classmethod
-    def empty(cls, outcomes: OutcomeProfile, task: str) -> LabelSummary:
+    def empty(
+        cls, outcomes: OutcomeProfile, task: str, error_shape: tuple[int, int] | None = None
+    ) -> LabelSummary:
+        """The summary of no rows; ``error_shape`` (features, buckets) adds error counts."""
         fairness = tuple(FairnessSummary.empty() for _ in outcomes.groups)
-        return cls(0, empty_performance(outcomes, task), fairness)
+        errors = None if error_shape is None else ErrorSummary.empty(*error_shape)
+        return cls(0, empty_performance(outcomes, task), fairness, errors)
 
     @classmethod
     def of_rows(
-        cls, outcomes: OutcomeProfile, task: str, attributes: tuple[str, ...], rows: pl.DataFrame
+        cls,
+        outcomes: OutcomeProfile,
+        task: str,
+        attributes: tuple[str, ...],
+        rows: pl.DataFrame,
+        buckets: tuple[np.ndarray, int] | None = None,
     ) -> LabelSummary:
-        """Summarize joined rows: ``prediction``, ``label`` and ``grp:*`` columns."""
+        """Summarize joined rows: ``prediction``, ``label`` and ``grp:*`` columns;
+        ``buckets`` (the rows' ``(F, n)`` feature bucket codes, -1 none, and the number of
+        buckets) adds their errors per bucket."""
         performance = performance_summary(outcomes, task, rows["prediction"], rows["label"])
         fairness: tuple[FairnessSummary, ...] = ()
         if task == "binary_classification":
@@ -292,31 +306,53 @@ class LabelSummary:
             )
         else:
             fairness = tuple(FairnessSummary.empty() for _ in outcomes.groups)
-        return cls(rows.height, performance, fairness)
+        errors = None
+        if buckets is not None:
+            codes, n_buckets = buckets
+            prediction, label = rows["prediction"], rows["label"]
+            if task == "multiclass_classification":
+                prediction, label = category_texts(prediction), category_texts(label)
+            losses = error_stream(task, outcomes.decision_threshold, prediction, label)
+            errors = ErrorSummary.from_codes(codes, losses, n_buckets)
+        return cls(rows.height, performance, fairness, errors)
 
     @classmethod
     def of_panes(
-        cls, outcomes: OutcomeProfile, task: str, panes: Mapping[int, LabelSummary]
+        cls,
+        outcomes: OutcomeProfile,
+        task: str,
+        panes: Mapping[int, LabelSummary],
+        error_shape: tuple[int, int] | None = None,
     ) -> LabelSummary:
-        """A window's labels: its panes' summaries added up in pane order."""
-        summary = cls.empty(outcomes, task)
+        """A window's labels: its panes' summaries added up in pane order (error counts
+        only when every pane has them)."""
+        summary = cls.empty(outcomes, task, error_shape)
         for pane in sorted(panes):
             summary = summary.merge(panes[pane])
         return summary
 
     def merge(self, other: LabelSummary) -> LabelSummary:
+        errors = None
+        both = self.errors is not None and other.errors is not None
+        if both and self.errors.n.shape == other.errors.n.shape:  # type: ignore[union-attr]
+            errors = self.errors.merge(other.errors)  # type: ignore[union-attr,arg-type]
         return LabelSummary(
             self.n_labeled + other.n_labeled,
             self.performance.merge(other.performance),  # type: ignore[arg-type]
             tuple(a.merge(b) for a, b in zip(self.fairness, other.fairness, strict=True)),
+            errors,
         )
 
     def negated(self) -> LabelSummary:
         """The same counts with the opposite sign: merging it removes these rows."""
+        errors = None
+        if self.errors is not None:
+            errors = ErrorSummary(-self.errors.n, -self.errors.errors)
         return LabelSummary(
             -self.n_labeled,
             _negate(self.performance),
             tuple(_negate(summary) for summary in self.fairness),
+            errors,
         )
 
     def to_bytes(self) -> bytes:
@@ -325,6 +361,7 @@ class LabelSummary:
             "kind": type(self.performance).__name__,
             "performance": self.performance.to_state(),
             "fairness": [summary.to_state() for summary in self.fairness],
+            "errors": None if self.errors is None else self.errors.to_state(),
         }
         return orjson.dumps(state, option=orjson.OPT_SERIALIZE_NUMPY)
 
@@ -332,10 +369,12 @@ class LabelSummary:
     def from_bytes(cls, data: bytes) -> LabelSummary:
         state = orjson.loads(data)
         kind = _SUMMARIES[state["kind"]]
+        errors = state.get("errors")  # absent from panes stored before error attribution
         return cls(
             state["n_labeled"],
             kind.from_state(state["performance"]),
             tuple(FairnessSummary.from_state(f) for f in state["fairness"]),
+            None if errors is None else ErrorSummary.from_state(errors),
         )
 
 

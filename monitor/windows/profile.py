@@ -19,6 +19,7 @@ import numpy as np
 import polars as pl
 
 from driftwarden.detectors import CALIBRATED_CONCEPT_DRIFT
+from driftwarden.detectors.attribution import ErrorSummary
 from driftwarden.detectors.histogram import (
     CategoricalSummary,
     NumericSummary,
@@ -38,7 +39,7 @@ from driftwarden.monitor.windows.archive import (
 )
 from driftwarden.monitor.windows.importance import ImportanceProfile
 from driftwarden.monitor.windows.multivariate import MultivariateProfile
-from driftwarden.monitor.windows.outcomes import OutcomeProfile, fit_outcomes
+from driftwarden.monitor.windows.outcomes import OutcomeProfile, error_stream, fit_outcomes
 from driftwarden.monitor.windows.vocabulary import (
     Vocabulary,
     category_codes,
@@ -358,14 +359,20 @@ def fit(name: str, model: ModelConfig, frame: pl.DataFrame, content: bytes) -> P
         outcomes=fit_outcomes(model, frame),
         multivariate=_fit_multivariate(name, model, numeric_columns, codes),
         importance=(
-            ImportanceProfile.fit(
+            with_reference_errors(
+                ImportanceProfile.fit(
+                    numeric_columns,
+                    codes,
+                    width,
+                    prediction[0],
+                    prediction_width,
+                    model.importance.buckets,
+                    reference_attributions(frame, numeric + categorical),
+                ),
+                model,
+                frame,
                 numeric_columns,
                 codes,
-                width,
-                prediction[0],
-                prediction_width,
-                model.importance.buckets,
-                reference_attributions(frame, numeric + categorical),
             )
             if model.importance.enabled
             else None
@@ -373,17 +380,49 @@ def fit(name: str, model: ModelConfig, frame: pl.DataFrame, content: bytes) -> P
     )
 
 
+def with_reference_errors(
+    importance: ImportanceProfile,
+    model: ModelConfig,
+    frame: pl.DataFrame,
+    numeric: np.ndarray,
+    codes: np.ndarray,
+) -> ImportanceProfile:
+    """``importance`` with the reference's errors per feature bucket (error attribution's
+    expected rates), from its rows with a label; unchanged when it has none."""
+    if "label" not in frame.columns:
+        return importance
+    prediction, label = frame["prediction"], frame["label"]
+    if model.task == "multiclass_classification":
+        prediction, label = category_texts(prediction), category_texts(label)
+    losses = error_stream(model.task, model.threshold, prediction, label)
+    losses = np.where(label.is_null().to_numpy() | prediction.is_null().to_numpy(), np.nan, losses)
+    if np.isnan(losses).all():
+        return importance
+    codes = codes.reshape(codes.shape[0], frame.height)  # (0, 0) without categorical features
+    errors = ErrorSummary.from_codes(
+        importance.bucket_codes(numeric, codes), losses, importance.n_buckets
+    )
+    return replace(importance, errors=errors)
+
+
 def with_importance(profile: Profile, model: ModelConfig, frame: pl.DataFrame) -> Profile:
-    """``profile`` with the importance part that a profile stored before feature importance
-    lacks, fitted on its reference rows ``frame`` with its own vocabularies (the rest is kept
-    as stored, so windows already summarized on it stay comparable)."""
-    if profile.importance is not None or not model.importance.enabled:
+    """``profile`` with what a profile stored by an earlier release lacks — the importance
+    part, or its reference errors per bucket (error attribution) — fitted on its reference
+    rows ``frame`` with its own vocabularies (the rest is kept as stored, so windows already
+    summarized on it stay comparable)."""
+    if not model.importance.enabled:
+        return profile
+    stored = profile.importance
+    if stored is not None and (stored.errors is not None or "label" not in frame.columns):
         return profile
     numeric = numeric_matrix(frame, profile.numeric)
     texts = pl.DataFrame([category_texts(frame[column]) for column in profile.categorical])
     codes = category_codes(
         texts, list(profile.categorical), profile.category_maps, profile.vocabulary_width
     )
+    if stored is not None:
+        importance = with_reference_errors(stored, model, frame, numeric, codes)
+        return replace(profile, importance=importance)
     if profile.prediction_vocabulary is None:
         prediction, prediction_width = numeric_matrix(frame, ("prediction",))[0], None
     else:
@@ -401,6 +440,7 @@ def with_importance(profile: Profile, model: ModelConfig, frame: pl.DataFrame) -
         model.importance.buckets,
         reference_attributions(frame, profile.features),
     )
+    importance = with_reference_errors(importance, model, frame, numeric, codes)
     return replace(profile, importance=importance)
 
 

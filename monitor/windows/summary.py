@@ -288,6 +288,37 @@ def summarize(profile: Profile, frame: pl.DataFrame) -> WindowSummary:
     )
 
 
+def error_buckets(profile: Profile, frame: pl.DataFrame) -> pl.Series:
+    """Each decoded prediction row's feature buckets for error attribution, as text
+    (``"3,0,11"``: numeric features then categorical ones); null without importance."""
+    if profile.importance is None or not profile.features:
+        return pl.repeat(None, frame.height, dtype=pl.String, eager=True).alias("buckets")
+    numeric = _matrix(frame, [f"num:{name}" for name in profile.numeric])
+    columns = [f"cat:{name}" for name in profile.categorical]
+    codes = category_codes(frame, columns, profile.category_maps, profile.vocabulary_width)
+    buckets = profile.importance.bucket_codes(numeric, codes)
+    return (
+        pl.Series("buckets", np.ascontiguousarray(buckets.T))
+        .arr.eval(pl.element().cast(pl.String))
+        .arr.join(",")
+    )
+
+
+def decode_buckets(text: pl.Series, n_features: int) -> np.ndarray:
+    """The ``(F, n)`` bucket codes of :func:`error_buckets` text; -1 where a row has none
+    (stored before error attribution, or under another feature list)."""
+    parts = text.str.split(",")
+    usable = (parts.list.len() == n_features).fill_null(False)
+    filler = ",".join(["-1"] * n_features)
+    parts = pl.select(
+        pl.when(usable).then(parts).otherwise(pl.lit(filler).str.split(","))
+    ).to_series()
+    if n_features == 0:
+        return np.zeros((0, text.len()), dtype=np.int64)
+    values = parts.list.eval(pl.element().cast(pl.Int64)).list.to_array(n_features).to_numpy()
+    return np.ascontiguousarray(values.T)
+
+
 def _matrix(frame: pl.DataFrame, columns: list[str]) -> np.ndarray:
     if not columns:
         return np.zeros((0, frame.height))

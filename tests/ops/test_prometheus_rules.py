@@ -149,7 +149,7 @@ WINDOW_URL = (
     "{{ end }}{{ end }}"
 )
 PER_WINDOW = {"DriftwardenFeatureDrift", "DriftwardenPredictionDrift"}
-PER_WINDOW |= {"DriftwardenMultivariateDrift"}
+PER_WINDOW |= {"DriftwardenMultivariateDrift", "DriftwardenDriftImpact"}
 
 
 def test_every_rule_about_one_model_links_its_evidence_page() -> None:

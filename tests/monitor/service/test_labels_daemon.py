@@ -66,9 +66,9 @@ def performance(url: str) -> dict[tuple[int, str], object]:
     engine = storage.create(url)
     try:
         return {
-            (r.window_index, r.metric): r
+            (r.window_index, r.metric or r.feature): r
             for r in storage.Store(engine).results()
-            if r.kind in ("performance", "concept_drift", "multivariate_drift")
+            if r.kind in ("performance", "concept_drift", "multivariate_drift", "error_attribution")
         }
     finally:
         engine.dispose()
@@ -172,12 +172,15 @@ def test_sigkill_while_predictions_wait_then_every_label_joins_as_in_an_uninterr
     )
     multivariate = [r for r in uninterrupted.values() if r.kind == "multivariate_drift"]
     assert len(multivariate) == (WINDOWS if settings else 0)
+    errors = [r for r in uninterrupted.values() if r.kind == "error_attribution"]
+    assert len(errors) == WINDOWS * len(synthetic.NUMERIC + synthetic.CATEGORICAL)
     for key_, record in uninterrupted.items():
         mine = restarted[key_]
-        assert (mine.n_labeled, mine.status, mine.detected_at) == (
+        assert (mine.n_labeled, mine.status, mine.detected_at, mine.bucket) == (
             record.n_labeled,
             record.status,
             record.detected_at,
+            record.bucket,
         ), key_
         if record.value is not None:
             assert mine.value == pytest.approx(record.value, rel=1e-12)

@@ -11,6 +11,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from html import escape
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import quote
@@ -916,3 +917,38 @@ def test_the_fleet_lists_a_split_model_once_with_its_champions_last_window(
     assert len(models) == 1
     windows = [a["href"] for a in fleet.find("a") if "/windows/" in (a["href"] or "")]
     assert windows == [f"{path}/windows/3?version=B"]
+
+
+def test_a_window_page_says_where_each_features_excess_errors_concentrate(
+    outcomes: Outcomes,
+) -> None:
+    store = storage.Store(storage.create(f"sqlite:///{outcomes.directory / 'db.sqlite'}"))
+    records = [
+        r
+        for r in store.results()
+        if r.model == "species" and r.window_index == 1 and r.kind == "error_attribution"
+    ]
+    assert [r.feature for r in records] == ["x"]
+    (record,) = records
+    assert record.status == "ok"
+    assert record.bucket is not None
+    # The share, from the raw rows: deciles of the reference's x, errors beyond its rates.
+    reference = outcomes.reference["species"]
+    window = outcomes.events["species"].filter(pl.col("ts") >= START + HOUR)
+    edges = np.quantile(reference["x"].to_numpy(), np.arange(1, 10) / 10, method="inverted_cdf")
+
+    def per_bucket(frame: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        codes = np.searchsorted(edges, frame["x"].to_numpy(), side="right")
+        wrong = (frame["prediction"] != frame["label"]).to_numpy()
+        return np.bincount(codes, minlength=10), np.bincount(codes, wrong, minlength=10)
+
+    (n_ref, e_ref), (n_win, e_win) = per_bucket(reference), per_bucket(window)
+    excess = e_win - n_win * e_ref / n_ref
+    top = int(np.argmax(excess))
+    assert record.value == pytest.approx(excess[top] / excess.clip(min=0).sum(), rel=1e-9)
+    html = outcomes.pages.window("species", 1)
+    assert html is not None
+    where = f"in {record.bucket}" if record.bucket.startswith("[") else record.bucket
+    share = round(100 * record.value)
+    expected = f"errors concentrated where x {where}: {share} % of the excess"
+    assert escape(expected) in html

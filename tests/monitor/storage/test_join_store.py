@@ -29,9 +29,10 @@ def _predictions(start: int, n: int) -> pl.DataFrame:
             "pane": ts // 3_600_000,
             "prediction": ["0.5"] * n,
             "groups": [None] * n,
+            "buckets": [None] * n,
             "expires_at": ts + 86_400_000,
         },
-        schema_overrides={"groups": pl.String},
+        schema_overrides={"groups": pl.String, "buckets": pl.String},
     )
 
 
@@ -91,9 +92,10 @@ def test_each_id_is_stored_once_and_found_after_a_reload(store_connection) -> No
             "pane": np.zeros(5_000, dtype=np.int64),
             "prediction": [str(i) for i in range(5_000)],
             "groups": [None] * 5_000,
+            "buckets": [None] * 5_000,
             "expires_at": np.full(5_000, 10**12, dtype=np.int64),
         },
-        schema_overrides={"groups": pl.String},
+        schema_overrides={"groups": pl.String, "buckets": pl.String},
     )
     waiting = WaitingPredictions(store, MODEL)
     # A batch repeating an id, then batches repeating stored ids: each id is stored once.
