@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from driftwarden.core.records import ResultRecord, WindowInfo
-from driftwarden.detectors.attribution import ErrorAttribution, error_attribution
+from driftwarden.detectors.attribution import ErrorAttribution, ErrorSummary, error_attribution
 from driftwarden.detectors.result import DetectorResult, not_ok
 from driftwarden.monitor.config import ModelConfig
 from driftwarden.monitor.windows.outcomes import LabelSummary
@@ -20,7 +20,9 @@ def error_records(
     profile: Profile, config: ModelConfig, window: WindowInfo, labels: LabelSummary
 ) -> list[ResultRecord]:
     """One ``error_attribution`` record per feature (none when the reference has no labels or
-    the window's panes carry no error counts).
+    the window's labelled panes carry no error counts: stored before error attribution).
+    A window without labels gets ``insufficient_data`` records, as its performance does,
+    whether or not the model's labels are joined at all.
 
     The record names the feature's bucket with the most excess errors (``bucket``) and
     its share of the feature's excess (``value``); ``reference_value`` is the error rate
@@ -28,11 +30,14 @@ def error_records(
     bucket, so that late labels replace every record they change.
     """
     importance = profile.importance
-    if importance is None or importance.errors is None or labels.errors is None:
+    if importance is None or importance.errors is None:
         return []
-    if labels.errors.n.shape != importance.errors.n.shape:
+    errors = labels.errors
+    if errors is None and labels.n_labeled == 0:
+        errors = ErrorSummary.empty(*importance.errors.n.shape)
+    if errors is None or errors.n.shape != importance.errors.n.shape:
         return []
-    attribution = error_attribution(labels.errors, importance.errors, top_k=0)
+    attribution = error_attribution(errors, importance.errors, top_k=0)
     enough = labels.n_labeled >= config.labels.min_labeled
     vocabularies = [()] * len(profile.numeric) + [v.top for v in profile.vocabularies]
     records = []
