@@ -48,6 +48,7 @@ MATCH_FIELDS = (
     "feature",
     "metric",
     "group_attribute",
+    "segment",
 )
 """Result fields a rule's ``match`` may test."""
 
@@ -60,9 +61,11 @@ IDENTITY_LABELS = (
     "metric",
     "group_attribute",
     "model_version",
+    "segment",
 )
 """Labels that identify an alert; its fingerprint is their hash. ``model_version`` is one
-only for models whose versions are monitored separately (``versions.split``)."""
+only for models whose versions are monitored separately (``versions.split``), ``segment``
+only for a segment's results (``segments``)."""
 
 _RESERVED_LABELS = frozenset(IDENTITY_LABELS) | {"severity"}
 _LABEL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")

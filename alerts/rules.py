@@ -48,6 +48,7 @@ def result_fields(result: ResultRecord) -> dict[str, str | None]:
         "feature": result.feature,
         "metric": result.metric,
         "group_attribute": result.group_attribute,
+        "segment": result.segment,
     }
 
 
@@ -70,6 +71,7 @@ class Rule:
         self.channels = tuple(config.channels)
         self._equal = tuple((m.name, m.value) for m in config.match if m.op == "=")
         self._other = tuple(m for m in config.match if m.op != "=")
+        self._segments = any(m.name == "segment" for m in config.match)
 
     def observe(
         self, result: ResultRecord, fields: Mapping[str, str | None], *, versioned: bool = False
@@ -78,10 +80,15 @@ class Rule:
 
         A result is judged when the rule matches it, its status is ``ok`` and it
         has at least ``min_labeled`` labels; anything else leaves the alert as it is.
+        A segment's result is judged only by rules whose ``match`` names ``segment``:
+        segments are small and noisy, and rules written for the whole model must not page
+        on each of them.
         The result's version is part of the alert's identity when its model's versions
         are monitored separately (``versioned``).
         """
         config = self.config
+        if result.segment is not None and not self._segments:
+            return None
         for name, value in self._equal:  # the common case, checked first and cheaply
             if (fields[name] or "") != value:
                 return None
@@ -107,7 +114,7 @@ class Rule:
             "kind": result.kind,
             "detector": result.detector,
         }
-        for name in ("feature", "metric", "group_attribute"):
+        for name in ("feature", "metric", "group_attribute", "segment"):
             value = fields[name]
             if value is not None:
                 identity[name] = value

@@ -381,6 +381,7 @@ def _daemon_metrics() -> tuple[CollectorRegistry, list[MetricWrapperBase]]:
         owners = [
             metrics,
             metrics.versions,
+            metrics.segments,
             Dispatcher(
                 engine,
                 AlertsConfig(),

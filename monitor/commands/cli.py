@@ -134,6 +134,10 @@ def _parser() -> argparse.ArgumentParser:
     results.add_argument(
         "--version", dest="model_version", help="only records of this model version"
     )
+    results.add_argument(
+        "--segment",
+        help="only records of this segment (attribute=value); '' for the whole model's",
+    )
     results.add_argument("--since", metavar="TIME", help="RFC 3339 time or epoch milliseconds")
     results.set_defaults(handler=_results)
 
@@ -317,7 +321,10 @@ def _results(args: argparse.Namespace) -> int:
     since = _time(args.since, "--since")
     store = _store(loaded.storage.url, args.config)
     out = sys.stdout.buffer
-    for record in store.results(model=args.model, since=since, version=args.model_version):
+    records = store.results(
+        model=args.model, since=since, version=args.model_version, segment=args.segment
+    )
+    for record in records:
         out.write(orjson.dumps(record.to_json()) + b"\n")
     out.flush()
     return EXIT_OK

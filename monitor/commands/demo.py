@@ -175,7 +175,8 @@ def _write_config(
     text = synthetic.config_yaml("reference.parquet", f"sqlite:///{database.resolve()}").replace(
         "allowed_lateness: 5m}",
         "allowed_lateness: 5m, idle_timeout: 2s}\n    multivariate_drift: {enabled: true}\n"
-        f'    versions: {{split: true, champion: "{CHAMPION}"}}',
+        f'    versions: {{split: true, champion: "{CHAMPION}"}}\n'
+        "    segments: {attributes: [channel]}",
     )
     text += f"""\
 kafka:

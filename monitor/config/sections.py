@@ -376,6 +376,27 @@ class VersionsConfig(Section):
         return value
 
 
+class SegmentsConfig(Section):
+    """Segments a model is monitored per as well as whole (``segment`` records).
+
+    Each attribute (a ``groups`` attribute or a categorical feature) splits the events by
+    its value: the reference's ``top_k`` most frequent values each get records of their
+    own, every other value (and a missing one) goes to ``__other__``. A segment with fewer
+    than ``min_reference_rows`` reference rows reports ``insufficient_data``.
+    """
+
+    attributes: list[str] = Field(default_factory=list, max_length=10)
+    top_k: int = Field(default=10, ge=1, le=100)
+    min_reference_rows: int = Field(default=100, ge=1)
+
+    @field_validator("attributes")
+    @classmethod
+    def _distinct(cls, attributes: list[str]) -> list[str]:
+        if len(set(attributes)) != len(attributes):
+            raise ValueError(f"segments.attributes lists an attribute twice: {attributes}")
+        return attributes
+
+
 class ImportanceConfig(Section):
     """Feature importance over time (``feature_importance`` records).
 
@@ -433,6 +454,7 @@ class ModelConfig(Section):
     multivariate_drift: MultivariateDriftConfig = Field(default_factory=MultivariateDriftConfig)
     versions: VersionsConfig = Field(default_factory=VersionsConfig)
     importance: ImportanceConfig = Field(default_factory=ImportanceConfig)
+    segments: SegmentsConfig = Field(default_factory=SegmentsConfig)
     detectors: dict[str, dict[str, Any]] | None = None
     silence_after: Duration | None = None
 
@@ -454,6 +476,12 @@ class ModelConfig(Section):
         clash = set(self.groups) & set(self.features.names)
         if clash:
             raise ValueError(f"groups are not model inputs; also listed as features: {clash}")
+        splittable = set(self.groups) | set(self.features.categorical)
+        unknown = [name for name in self.segments.attributes if name not in splittable]
+        if unknown:
+            raise ValueError(
+                f"segments.attributes {unknown} are neither groups nor categorical features"
+            )
         return self
 
     @property

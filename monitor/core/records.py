@@ -76,6 +76,7 @@ class WindowInfo:
     index: int
     start: int
     end: int
+    segment: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +89,8 @@ class ResultRecord:
     ``reference_value`` (the reference's own value of the statistic) on
     ``feature_importance`` and ``error_attribution`` ones; ``bucket`` (the feature's range
     or category, as text) on ``error_attribution`` ones.
+    ``segment`` (``attribute=value``) names the segment of a model with ``segments`` a
+    record measures; it is ``None`` for the whole model.
     """
 
     model: str = _text(NAME_LENGTH)
@@ -117,6 +120,7 @@ class ResultRecord:
     ci_high: float | None = None
     reference_value: float | None = None
     bucket: str | None = field(default=None, metadata={"max_length": NAME_LENGTH})
+    segment: str | None = field(default=None, metadata={"max_length": NAME_LENGTH})
 
     @classmethod
     def of(
@@ -159,6 +163,7 @@ class ResultRecord:
             detected_at=detected_at,
             reference_value=reference_value,
             bucket=bucket,
+            segment=window.segment,
         )
 
     @property
@@ -203,9 +208,11 @@ RESULT_KEY = (
     "metric",
     "group_attribute",
     "model_version",
+    "segment",
 )
 """The fields that identify a record (upserts replace by them); ``model_version`` tells
-apart the windows of versions monitored separately (``versions.split``)."""
+apart the windows of versions monitored separately (``versions.split``), ``segment`` the
+records of one segment of a model (``segments``) from the whole model's."""
 
 TIME_FIELDS = ("window_start", "window_end", "detected_at")
 """Fields holding epoch milliseconds, written as RFC 3339 text in JSON."""

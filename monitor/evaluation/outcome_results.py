@@ -46,18 +46,7 @@ def outcome_records(
         for metric, result in realized.items()
     ]
     enough = summary.n_events >= config.window.min_samples
-    outcomes = profile.outcomes
-    if config.performance.estimated and outcomes.cbpe is not None and summary.scores is not None:
-        estimated = CBPE.from_state(outcomes.cbpe).estimate(
-            summary.scores,
-            {m: t for m, t in thresholds.items() if m in CBPE_METRICS},
-            min_samples=config.window.min_samples,
-            n_window=summary.n_events,
-        )
-        records += [
-            ResultRecord.of(window, "estimated_performance", "cbpe", result, metric=metric)
-            for metric, result in estimated.items()
-        ]
+    records += estimated_records(profile, config, window, summary)
     for attribute, selection, labeled in zip(
         profile.groups, summary.selection, labels.fairness, strict=False
     ):
@@ -79,6 +68,27 @@ def outcome_records(
             for metric, result in results.items()
         ]
     return records + error_records(profile, config, window, labels)
+
+
+def estimated_records(
+    profile: Profile, config: ModelConfig, window: WindowInfo, summary: WindowSummary
+) -> list[ResultRecord]:
+    """Estimated performance (CBPE) of one window, from its scores alone (none when
+    disabled or for tasks CBPE does not estimate)."""
+    outcomes = profile.outcomes
+    if not config.performance.estimated or outcomes.cbpe is None or summary.scores is None:
+        return []
+    thresholds = thresholds_for(profile, config, PERFORMANCE_METRICS[profile.task])
+    estimated = CBPE.from_state(outcomes.cbpe).estimate(
+        summary.scores,
+        {m: t for m, t in thresholds.items() if m in CBPE_METRICS},
+        min_samples=config.window.min_samples,
+        n_window=summary.n_events,
+    )
+    return [
+        ResultRecord.of(window, "estimated_performance", "cbpe", result, metric=metric)
+        for metric, result in estimated.items()
+    ]
 
 
 def combine_fairness(selection: FairnessSummary, labeled: FairnessSummary) -> FairnessSummary:

@@ -9,6 +9,7 @@ from driftwarden.monitor.config import Config, ModelConfig, TimeWindowConfig
 from driftwarden.monitor.labels.join import LabelJoin
 from driftwarden.monitor.pipeline.model_pipeline import ModelPipeline
 from driftwarden.monitor.pipeline.pipeline import Pipeline
+from driftwarden.monitor.pipeline.segments import SegmentProfiles, fit_segments
 from driftwarden.monitor.pipeline.versions import VersionedPipeline
 from driftwarden.monitor.storage import Store
 from driftwarden.monitor.windows.profile import (
@@ -26,14 +27,24 @@ def load_profile(name: str, model: ModelConfig, store: Store) -> tuple[Profile, 
     A profile stored before feature importance (or error attribution) existed gets that part
     fitted on the reference again at every start. Returns the profile and whether it was fitted now.
     """
+    profile, fitted, _ = load_profiles(name, model, store)
+    return profile, fitted
+
+
+def load_profiles(
+    name: str, model: ModelConfig, store: Store
+) -> tuple[Profile, bool, SegmentProfiles | None]:
+    """``load_profile`` and the model's segment profiles, fitted on the same reference rows
+    at every start (``None`` without ``segments``)."""
     frame, content = read_reference(model.reference)
+    segments = fit_segments(name, model, frame, content)
     wanted = reference_id(content, model)
     stored = store.profile(wanted)
     if stored is not None:
-        return with_importance(Profile.from_bytes(stored), model, frame), False
+        return with_importance(Profile.from_bytes(stored), model, frame), False, segments
     profile = fit(name, model, frame, content)
     store.save_profile(profile.reference_id, name, str(model.reference), profile.to_bytes())
-    return profile, True
+    return profile, True, segments
 
 
 def build_pipeline(
@@ -50,7 +61,7 @@ def build_pipeline(
     """
     models: dict[str, ModelPipeline | VersionedPipeline] = {}
     for name, model in config.models.items():
-        profile, _ = load_profile(name, model, store)
+        profile, _, segments = load_profiles(name, model, store)
         state = store.model_state(name) if resume else None
         older: dict[str, Profile] = {}
         if state is not None and state.reference_id != profile.reference_id:
@@ -58,7 +69,7 @@ def build_pipeline(
             if previous is not None:
                 older[state.reference_id] = Profile.from_bytes(previous)
         kind = VersionedPipeline if model.versions.split else ModelPipeline
-        models[name] = kind(name, model, profile, older, state, join)
+        models[name] = kind(name, model, profile, older, state, join, segments=segments)
     return Pipeline(config, models, clock=clock)
 
 

@@ -24,6 +24,7 @@ from driftwarden.monitor.labels.join import LabelJoin, LabelReport, ModelLabels
 from driftwarden.monitor.labels.orphans import Orphans
 from driftwarden.monitor.pipeline.freshness import Freshness, Silence
 from driftwarden.monitor.pipeline.report import BatchReport
+from driftwarden.monitor.pipeline.segments import SegmentProfiles, SegmentWindows
 from driftwarden.monitor.storage import ClosedWindow, Commit, ModelSnapshot
 from driftwarden.monitor.storage.store import closed_windows
 from driftwarden.monitor.windows.archive import unpack
@@ -53,8 +54,10 @@ class ModelPipeline:
         join: LabelJoin | None = None,
         *,
         lane: Lane | None = None,
+        segments: SegmentProfiles | None = None,
     ) -> None:
         self.name = name
+        self.segment_profiles = segments
         self.lane = lane
         self.key = name if lane is None else lane.key
         self.config = config
@@ -82,6 +85,11 @@ class ModelPipeline:
         )
         self.dirty = False
         self.freshness.silence = Silence.from_state(extra.get("silence"))
+        self.segments: SegmentWindows | None = None
+        if self.segment_profiles is not None:
+            self.segments = SegmentWindows(
+                self.segment_profiles, self.profile, extra.get("segments")
+            )
         self.labels: ModelLabels | None = None
         if self.join is not None and self.config.labels.enabled:
             path = f"models.{self.name}.concept_drift"
@@ -137,6 +145,8 @@ class ModelPipeline:
         for (key,), part in sorted(frame.partition_by("_key", as_dict=True).items()):
             profile = self._profile_of(self.windows.open_summary(key))
             self.windows.add(key, summarize(profile, part))
+        if self.segments is not None:
+            self.segments.fold(frame)
 
     def _profile_of(self, open_summary: WindowSummary | None) -> Profile:
         """The profile new events of an open pane or window are binned on: the one it began
@@ -163,6 +173,8 @@ class ModelPipeline:
             self._finish(bounds, summaries, commit, connection)
             for bounds, summaries in self.windows.close_due(now, flush=flush)
         ]
+        if self.segments is not None:
+            self.segments.forget(self.windows)
         self.dirty = self.dirty or bool(closed)
         return closed
 
@@ -194,6 +206,9 @@ class ModelPipeline:
         results += outcome_records(
             profile, self.config, window, summary, self.window_labels(connection, window)
         )
+        if self.segments is not None:
+            keys = self.windows.key_range(bounds)
+            results += self.segments.close(window, keys, self.config, self.detectors)
         commit.windows.append(
             ClosedWindow(
                 model=self.key,
@@ -330,6 +345,8 @@ class ModelPipeline:
         extra: dict[str, Any] = {}
         if self.freshness.silence is not None:
             extra["silence"] = self.freshness.silence.to_state()
+        if self.segments is not None:
+            extra["segments"] = self.segments.state()
         if self.labels is not None:
             self.labels.flush(connection)
             extra["concept"] = {

@@ -38,6 +38,7 @@ from driftwarden.monitor.pipeline.model_pipeline import (
     split_state,
 )
 from driftwarden.monitor.pipeline.report import BatchReport
+from driftwarden.monitor.pipeline.segments import SegmentProfiles
 from driftwarden.monitor.pipeline.shadow import Shadow
 from driftwarden.monitor.storage import Commit, ModelSnapshot
 from driftwarden.monitor.storage.lanes import lane_key
@@ -74,8 +75,11 @@ class VersionedPipeline:
         older_profiles: dict[str, Profile] | None = None,
         state: ModelSnapshot | None = None,
         join: LabelJoin | None = None,
+        *,
+        segments: SegmentProfiles | None = None,
     ) -> None:
         self.name = name
+        self.segment_profiles = segments
         self.config = config
         self.profile = profile
         self.older_profiles = older_profiles or {}
@@ -172,6 +176,7 @@ class VersionedPipeline:
             state,
             self.join,
             lane=lane,
+            segments=self.segment_profiles,
         )
         if self.shadow is not None:
             self.shadow.watch(pipeline)

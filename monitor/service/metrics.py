@@ -18,6 +18,7 @@ from driftwarden.core.records import REASONS, ResultRecord, WindowInfo
 from driftwarden.monitor.config import ModelConfig
 from driftwarden.monitor.labels.join import LabelReport
 from driftwarden.monitor.pipeline.report import BatchReport
+from driftwarden.monitor.service.segment_metrics import SegmentMetrics
 from driftwarden.monitor.service.version_metrics import VersionMetrics
 
 _DRIFT_KINDS = {"data_drift", "prediction_drift"}
@@ -229,6 +230,7 @@ class Metrics:
             registry=registry,
         )
         self.versions = VersionMetrics(registry)
+        self.segments = SegmentMetrics(registry)
         self.silent = Gauge(
             "driftwarden_model_silent",
             "1 while a model that had events gets none for its silence_after "
@@ -310,10 +312,12 @@ class Metrics:
         for seconds in report.close_seconds:
             self.close_duration.observe(seconds)
         for window, records in report.closed:
-            self.versions.publish(window, records, models[window.model])
+            whole = [record for record in records if record.segment is None]
+            self.versions.publish(window, whole, models[window.model])
             if self.versions.is_champion(window, models[window.model]):
-                self.window_closed(window, records)
-                self.outcomes(window, records, models[window.model])
+                self.window_closed(window, whole)
+                self.outcomes(window, whole, models[window.model])
+                self.segments.publish(records)
         if report.checkpoint_seconds is not None:
             self.checkpoint_duration.observe(report.checkpoint_seconds)
 
@@ -406,6 +410,7 @@ class Metrics:
         for gauge in self._model_gauges():
             gauge.remove_by_labels({"model": model})
         self.versions.forget(model)
+        self.segments.forget(model)
 
     def forget_partition(self, topic: str, partition: int) -> None:
         """Stop exporting the lag of a partition this instance no longer reads."""

@@ -408,11 +408,12 @@ _RECORD_COLUMNS = tuple(
 
 
 def _results(connection: Connection, model: str, where: Any) -> list[ResultRecord]:
-    """The model's records that match ``where``, in key order."""
+    """The model's whole-model records (segments are not shown) that match ``where``, in
+    key order."""
     columns = ResultRow.__table__.c
     query = (
         select(*_RECORD_COLUMNS)
-        .where(_owner(connection, model), where)
+        .where(_owner(connection, model), columns.segment == "", where)
         .order_by(*(columns[name] for name in RESULT_KEY))
     )
     return [ResultRecord(*row) for row in connection.execute(query).all()]

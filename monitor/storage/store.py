@@ -155,16 +155,22 @@ class Store:
             connection.execute(self._insert(DeadLetterRow).on_conflict_do_nothing(), rows)
 
     def results(
-        self, model: str | None = None, since: int | None = None, version: str | None = None
+        self,
+        model: str | None = None,
+        since: int | None = None,
+        version: str | None = None,
+        segment: str | None = None,
     ) -> Iterator[ResultRecord]:
-        """Stored results in window order, optionally of one model, one model version and
-        from a time on."""
+        """Stored results in window order, optionally of one model, one model version, one
+        segment (``""``: the whole model's) and from a time on."""
         columns = ResultRow.__table__.c
         query = select(ResultRow).order_by(*(columns[name] for name in RESULT_KEY))
         if model is not None:
             query = query.where(columns.model == model)
         if version is not None:
             query = query.where(columns.model_version == version)
+        if segment is not None:
+            query = query.where(columns.segment == segment)
         if since is not None:
             query = query.where(columns.window_end > since)
         with self.engine.connect() as connection:
@@ -278,7 +284,7 @@ def record_of(row: Any) -> ResultRecord:
     return ResultRecord(**values)
 
 
-_KEY_TEXT = ("model_version", "feature", "metric", "group_attribute")
+_KEY_TEXT = ("model_version", "feature", "metric", "group_attribute", "segment")
 """Optional key fields, stored as ``""`` for "none" (see ``tables``)."""
 
 

@@ -31,6 +31,7 @@ LABELS |= {"reason", "channel", "outcome", "severity", "state", "rule", "directi
 LABELS |= {"version", "python_version"}  # driftwarden_build_info
 LABELS |= {"url"}  # driftwarden_pages_info
 LABELS |= {"model_version", "stat"}  # driftwarden_version_*
+LABELS |= {"segment"}  # driftwarden_segment_*
 LABELS |= {"le", "job", "instance", "__name__"}
 
 COUNTERS = {
@@ -79,6 +80,9 @@ GAUGES = {
     "driftwarden_drift_impact",
     "driftwarden_drift_impact_threshold",
     "driftwarden_drift_impact_contribution",
+    "driftwarden_segment_drifted_features",
+    "driftwarden_segment_window_events",
+    "driftwarden_segment_estimated_performance",
 }
 HISTOGRAMS = {
     "driftwarden_window_close_duration_seconds",
@@ -217,10 +221,14 @@ def test_the_panels_the_issue_asks_for_exist(boards) -> None:
         "champion_version AS champion",
         "driftwarden_feature_importance{",
         "driftwarden_drift_impact{",
+        "driftwarden_segment_drifted_features{",
+        "driftwarden_segment_estimated_performance{",
     ):
         assert metric in model, metric
     variables = {v["name"] for v in model_board["templating"]["list"]}
-    assert "model_version" in variables
+    assert {"model_version", "segment"} <= variables
+    segment_panels = [p for p in panels(model_board) if "segment_" in str(p.get("targets"))]
+    assert segment_panels and all(p["id"] >= 300 for p in segment_panels)
     for metric in (
         "driftwarden_events_total",
         "driftwarden_window_close_duration_seconds_bucket",

@@ -224,12 +224,12 @@ def _fill_old_results(engine: sa.Engine, count: int, chunk: int = 50_000) -> Non
         with engine.begin() as connection:
             connection.exec_driver_sql(
                 "WITH RECURSIVE n(i) AS (SELECT ? UNION ALL SELECT i + 1 FROM n WHERE i < ?) "
-                "INSERT INTO results (model, model_version, window_index, kind, detector, "
-                "feature, metric, group_attribute, reference_id, window_start, window_end, value, "
-                "direction, drift, status) "
-                "SELECT 'retired-model', '', i / 100, 'data_drift', 'psi', 'f' || (i % 100), '', "
-                "'', 'ref', ? + (i / 100) * 60000, ? + (i / 100) * 60000 + 60000, 0.1, 'above', "
-                "0, 'ok' FROM n",
+                "INSERT INTO results (model, model_version, segment, window_index, kind, "
+                "detector, feature, metric, group_attribute, reference_id, window_start, "
+                "window_end, value, direction, drift, status) "
+                "SELECT 'retired-model', '', '', i / 100, 'data_drift', 'psi', "
+                "'f' || (i % 100), '', '', 'ref', ? + (i / 100) * 60000, "
+                "? + (i / 100) * 60000 + 60000, 0.1, 'above', 0, 'ok' FROM n",
                 (start, min(start + chunk, count) - 1, old, old),
             )
 

@@ -7,10 +7,17 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from driftwarden.alerts import AlertEngine
+from driftwarden.core.records import ResultRecord
 from driftwarden.monitor import config as configuration
+from driftwarden.monitor import storage
 from driftwarden.monitor.commands import synthetic
 from driftwarden.monitor.ingest.decoding import decoder
+from driftwarden.monitor.ingest.files import read_events
 from driftwarden.monitor.ingest.messages import DecodedBatch, Messages
+from driftwarden.monitor.pipeline.building import build_pipeline, window_sizes
+from driftwarden.monitor.pipeline.report import BatchReport
+from driftwarden.monitor.pipeline.runner import BatchRunner, Cadence, SourceBatch
 
 HOUR = 3_600_000
 START = 1_795_651_200_000  # 2026-11-26T00:00:00Z
@@ -31,3 +38,34 @@ def decode_frame(loaded: configuration.Config, frame: pl.DataFrame) -> DecodedBa
     lines = synthetic.prediction_lines(frame)
     messages = Messages(lines, "test", 0, np.arange(len(lines), dtype=np.int64))
     return decoder(loaded, "prediction").decode(messages)
+
+
+def run_in_parts(
+    config: configuration.Config | list[configuration.Config], parts: list[Path], url: str
+) -> tuple[list[ResultRecord], BatchReport]:
+    """The batch path over ``parts``, each run by a new pipeline resumed from the stored
+    state (a restart between parts), with the configuration of the part if a list;
+    the stored results and what was committed."""
+    configs = config if isinstance(config, list) else [config] * len(parts)
+    engine = storage.create(url)
+    storage.upgrade(engine)
+    store = storage.Store(engine)
+    committed = BatchReport()
+    try:
+        for i, (config, path) in enumerate(zip(configs, parts, strict=True)):
+            with engine.connect() as connection:
+                pipeline = build_pipeline(config, store, resume=i > 0, join=None)
+                alerts = AlertEngine(config.alerts, window_sizes(config), deliver=False)
+                runner = BatchRunner(
+                    config, pipeline, store, alerts, connection, Cadence(0, 0), backtest=True
+                )
+                for messages in read_events(path, config, "prediction"):
+                    report = runner.run(SourceBatch({"prediction": messages}))
+                    if report is not None:
+                        committed.extend_committed(report)
+                committed.extend_committed(runner.checkpoint())
+                if i == len(parts) - 1:
+                    committed.extend_committed(runner.finish())
+        return sorted(store.results(), key=lambda r: r.key), committed
+    finally:
+        engine.dispose()

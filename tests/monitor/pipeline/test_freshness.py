@@ -36,7 +36,7 @@ def _expected(times: list[int]) -> list[tuple]:
     for ts in times:
         if latest is not None and ts - latest > LIMIT:
             metric = "seconds_since_last_event"
-            key = ("m", _index(latest), "freshness", "silence", "", metric, "", "")
+            key = ("m", _index(latest), "freshness", "silence", "", metric, "", "", "")
             expected.append((key, True, LIMIT / 1000, latest, latest + LIMIT))
             expected.append((key, False, (ts - latest) / 1000, latest, ts))
         latest = ts if latest is None else max(latest, ts)

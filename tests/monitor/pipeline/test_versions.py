@@ -16,21 +16,16 @@ import pytest
 from prometheus_client import CollectorRegistry
 from scipy import stats
 from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score
-from support.pipeline import HOUR, START
+from support.pipeline import HOUR, START, run_in_parts
 
-from driftwarden.alerts import AlertEngine
 from driftwarden.core.records import ResultRecord, WindowInfo
 from driftwarden.core.times import format_time as _time
 from driftwarden.detectors.performance_regression import RegressionPerformanceSummary
 from driftwarden.monitor import config as configuration
-from driftwarden.monitor import storage
 from driftwarden.monitor.commands import cli, synthetic
 from driftwarden.monitor.commands.replay import replay
 from driftwarden.monitor.evaluation.version_comparison import comparison_records
-from driftwarden.monitor.ingest.files import read_events
-from driftwarden.monitor.pipeline.building import build_pipeline, window_sizes
 from driftwarden.monitor.pipeline.report import BatchReport
-from driftwarden.monitor.pipeline.runner import BatchRunner, Cadence, SourceBatch
 from driftwarden.monitor.pipeline.versions import UNTRACKED
 from driftwarden.monitor.service.metrics import Metrics
 from driftwarden.monitor.windows.outcomes import LabelSummary
@@ -198,37 +193,6 @@ def test_performance_of_each_version_equals_scikit_learn_on_its_joined_rows(
             assert mine["f1"]["value"] == pytest.approx(f1_score(y, predicted))
 
 
-def _run_in_parts(
-    config: configuration.Config | list[configuration.Config], parts: list[Path], url: str
-) -> tuple[list[ResultRecord], BatchReport]:
-    """The batch path over ``parts``, each run by a new pipeline resumed from the stored
-    state (a restart between parts), with the configuration of the part if a list;
-    the stored results and what was committed."""
-    configs = config if isinstance(config, list) else [config] * len(parts)
-    engine = storage.create(url)
-    storage.upgrade(engine)
-    store = storage.Store(engine)
-    committed = BatchReport()
-    try:
-        for i, (config, path) in enumerate(zip(configs, parts, strict=True)):
-            with engine.connect() as connection:
-                pipeline = build_pipeline(config, store, resume=i > 0, join=None)
-                alerts = AlertEngine(config.alerts, window_sizes(config), deliver=False)
-                runner = BatchRunner(
-                    config, pipeline, store, alerts, connection, Cadence(0, 0), backtest=True
-                )
-                for messages in read_events(path, config, "prediction"):
-                    report = runner.run(SourceBatch({"prediction": messages}))
-                    if report is not None:
-                        committed.extend_committed(report)
-                committed.extend_committed(runner.checkpoint())
-                if i == len(parts) - 1:
-                    committed.extend_committed(runner.finish())
-        return sorted(store.results(), key=lambda r: r.key), committed
-    finally:
-        engine.dispose()
-
-
 def _halves(events: pl.DataFrame, cut: int, directory: Path) -> list[Path]:
     parts = []
     for name, rows in {
@@ -250,8 +214,8 @@ def test_a_restart_mid_window_changes_no_versions_record(
     parts = _halves(events, cut, tmp_path)
     whole = tmp_path / "whole.jsonl"
     whole.write_bytes(b"\n".join(synthetic.prediction_lines(events)) + b"\n")
-    once, _ = _run_in_parts(loaded, [whole], f"sqlite:///{tmp_path / 'once.db'}")
-    restarted, _ = _run_in_parts(loaded, parts, f"sqlite:///{tmp_path / 'restarted.db'}")
+    once, _ = run_in_parts(loaded, [whole], f"sqlite:///{tmp_path / 'once.db'}")
+    restarted, _ = run_in_parts(loaded, parts, f"sqlite:///{tmp_path / 'restarted.db'}")
     assert {r.model_version for r in once} == {"A", "B"}
     assert [r.key for r in restarted] == [r.key for r in once]
     for mine, theirs in zip(restarted, once, strict=True):
@@ -272,7 +236,7 @@ def test_versions_beyond_max_tracked_are_counted_and_ignored(
 ) -> None:
     loaded = _config(tmp_path, reference_file, "{split: true, max_tracked: 1}")
     url = f"sqlite:///{tmp_path / 'db.sqlite'}"
-    results, report = _run_in_parts(loaded, [traffic["predictions-all"]], url)
+    results, report = run_in_parts(loaded, [traffic["predictions-all"]], url)
     n_b = traffic["events"].filter(pl.col("model_version") == "B").height
     assert report.ignored == {UNTRACKED: n_b}
     assert report.events == {synthetic.MODEL: traffic["events"].height - n_b}
@@ -320,7 +284,7 @@ def test_turning_split_on_or_off_starts_the_open_windows_afresh(
 ) -> None:
     configs = [_config(tmp_path, reference_file, "{split: true}" if on else None) for on in split]
     parts = _halves(traffic["events"], START + 2 * HOUR + HOUR // 3, tmp_path)
-    results, _ = _run_in_parts(configs, parts, f"sqlite:///{tmp_path / 'db.sqlite'}")
+    results, _ = run_in_parts(configs, parts, f"sqlite:///{tmp_path / 'db.sqlite'}")
     said = " ".join(r.getMessage() for r in pipeline_log)
     assert "start afresh" in said or "start windows of their own" in said
     after = [r for r in results if r.kind == "data_drift" and r.window_index >= 3]
