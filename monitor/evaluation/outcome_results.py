@@ -32,19 +32,7 @@ def outcome_records(
     labels: LabelSummary,
 ) -> list[ResultRecord]:
     """Realized and estimated performance and fairness of one window."""
-    task = profile.task
-    thresholds = thresholds_for(profile, config, PERFORMANCE_METRICS[task])
-    realized = task_performance(
-        task,
-        labels.performance,
-        thresholds,
-        min_labeled=config.labels.min_labeled,
-        n_window=summary.n_events,
-    )
-    records = [
-        ResultRecord.of(window, "performance", "realized", result, metric=metric)
-        for metric, result in realized.items()
-    ]
+    records = realized_records(profile, config, window, labels, summary.n_events)
     enough = summary.n_events >= config.window.min_samples
     records += estimated_records(profile, config, window, summary)
     for attribute, selection, labeled in zip(
@@ -68,6 +56,29 @@ def outcome_records(
             for metric, result in results.items()
         ]
     return records + error_records(profile, config, window, labels)
+
+
+def realized_records(
+    profile: Profile,
+    config: ModelConfig,
+    window: WindowInfo,
+    labels: LabelSummary,
+    n_window: int,
+) -> list[ResultRecord]:
+    """Realized performance of one window of ``n_window`` events, from its labels."""
+    task = profile.task
+    thresholds = thresholds_for(profile, config, PERFORMANCE_METRICS[task])
+    realized = task_performance(
+        task,
+        labels.performance,
+        thresholds,
+        min_labeled=config.labels.min_labeled,
+        n_window=n_window,
+    )
+    return [
+        ResultRecord.of(window, "performance", "realized", result, metric=metric)
+        for metric, result in realized.items()
+    ]
 
 
 def estimated_records(

@@ -33,6 +33,7 @@ from driftwarden.monitor.labels.waiting import WaitingPredictions
 from driftwarden.monitor.storage.join_store import JoinStore
 from driftwarden.monitor.windows.outcomes import LabelSummary, error_stream
 from driftwarden.monitor.windows.profile import Profile
+from driftwarden.monitor.windows.segmentation import SegmentProfiles
 from driftwarden.monitor.windows.summary import decode_buckets, error_buckets
 
 _END_OF_TIME = 2**63 - 1
@@ -95,10 +96,12 @@ class ModelLabels:
         join: LabelJoin,
         position: int = 0,
         orphans: Orphans | None = None,
+        segments: SegmentProfiles | None = None,
     ) -> None:
         self.name = name
         self.config = config
         self.profile = profile
+        self.segments = segments
         self.detector = detector
         self.store = join.store
         self.helper = join.helper
@@ -149,8 +152,15 @@ class ModelLabels:
                 self._join(connection, self.taken, now, report)
 
     def _pending(self, frame: pl.DataFrame, keys: pl.Series) -> pl.DataFrame:
-        """The join-store rows of folded predictions (``_PENDING_COLUMNS``)."""
+        """The join-store rows of folded predictions (``_PENDING_COLUMNS``): ``groups`` holds
+        the group attributes and the segment attributes' values."""
         groups = [pl.col(f"grp:{name}").alias(name) for name in self.profile.groups]
+        if self.segments is not None:
+            groups += [
+                pl.col(column).alias(attribute)
+                for attribute, column in self.segments.columns.items()
+                if attribute not in self.profile.groups
+            ]
         return frame.select(
             "id",
             "ts",
@@ -241,9 +251,12 @@ class ModelLabels:
 
     def _label_summary(self, rows: pl.DataFrame, label: str) -> LabelSummary:
         columns = [pl.col("prediction"), pl.col(label).alias("label")]
-        if self.profile.groups:
+        attributes = [] if self.segments is None else list(self.segments.columns)
+        stored = list(dict.fromkeys([*self.profile.groups, *attributes]))
+        decoded = None
+        if stored:
             decoded = rows["groups"].str.json_decode(
-                pl.Struct({name: pl.String for name in self.profile.groups})
+                pl.Struct({name: pl.String for name in stored})
             )
             columns += [
                 decoded.struct.field(name).alias(f"grp:{name}") for name in self.profile.groups
@@ -256,8 +269,12 @@ class ModelLabels:
         buckets = None
         if (shape := self._error_shape) is not None:
             buckets = (decode_buckets(rows["buckets"], shape[0]), shape[1])
+        segments = None
+        if self.segments is not None and decoded is not None:
+            texts = {name: decoded.struct.field(name) for name in attributes}
+            segments = (self.segments.indices(texts), len(self.segments.segments))
         return LabelSummary.of_rows(
-            self.profile.outcomes, self.profile.task, self.profile.groups, frame, buckets
+            self.profile.outcomes, self.profile.task, self.profile.groups, frame, buckets, segments
         )
 
     @property

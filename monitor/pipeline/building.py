@@ -9,7 +9,6 @@ from driftwarden.monitor.config import Config, ModelConfig, TimeWindowConfig
 from driftwarden.monitor.labels.join import LabelJoin
 from driftwarden.monitor.pipeline.model_pipeline import ModelPipeline
 from driftwarden.monitor.pipeline.pipeline import Pipeline
-from driftwarden.monitor.pipeline.segments import SegmentProfiles, fit_segments
 from driftwarden.monitor.pipeline.versions import VersionedPipeline
 from driftwarden.monitor.storage import Store
 from driftwarden.monitor.windows.profile import (
@@ -19,6 +18,7 @@ from driftwarden.monitor.windows.profile import (
     reference_id,
     with_importance,
 )
+from driftwarden.monitor.windows.segmentation import SegmentProfiles, fit_segments
 
 
 def load_profile(name: str, model: ModelConfig, store: Store) -> tuple[Profile, bool]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import polars as pl
@@ -24,12 +24,13 @@ from driftwarden.monitor.labels.join import LabelJoin, LabelReport, ModelLabels
 from driftwarden.monitor.labels.orphans import Orphans
 from driftwarden.monitor.pipeline.freshness import Freshness, Silence
 from driftwarden.monitor.pipeline.report import BatchReport
-from driftwarden.monitor.pipeline.segments import SegmentProfiles, SegmentWindows
+from driftwarden.monitor.pipeline.segments import SegmentWindows
 from driftwarden.monitor.storage import ClosedWindow, Commit, ModelSnapshot
 from driftwarden.monitor.storage.store import closed_windows
 from driftwarden.monitor.windows.archive import unpack
 from driftwarden.monitor.windows.outcomes import LabelSummary
 from driftwarden.monitor.windows.profile import Profile
+from driftwarden.monitor.windows.segmentation import SegmentProfiles
 from driftwarden.monitor.windows.summary import WindowSummary, summarize
 from driftwarden.monitor.windows.windowing import SkippedRun, WindowBounds
 
@@ -102,7 +103,14 @@ class ModelPipeline:
             position = 0 if concept is None else concept["position"]
             orphans = None if self.lane is None else self.lane.orphans
             self.labels = ModelLabels(
-                self.key, self.config, self.profile, detector, self.join, position, orphans
+                self.key,
+                self.config,
+                self.profile,
+                detector,
+                self.join,
+                position,
+                orphans,
+                self.segment_profiles,
             )
 
     # -- predictions -----------------------------------------------------------------------
@@ -203,12 +211,13 @@ class ModelPipeline:
         results = evaluate(profile, summary, window, self.config, self.detectors)
         results += importance_records(profile, summary, window, self.config)
         results += impact_records(profile, summary, window, self.config, results)
-        results += outcome_records(
-            profile, self.config, window, summary, self.window_labels(connection, window)
-        )
+        labels = self.window_labels(connection, window)
+        results += outcome_records(profile, self.config, window, summary, labels)
         if self.segments is not None:
             keys = self.windows.key_range(bounds)
-            results += self.segments.close(window, keys, self.config, self.detectors)
+            found, counts = self.segments.close(window, keys, self.config, self.detectors, labels)
+            results += found
+            summary = replace(summary, segments=counts)
         commit.windows.append(
             ClosedWindow(
                 model=self.key,
@@ -259,9 +268,11 @@ class ModelPipeline:
             return
         for window, summary in self.closed_holding(connection, commit, joined.panes):
             profile = self.profiles.get(window.reference_id, self.profile)
-            records = outcome_records(
-                profile, self.config, window, summary, self.window_labels(connection, window)
-            )
+            labels = self.window_labels(connection, window)
+            records = outcome_records(profile, self.config, window, summary, labels)
+            if self.segments is not None and window.reference_id == self.profile.reference_id:
+                counts = summary.segments
+                records += self.segments.label_records(window, self.config, labels, counts)
             commit.results.extend(records)
             report.outcomes.append((window, records))
         assert self.labels is not None

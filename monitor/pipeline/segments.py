@@ -1,127 +1,46 @@
-"""Segments of a model (``segments``): every window reported per segment value as well.
+"""Segment windows: every window of a model reported per segment value as well.
 
-An attribute (a ``groups`` attribute or a categorical feature) splits a model's events by
-its value. The reference's ``top_k`` most frequent values of each attribute are segments
-of their own; every other value, a missing one and any value the reference never had, is
-the attribute's ``__other__`` segment. Each segment has a profile fitted on its reference
-rows alone, and its events are summarized on it under the same keys (panes or count
-windows) as the model's: when a model window closes, each segment's summaries of its keys
-are merged and judged against the segment's reference with the model's detectors. A
-segment with fewer than ``min_reference_rows`` reference rows reports
-``insufficient_data``. Segment summaries live only while their key is open in the model's
-windows, so memory grows by one summary per segment and open key.
+The events of each segment (``monitor.windows.segmentation``) are summarized on the
+segment's profile under the same keys (panes or count windows) as the model's: when a
+model window closes, each segment's summaries of its keys are merged and judged against
+the segment's reference with the model's detectors, and its labels (kept per segment in
+the model's label panes) against the segment's reference performance. A segment with
+fewer than ``min_reference_rows`` reference rows reports ``insufficient_data``. Segment
+summaries live only while their key is open in the model's windows, so memory grows by
+one summary per segment and open key.
 """
 
 from __future__ import annotations
 
 import base64
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 import polars as pl
 
-from driftwarden.core.records import NAME_LENGTH, ResultRecord, WindowInfo
+from driftwarden.core.records import ResultRecord, WindowInfo
 from driftwarden.monitor.config import ModelConfig
 from driftwarden.monitor.config.detectors import DetectorSet
-from driftwarden.monitor.evaluation.outcome_results import estimated_records
+from driftwarden.monitor.evaluation.outcome_results import estimated_records, realized_records
 from driftwarden.monitor.evaluation.window_results import evaluate
-from driftwarden.monitor.windows.profile import Profile, ProfileError, fit
+from driftwarden.monitor.windows.outcomes import LabelSummary
+from driftwarden.monitor.windows.profile import Profile
+from driftwarden.monitor.windows.segmentation import Segment, SegmentProfiles, buckets
 from driftwarden.monitor.windows.summary import WindowSummary, summarize
-from driftwarden.monitor.windows.vocabulary import category_texts
 from driftwarden.monitor.windows.windowing import Windows
 
 log = logging.getLogger("driftwarden.pipeline")
 
-OTHER = "__other__"
-"""The segment of an attribute's values outside the reference's ``top_k``."""
-
-SEGMENT_KINDS = ("data_drift", "prediction_drift", "data_quality", "estimated_performance")
-"""The kinds of record a segment reports (realized performance and fairness need labels
-per segment, which the label join does not keep)."""
-
-
-@dataclass(frozen=True)
-class Segment:
-    """One value (or ``__other__``) of one attribute, and the profile of its reference rows
-    (``None`` when it has fewer than ``min_reference_rows``)."""
-
-    attribute: str
-    value: str
-    n_reference: int
-    profile: Profile | None
-
-    @property
-    def name(self) -> str:
-        """The record's ``segment``: ``attribute=value``."""
-        return f"{self.attribute}={self.value}"
-
-
-@dataclass(frozen=True)
-class SegmentProfiles:
-    """The segments of one model: per attribute, its event column and tracked values."""
-
-    columns: dict[str, str]
-    values: dict[str, tuple[str, ...]]
-    segments: tuple[Segment, ...]
-
-
-def fit_segments(
-    name: str, model: ModelConfig, frame: pl.DataFrame, content: bytes
-) -> SegmentProfiles | None:
-    """The segments of model ``name`` from its reference rows (``None`` without any); of
-    values equally frequent, the first in text order is kept."""
-    settings = model.segments
-    if not settings.attributes:
-        return None
-    columns: dict[str, str] = {}
-    values: dict[str, tuple[str, ...]] = {}
-    segments: list[Segment] = []
-    reduced = _segment_model(model)
-    for attribute in settings.attributes:
-        prefix = "grp" if attribute in model.groups else "cat"
-        columns[attribute] = f"{prefix}:{attribute}"
-        text = category_texts(frame[attribute])
-        counts = (
-            text.drop_nulls().value_counts().sort(["count", attribute], descending=[True, False])
-        )
-        top = tuple(counts[attribute].head(settings.top_k).to_list())
-        too_long = [value for value in top if len(f"{attribute}={value}") > NAME_LENGTH]
-        if too_long:
-            raise ProfileError(
-                f"{model.reference}: segment {attribute}={too_long[0][:40]}… of model {name!r} "
-                f"is longer than {NAME_LENGTH} characters"
-            )
-        values[attribute] = top
-        buckets = _buckets(text, top)
-        for value in (*top, OTHER):
-            rows = frame.filter(buckets == value)
-            profile = None
-            if rows.height >= settings.min_reference_rows:
-                profile = fit(name, reduced, rows, content)
-            segments.append(Segment(attribute, value, rows.height, profile))
-    return SegmentProfiles(columns, values, tuple(segments))
-
-
-def _segment_model(model: ModelConfig) -> ModelConfig:
-    """``model`` as its segments are profiled: without what segments do not report
-    (fairness groups, feature importance, multivariate drift), which would only slow their
-    summaries down."""
-    return model.model_copy(
-        update={
-            "groups": [],
-            "importance": model.importance.model_copy(update={"enabled": False}),
-            "multivariate_drift": model.multivariate_drift.model_copy(update={"enabled": False}),
-        }
-    )
-
-
-def _buckets(text: pl.Series, top: tuple[str, ...]) -> pl.Series:
-    """Each row's segment value: itself if among ``top``, else ``__other__``."""
-    tracked = text.is_in(pl.Series(top, dtype=pl.String).implode()).fill_null(False)
-    return pl.select(
-        pl.when(pl.lit(tracked)).then(pl.lit(text)).otherwise(pl.lit(OTHER)).alias("bucket")
-    ).to_series()
+SEGMENT_KINDS = (
+    "data_drift",
+    "prediction_drift",
+    "data_quality",
+    "performance",
+    "estimated_performance",
+)
+"""The kinds of record a segment reports (fairness, feature importance and multivariate drift
+are the whole model's only)."""
 
 
 class SegmentWindows:
@@ -153,8 +72,8 @@ class SegmentWindows:
         """Summarize the rows (keyed in ``_key``) of every segment on its profile."""
         segments = {s.name: s for s in self.profiles.segments}
         for attribute, column in self.profiles.columns.items():
-            buckets = _buckets(frame[column], self.profiles.values[attribute])
-            keyed = frame.with_columns(buckets.alias("_segment"))
+            bucket = buckets(frame[column], self.profiles.values[attribute])
+            keyed = frame.with_columns(bucket.alias("_segment"))
             parts = keyed.partition_by("_key", "_segment", as_dict=True)
             for (key, value), part in parts.items():
                 segment = segments[f"{attribute}={value}"]
@@ -169,18 +88,56 @@ class SegmentWindows:
         keys: tuple[int, int],
         config: ModelConfig,
         detectors: DetectorSet,
-    ) -> list[ResultRecord]:
-        """Every segment's records of ``window`` (holding ``keys``, ``[low, high)``)."""
+        labels: LabelSummary,
+    ) -> tuple[list[ResultRecord], dict[str, int]]:
+        """Every segment's records of ``window`` (holding ``keys``, ``[low, high)``), with
+        the window's ``labels`` (which hold each segment's labels), and each segment's
+        number of events."""
         low, high = keys
         records: list[ResultRecord] = []
-        for segment in self.profiles.segments:
+        counts: dict[str, int] = {}
+        for segment, segment_labels in zip(
+            self.profiles.segments, self._labels_of(labels), strict=True
+        ):
             profile = segment.profile or self.whole
             summary = WindowSummary.empty(profile)
             for (name, key), held in self.open.items():
                 if name == segment.name and low <= key < high:
                     summary = summary.merge(held)
-            records += self._records(segment, profile, summary, window, config, detectors)
+            counts[segment.name] = summary.n_events
+            info = replace(window, segment=segment.name)
+            found = evaluate(profile, summary, info, config, detectors)
+            found += estimated_records(profile, config, info, summary)
+            found += realized_records(profile, config, info, segment_labels, summary.n_events)
+            records += self._judged(segment, found)
+        return records, counts
+
+    def label_records(
+        self,
+        window: WindowInfo,
+        config: ModelConfig,
+        labels: LabelSummary,
+        counts: dict[str, int],
+    ) -> list[ResultRecord]:
+        """Every segment's realized performance of a closed ``window`` whose labels changed
+        (``counts``: its events per segment, as its close counted them)."""
+        records: list[ResultRecord] = []
+        for segment, segment_labels in zip(
+            self.profiles.segments, self._labels_of(labels), strict=True
+        ):
+            info = replace(window, segment=segment.name)
+            n_window = counts.get(segment.name, 0)
+            profile = segment.profile or self.whole
+            found = realized_records(profile, config, info, segment_labels, n_window)
+            records += self._judged(segment, found)
         return records
+
+    def _labels_of(self, labels: LabelSummary) -> tuple[LabelSummary, ...]:
+        """Each segment's share of a window's labels (none when its panes hold none)."""
+        if len(labels.segments) == len(self.profiles.segments):
+            return labels.segments
+        none = LabelSummary.empty(self.whole.outcomes, self.whole.task)
+        return (none,) * len(self.profiles.segments)
 
     def forget(self, windows: Windows) -> None:
         """Drop the summaries of keys no open window of the model holds any more."""
@@ -190,18 +147,11 @@ class SegmentWindows:
             if windows.open_summary(slot[1]) is not None
         }
 
-    def _records(
-        self,
-        segment: Segment,
-        profile: Profile,
-        summary: WindowSummary,
-        window: WindowInfo,
-        config: ModelConfig,
-        detectors: DetectorSet,
-    ) -> list[ResultRecord]:
-        info = replace(window, segment=segment.name)
-        records = evaluate(profile, summary, info, config, detectors)
-        records += estimated_records(profile, config, info, summary)
+    @staticmethod
+    def _judged(segment: Segment, records: list[ResultRecord]) -> list[ResultRecord]:
+        """The records a segment reports, without a verdict when its reference is too
+        small."""
+        records = [record for record in records if record.kind in SEGMENT_KINDS]
         if segment.profile is not None:
             return records
         return [_too_few(record, segment.n_reference) for record in records]

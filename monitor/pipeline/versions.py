@@ -38,13 +38,13 @@ from driftwarden.monitor.pipeline.model_pipeline import (
     split_state,
 )
 from driftwarden.monitor.pipeline.report import BatchReport
-from driftwarden.monitor.pipeline.segments import SegmentProfiles
 from driftwarden.monitor.pipeline.shadow import Shadow
 from driftwarden.monitor.storage import Commit, ModelSnapshot
 from driftwarden.monitor.storage.lanes import lane_key
 from driftwarden.monitor.windows import Windows, restore
 from driftwarden.monitor.windows.archive import as_bytes, pack, unpack
 from driftwarden.monitor.windows.profile import Profile
+from driftwarden.monitor.windows.segmentation import SegmentProfiles
 from driftwarden.monitor.windows.summary import WindowSummary
 from driftwarden.monitor.windows.windowing import SkippedRun, WindowBounds
 

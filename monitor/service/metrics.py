@@ -302,9 +302,11 @@ class Metrics:
             self.expired.labels(model).inc(count)
             self.pending.labels(model).dec(count)
         for window, records in report.outcomes:
-            self.versions.publish(window, records, models[window.model])
+            whole = [record for record in records if record.segment is None]
+            self.versions.publish(window, whole, models[window.model])
             if self.versions.is_champion(window, models[window.model]):
-                self.outcomes(window, records, models[window.model])
+                self.outcomes(window, whole, models[window.model])
+                self.segments.publish_performance(records)
         for model, run in report.skipped:
             self.windows_skipped.labels(model).inc(run.count)
         for record in report.silences:

@@ -262,13 +262,15 @@ def selection_summaries(
 class LabelSummary:
     """The labelled rows of a pane: performance counts, per group attribute the
     confusion counts fairness needs, and (``errors``, when the model has feature
-    importance) its errors per feature bucket for error attribution. Adds up across panes;
+    importance) its errors per feature bucket for error attribution, and (``segments``,
+    when the model has segments) the summary of each segment's rows. Adds up across panes;
     ``negated`` takes rows back out (a label replaced under ``policy: last``)."""
 
     n_labeled: int
     performance: PerformanceSummary
     fairness: tuple[FairnessSummary, ...]
     errors: ErrorSummary | None = None
+    segments: tuple[LabelSummary, ...] = ()
 
     @classmethod
     def empty(
@@ -287,10 +289,12 @@ class LabelSummary:
         attributes: tuple[str, ...],
         rows: pl.DataFrame,
         buckets: tuple[np.ndarray, int] | None = None,
+        segments: tuple[np.ndarray, int] | None = None,
     ) -> LabelSummary:
         """Summarize joined rows: ``prediction``, ``label`` and ``grp:*`` columns;
         ``buckets`` (the rows' ``(F, n)`` feature bucket codes, -1 none, and the number of
-        buckets) adds their errors per bucket."""
+        buckets) adds their errors per bucket; ``segments`` (the rows' ``(A, n)`` segment
+        positions and the number of segments) the performance of each segment's rows."""
         performance = performance_summary(outcomes, task, rows["prediction"], rows["label"])
         fairness: tuple[FairnessSummary, ...] = ()
         if task == "binary_classification":
@@ -314,7 +318,10 @@ class LabelSummary:
                 prediction, label = category_texts(prediction), category_texts(label)
             losses = error_stream(task, outcomes.decision_threshold, prediction, label)
             errors = ErrorSummary.from_codes(codes, losses, n_buckets)
-        return cls(rows.height, performance, fairness, errors)
+        by_segment: tuple[LabelSummary, ...] = ()
+        if segments is not None:
+            by_segment = _segment_summaries(outcomes, task, rows, *segments)
+        return cls(rows.height, performance, fairness, errors, by_segment)
 
     @classmethod
     def of_panes(
@@ -341,6 +348,7 @@ class LabelSummary:
             self.performance.merge(other.performance),  # type: ignore[arg-type]
             tuple(a.merge(b) for a, b in zip(self.fairness, other.fairness, strict=True)),
             errors,
+            _merge_segments(self.segments, other.segments),
         )
 
     def negated(self) -> LabelSummary:
@@ -353,21 +361,28 @@ class LabelSummary:
             _negate(self.performance),
             tuple(_negate(summary) for summary in self.fairness),
             errors,
+            tuple(summary.negated() for summary in self.segments),
         )
 
     def to_bytes(self) -> bytes:
-        state = {
+        return orjson.dumps(self._state(), option=orjson.OPT_SERIALIZE_NUMPY)
+
+    def _state(self) -> dict[str, Any]:
+        return {
             "n_labeled": self.n_labeled,
             "kind": type(self.performance).__name__,
             "performance": self.performance.to_state(),
             "fairness": [summary.to_state() for summary in self.fairness],
             "errors": None if self.errors is None else self.errors.to_state(),
+            "segments": [summary._state() for summary in self.segments],
         }
-        return orjson.dumps(state, option=orjson.OPT_SERIALIZE_NUMPY)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> LabelSummary:
-        state = orjson.loads(data)
+        return cls._from_state(orjson.loads(data))
+
+    @classmethod
+    def _from_state(cls, state: dict[str, Any]) -> LabelSummary:
         kind = _SUMMARIES[state["kind"]]
         errors = state.get("errors")  # absent from panes stored before error attribution
         return cls(
@@ -375,7 +390,34 @@ class LabelSummary:
             kind.from_state(state["performance"]),
             tuple(FairnessSummary.from_state(f) for f in state["fairness"]),
             None if errors is None else ErrorSummary.from_state(errors),
+            tuple(cls._from_state(part) for part in state.get("segments", ())),
         )
+
+
+def _segment_summaries(
+    outcomes: OutcomeProfile, task: str, rows: pl.DataFrame, positions: np.ndarray, count: int
+) -> tuple[LabelSummary, ...]:
+    """The performance of each segment's rows (``positions``: each row's segment per
+    attribute)."""
+    out = []
+    for segment in range(count):
+        mine = pl.Series((positions == segment).any(axis=0))
+        part = rows.filter(mine)
+        performance = performance_summary(outcomes, task, part["prediction"], part["label"])
+        out.append(LabelSummary(part.height, performance, ()))
+    return tuple(out)
+
+
+def _merge_segments(
+    ours: tuple[LabelSummary, ...], theirs: tuple[LabelSummary, ...]
+) -> tuple[LabelSummary, ...]:
+    """Segment summaries added up; a pane without them (stored before segments) adds
+    nothing, and panes of different segments (the setting changed) keep none."""
+    if not ours or not theirs:
+        return ours or theirs
+    if len(ours) != len(theirs):
+        return ()
+    return tuple(a.merge(b) for a, b in zip(ours, theirs, strict=True))
 
 
 OTHER_GROUP = "(other)"

@@ -44,6 +44,8 @@ class WindowSummary:
     of feature and prediction buckets when its ``importance`` is (``None``
     also for a window partly summarized before feature importance existed), and
     ``attributions`` the count and sum of ``|attribution|`` per feature.
+    ``segments`` counts a closed window's events per segment (``attribute=value``) of a
+    model with segments, so that late labels can be judged per segment.
     """
 
     reference_id: str
@@ -62,6 +64,7 @@ class WindowSummary:
     reconstruction: ErrorSummary | None = None
     importance: ImportanceCounts | None = None
     attributions: AttributionSummary | None = None
+    segments: dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def empty(cls, profile: Profile) -> WindowSummary:
@@ -110,6 +113,8 @@ class WindowSummary:
             raise ValueError("summaries on different reference profiles cannot be merged")
         versions = Counter(self.versions)
         versions.update(other.versions)
+        segments = Counter(self.segments)
+        segments.update(other.segments)
         return WindowSummary(
             reference_id=self.reference_id,
             n_events=self.n_events + other.n_events,
@@ -124,6 +129,7 @@ class WindowSummary:
             first_ts=_extreme(min, self.first_ts, other.first_ts),
             last_ts=_extreme(max, self.last_ts, other.last_ts),
             versions=dict(versions),
+            segments=dict(segments),
             scores=_merge(self.scores, other.scores),
             selection=tuple(
                 a.merge(b) for a, b in zip(self.selection, other.selection, strict=True)
@@ -156,6 +162,7 @@ class WindowSummary:
             "first_ts": self.first_ts,
             "last_ts": self.last_ts,
             "versions": self.versions,
+            "segments": self.segments,
             "selection": [summary.to_state() for summary in self.selection],
         }
         arrays = {
@@ -204,6 +211,7 @@ class WindowSummary:
             first_ts=header["first_ts"],
             last_ts=header["last_ts"],
             versions=header["versions"],
+            segments=header.get("segments", {}),
             scores=ScoreHistogram(arrays["scores"]) if "scores" in arrays else None,
             selection=tuple(FairnessSummary.from_state(f) for f in header["selection"]),
             reconstruction=reconstruction,

@@ -83,6 +83,7 @@ GAUGES = {
     "driftwarden_segment_drifted_features",
     "driftwarden_segment_window_events",
     "driftwarden_segment_estimated_performance",
+    "driftwarden_segment_performance",
 }
 HISTOGRAMS = {
     "driftwarden_window_close_duration_seconds",
@@ -223,6 +224,7 @@ def test_the_panels_the_issue_asks_for_exist(boards) -> None:
         "driftwarden_drift_impact{",
         "driftwarden_segment_drifted_features{",
         "driftwarden_segment_estimated_performance{",
+        "driftwarden_segment_performance{",
     ):
         assert metric in model, metric
     variables = {v["name"] for v in model_board["templating"]["list"]}
