@@ -2,13 +2,16 @@
 stream without segments.
 
 The demo's synthetic credit model (10 numeric, 2 categorical features) with two more
-groups, ``zone`` and ``cohort``, of 10 values each; hourly windows over one day,
-``--events`` predictions, with and without ``segments: {attributes: [zone, cohort]}``
-(20 segments and two ``__other__``). Each replay runs in a process of its own so that its
-peak resident memory (``ru_maxrss``) is its own. Prints events/s (median of ``--repeat``
-runs), the median peak memory and the ratios.
+groups, ``zone`` and ``cohort``, of 10 values each, and a challenger version scoring 30 %
+of the champion's requests in shadow (``versions: {split: true}``); ``--events`` champion
+predictions over ``--hours`` hourly windows, with and without ``segments: {attributes:
+[zone, cohort]}`` (20 segments and two ``__other__``, per version). Folding costs per
+event, closing per window and segment: fewer events per window weigh the closing more.
+Each replay runs in a process of its own so that its peak resident memory
+(``ru_maxrss``) is its own, the two configurations taking turns. Prints events/s (all
+predictions; median of ``--repeat`` runs), the median peak memory and the ratios.
 
-    .venv/bin/python bench/segments.py [--events 300000] [--repeat 3]
+    .venv/bin/python bench/segments.py [--events 300000] [--repeat 3] [--hours 24]
 """
 
 from __future__ import annotations
@@ -30,9 +33,11 @@ from driftwarden.monitor.commands import synthetic
 from driftwarden.monitor.commands.replay import replay
 
 START = 1_795_651_200_000
-DAY = 86_400_000
+HOUR = 3_600_000
 ATTRIBUTES = ("zone", "cohort")
 VALUES = 10
+CHALLENGER = "8"
+SHADOW_SHARE = 0.3
 
 
 def _with_attributes(frame: pl.DataFrame, seed: int) -> pl.DataFrame:
@@ -46,11 +51,17 @@ def _with_attributes(frame: pl.DataFrame, seed: int) -> pl.DataFrame:
     )
 
 
-def write_inputs(directory: Path, n: int) -> Path:
-    """The reference, the predictions and both configurations in ``directory``."""
+def write_inputs(directory: Path, n: int, hours: int) -> tuple[Path, int]:
+    """The reference, the predictions and both configurations in ``directory``; the
+    predictions' path and number."""
     _with_attributes(synthetic.reference(50_000), 0).write_parquet(directory / "reference.parquet")
-    stream = synthetic.Stream(n=n, start=START, span=DAY, drift_from=START + DAY // 2)
-    events = _with_attributes(synthetic.events(stream), 1)
+    span = hours * HOUR
+    stream = synthetic.Stream(n=n, start=START, span=span, drift_from=START + span // 2)
+    champion = _with_attributes(synthetic.events(stream), 1)
+    rng = np.random.default_rng(2)
+    shadow = champion.filter(pl.Series(rng.random(champion.height) < SHADOW_SHARE))
+    shadow = shadow.with_columns(model_version=pl.lit(CHALLENGER))
+    events = pl.concat([champion, shadow]).sort("ts", maintain_order=True)
     groups = [*synthetic.GROUPS, *ATTRIBUTES]
     lines = events.select(
         "model",
@@ -66,10 +77,11 @@ def write_inputs(directory: Path, n: int) -> Path:
     plain = synthetic.config_yaml("reference.parquet", "sqlite://").replace(
         f"    groups: [{', '.join(synthetic.GROUPS)}]", f"    groups: [{', '.join(groups)}]"
     )
+    plain += "    versions: {split: true}\n"
     (directory / "plain.yaml").write_text(plain)
     segmented = plain + f"    segments: {{attributes: [{', '.join(ATTRIBUTES)}]}}\n"
     (directory / "segments.yaml").write_text(segmented)
-    return path
+    return path, events.height
 
 
 def run_once(config: Path, predictions: Path, out: Path) -> None:
@@ -79,22 +91,26 @@ def run_once(config: Path, predictions: Path, out: Path) -> None:
     print(json.dumps({"seconds": seconds, "peak_mib": peak}))
 
 
-def measure(config: Path, predictions: Path, out: Path, repeat: int) -> tuple[float, float]:
-    """Median seconds and median peak memory (MiB) of ``repeat`` replays, each in a
-    process of its own."""
-    runs = []
-    for _ in range(repeat):
-        command = [sys.executable, __file__, "--run", str(config), str(predictions), str(out)]
-        done = subprocess.run(command, check=True, capture_output=True, text=True)
-        runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
-    seconds = statistics.median(run["seconds"] for run in runs)
-    return seconds, statistics.median(run["peak_mib"] for run in runs)
+def run(config: Path, predictions: Path, out: Path) -> dict[str, float]:
+    """One replay in a process of its own: its seconds and peak memory."""
+    command = [sys.executable, __file__, "--run", str(config), str(predictions), str(out)]
+    done = subprocess.run(command, check=True, capture_output=True, text=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def medians(runs: list[dict[str, float]]) -> tuple[float, float]:
+    """Median seconds and median peak memory (MiB)."""
+    return (
+        statistics.median(r["seconds"] for r in runs),
+        statistics.median(r["peak_mib"] for r in runs),
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=300_000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--hours", type=int, default=24, help="hourly windows of the stream")
     parser.add_argument("--run", nargs=3, type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.run:
@@ -102,13 +118,19 @@ def main() -> None:
         return
     with tempfile.TemporaryDirectory() as scratch:
         directory = Path(scratch)
-        predictions = write_inputs(directory, args.events)
-        print(f"{args.events:,} events, 2 segment attributes of {VALUES} values each")
+        predictions, total = write_inputs(directory, args.events, args.hours)
+        print(
+            f"{total:,} predictions ({args.events:,} champion, the rest a shadow version) "
+            f"in {args.hours} hourly windows, 2 segment attributes of {VALUES} values each"
+        )
         out = directory / "out"
-        plain = measure(directory / "plain.yaml", predictions, out, args.repeat)
-        segmented = measure(directory / "segments.yaml", predictions, out, args.repeat)
+        runs: dict[str, list[dict[str, float]]] = {"plain": [], "segments": []}
+        for _ in range(args.repeat):
+            for name in runs:
+                runs[name].append(run(directory / f"{name}.yaml", predictions, out))
+        plain, segmented = medians(runs["plain"]), medians(runs["segments"])
         for name, (seconds, peak) in (("no segments", plain), ("segments", segmented)):
-            rate = args.events / seconds
+            rate = total / seconds
             print(f"{name:<12}: {rate:>10,.0f} events/s, peak {peak:>7,.0f} MiB (medians)")
         print(f"throughput segments / none: {plain[0] / segmented[0]:.2f}")
         print(f"peak memory segments / none: {segmented[1] / plain[1]:.2f}")
