@@ -12,7 +12,14 @@ import orjson
 import polars as pl
 import pytest
 from prometheus_client import CollectorRegistry
-from support.pipeline import HOUR, START, run_in_parts
+from support.pipeline import (
+    HOUR,
+    START,
+    assert_same_records,
+    halves,
+    run_in_parts,
+    write_predictions,
+)
 
 from driftwarden.alerts.config import RuleConfig
 from driftwarden.alerts.rules import Rule, result_fields
@@ -44,8 +51,7 @@ def traffic(tmp_path_factory: pytest.TempPathFactory) -> dict:
     events = events.with_columns(
         pl.when(unseen).then(pl.lit("atlantis")).otherwise(pl.col("region")).alias("region")
     )
-    path = directory / "predictions.jsonl"
-    path.write_bytes(b"\n".join(synthetic.prediction_lines(events)) + b"\n")
+    path = write_predictions(directory / "predictions.jsonl", events)
     return {"events": events, "predictions": path, "directory": directory}
 
 
@@ -81,8 +87,7 @@ def test_a_segments_records_are_those_of_its_rows_against_its_reference_rows(
     reference = pl.read_parquet(reference_file).filter(pl.col("region") == region)
     reference.write_parquet(tmp_path / "reference.parquet")
     rows = traffic["events"].filter(pl.col("region") == region)
-    path = tmp_path / "predictions.jsonl"
-    path.write_bytes(b"\n".join(synthetic.prediction_lines(rows)) + b"\n")
+    path = write_predictions(tmp_path / "predictions.jsonl", rows)
     replay(_config(tmp_path, tmp_path / "reference.parquet", False), path, tmp_path / "out")
     alone = [r for r in _results(tmp_path / "out") if r["kind"] in SEGMENT_KINDS]
     mine = [r for r in segmented if r["segment"] == f"region={region}"]
@@ -170,29 +175,11 @@ def test_a_restart_mid_window_changes_no_segment_record(
     loaded = _config(tmp_path, reference_file, True)
     events = traffic["events"]
     cut = START + 2 * HOUR + HOUR // 3  # inside window 2: every segment has open panes
-    parts = []
-    for name, rows in {
-        "before": events.filter(pl.col("ts") < cut),
-        "after": events.filter(pl.col("ts") >= cut),
-    }.items():
-        path = tmp_path / f"{name}.jsonl"
-        path.write_bytes(b"\n".join(synthetic.prediction_lines(rows)) + b"\n")
-        parts.append(path)
+    parts = halves(events, cut, tmp_path)
     once, _ = run_in_parts(loaded, [traffic["predictions"]], f"sqlite:///{tmp_path / 'once.db'}")
     restarted, _ = run_in_parts(loaded, parts, f"sqlite:///{tmp_path / 'restarted.db'}")
     assert {r.segment for r in once} >= {f"region={DRIFTING}", "sex=F", None}
-    assert [r.key for r in restarted] == [r.key for r in once]
-    for mine, theirs in zip(restarted, once, strict=True):
-        assert (mine.status, mine.drift, mine.n_window) == (
-            theirs.status,
-            theirs.drift,
-            theirs.n_window,
-        )
-        for name in ("value", "p_value", "threshold"):
-            ours, expected = getattr(mine, name), getattr(theirs, name)
-            assert (ours is None) == (expected is None), (mine.key, name)
-            if expected is not None:  # sums taken in other pieces (docs: Windows)
-                assert ours == pytest.approx(expected, rel=1e-9, abs=1e-12), (mine.key, name)
+    assert_same_records(restarted, once)
 
 
 @pytest.mark.parametrize("segment", [f"region={DRIFTING}", ""])
@@ -297,14 +284,7 @@ def test_a_restart_with_other_segments_starts_their_open_windows_afresh(
         configs.append(configuration.parse(text, environ={}))
     events = traffic["events"]
     cut = START + 2 * HOUR + HOUR // 3
-    parts = []
-    for name, rows in {
-        "before": events.filter(pl.col("ts") < cut),
-        "after": events.filter(pl.col("ts") >= cut),
-    }.items():
-        path = tmp_path / f"{name}.jsonl"
-        path.write_bytes(b"\n".join(synthetic.prediction_lines(rows)) + b"\n")
-        parts.append(path)
+    parts = halves(events, cut, tmp_path)
     results, _ = run_in_parts(configs, parts, f"sqlite:///{tmp_path / 'db.sqlite'}")
     in_window_2 = {r.segment: r for r in results if r.window_index == 2 and r.kind == "data_drift"}
     after_cut = events.filter((pl.col("ts") >= cut) & (pl.col("ts") < START + 3 * HOUR))

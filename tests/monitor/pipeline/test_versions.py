@@ -16,7 +16,14 @@ import pytest
 from prometheus_client import CollectorRegistry
 from scipy import stats
 from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score
-from support.pipeline import HOUR, START, run_in_parts
+from support.pipeline import (
+    HOUR,
+    START,
+    assert_same_records,
+    halves,
+    run_in_parts,
+    write_predictions,
+)
 
 from driftwarden.core.records import ResultRecord, WindowInfo
 from driftwarden.core.times import format_time as _time
@@ -193,42 +200,18 @@ def test_performance_of_each_version_equals_scikit_learn_on_its_joined_rows(
             assert mine["f1"]["value"] == pytest.approx(f1_score(y, predicted))
 
 
-def _halves(events: pl.DataFrame, cut: int, directory: Path) -> list[Path]:
-    parts = []
-    for name, rows in {
-        "before": events.filter(pl.col("ts") < cut),
-        "after": events.filter(pl.col("ts") >= cut),
-    }.items():
-        path = directory / f"{name}.jsonl"
-        path.write_bytes(b"\n".join(synthetic.prediction_lines(rows)) + b"\n")
-        parts.append(path)
-    return parts
-
-
 def test_a_restart_mid_window_changes_no_versions_record(
     traffic: dict, reference_file: Path, tmp_path: Path
 ) -> None:
     loaded = _config(tmp_path, reference_file, "{split: true}")
     events = traffic["events"]
     cut = START + 2 * HOUR + HOUR // 3  # inside window 2, both versions with open panes
-    parts = _halves(events, cut, tmp_path)
-    whole = tmp_path / "whole.jsonl"
-    whole.write_bytes(b"\n".join(synthetic.prediction_lines(events)) + b"\n")
+    parts = halves(events, cut, tmp_path)
+    whole = write_predictions(tmp_path / "whole.jsonl", events)
     once, _ = run_in_parts(loaded, [whole], f"sqlite:///{tmp_path / 'once.db'}")
     restarted, _ = run_in_parts(loaded, parts, f"sqlite:///{tmp_path / 'restarted.db'}")
     assert {r.model_version for r in once} == {"A", "B"}
-    assert [r.key for r in restarted] == [r.key for r in once]
-    for mine, theirs in zip(restarted, once, strict=True):
-        assert (mine.status, mine.drift, mine.n_window) == (
-            theirs.status,
-            theirs.drift,
-            theirs.n_window,
-        )
-        for name in ("value", "p_value", "threshold"):
-            ours, expected = getattr(mine, name), getattr(theirs, name)
-            assert (ours is None) == (expected is None), (mine.key, name)
-            if expected is not None:  # sums taken in other pieces (docs: Windows)
-                assert ours == pytest.approx(expected, rel=1e-9, abs=1e-12), (mine.key, name)
+    assert_same_records(restarted, once)
 
 
 def test_versions_beyond_max_tracked_are_counted_and_ignored(
@@ -283,7 +266,7 @@ def test_turning_split_on_or_off_starts_the_open_windows_afresh(
     split: tuple[bool, bool],
 ) -> None:
     configs = [_config(tmp_path, reference_file, "{split: true}" if on else None) for on in split]
-    parts = _halves(traffic["events"], START + 2 * HOUR + HOUR // 3, tmp_path)
+    parts = halves(traffic["events"], START + 2 * HOUR + HOUR // 3, tmp_path)
     results, _ = run_in_parts(configs, parts, f"sqlite:///{tmp_path / 'db.sqlite'}")
     said = " ".join(r.getMessage() for r in pipeline_log)
     assert "start afresh" in said or "start windows of their own" in said
