@@ -220,13 +220,13 @@ def _check_config(args: argparse.Namespace) -> int:
 
 def _baseline(args: argparse.Namespace) -> int:
     from driftwarden.monitor.commands.baseline import describe
-    from driftwarden.monitor.pipeline.building import load_profile
+    from driftwarden.monitor.pipeline.building import load_reference
 
     loaded = configuration.load(args.config)
     store = _store(loaded.storage.url, args.config)
     for name, model in loaded.models.items():
-        profile, fitted = load_profile(name, model, store)
-        print(describe(profile, fitted))
+        reference = load_reference(name, model, store)
+        print(describe(reference.profile, reference.fitted))
     return EXIT_OK
 
 

@@ -357,7 +357,8 @@ class VersionsConfig(Section):
 
     With ``split`` on, each version has windows of its own and every record is computed
     per version against the model's reference. ``champion`` names the version others are
-    compared with (null: the first version seen). At most ``max_tracked`` versions are
+    compared with (null: the reference's most frequent ``model_version``
+    if it has that column, else the first version seen). At most ``max_tracked`` versions are
     tracked at once; events of further versions are counted and ignored. A version with
     no event for ``forget_after`` (event time; wall clock live) has its open windows
     closed and is no longer tracked.

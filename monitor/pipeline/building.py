@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
+
+import polars as pl
 
 from driftwarden.core.times import Clock, duration_ms
 from driftwarden.monitor.config import Config, ModelConfig, TimeWindowConfig
@@ -19,32 +22,50 @@ from driftwarden.monitor.windows.profile import (
     with_importance,
 )
 from driftwarden.monitor.windows.segmentation import SegmentProfiles, fit_segments
+from driftwarden.monitor.windows.vocabulary import category_texts
 
 
-def load_profile(name: str, model: ModelConfig, store: Store) -> tuple[Profile, bool]:
-    """The model's profile: from the database if this reference was fitted before, else fitted.
+@dataclass(frozen=True)
+class LoadedReference:
+    """What a model's pipeline takes from its reference: the profile (and whether it was
+    fitted now), the segment profiles (``None`` without ``segments``) and the version the
+    reference was scored by (its most frequent ``model_version``, if it has that column)."""
+
+    profile: Profile
+    fitted: bool
+    segments: SegmentProfiles | None
+    version: str | None
+
+
+def load_reference(name: str, model: ModelConfig, store: Store) -> LoadedReference:
+    """The model's profile, from the database if this reference was fitted before, else
+    fitted; segment profiles are fitted on the same rows at every start.
 
     A profile stored before feature importance (or error attribution) existed gets that part
-    fitted on the reference again at every start. Returns the profile and whether it was fitted now.
+    fitted on the reference again at every start.
     """
-    profile, fitted, _ = load_profiles(name, model, store)
-    return profile, fitted
-
-
-def load_profiles(
-    name: str, model: ModelConfig, store: Store
-) -> tuple[Profile, bool, SegmentProfiles | None]:
-    """``load_profile`` and the model's segment profiles, fitted on the same reference rows
-    at every start (``None`` without ``segments``)."""
     frame, content = read_reference(model.reference)
     segments = fit_segments(name, model, frame, content)
-    wanted = reference_id(content, model)
-    stored = store.profile(wanted)
+    version = reference_version(frame)
+    stored = store.profile(reference_id(content, model))
     if stored is not None:
-        return with_importance(Profile.from_bytes(stored), model, frame), False, segments
+        profile = with_importance(Profile.from_bytes(stored), model, frame)
+        return LoadedReference(profile, False, segments, version)
     profile = fit(name, model, frame, content)
     store.save_profile(profile.reference_id, name, str(model.reference), profile.to_bytes())
-    return profile, True, segments
+    return LoadedReference(profile, True, segments, version)
+
+
+def reference_version(frame: pl.DataFrame) -> str | None:
+    """The reference's most frequent ``model_version`` (of equally frequent ones, the first
+    in text order); ``None`` without that column or any value in it."""
+    if "model_version" not in frame.columns:
+        return None
+    counts = category_texts(frame["model_version"]).drop_nulls().value_counts()
+    if counts.height == 0:
+        return None
+    top = counts.sort(["count", "model_version"], descending=[True, False])
+    return str(top["model_version"][0])
 
 
 def build_pipeline(
@@ -61,15 +82,29 @@ def build_pipeline(
     """
     models: dict[str, ModelPipeline | VersionedPipeline] = {}
     for name, model in config.models.items():
-        profile, _, segments = load_profiles(name, model, store)
+        loaded = load_reference(name, model, store)
+        profile = loaded.profile
         state = store.model_state(name) if resume else None
         older: dict[str, Profile] = {}
         if state is not None and state.reference_id != profile.reference_id:
             previous = store.profile(state.reference_id)
             if previous is not None:
                 older[state.reference_id] = Profile.from_bytes(previous)
-        kind = VersionedPipeline if model.versions.split else ModelPipeline
-        models[name] = kind(name, model, profile, older, state, join, segments=segments)
+        if model.versions.split:
+            models[name] = VersionedPipeline(
+                name,
+                model,
+                profile,
+                older,
+                state,
+                join,
+                segments=loaded.segments,
+                reference_version=loaded.version,
+            )
+        else:
+            models[name] = ModelPipeline(
+                name, model, profile, older, state, join, segments=loaded.segments
+            )
     return Pipeline(config, models, clock=clock)
 
 

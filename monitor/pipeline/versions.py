@@ -77,9 +77,11 @@ class VersionedPipeline:
         join: LabelJoin | None = None,
         *,
         segments: SegmentProfiles | None = None,
+        reference_version: str | None = None,
     ) -> None:
         self.name = name
         self.segment_profiles = segments
+        self.reference_version = reference_version
         self.config = config
         self.profile = profile
         self.older_profiles = older_profiles or {}
@@ -113,7 +115,7 @@ class VersionedPipeline:
         self.lanes: dict[str | None, ModelPipeline] = {}
         self.seen: dict[str | None, int] = {}
         self.resting: dict[str | None, tuple[int, bytes]] = {}
-        self.champion = self.settings.champion
+        self.champion = self.settings.champion or self.reference_version
         self.latest = 0
         self.source = (
             None if state is None or state.topic is None else (state.topic, state.partition)

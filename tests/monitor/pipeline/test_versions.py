@@ -600,3 +600,29 @@ def test_a_version_that_comes_back_goes_on_numbering_its_windows(
         index, status = by_start[_time(START + hour * HOUR)]
         assert index == hour
         assert (status == "ok") == (hour not in (2, 3, 4))
+
+
+@pytest.mark.parametrize("scored_by", ["B", None])
+def test_the_champion_is_by_default_the_version_the_reference_was_scored_by(
+    traffic: dict, reference_file: Path, tmp_path: Path, scored_by: str | None
+) -> None:
+    reference = pl.read_parquet(reference_file)
+    if scored_by is not None:  # mostly B, some A: the most frequent is the champion
+        versions = np.where(np.arange(reference.height) % 4 == 0, "A", scored_by)
+        reference = reference.with_columns(model_version=pl.Series(versions))
+    reference.write_parquet(tmp_path / "reference.parquet")
+    loaded = _config(tmp_path, tmp_path / "reference.parquet", "{split: true}")
+    replay(
+        loaded,
+        traffic["predictions-all"],
+        tmp_path / "out",
+        labels=traffic["labels-all"],
+    )
+    compared = [r for r in _results(tmp_path / "out") if r["kind"] == "version_comparison"]
+    first_seen = traffic["events"]["model_version"][0]
+    champion = scored_by or first_seen
+    challenger = ({"A", "B"} - {champion}).pop()
+    assert compared
+    assert {(r["model_version"], r["champion_version"]) for r in compared} == {
+        (challenger, champion)
+    }
