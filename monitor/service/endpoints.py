@@ -37,7 +37,9 @@ class Health:
     readiness.
 
     Each loop beats under its own name (the poll loop, the fold worker); the daemon is
-    live while every loop that has beaten did so within ``stall_after`` seconds.
+    live while every loop that has beaten did so within ``stall_after`` seconds. Until a
+    loop first beats, the start stands for them: a daemon whose loops never get going is
+    not live ``stall_after`` seconds after it started.
     """
 
     def __init__(self, stall_after: float = 60.0, clock: Callable[[], float] = time.monotonic):
@@ -47,17 +49,19 @@ class Health:
         self._ready = False
         self._reason = "starting"
 
-    def beat(self, loop: str = "start") -> None:
+    def beat(self, loop: str) -> None:
         """``loop`` is alive."""
+        self._beats.pop("start", None)
         self._beats[loop] = self.clock()
 
     def set_ready(self, ready: bool, reason: str = "") -> None:
         self._ready, self._reason = ready, reason
 
     @property
-    def live(self) -> bool:
+    def stalled(self) -> list[str]:
+        """The loops (or ``start``) that last beat ``stall_after`` seconds ago or more."""
         now = self.clock()
-        return all(now - beat < self.stall_after for beat in self._beats.values())
+        return sorted(loop for loop, beat in self._beats.items() if now - beat >= self.stall_after)
 
     @property
     def ready(self) -> tuple[bool, str]:
@@ -199,8 +203,9 @@ def _handler(
                 encoder, content_type = choose_encoder(self.headers.get("Accept"))
                 self._send(200, encoder(registry), content_type)
             elif path == "/livez":
-                live = health.live
-                self._send(200 if live else 503, b"ok\n" if live else b"main loop stalled\n")
+                stalled = health.stalled
+                body = f"stalled: {', '.join(stalled)}\n".encode() if stalled else b"ok\n"
+                self._send(503 if stalled else 200, body)
             elif path == "/readyz":
                 ready, reason = health.ready
                 body = b"ready\n" if ready else f"not ready: {reason}\n".encode()

@@ -186,6 +186,28 @@ def test_health_and_metrics_stay_open_without_metrics_auth(server) -> None:
     assert metrics.status_code == 200 and "driftwarden_ready 1.0" in metrics.text
 
 
+def test_livez_follows_the_loops_heartbeats_long_after_the_start() -> None:
+    now = [0.0]
+    health = Health(stall_after=60.0, clock=lambda: now[0])
+    running = EndpointServer("127.0.0.1", 0, CollectorRegistry(), health).start()
+    try:
+        for moment in (10.0, 70.0, 130.0, 3600.0):  # both loops beat now and then
+            now[0] = moment
+            health.beat("poll")
+            health.beat("fold")
+            assert httpx.get(running.url + "/livez").text == "ok\n"
+        now[0] = 3650.0
+        health.beat("poll")  # the fold worker hangs on one batch
+        now[0] = 3660.0
+        answer = httpx.get(running.url + "/livez")
+        assert (answer.status_code, answer.text) == (503, "stalled: fold\n")
+        never = Health(stall_after=60.0, clock=lambda: now[0])  # loops that never start
+        now[0] += 60.0
+        assert never.stalled == ["start"]
+    finally:
+        running.stop()
+
+
 def test_unwired_actions_answer_503() -> None:
     running = _serve(_http(token_env="DRIFTWARDEN_TOKEN"))
     try:
