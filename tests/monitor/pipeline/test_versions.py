@@ -21,11 +21,14 @@ from support.pipeline import HOUR, START
 from driftwarden.alerts import AlertEngine
 from driftwarden.core.records import ResultRecord, WindowInfo
 from driftwarden.core.times import format_time as _time
+from driftwarden.detectors.cbpe import CBPE
+from driftwarden.detectors.histogram import NumericSummary
 from driftwarden.detectors.performance_regression import RegressionPerformanceSummary
 from driftwarden.monitor import config as configuration
 from driftwarden.monitor import storage
 from driftwarden.monitor.commands import cli, synthetic
 from driftwarden.monitor.commands.replay import replay
+from driftwarden.monitor.config.detectors import build_detectors
 from driftwarden.monitor.evaluation.version_comparison import comparison_records
 from driftwarden.monitor.ingest.files import read_events
 from driftwarden.monitor.pipeline.building import build_pipeline, window_sizes
@@ -34,6 +37,7 @@ from driftwarden.monitor.pipeline.runner import BatchRunner, Cadence, SourceBatc
 from driftwarden.monitor.pipeline.versions import UNTRACKED
 from driftwarden.monitor.service.metrics import Metrics
 from driftwarden.monitor.windows.outcomes import LabelSummary
+from driftwarden.monitor.windows.profile import Profile
 
 VERSIONS = ("A", "B")
 LABELS = "    labels: {ttl: 2h, orphan_ttl: 30m, min_labeled: 100}\n"
@@ -357,7 +361,9 @@ def test_the_challengers_error_rate_difference_is_the_textbook_two_proportion_co
         (record,) = [
             r
             for r in split_results
-            if r["kind"] == "version_comparison" and r["window_index"] == window
+            if r["kind"] == "version_comparison"
+            and r["window_index"] == window
+            and r["metric"] == "error_rate"
         ]
         assert (record["model_version"], record["champion_version"]) == ("B", "A")
         assert (record["metric"], record["detector"]) == ("error_rate", "two_proportion_z")
@@ -372,6 +378,87 @@ def test_the_challengers_error_rate_difference_is_the_textbook_two_proportion_co
         if record["drift"]:
             flagged.append(window)
     assert flagged == [4, 5]
+
+
+def _window_predictions(events: pl.DataFrame, window: int) -> dict[str, np.ndarray]:
+    """Each version's raw predictions in the hour ``window``."""
+    start = START + window * HOUR
+    inside = events.filter((pl.col("ts") >= start) & (pl.col("ts") < start + HOUR))
+    return {
+        v: inside.filter(pl.col("model_version") == v)["prediction"].to_numpy() for v in VERSIONS
+    }
+
+
+def test_the_challengers_prediction_distribution_is_each_drift_detector_on_the_raw_predictions(
+    traffic: dict, split_results: list[dict], profile: Profile
+) -> None:
+    detectors = build_detectors(None, "test").numeric
+    assert profile.prediction_reference is not None
+    shift = profile.prediction_reference.shift
+    drifted = set()
+    for window in range(6):
+        raw = _window_predictions(traffic["events"], window)
+        summaries = {
+            v: NumericSummary.from_columns(raw[v][None, :], profile.prediction_edges, shift)
+            for v in VERSIONS
+        }
+        records = {
+            r["detector"]: r
+            for r in split_results
+            if r["kind"] == "version_comparison"
+            and r["window_index"] == window
+            and r["metric"] == "prediction_distribution"
+        }
+        assert set(records) == {d.name for d in detectors}
+        for detector in detectors:
+            (expected,) = detector.numeric(summaries["A"], summaries["B"], profile.prediction_edges)
+            record = records[detector.name]
+            assert (record["model_version"], record["champion_version"]) == ("B", "A")
+            assert record["feature"] is None
+            assert (record["n_reference"], record["n_window"]) == (raw["A"].size, raw["B"].size)
+            assert record["value"] == pytest.approx(expected.value, rel=1e-12, abs=1e-15)
+            assert (record["threshold"], record["drift"]) == (expected.threshold, expected.drift)
+            if record["drift"]:
+                drifted.add(window)
+        ks = stats.ks_2samp(raw["B"], raw["A"]).statistic
+        assert abs(records["ks"]["value"] - ks) <= records["ks"]["error_bound"] + 1e-12
+    assert drifted == {4, 5}  # B's predictions flipped from hour 4
+
+
+def test_the_challengers_estimated_error_rate_is_the_poisson_binomial_comparison_of_its_rows(
+    traffic: dict, split_results: list[dict], profile: Profile
+) -> None:
+    """Computed here from each version's scores and the profile's calibration. (B's flipped
+    scores keep their expected errors: a score s and 1 - s are wrong with the same
+    calibrated probability here, so no drift is expected, as CBPE cannot see that.)"""
+    assert profile.outcomes.cbpe is not None
+    calibration = CBPE.from_state(profile.outcomes.cbpe).calibration
+    z = stats.norm.ppf(0.975)
+    for window in range(6):
+        arms = {}
+        for version, scores in _window_predictions(traffic["events"], window).items():
+            bins = np.minimum((scores * calibration.size).astype(int), calibration.size - 1)
+            positive = calibration[bins]  # the calibrated probability of label 1
+            wrong = np.where(scores >= 0.5, 1.0 - positive, positive)
+            arms[version] = (wrong.sum(), (positive * (1.0 - positive)).sum(), scores.size)
+        (e0, v0, n0), (e1, v1, n1) = arms["A"], arms["B"]
+        difference = e1 / n1 - e0 / n0
+        se = math.sqrt(v1 / n1**2 + v0 / n0**2)
+        (record,) = [
+            r
+            for r in split_results
+            if r["kind"] == "version_comparison"
+            and r["window_index"] == window
+            and r["metric"] == "estimated_error_rate"
+        ]
+        assert (record["detector"], record["champion_version"]) == ("poisson_binomial_z", "A")
+        assert (record["n_reference"], record["n_labeled"]) == (n0, n1)
+        assert record["value"] == pytest.approx(difference, abs=1e-12)
+        assert record["ci_low"] == pytest.approx(difference - z * se, abs=1e-12)
+        assert record["ci_high"] == pytest.approx(difference + z * se, abs=1e-12)
+        p_value = 2 * stats.norm.sf(abs(difference) / se)
+        assert record["p_value"] == pytest.approx(p_value, rel=1e-9, abs=1e-300)
+        assert record["drift"] == (p_value < 0.05 and difference > 0)
 
 
 def test_a_regression_challengers_absolute_error_is_welchs_test_of_scipy() -> None:
@@ -422,7 +509,8 @@ alerts:
       url: "http://127.0.0.1:9/retrain"
       secrets: [whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw]
   rules:
-    - {name: challenger, match: [kind=version_comparison], comparison: COMPARISON,
+    - {name: challenger, match: [kind=version_comparison, metric=error_rate],
+       comparison: COMPARISON,
        severity: warning, channels: [hook, retrain]}
     - {name: income, match: [kind=data_drift, feature=income], severity: warning,
        channels: [hook]}
