@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry, Gauge
 from driftwarden.core.records import ResultRecord, WindowInfo
 from driftwarden.monitor.config import ModelConfig
 from driftwarden.monitor.evaluation.paired_comparison import AGREEMENT
+from driftwarden.monitor.evaluation.version_comparison import PREDICTION_DISTRIBUTION
 
 COMPARISON_STATS = ("difference", "ci_low", "ci_high", "p_value")
 
@@ -65,6 +66,21 @@ class VersionMetrics:
             ["model", "model_version"],
             registry=registry,
         )
+        self.distance = Gauge(
+            "driftwarden_version_prediction_distance",
+            "A challenger version's predictions against the champion's in its latest "
+            "compared window: each prediction-drift detector's statistic, the champion's "
+            "predictions as reference.",
+            ["model", "model_version", "detector"],
+            registry=registry,
+        )
+        self.distance_drift = Gauge(
+            "driftwarden_version_prediction_distance_drift",
+            "1 when a prediction-drift detector found the challenger's predictions drifted "
+            "from the champion's in its latest compared window, else 0.",
+            ["model", "model_version", "detector"],
+            registry=registry,
+        )
         self._champions: dict[str, str] = {}
         self._recent: dict[str, dict[str, int]] = {}
         self._latest: dict[tuple[str, str], int] = {}
@@ -111,6 +127,8 @@ class VersionMetrics:
                 )
             elif record.kind == "version_comparison" and record.detector == AGREEMENT:
                 self._agreement(record)
+            elif record.kind == "version_comparison" and record.metric == PREDICTION_DISTRIBUTION:
+                self._distance(record)
             elif record.kind == "version_comparison":
                 self._comparison(record)
 
@@ -120,6 +138,12 @@ class VersionMetrics:
         self.agreement.labels(record.model, record.model_version, record.metric).set(record.value)
         unpaired = (record.n_window or 0) - record.n_reference
         self.unpaired.labels(record.model, record.model_version).set(max(unpaired, 0))
+
+    def _distance(self, record: ResultRecord) -> None:
+        assert record.model_version is not None and record.value is not None
+        labels = (record.model, record.model_version, record.detector)
+        self.distance.labels(*labels).set(record.value)
+        self.distance_drift.labels(*labels).set(1.0 if record.drift else 0.0)
 
     def _comparison(self, record: ResultRecord) -> None:
         assert record.model_version is not None and record.metric is not None
@@ -153,5 +177,7 @@ class VersionMetrics:
             self.comparison_worse,
             self.agreement,
             self.unpaired,
+            self.distance,
+            self.distance_drift,
         ):
             gauge.remove_by_labels(wanted)

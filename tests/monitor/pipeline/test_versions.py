@@ -634,6 +634,20 @@ def test_version_gauges_follow_each_versions_latest_window(
     for stat, field in (("difference", "value"), ("ci_low", "ci_low"), ("p_value", "p_value")):
         assert gauge("driftwarden_version_comparison", **labels, stat=stat) == compared[field]
     assert gauge("driftwarden_version_comparison_worse", **labels) == 1.0
+    estimated = latest("B", "version_comparison", "estimated_error_rate")
+    labels = {"model_version": "B", "metric": "estimated_error_rate", "stat": "difference"}
+    assert gauge("driftwarden_version_comparison", **labels) == estimated["value"]
+    for detector in ("psi", "ks", "wasserstein"):
+        (distance,) = [
+            r
+            for r in split_results
+            if (r["window_index"], r["metric"], r["detector"])
+            == (5, "prediction_distribution", detector)
+        ]
+        labels = {"model_version": "B", "detector": detector}
+        assert gauge("driftwarden_version_prediction_distance", **labels) == distance["value"]
+        drift = gauge("driftwarden_version_prediction_distance_drift", **labels)
+        assert drift == float(distance["drift"])
     flagged = sum(
         1
         for r in split_results
