@@ -755,3 +755,83 @@ def test_a_version_that_comes_back_goes_on_numbering_its_windows(
         index, status = by_start[_time(START + hour * HOUR)]
         assert index == hour
         assert (status == "ok") == (hour not in (2, 3, 4))
+
+
+def test_without_labels_a_challenger_is_compared_by_its_predictions_and_estimated_errors(
+    traffic: dict, reference_file: Path, tmp_path: Path
+) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text(
+        synthetic.config_yaml(str(reference_file), "sqlite://") + "    versions: {split: true}\n"
+    )
+    replay(configuration.load(path), traffic["predictions-all"], tmp_path / "out")
+    compared = [r for r in _results(tmp_path / "out") if r["kind"] == "version_comparison"]
+    assert {(r["metric"], r["detector"]) for r in compared} == {
+        ("prediction_distribution", "psi"),
+        ("prediction_distribution", "ks"),
+        ("prediction_distribution", "wasserstein"),
+        ("estimated_error_rate", "poisson_binomial_z"),
+    }
+    assert len(compared) == 4 * 6 and all(r["status"] == "ok" for r in compared)
+
+
+def _model_rows(task: str, version: str, n: int, rng: np.random.Generator) -> pl.DataFrame:
+    """A multiclass or regression model's rows; version B predicts otherwise."""
+    x = rng.normal(0.0, 1.0, n)
+    if task == "multiclass_classification":
+        weights = [0.5, 0.3, 0.2] if version == "A" else [0.3, 0.3, 0.4]
+        return pl.DataFrame({"x": x, "prediction": rng.choice(["cat", "dog", "owl"], n, p=weights)})
+    return pl.DataFrame({"x": x, "prediction": 3.0 * x + (0.0 if version == "A" else 2.0)})
+
+
+@pytest.mark.parametrize("task", ["multiclass_classification", "regression"])
+def test_a_challengers_prediction_distribution_equals_scipy_on_both_versions_predictions(
+    task: str, tmp_path: Path
+) -> None:
+    rng = np.random.default_rng(9)
+    _model_rows(task, "A", 5_000, rng).write_parquet(tmp_path / "reference.parquet")
+    n = 4_000
+    events = pl.concat(
+        [_model_rows(task, v, n, rng).with_columns(model_version=pl.lit(v)) for v in VERSIONS]
+    ).with_columns(
+        model=pl.lit("m"),
+        id=pl.format("r{}", pl.int_range(2 * n)),
+        ts=START + pl.Series(rng.integers(0, 2 * HOUR, 2 * n)),
+    )
+    events = events.sort("ts")
+    predictions = events.select(
+        "model", "id", "ts", "model_version", pl.struct("x").alias("features"), "prediction"
+    )
+    (tmp_path / "predictions.jsonl").write_text(predictions.write_ndjson())
+    (tmp_path / "config.yaml").write_text(
+        'storage:\n  url: "sqlite://"\nmodels:\n  m:\n'
+        f"    task: {task}\n    reference: {tmp_path / 'reference.parquet'}\n"
+        "    features: {numeric: [x]}\n"
+        "    window: {kind: time, size: 1h, allowed_lateness: 5m}\n"
+        '    versions: {split: true, champion: "A"}\n'
+    )
+    replay(configuration.load(tmp_path / "config.yaml"), tmp_path / "predictions.jsonl",
+           tmp_path / "out")  # fmt: skip
+    compared = [r for r in _results(tmp_path / "out") if r["kind"] == "version_comparison"]
+    for window in range(2):
+        start = START + window * HOUR
+        inside = events.filter((pl.col("ts") >= start) & (pl.col("ts") < start + HOUR))
+        raw = {v: inside.filter(pl.col("model_version") == v)["prediction"] for v in VERSIONS}
+        mine = {r["detector"]: r for r in compared if r["window_index"] == window}
+        assert all(r["metric"] == "prediction_distribution" for r in mine.values())
+        assert all(r["model_version"] == "B" and r["drift"] for r in mine.values())
+        if task == "regression":
+            assert set(mine) == {"psi", "ks", "wasserstein"}
+            ks = stats.ks_2samp(raw["B"].to_numpy(), raw["A"].to_numpy()).statistic
+            assert abs(mine["ks"]["value"] - ks) <= mine["ks"]["error_bound"] + 1e-12
+        else:
+            assert set(mine) == {"psi", "chi_square", "jensen_shannon"}
+            table = np.array(
+                [[int((raw[v] == c).sum()) for c in ("cat", "dog", "owl")] for v in VERSIONS]
+            )
+            chi2 = stats.chi2_contingency(table, correction=False)
+            assert mine["chi_square"]["p_value"] == pytest.approx(chi2.pvalue, rel=1e-9, abs=1e-300)
+            cramers_v = math.sqrt(chi2.statistic / table.sum())
+            assert mine["chi_square"]["value"] == pytest.approx(cramers_v, rel=1e-9)
+        assert mine["psi"]["n_reference"] == raw["A"].len()
+        assert mine["psi"]["n_window"] == raw["B"].len()
