@@ -323,12 +323,16 @@ class VersionedPipeline:
         for version, lane in list(self.lanes.items()):
             windows = lane.close_due(commit, connection, now, flush=flush)
             closed += windows
-            self._compare(version, [w for w, _ in windows], commit, connection, closed)
+            self._compare(
+                version, [w for w, _ in windows], commit, connection, closed, just_closed=True
+            )
         moment = self.latest if now is None else now
         for version in [v for v, seen in self.seen.items() if seen + self._forget_after < moment]:
             windows = self._rest(version, commit, connection)
             closed += windows
-            self._compare(version, [w for w, _ in windows], commit, connection, closed)
+            self._compare(
+                version, [w for w, _ in windows], commit, connection, closed, just_closed=True
+            )
         self.dirty = self.dirty or bool(closed)
         return closed
 
@@ -360,10 +364,14 @@ class VersionedPipeline:
         commit: Commit,
         connection: Connection,
         out: list[tuple[WindowInfo, list[ResultRecord]]],
+        *,
+        just_closed: bool = False,
     ) -> None:
         """The comparison records of the windows of ``version`` whose outcomes were just
         computed: the challenger's own, or (for the champion's) every challenger's window
-        of the same bounds. Added to ``commit`` and to ``out``."""
+        of the same bounds. Added to ``commit`` and to ``out``. Those that need no labels
+        are made when the windows were ``just_closed`` (the later of the pair decides:
+        their summaries change no more)."""
         champion = self.lanes.get(self.champion)
         if champion is None or not windows:
             return
@@ -386,7 +394,7 @@ class VersionedPipeline:
             if champion.labels is not None:
                 n_window = found[0][1].n_events if found else None
                 records += self._labelled(champion, lane, other, window, n_window, connection)
-            held = self._same_bounds(champion, window, commit, connection)
+            held = self._same_bounds(champion, window, commit, connection) if just_closed else []
             if found and held and found[0][1].reference_id == held[0][1].reference_id:
                 records += unlabelled_records(
                     window,
