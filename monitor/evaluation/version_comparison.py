@@ -96,13 +96,13 @@ def unlabelled_records(
     prediction distribution against the champion's, and (binary classifiers with CBPE) its
     estimated error rate against the champion's."""
     records = distribution_records(
-        window, champion_version, profile, detectors, champion, challenger, config
+        window, champion_version, profile, config, detectors, champion, challenger
     )
     cbpe = profile.outcomes.cbpe
-    scores = (champion.scores, challenger.scores)
-    if config.performance.estimated and cbpe is not None and None not in scores:
-        estimator = CBPE.from_state(cbpe)
+    scored = champion.scores is not None and challenger.scores is not None
+    if config.performance.estimated and cbpe is not None and scored:
         assert champion.scores is not None and challenger.scores is not None
+        estimator = CBPE.from_state(cbpe)
         result = expected_rate_comparison(
             estimator.expected_errors(champion.scores),
             estimator.expected_errors(challenger.scores),
@@ -116,10 +116,10 @@ def distribution_records(
     window: WindowInfo,
     champion_version: str | None,
     profile: Profile,
+    config: ModelConfig,
     detectors: DetectorSet,
     champion: WindowSummary,
     challenger: WindowSummary,
-    config: ModelConfig,
 ) -> list[ResultRecord]:
     """The model's prediction-drift detectors on the challenger's predictions, with the
     champion's predictions of the window as the reference (both binned on ``profile``);
