@@ -404,7 +404,8 @@ def _print_comparisons(records: list) -> None:
                 f"{r.detector} {r.value:.3f}{' (differs)' if r.drift else ''}" for r in distances
             )
             print(
-                f"    without labels: {_difference(estimated)}: {_verdict(estimated)}; "
+                f"    without labels (if the reference's calibration holds): "
+                f"{_difference(estimated)}: {_verdict(estimated)}; "
                 f"predictions against the champion's: {moved}"
             )
 
