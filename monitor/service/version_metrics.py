@@ -125,12 +125,15 @@ class VersionMetrics:
                 self.performance.labels(model, version, record.metric, "estimated").set(
                     record.value
                 )
-            elif record.kind == "version_comparison" and record.detector == AGREEMENT:
-                self._agreement(record)
-            elif record.kind == "version_comparison" and record.metric == PREDICTION_DISTRIBUTION:
-                self._distance(record)
             elif record.kind == "version_comparison":
-                self._comparison(record)
+                if record.champion_version is not None:
+                    self._champions[record.model] = record.champion_version
+                if record.detector == AGREEMENT:
+                    self._agreement(record)
+                elif record.metric == PREDICTION_DISTRIBUTION:
+                    self._distance(record)
+                else:
+                    self._comparison(record)
 
     def _agreement(self, record: ResultRecord) -> None:
         assert record.model_version is not None and record.metric is not None
@@ -147,8 +150,6 @@ class VersionMetrics:
 
     def _comparison(self, record: ResultRecord) -> None:
         assert record.model_version is not None and record.metric is not None
-        if record.champion_version is not None:
-            self._champions[record.model] = record.champion_version
         labels = (record.model, record.model_version, record.metric)
         values = (record.value, record.ci_low, record.ci_high, record.p_value)
         for stat, value in zip(COMPARISON_STATS, values, strict=True):
