@@ -10,6 +10,7 @@ from typing import Any, Self
 import numpy as np
 from scipy.optimize import isotonic_regression
 
+from .comparison import ExpectedCount
 from .metric_results import check_count, check_thresholds, insufficient, metric_result
 from .performance_binary import DEFAULT_MIN_LABELED, check_labels
 from .ranking import (
@@ -316,6 +317,19 @@ class CBPE:
             )
             for metric, value in values.items()
         }
+
+    def expected_errors(self, window: ScoreHistogram) -> ExpectedCount:
+        """The window's errors (predictions on the wrong side of the label) in expectation:
+        each row is wrong with probability :math:`1 - \\hat p` when predicted positive,
+        :math:`\\hat p` when predicted negative, so their count is Poisson-binomial with
+        variance :math:`\\sum \\hat p (1 - \\hat p)` over the rows."""
+        calibration = self.calibration
+        if window.n_bins != self.n_bins:
+            raise ValueError(f"window histogram has {window.n_bins} bins, CBPE {self.n_bins}")
+        negative_pred, positive_pred = window.counts.astype(np.float64)
+        expected = float(negative_pred @ calibration + positive_pred @ (1.0 - calibration))
+        variance = float((negative_pred + positive_pred) @ (calibration * (1.0 - calibration)))
+        return ExpectedCount(window.n, min(max(expected, 0.0), window.n), variance)
 
     def sampling_errors(self, n: int) -> dict[str, float | None]:
         """NannyML's sampling error of each estimated metric for a window of ``n`` rows."""

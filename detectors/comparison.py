@@ -44,6 +44,7 @@ COMPARISON_DIRECTIONS: Mapping[str, bool] = {
     "loss": False,
     "squared_error": False,
     "absolute_error": False,
+    "estimated_error_rate": False,
 }
 """Whether higher is better, for metric names of comparisons beyond ``METRIC_DIRECTIONS``."""
 
@@ -660,6 +661,96 @@ def welch_comparison(
         {"n_champion": n0, "n_challenger": n1},
     )
     return results[0] if single else results
+
+
+@dataclass(frozen=True, slots=True)
+class ExpectedCount:
+    """A count known only in expectation: the sum of independent Bernoulli rows (a
+    Poisson-binomial count), as its ``n`` rows, ``expected`` value and ``variance``."""
+
+    n: int
+    expected: float
+    variance: float
+
+
+def expected_rate_comparison(
+    champion: ExpectedCount,
+    challenger: ExpectedCount,
+    metric: str = "estimated_error_rate",
+    *,
+    higher_is_better: bool | None = None,
+    confidence: float = DEFAULT_CONFIDENCE,
+    alpha: float = DEFAULT_ALPHA,
+    min_per_arm: int = DEFAULT_MIN_LABELED,
+) -> ComparisonResult:
+    r"""Difference of two rates known in expectation (e.g. CBPE's expected error rates).
+
+    Parameters
+    ----------
+    champion, challenger : ExpectedCount
+        Each arm's rows :math:`n_i`, expected count :math:`E_i` and its variance
+        :math:`V_i = \sum p_j (1 - p_j)` over the arm's rows.
+    metric : str, default "estimated_error_rate"
+        The rate's name.
+    higher_is_better : bool, optional
+        The rate's direction; by default looked up by name.
+    confidence : float, default 0.95
+        Coverage of the interval.
+    alpha : float, default 0.05
+        Significance of the decision.
+    min_per_arm : int, default 500
+        Rows each arm needs (at least 1); fewer give ``insufficient_data``.
+
+    Returns
+    -------
+    ComparisonResult
+        ``method`` is ``"poisson_binomial_z"``; ``undefined`` when both variances are 0.
+
+    Notes
+    -----
+    The difference is :math:`\hat\theta = E_1/n_1 - E_0/n_0`, with the normal
+    approximation of the two independent Poisson-binomial counts: standard error
+    :math:`s = \sqrt{V_1/n_1^2 + V_0/n_0^2}`, interval :math:`\hat\theta \pm
+    z_{(1+c)/2}\, s` and p-value :math:`2\Phi(-|\hat\theta|/s)`. It is the
+    uncertainty of the rates the labels will show if the probabilities are
+    calibrated; the calibration's own error is not in it.
+    """
+    metrics, directions, _ = metric_names(metric, higher_is_better)
+    confidence, alpha = check_levels(confidence, alpha)
+    minimum = max(check_count("min_per_arm", min_per_arm), 1)
+    for name, arm in (("champion", champion), ("challenger", challenger)):
+        if not isinstance(arm, ExpectedCount):
+            raise ValueError(f"{name} must be an ExpectedCount, got {type(arm).__name__}")
+        if arm.n < 0 or not 0.0 <= arm.expected <= max(arm.n, 0) or arm.variance < 0.0:
+            raise ValueError(f"{name} is not a count of {arm.n} rows: {arm!r}")
+    n0, n1 = champion.n, challenger.n
+    status = "ok" if min(n0, n1) >= minimum else "insufficient_data"
+    if status == "ok" and champion.variance == 0.0 and challenger.variance == 0.0:
+        status = "undefined"
+    numbers: dict[str, np.ndarray] = {}
+    if status == "ok":
+        difference = challenger.expected / n1 - champion.expected / n0
+        se = math.sqrt(challenger.variance / n1**2 + champion.variance / n0**2)
+        statistic = difference / se
+        half = float(stats.norm.ppf(0.5 + confidence / 2.0)) * se
+        numbers = {
+            "difference": np.array([difference]),
+            "ci_low": np.array([difference - half]),
+            "ci_high": np.array([difference + half]),
+            "p_value": np.array([2.0 * float(ndtr(-abs(statistic)))]),
+            "statistic": np.array([statistic]),
+        }
+    (result,) = comparisons(
+        metrics,
+        "poisson_binomial_z",
+        directions,
+        confidence,
+        alpha,
+        np.array([status]),
+        numbers,
+        {"n_champion": np.array([n0]), "n_challenger": np.array([n1])},
+    )
+    return result
 
 
 def _per_metric(values: Any, name: str, count: int, single: bool) -> np.ndarray:

@@ -27,12 +27,14 @@ import polars as pl
 
 from driftwarden.alerts.rules import significantly_better
 from driftwarden.alerts.signing import signature
+from driftwarden.core.records import ResultRecord
 from driftwarden.core.times import format_time
 from driftwarden.monitor import config as configuration
 from driftwarden.monitor import storage
 from driftwarden.monitor.commands import synthetic
 from driftwarden.monitor.commands.local_broker import LocalBroker, free_port
 from driftwarden.monitor.evaluation.paired_comparison import AGREEMENT
+from driftwarden.monitor.evaluation.version_comparison import PREDICTION_DISTRIBUTION
 from driftwarden.monitor.pipeline.versions import lane_key
 from driftwarden.monitor.service import logs
 from driftwarden.monitor.service.daemon import Daemon
@@ -370,32 +372,54 @@ def _summarize(
 
 def _print_comparisons(records: list) -> None:
     """The challenger against the champion in a morning, an afternoon and an evening window:
-    paired on the requests both scored (shadow), with how often the two agree."""
-    compared, agreement = {}, {}
+    paired on the requests both scored (shadow), with how often the two agree; and without
+    labels, how far its predictions are from the champion's and its estimated error rate."""
+    found: dict[tuple[int, str], ResultRecord] = {}
     for r in records:
-        if r.kind != "version_comparison" or r.status != "ok" or r.value is None:
-            continue
-        if r.detector == AGREEMENT:
-            agreement[r.window_index] = r
-        else:
-            compared[r.window_index] = r
+        if r.kind == "version_comparison" and r.status == "ok" and r.value is not None:
+            what = r.detector if r.metric == PREDICTION_DISTRIBUTION else r.metric
+            found[(r.window_index, what)] = r
     for index in (6, 15, 21):
-        record = compared.get(index)
-        if record is None:
-            continue
-        verdict = "significantly worse" if record.drift else "no significant difference"
-        if significantly_better(record):
-            verdict = "significantly better"
-        agree = agreement.get(index)
-        counts = f"n {record.n_labeled:,} vs {record.n_reference:,}"  # unpaired: the arms
-        if agree is not None:
-            counts = (
-                f"{record.n_labeled:,} labelled of {record.n_reference:,} paired requests, "
-                f"agree on {agree.value:.1%}"
+        record = found.get((index, "error_rate"))
+        if record is not None:
+            agree = found.get((index, AGREEMENT))
+            counts = f"n {record.n_labeled:,} vs {record.n_reference:,}"  # unpaired: the arms
+            if agree is not None:
+                counts = (
+                    f"{record.n_labeled:,} labelled of {record.n_reference:,} paired requests, "
+                    f"agree on {agree.value:.1%}"
+                )
+            print(
+                f"  version {record.model_version} vs {record.champion_version}, window "
+                f"{index:>2}: {_difference(record)} ({record.detector}, {counts}): "
+                f"{_verdict(record)}"
             )
-        print(
-            f"  version {record.model_version} vs {record.champion_version}, window {index:>2}: "
-            f"{record.metric} difference {record.value:+.3f} "
-            f"[{record.ci_low:+.3f}, {record.ci_high:+.3f}], p = {record.p_value:.2g} "
-            f"({record.detector}, {counts}): {verdict}"
-        )
+        estimated = found.get((index, "estimated_error_rate"))
+        distances = [
+            found[key]
+            for key in sorted(found)
+            if key[0] == index and found[key].metric == PREDICTION_DISTRIBUTION
+        ]
+        if estimated is not None and distances:
+            moved = ", ".join(
+                f"{r.detector} {r.value:.3f}{' (differs)' if r.drift else ''}" for r in distances
+            )
+            print(
+                f"    without labels (if the reference's calibration holds): "
+                f"{_difference(estimated)}: {_verdict(estimated)}; "
+                f"predictions against the champion's: {moved}"
+            )
+
+
+def _difference(record: ResultRecord) -> str:
+    assert record.value is not None and record.ci_low is not None and record.ci_high is not None
+    return (
+        f"{record.metric} difference {record.value:+.3f} "
+        f"[{record.ci_low:+.3f}, {record.ci_high:+.3f}], p = {record.p_value:.2g}"
+    )
+
+
+def _verdict(record: ResultRecord) -> str:
+    if significantly_better(record):
+        return "significantly better"
+    return "significantly worse" if record.drift else "no significant difference"

@@ -15,6 +15,7 @@ from driftwarden.detectors.pairing import (
     mcnemar_comparison,
     paired_t_comparison,
 )
+from driftwarden.detectors.result import DetectorResult
 from driftwarden.monitor.evaluation.version_comparison import KIND, comparison_record
 from driftwarden.monitor.labels.pairs import PairSummary
 from driftwarden.monitor.windows.profile import Profile
@@ -54,31 +55,17 @@ def _agreement(
     spread: float | None,
 ) -> ResultRecord:
     metric, value = pairs.agreement(spread)
-    return ResultRecord(
-        model=window.model,
-        model_version=window.model_version,
-        reference_id=window.reference_id,
-        window_start=window.start,
-        window_end=window.end,
-        window_index=window.index,
-        kind=KIND,
-        detector=AGREEMENT,
-        feature=None,
-        metric=metric,
-        group_attribute=None,
+    verdict = DetectorResult(
         value=value,
-        p_value=None,
         threshold=None,
         direction="below" if metric == "agreement" else "above",
         drift=False,
         status="ok" if value is not None else "undefined",
         n_reference=pairs.n,
         n_window=n_window,
-        n_labeled=None,
-        champion_version=champion_version,
-        ci_low=None,
-        ci_high=None,
     )
+    record = ResultRecord.of(window, KIND, AGREEMENT, verdict, metric=metric)
+    return dataclasses.replace(record, champion_version=champion_version)
 
 
 def prediction_spread(profile: Profile) -> float | None:

@@ -38,7 +38,7 @@ def evaluate(
             records += _records(
                 window, "data_drift", detector.name, profile.categorical, results, enough
             )
-    records += _prediction_drift(profile, summary, window, detectors, enough)
+    records += prediction_drift(profile, summary, window, detectors, enough)
     records += _quality(profile, summary, window, detectors.quality, enough)
     records += _multivariate(profile, summary, window, config, enough)
     return records
@@ -126,7 +126,7 @@ def _quality(
     ]
 
 
-def _prediction_drift(
+def prediction_drift(
     profile: Profile,
     summary: WindowSummary,
     window: WindowInfo,

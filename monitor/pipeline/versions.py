@@ -26,7 +26,10 @@ from driftwarden.detectors.stream import StreamDetector
 from driftwarden.monitor.config import ModelConfig
 from driftwarden.monitor.config.detectors import build_concept_detector
 from driftwarden.monitor.evaluation.paired_comparison import paired_records, prediction_spread
-from driftwarden.monitor.evaluation.version_comparison import comparison_records
+from driftwarden.monitor.evaluation.version_comparison import (
+    comparison_records,
+    unlabelled_records,
+)
 from driftwarden.monitor.ingest.messages import DecodedBatch
 from driftwarden.monitor.labels.join import LabelJoin, LabelReport
 from driftwarden.monitor.labels.orphans import Orphans
@@ -327,12 +330,16 @@ class VersionedPipeline:
         for version, lane in list(self.lanes.items()):
             windows = lane.close_due(commit, connection, now, flush=flush)
             closed += windows
-            self._compare(version, [w for w, _ in windows], commit, connection, closed)
+            self._compare(
+                version, [w for w, _ in windows], commit, connection, closed, just_closed=True
+            )
         moment = self.latest if now is None else now
         for version in [v for v, seen in self.seen.items() if seen + self._forget_after < moment]:
             windows = self._rest(version, commit, connection)
             closed += windows
-            self._compare(version, [w for w, _ in windows], commit, connection, closed)
+            self._compare(
+                version, [w for w, _ in windows], commit, connection, closed, just_closed=True
+            )
         self.dirty = self.dirty or bool(closed)
         return closed
 
@@ -364,12 +371,16 @@ class VersionedPipeline:
         commit: Commit,
         connection: Connection,
         out: list[tuple[WindowInfo, list[ResultRecord]]],
+        *,
+        just_closed: bool = False,
     ) -> None:
         """The comparison records of the windows of ``version`` whose outcomes were just
         computed: the challenger's own, or (for the champion's) every challenger's window
-        of the same bounds. Added to ``commit`` and to ``out``."""
+        of the same bounds. Added to ``commit`` and to ``out``. Those that need no labels
+        are made when the windows were ``just_closed`` (the later of the pair decides:
+        their summaries change no more)."""
         champion = self.lanes.get(self.champion)
-        if champion is None or champion.labels is None or not windows:
+        if champion is None or not windows:
             return
         pairs: dict[tuple[str | None, int, int], WindowInfo] = {}
         for window in windows:
@@ -386,32 +397,50 @@ class VersionedPipeline:
             if lane is None:  # put to rest in this step: compared when it closed
                 continue
             found = self._same_bounds(lane, window, commit, connection)
-            n_window = found[0][1].n_events if found else None
-            pairs = None
-            if self.shadow is not None:
-                pairs = self.shadow.window(connection, other, lane, window)
-            if pairs is not None:
-                records = paired_records(
+            records = []
+            if champion.labels is not None:
+                n_window = found[0][1].n_events if found else None
+                records += self._labelled(champion, lane, other, window, n_window, connection)
+            held = self._same_bounds(champion, window, commit, connection) if just_closed else []
+            if found and held and found[0][1].reference_id == held[0][1].reference_id:
+                records += unlabelled_records(
                     window,
                     self.champion,
-                    pairs,
-                    n_window,
-                    self.config.labels.min_labeled,
-                    self._spread,
+                    lane.profiles[window.reference_id],
+                    self.config,
+                    lane.detectors,
+                    held[0][1],
+                    found[0][1],
                 )
+            if records:
                 commit.results.extend(records)
                 out.append((window, records))
-                continue
-            records = comparison_records(
-                window,
-                self.champion,
-                champion.window_labels(connection, window),
-                lane.window_labels(connection, window),
-                n_window,
-                self.config.labels.min_labeled,
-            )
-            commit.results.extend(records)
-            out.append((window, records))
+
+    def _labelled(
+        self,
+        champion: ModelPipeline,
+        lane: ModelPipeline,
+        version: str | None,
+        window: WindowInfo,
+        n_window: int | None,
+        connection: Connection,
+    ) -> list[ResultRecord]:
+        """The comparison records of the challenger's ``window`` from labels: paired when
+        the window holds pairs (shadow), else from both versions' label summaries (A/B)."""
+        pairs = None
+        if self.shadow is not None:
+            pairs = self.shadow.window(connection, version, lane, window)
+        min_labeled = self.config.labels.min_labeled
+        if pairs is not None:
+            return paired_records(window, self.champion, pairs, n_window, min_labeled, self._spread)
+        return comparison_records(
+            window,
+            self.champion,
+            champion.window_labels(connection, window),
+            lane.window_labels(connection, window),
+            n_window,
+            min_labeled,
+        )
 
     @staticmethod
     def _same_bounds(

@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry, Gauge
 from driftwarden.core.records import ResultRecord, WindowInfo
 from driftwarden.monitor.config import ModelConfig
 from driftwarden.monitor.evaluation.paired_comparison import AGREEMENT
+from driftwarden.monitor.evaluation.version_comparison import PREDICTION_DISTRIBUTION
 
 COMPARISON_STATS = ("difference", "ci_low", "ci_high", "p_value")
 
@@ -65,6 +66,21 @@ class VersionMetrics:
             ["model", "model_version"],
             registry=registry,
         )
+        self.distance = Gauge(
+            "driftwarden_version_prediction_distance",
+            "A challenger version's predictions against the champion's in its latest "
+            "compared window: each prediction-drift detector's statistic, the champion's "
+            "predictions as reference.",
+            ["model", "model_version", "detector"],
+            registry=registry,
+        )
+        self.distance_drift = Gauge(
+            "driftwarden_version_prediction_distance_drift",
+            "1 when a prediction-drift detector found the challenger's predictions drifted "
+            "from the champion's in its latest compared window, else 0.",
+            ["model", "model_version", "detector"],
+            registry=registry,
+        )
         self._champions: dict[str, str] = {}
         self._recent: dict[str, dict[str, int]] = {}
         self._latest: dict[tuple[str, str], int] = {}
@@ -109,10 +125,15 @@ class VersionMetrics:
                 self.performance.labels(model, version, record.metric, "estimated").set(
                     record.value
                 )
-            elif record.kind == "version_comparison" and record.detector == AGREEMENT:
-                self._agreement(record)
             elif record.kind == "version_comparison":
-                self._comparison(record)
+                if record.champion_version is not None:
+                    self._champions[record.model] = record.champion_version
+                if record.detector == AGREEMENT:
+                    self._agreement(record)
+                elif record.metric == PREDICTION_DISTRIBUTION:
+                    self._distance(record)
+                else:
+                    self._comparison(record)
 
     def _agreement(self, record: ResultRecord) -> None:
         assert record.model_version is not None and record.metric is not None
@@ -121,10 +142,14 @@ class VersionMetrics:
         unpaired = (record.n_window or 0) - record.n_reference
         self.unpaired.labels(record.model, record.model_version).set(max(unpaired, 0))
 
+    def _distance(self, record: ResultRecord) -> None:
+        assert record.model_version is not None and record.value is not None
+        labels = (record.model, record.model_version, record.detector)
+        self.distance.labels(*labels).set(record.value)
+        self.distance_drift.labels(*labels).set(1.0 if record.drift else 0.0)
+
     def _comparison(self, record: ResultRecord) -> None:
         assert record.model_version is not None and record.metric is not None
-        if record.champion_version is not None:
-            self._champions[record.model] = record.champion_version
         labels = (record.model, record.model_version, record.metric)
         values = (record.value, record.ci_low, record.ci_high, record.p_value)
         for stat, value in zip(COMPARISON_STATS, values, strict=True):
@@ -153,5 +178,7 @@ class VersionMetrics:
             self.comparison_worse,
             self.agreement,
             self.unpaired,
+            self.distance,
+            self.distance_drift,
         ):
             gauge.remove_by_labels(wanted)

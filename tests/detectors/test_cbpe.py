@@ -143,3 +143,21 @@ def test_uncalibrated_and_one_class_references() -> None:
     assert one.sampling_errors(1000)["recall"] is None
     with pytest.raises(ValueError, match="band"):
         CBPE(band=-1)
+
+
+def test_expected_errors_are_the_sum_of_each_rows_error_probability() -> None:
+    """Scores on the bin centres and ``calibrate=False``: each bin's probability is its
+    score, so a row is wrong with probability ``s`` below the threshold, ``1 - s`` above."""
+    rng = np.random.default_rng(4)
+    centres = (np.arange(100) + 0.5) / 100
+    reference = rng.choice(centres, 5_000)
+    identity = CBPE(n_bins=100, calibrate=False)
+    identity.fit(rng.random(5_000) < reference, reference)
+    assert identity.calibration == pytest.approx(centres, abs=1e-12)
+    scores = rng.choice(centres, 3_000)
+    errors = identity.expected_errors(ScoreHistogram.from_arrays(scores, n_bins=100))
+    assert errors.n == scores.size
+    assert errors.expected == pytest.approx(np.where(scores >= 0.5, 1 - scores, scores).sum())
+    assert errors.variance == pytest.approx((scores * (1 - scores)).sum())
+    with pytest.raises(ValueError, match="bins"):
+        identity.expected_errors(ScoreHistogram.empty(10))

@@ -11,7 +11,9 @@ from scipy import stats
 
 from driftwarden.detectors.comparison import (
     ComparisonResult,
+    ExpectedCount,
     Moments,
+    expected_rate_comparison,
     higher_is_better_of,
     two_proportion_comparison,
     welch_comparison,
@@ -389,3 +391,64 @@ def test_welch_insufficient_vectorized_and_validated() -> None:
         welch_comparison(arms[:2], arms[0], ["loss", "loss"])
     with pytest.raises(ValueError, match="champion must hold Moments"):
         welch_comparison([arms[0], 1.0], arms[:2], ["loss", "loss"])
+
+
+# --- expected rates (CBPE) -----------------------------------------------------------------
+
+
+def _expected(probabilities: np.ndarray) -> ExpectedCount:
+    """An arm whose rows err with ``probabilities``."""
+    return ExpectedCount(
+        probabilities.size,
+        float(probabilities.sum()),
+        float((probabilities * (1 - probabilities)).sum()),
+    )
+
+
+@pytest.mark.parametrize("confidence", [0.9, 0.95])
+def test_expected_rates_equal_the_normal_approximation(confidence: float) -> None:
+    rng = np.random.default_rng(12)
+    q0, q1 = rng.beta(1, 6, 2_000), rng.beta(1, 5, 1_500)
+    r = expected_rate_comparison(_expected(q0), _expected(q1), confidence=confidence)
+    difference = q1.mean() - q0.mean()
+    se = math.sqrt((q1 * (1 - q1)).sum() / q1.size**2 + (q0 * (1 - q0)).sum() / q0.size**2)
+    z = stats.norm.ppf(0.5 + confidence / 2)
+    assert (r.method, r.metric, r.higher_is_better) == (
+        "poisson_binomial_z",
+        "estimated_error_rate",
+        False,
+    )
+    assert r.difference == pytest.approx(difference, abs=1e-15)
+    assert r.interval == pytest.approx((difference - z * se, difference + z * se), abs=1e-15)
+    assert r.p_value == pytest.approx(2 * stats.norm.sf(abs(difference / se)), rel=1e-12)
+    assert r.worse == (r.p_value < 0.05 and difference > 0)
+    assert (r.n_champion, r.n_challenger) == (2_000, 1_500)
+
+
+def test_expected_rate_interval_covers_the_realized_difference_near_nominal() -> None:
+    """Errors drawn row by row with the arms' probabilities: the realized difference of
+    error rates lies in the interval about 95% of the time."""
+    rng = np.random.default_rng(13)
+    q0, q1 = rng.beta(1, 6, 800), rng.beta(2, 7, 600)
+    r = expected_rate_comparison(_expected(q0), _expected(q1), min_per_arm=1)
+    draws = 4_000
+    realized = (rng.random((draws, q1.size)) < q1).mean(axis=1) - (
+        rng.random((draws, q0.size)) < q0
+    ).mean(axis=1)
+    covered = ((realized >= r.ci_low) & (realized <= r.ci_high)).mean()
+    assert 0.94 <= covered <= 0.96
+
+
+def test_expected_rate_edge_cases_and_validation() -> None:
+    certain = ExpectedCount(600, 60.0, 0.0)
+    small = expected_rate_comparison(certain, ExpectedCount(10, 1.0, 0.9))
+    assert (small.status, small.difference, small.worse) == ("insufficient_data", None, False)
+    assert small.n_challenger == 10
+    undefined = expected_rate_comparison(certain, ExpectedCount(600, 90.0, 0.0))
+    assert (undefined.status, undefined.p_value) == ("undefined", None)
+    one_sided = expected_rate_comparison(certain, ExpectedCount(600, 90.0, 45.0))
+    assert one_sided.status == "ok" and one_sided.worse
+    with pytest.raises(ValueError, match="challenger is not a count"):
+        expected_rate_comparison(certain, ExpectedCount(600, 700.0, 1.0))
+    with pytest.raises(ValueError, match="champion must be an ExpectedCount"):
+        expected_rate_comparison((600, 60.0, 0.0), certain)  # type: ignore[arg-type]

@@ -75,6 +75,8 @@ GAUGES = {
     "driftwarden_version_comparison_worse",
     "driftwarden_version_agreement",
     "driftwarden_version_unpaired_predictions",
+    "driftwarden_version_prediction_distance",
+    "driftwarden_version_prediction_distance_drift",
     "driftwarden_feature_importance",
     "driftwarden_feature_importance_drift",
     "driftwarden_drift_impact",

@@ -35,6 +35,9 @@ from driftwarden.monitor.windows.profile import Profile
 
 WINDOWS = 3
 LABELS = "    labels: {ttl: 2h, orphan_ttl: 30m, min_labeled: 100}\n"
+COMPARED = {"mcnemar_exact", "agreement", "psi", "ks", "wasserstein", "poisson_binomial_z"}
+"""The detectors of a shadow window's comparison records: the paired test and agreement, the
+default prediction-drift detectors on both versions' predictions, the estimated error rate."""
 
 
 def _config(directory: Path, reference: Path) -> configuration.Config:
@@ -177,7 +180,7 @@ def test_a_shadow_with_the_champions_very_predictions_never_drifts(
     replay(_config(tmp_path, reference_file), predictions, tmp_path / "out", labels=label_file)
     results = _results(tmp_path / "out")
     compared = [r for r in results if r["kind"] == "version_comparison"]
-    assert len(compared) == 2 * WINDOWS
+    assert len(compared) == len(COMPARED) * WINDOWS
     for window in range(WINDOWS):
         record = _record(results, window, "mcnemar_exact")
         assert (record["value"], record["p_value"], record["drift"]) == (0.0, 1.0, False)
@@ -239,8 +242,8 @@ def test_a_restart_mid_window_with_pairs_waiting_loses_no_pair_and_counts_none_t
     once = _run_in_parts(config, whole, f"sqlite:///{tmp_path / 'once.db'}")
     restarted = _run_in_parts(config, parts, f"sqlite:///{tmp_path / 'restarted.db'}")
     compared = [r for r in once if r.kind == "version_comparison"]
-    assert {r.detector for r in compared} == {"mcnemar_exact", "agreement"}
-    assert len(compared) == 2 * WINDOWS
+    assert {r.detector for r in compared} == COMPARED
+    assert len(compared) == len(COMPARED) * WINDOWS
     mine = {r.key: r for r in restarted if r.kind == "version_comparison"}
     for record in compared:
         again = mine[record.key]

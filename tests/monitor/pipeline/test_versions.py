@@ -27,15 +27,19 @@ from support.pipeline import (
 
 from driftwarden.core.records import ResultRecord, WindowInfo
 from driftwarden.core.times import format_time as _time
+from driftwarden.detectors.cbpe import CBPE
+from driftwarden.detectors.histogram import NumericSummary
 from driftwarden.detectors.performance_regression import RegressionPerformanceSummary
 from driftwarden.monitor import config as configuration
 from driftwarden.monitor.commands import cli, synthetic
 from driftwarden.monitor.commands.replay import replay
+from driftwarden.monitor.config.detectors import build_detectors
 from driftwarden.monitor.evaluation.version_comparison import comparison_records
 from driftwarden.monitor.pipeline.report import BatchReport
 from driftwarden.monitor.pipeline.versions import UNTRACKED
 from driftwarden.monitor.service.metrics import Metrics
 from driftwarden.monitor.windows.outcomes import LabelSummary
+from driftwarden.monitor.windows.profile import Profile
 
 VERSIONS = ("A", "B")
 LABELS = "    labels: {ttl: 2h, orphan_ttl: 30m, min_labeled: 100}\n"
@@ -304,7 +308,9 @@ def test_the_challengers_error_rate_difference_is_the_textbook_two_proportion_co
         (record,) = [
             r
             for r in split_results
-            if r["kind"] == "version_comparison" and r["window_index"] == window
+            if r["kind"] == "version_comparison"
+            and r["window_index"] == window
+            and r["metric"] == "error_rate"
         ]
         assert (record["model_version"], record["champion_version"]) == ("B", "A")
         assert (record["metric"], record["detector"]) == ("error_rate", "two_proportion_z")
@@ -319,6 +325,87 @@ def test_the_challengers_error_rate_difference_is_the_textbook_two_proportion_co
         if record["drift"]:
             flagged.append(window)
     assert flagged == [4, 5]
+
+
+def _window_predictions(events: pl.DataFrame, window: int) -> dict[str, np.ndarray]:
+    """Each version's raw predictions in the hour ``window``."""
+    start = START + window * HOUR
+    inside = events.filter((pl.col("ts") >= start) & (pl.col("ts") < start + HOUR))
+    return {
+        v: inside.filter(pl.col("model_version") == v)["prediction"].to_numpy() for v in VERSIONS
+    }
+
+
+def test_the_challengers_prediction_distribution_is_each_drift_detector_on_the_raw_predictions(
+    traffic: dict, split_results: list[dict], profile: Profile
+) -> None:
+    detectors = build_detectors(None, "test").numeric
+    assert profile.prediction_reference is not None
+    shift = profile.prediction_reference.shift
+    drifted = set()
+    for window in range(6):
+        raw = _window_predictions(traffic["events"], window)
+        summaries = {
+            v: NumericSummary.from_columns(raw[v][None, :], profile.prediction_edges, shift)
+            for v in VERSIONS
+        }
+        records = {
+            r["detector"]: r
+            for r in split_results
+            if r["kind"] == "version_comparison"
+            and r["window_index"] == window
+            and r["metric"] == "prediction_distribution"
+        }
+        assert set(records) == {d.name for d in detectors}
+        for detector in detectors:
+            (expected,) = detector.numeric(summaries["A"], summaries["B"], profile.prediction_edges)
+            record = records[detector.name]
+            assert (record["model_version"], record["champion_version"]) == ("B", "A")
+            assert record["feature"] is None
+            assert (record["n_reference"], record["n_window"]) == (raw["A"].size, raw["B"].size)
+            assert record["value"] == pytest.approx(expected.value, rel=1e-12, abs=1e-15)
+            assert (record["threshold"], record["drift"]) == (expected.threshold, expected.drift)
+            if record["drift"]:
+                drifted.add(window)
+        ks = stats.ks_2samp(raw["B"], raw["A"]).statistic
+        assert abs(records["ks"]["value"] - ks) <= records["ks"]["error_bound"] + 1e-12
+    assert drifted == {4, 5}  # B's predictions flipped from hour 4
+
+
+def test_the_challengers_estimated_error_rate_is_the_poisson_binomial_comparison_of_its_rows(
+    traffic: dict, split_results: list[dict], profile: Profile
+) -> None:
+    """Computed here from each version's scores and the profile's calibration. (B's flipped
+    scores keep their expected errors: a score s and 1 - s are wrong with the same
+    calibrated probability here, so no drift is expected, as CBPE cannot see that.)"""
+    assert profile.outcomes.cbpe is not None
+    calibration = CBPE.from_state(profile.outcomes.cbpe).calibration
+    z = stats.norm.ppf(0.975)
+    for window in range(6):
+        arms = {}
+        for version, scores in _window_predictions(traffic["events"], window).items():
+            bins = np.minimum((scores * calibration.size).astype(int), calibration.size - 1)
+            positive = calibration[bins]  # the calibrated probability of label 1
+            wrong = np.where(scores >= 0.5, 1.0 - positive, positive)
+            arms[version] = (wrong.sum(), (positive * (1.0 - positive)).sum(), scores.size)
+        (e0, v0, n0), (e1, v1, n1) = arms["A"], arms["B"]
+        difference = e1 / n1 - e0 / n0
+        se = math.sqrt(v1 / n1**2 + v0 / n0**2)
+        (record,) = [
+            r
+            for r in split_results
+            if r["kind"] == "version_comparison"
+            and r["window_index"] == window
+            and r["metric"] == "estimated_error_rate"
+        ]
+        assert (record["detector"], record["champion_version"]) == ("poisson_binomial_z", "A")
+        assert (record["n_reference"], record["n_labeled"]) == (n0, n1)
+        assert record["value"] == pytest.approx(difference, abs=1e-12)
+        assert record["ci_low"] == pytest.approx(difference - z * se, abs=1e-12)
+        assert record["ci_high"] == pytest.approx(difference + z * se, abs=1e-12)
+        p_value = 2 * stats.norm.sf(abs(difference) / se)
+        assert record["p_value"] == pytest.approx(p_value, rel=1e-9, abs=1e-300)
+        assert record["drift"] == (p_value < 0.05 and difference > 0)
 
 
 def test_a_regression_challengers_absolute_error_is_welchs_test_of_scipy() -> None:
@@ -369,7 +456,8 @@ alerts:
       url: "http://127.0.0.1:9/retrain"
       secrets: [whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw]
   rules:
-    - {name: challenger, match: [kind=version_comparison], comparison: COMPARISON,
+    - {name: challenger, match: [kind=version_comparison, metric=error_rate],
+       comparison: COMPARISON,
        severity: warning, channels: [hook, retrain]}
     - {name: income, match: [kind=data_drift, feature=income], severity: warning,
        channels: [hook]}
@@ -493,6 +581,20 @@ def test_version_gauges_follow_each_versions_latest_window(
     for stat, field in (("difference", "value"), ("ci_low", "ci_low"), ("p_value", "p_value")):
         assert gauge("driftwarden_version_comparison", **labels, stat=stat) == compared[field]
     assert gauge("driftwarden_version_comparison_worse", **labels) == 1.0
+    estimated = latest("B", "version_comparison", "estimated_error_rate")
+    labels = {"model_version": "B", "metric": "estimated_error_rate", "stat": "difference"}
+    assert gauge("driftwarden_version_comparison", **labels) == estimated["value"]
+    for detector in ("psi", "ks", "wasserstein"):
+        (distance,) = [
+            r
+            for r in split_results
+            if (r["window_index"], r["metric"], r["detector"])
+            == (5, "prediction_distribution", detector)
+        ]
+        labels = {"model_version": "B", "detector": detector}
+        assert gauge("driftwarden_version_prediction_distance", **labels) == distance["value"]
+        drift = gauge("driftwarden_version_prediction_distance_drift", **labels)
+        assert drift == float(distance["drift"])
     flagged = sum(
         1
         for r in split_results
@@ -626,3 +728,83 @@ def test_the_champion_is_by_default_the_version_the_reference_was_scored_by(
     assert {(r["model_version"], r["champion_version"]) for r in compared} == {
         (challenger, champion)
     }
+
+
+def test_without_labels_a_challenger_is_compared_by_its_predictions_and_estimated_errors(
+    traffic: dict, reference_file: Path, tmp_path: Path
+) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text(
+        synthetic.config_yaml(str(reference_file), "sqlite://") + "    versions: {split: true}\n"
+    )
+    replay(configuration.load(path), traffic["predictions-all"], tmp_path / "out")
+    compared = [r for r in _results(tmp_path / "out") if r["kind"] == "version_comparison"]
+    assert {(r["metric"], r["detector"]) for r in compared} == {
+        ("prediction_distribution", "psi"),
+        ("prediction_distribution", "ks"),
+        ("prediction_distribution", "wasserstein"),
+        ("estimated_error_rate", "poisson_binomial_z"),
+    }
+    assert len(compared) == 4 * 6 and all(r["status"] == "ok" for r in compared)
+
+
+def _model_rows(task: str, version: str, n: int, rng: np.random.Generator) -> pl.DataFrame:
+    """A multiclass or regression model's rows; version B predicts otherwise."""
+    x = rng.normal(0.0, 1.0, n)
+    if task == "multiclass_classification":
+        weights = [0.5, 0.3, 0.2] if version == "A" else [0.3, 0.3, 0.4]
+        return pl.DataFrame({"x": x, "prediction": rng.choice(["cat", "dog", "owl"], n, p=weights)})
+    return pl.DataFrame({"x": x, "prediction": 3.0 * x + (0.0 if version == "A" else 2.0)})
+
+
+@pytest.mark.parametrize("task", ["multiclass_classification", "regression"])
+def test_a_challengers_prediction_distribution_equals_scipy_on_both_versions_predictions(
+    task: str, tmp_path: Path
+) -> None:
+    rng = np.random.default_rng(9)
+    _model_rows(task, "A", 5_000, rng).write_parquet(tmp_path / "reference.parquet")
+    n = 4_000
+    events = pl.concat(
+        [_model_rows(task, v, n, rng).with_columns(model_version=pl.lit(v)) for v in VERSIONS]
+    ).with_columns(
+        model=pl.lit("m"),
+        id=pl.format("r{}", pl.int_range(2 * n)),
+        ts=START + pl.Series(rng.integers(0, 2 * HOUR, 2 * n)),
+    )
+    events = events.sort("ts")
+    predictions = events.select(
+        "model", "id", "ts", "model_version", pl.struct("x").alias("features"), "prediction"
+    )
+    (tmp_path / "predictions.jsonl").write_text(predictions.write_ndjson())
+    (tmp_path / "config.yaml").write_text(
+        'storage:\n  url: "sqlite://"\nmodels:\n  m:\n'
+        f"    task: {task}\n    reference: {tmp_path / 'reference.parquet'}\n"
+        "    features: {numeric: [x]}\n"
+        "    window: {kind: time, size: 1h, allowed_lateness: 5m}\n"
+        '    versions: {split: true, champion: "A"}\n'
+    )
+    replay(configuration.load(tmp_path / "config.yaml"), tmp_path / "predictions.jsonl",
+           tmp_path / "out")  # fmt: skip
+    compared = [r for r in _results(tmp_path / "out") if r["kind"] == "version_comparison"]
+    for window in range(2):
+        start = START + window * HOUR
+        inside = events.filter((pl.col("ts") >= start) & (pl.col("ts") < start + HOUR))
+        raw = {v: inside.filter(pl.col("model_version") == v)["prediction"] for v in VERSIONS}
+        mine = {r["detector"]: r for r in compared if r["window_index"] == window}
+        assert all(r["metric"] == "prediction_distribution" for r in mine.values())
+        assert all(r["model_version"] == "B" and r["drift"] for r in mine.values())
+        if task == "regression":
+            assert set(mine) == {"psi", "ks", "wasserstein"}
+            ks = stats.ks_2samp(raw["B"].to_numpy(), raw["A"].to_numpy()).statistic
+            assert abs(mine["ks"]["value"] - ks) <= mine["ks"]["error_bound"] + 1e-12
+        else:
+            assert set(mine) == {"psi", "chi_square", "jensen_shannon"}
+            table = np.array(
+                [[int((raw[v] == c).sum()) for c in ("cat", "dog", "owl")] for v in VERSIONS]
+            )
+            chi2 = stats.chi2_contingency(table, correction=False)
+            assert mine["chi_square"]["p_value"] == pytest.approx(chi2.pvalue, rel=1e-9, abs=1e-300)
+            cramers_v = math.sqrt(chi2.statistic / table.sum())
+            assert mine["chi_square"]["value"] == pytest.approx(cramers_v, rel=1e-9)
+        assert mine["psi"]["n_reference"] == raw["A"].len()
+        assert mine["psi"]["n_window"] == raw["B"].len()
