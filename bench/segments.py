@@ -4,14 +4,16 @@ stream without segments.
 The demo's synthetic credit model (10 numeric, 2 categorical features) with two more
 groups, ``zone`` and ``cohort``, of 10 values each, and a challenger version scoring 30 %
 of the champion's requests in shadow (``versions: {split: true}``); ``--events`` champion
-predictions over ``--hours`` hourly windows, with and without ``segments: {attributes:
-[zone, cohort]}`` (20 segments and two ``__other__``, per version). Folding costs per
-event, closing per window and segment: fewer events per window weigh the closing more.
+predictions over each ``--hours`` count of hourly windows (2 and 24 by default), with
+and without ``segments: {attributes: [zone, cohort]}`` (20 segments and two
+``__other__``, per version). Folding costs per event, closing per window and segment: a
+replay compressing a day of few events per window weighs the closing more than a daemon
+at its throughput limit, whose windows hold many events.
 Each replay runs in a process of its own so that its peak resident memory
 (``ru_maxrss``) is its own, the two configurations taking turns. Prints events/s (all
 predictions; median of ``--repeat`` runs), the median peak memory and the ratios.
 
-    .venv/bin/python bench/segments.py [--events 300000] [--repeat 3] [--hours 24]
+    .venv/bin/python bench/segments.py [--events 300000] [--repeat 3] [--hours 2 24]
 """
 
 from __future__ import annotations
@@ -106,34 +108,41 @@ def medians(runs: list[dict[str, float]]) -> tuple[float, float]:
     )
 
 
+def compare(directory: Path, events: int, hours: int, repeat: int) -> None:
+    """Replay the stream of ``events`` champion predictions over ``hours`` windows with
+    and without segments, taking turns; print the medians and ratios."""
+    predictions, total = write_inputs(directory, events, hours)
+    print(
+        f"{total:,} predictions ({events:,} champion, the rest a shadow version) in {hours} "
+        f"hourly windows ({total // hours:,} a window), 2 segment attributes of {VALUES} values"
+    )
+    out = directory / "out"
+    runs: dict[str, list[dict[str, float]]] = {"plain": [], "segments": []}
+    for _ in range(repeat):
+        for name in runs:
+            runs[name].append(run(directory / f"{name}.yaml", predictions, out))
+    plain, segmented = medians(runs["plain"]), medians(runs["segments"])
+    for name, (seconds, peak) in (("no segments", plain), ("segments", segmented)):
+        print(f"  {name:<12}: {total / seconds:>10,.0f} events/s, peak {peak:>7,.0f} MiB (medians)")
+    print(f"  throughput segments / none: {plain[0] / segmented[0]:.2f}")
+    print(f"  peak memory segments / none: {segmented[1] / plain[1]:.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=300_000)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--hours", type=int, default=24, help="hourly windows of the stream")
+    parser.add_argument(
+        "--hours", type=int, nargs="+", default=[2, 24], help="hourly windows of each stream"
+    )
     parser.add_argument("--run", nargs=3, type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.run:
         run_once(*args.run)
         return
-    with tempfile.TemporaryDirectory() as scratch:
-        directory = Path(scratch)
-        predictions, total = write_inputs(directory, args.events, args.hours)
-        print(
-            f"{total:,} predictions ({args.events:,} champion, the rest a shadow version) "
-            f"in {args.hours} hourly windows, 2 segment attributes of {VALUES} values each"
-        )
-        out = directory / "out"
-        runs: dict[str, list[dict[str, float]]] = {"plain": [], "segments": []}
-        for _ in range(args.repeat):
-            for name in runs:
-                runs[name].append(run(directory / f"{name}.yaml", predictions, out))
-        plain, segmented = medians(runs["plain"]), medians(runs["segments"])
-        for name, (seconds, peak) in (("no segments", plain), ("segments", segmented)):
-            rate = total / seconds
-            print(f"{name:<12}: {rate:>10,.0f} events/s, peak {peak:>7,.0f} MiB (medians)")
-        print(f"throughput segments / none: {plain[0] / segmented[0]:.2f}")
-        print(f"peak memory segments / none: {segmented[1] / plain[1]:.2f}")
+    for hours in args.hours:
+        with tempfile.TemporaryDirectory() as scratch:
+            compare(Path(scratch), args.events, hours, args.repeat)
 
 
 if __name__ == "__main__":
