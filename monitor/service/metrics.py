@@ -107,6 +107,13 @@ class Metrics:
             ["model", "detector", "feature"],
             registry=registry,
         )
+        self.error_concentration = Gauge(
+            "driftwarden_error_concentration",
+            "Share of a feature's excess errors in its bucket with the most of them, in the "
+            "latest window with enough labels (error attribution).",
+            ["model", "feature"],
+            registry=registry,
+        )
         self.drift_impact = Gauge(
             "driftwarden_drift_impact",
             "Importance-weighted drift of the last closed window (NaN when not computed).",
@@ -390,6 +397,10 @@ class Metrics:
             for record in realized:
                 if record.value is not None and record.metric:
                     self.performance.labels(model, record.metric, "realized").set(record.value)
+            for record in records:
+                if record.kind == "error_attribution" and record.feature is not None:
+                    value = float("nan") if record.value is None else record.value
+                    self.error_concentration.labels(model, record.feature).set(value)
         for record in records:
             if record.value is None or not record.metric:
                 continue

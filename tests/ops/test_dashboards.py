@@ -82,6 +82,7 @@ GAUGES = {
     "driftwarden_drift_impact",
     "driftwarden_drift_impact_threshold",
     "driftwarden_drift_impact_contribution",
+    "driftwarden_error_concentration",
     "driftwarden_segment_drifted_features",
     "driftwarden_segment_window_events",
     "driftwarden_segment_estimated_performance",

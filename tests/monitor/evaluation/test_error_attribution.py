@@ -293,3 +293,35 @@ def test_a_profile_stored_before_error_attribution_gets_its_reference_errors_at_
     # The reference's misclassified rows, counted here: every feature sees all labelled rows.
     wrong = int((frame["prediction"] >= 0.5).ne(frame["label"] == 1).sum())
     assert upgraded.importance.errors.errors.sum(axis=1).tolist() == [wrong] * 3
+
+
+def test_the_concentration_gauge_follows_the_latest_labelled_window(tmp_path: Path) -> None:
+    from prometheus_client import CollectorRegistry
+
+    from driftwarden.core.records import ResultRecord, WindowInfo
+    from driftwarden.monitor.pipeline.report import BatchReport
+    from driftwarden.monitor.service.metrics import Metrics
+
+    n = 12_000
+    analysis = rows(n, np.random.default_rng(3), np.where(np.arange(n) >= n // 3, 0.4, 0.0))
+    loaded, predictions, labels = write_case(tmp_path, analysis)
+    replay(loaded, predictions, tmp_path / "out", labels=labels)
+    records = [ResultRecord.from_json(r) for r in read_results(tmp_path / "out")]
+    registry = CollectorRegistry()
+    metrics = Metrics(registry, loaded.models)
+    for index in range(3):
+        mine = [r for r in records if r.window_index == index]
+        first = mine[0]
+        window = WindowInfo(
+            MODEL, None, first.reference_id, index, first.window_start, first.window_end
+        )
+        report = BatchReport()
+        report.outcomes.append((window, mine))
+        metrics.record(report, loaded.models)
+    last = [r for r in records if r.kind == "error_attribution" and r.window_index == 2]
+    assert {r.feature for r in last} == {"income", "age", "region"}
+    for record in last:
+        labels = {"model": MODEL, "feature": record.feature}
+        assert registry.get_sample_value("driftwarden_error_concentration", labels) == (
+            record.value
+        )
