@@ -296,35 +296,70 @@ def summarize(profile: Profile, frame: pl.DataFrame) -> WindowSummary:
     )
 
 
+_HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
+_ENCODE = np.ascontiguousarray(
+    _HEX[(np.arange(65536, dtype=np.uint32)[:, None] >> np.array([12, 8, 4, 0])) & 15]
+).view(np.uint32)[:, 0]
+"""The four hex digits of every 16-bit code, as one 32-bit word each."""
+_PAIRS = np.zeros(65536, dtype=np.int64)
+_PAIRS[
+    np.ascontiguousarray(_HEX[np.arange(256)[:, None] >> np.array([4, 0]) & 15]).view(np.uint16)[
+        :, 0
+    ]
+] = np.arange(256)
+"""The byte value of every two hex digits, read as one 16-bit word."""
+
+
 def error_buckets(profile: Profile, frame: pl.DataFrame) -> pl.Series:
-    """Each decoded prediction row's feature buckets for error attribution, as text
-    (``"3,0,11"``: numeric features then categorical ones); null without importance."""
+    """Each decoded prediction row's feature buckets for error attribution, as text: four
+    hex digits per feature (numeric features then categorical ones; ``ffff`` none), so
+    that a batch is written and read back as whole arrays. Null without importance."""
     if profile.importance is None or not profile.features:
         return pl.repeat(None, frame.height, dtype=pl.String, eager=True).alias("buckets")
     numeric = _matrix(frame, [f"num:{name}" for name in profile.numeric])
     columns = [f"cat:{name}" for name in profile.categorical]
     codes = category_codes(frame, columns, profile.category_maps, profile.vocabulary_width)
-    buckets = profile.importance.bucket_codes(numeric, codes)
-    return (
-        pl.Series("buckets", np.ascontiguousarray(buckets.T))
-        .arr.eval(pl.element().cast(pl.String))
-        .arr.join(",")
-    )
+    return encode_buckets(profile.importance.bucket_codes(numeric, codes))
+
+
+def encode_buckets(codes: np.ndarray) -> pl.Series:
+    """The text of ``(F, n)`` bucket codes (-1 none): four hex digits per feature a row."""
+    words = np.ascontiguousarray(_ENCODE[codes.T.astype(np.uint16)])
+    text = words.view(f"S{4 * codes.shape[0]}").ravel()
+    return pl.Series("buckets", text, dtype=pl.Binary).cast(pl.String)
 
 
 def decode_buckets(text: pl.Series, n_features: int) -> np.ndarray:
-    """The ``(F, n)`` bucket codes of :func:`error_buckets` text; -1 where a row has none
-    (stored before error attribution, or under another feature list)."""
+    """The ``(F, n)`` bucket codes of :func:`encode_buckets` text; -1 where a row has none
+    (stored before error attribution, or under another feature list). Rows stored as
+    comma-separated codes (before the hex form) are read too."""
+    if n_features == 0:
+        return np.zeros((0, text.len()), dtype=np.int64)
+    width = 4 * n_features
+    hexed = (text.str.len_bytes() == width) & ~text.str.contains(",", literal=True)
+    hexed = hexed.fill_null(False)
+    filled = pl.select(
+        pl.when(pl.lit(hexed)).then(pl.lit(text)).otherwise(pl.lit("f" * width))
+    ).to_series()
+    raw = np.frombuffer(b"".join(filled.cast(pl.Binary).to_list()), dtype=np.uint16)
+    pairs = _PAIRS[raw].reshape(text.len(), n_features, 2)
+    values = (pairs[..., 0] << 8) | pairs[..., 1]
+    values[values == 0xFFFF] = -1
+    older = (~hexed & text.str.contains(",", literal=True).fill_null(False)).to_numpy()
+    if older.any():
+        values[older] = _decode_commas(text.filter(pl.Series(older)), n_features)
+    return np.ascontiguousarray(values.T)
+
+
+def _decode_commas(text: pl.Series, n_features: int) -> np.ndarray:
+    """``(n, F)`` codes of rows stored as ``"3,0,11"``; -1 where the count does not fit."""
     parts = text.str.split(",")
     usable = (parts.list.len() == n_features).fill_null(False)
     filler = ",".join(["-1"] * n_features)
     parts = pl.select(
         pl.when(usable).then(parts).otherwise(pl.lit(filler).str.split(","))
     ).to_series()
-    if n_features == 0:
-        return np.zeros((0, text.len()), dtype=np.int64)
-    values = parts.list.eval(pl.element().cast(pl.Int64)).list.to_array(n_features).to_numpy()
-    return np.ascontiguousarray(values.T)
+    return parts.list.eval(pl.element().cast(pl.Int64)).list.to_array(n_features).to_numpy()
 
 
 def _matrix(frame: pl.DataFrame, columns: list[str]) -> np.ndarray:
