@@ -28,7 +28,7 @@ from driftwarden.monitor.config.detectors import build_concept_detector
 from driftwarden.monitor.evaluation.paired_comparison import paired_records, prediction_spread
 from driftwarden.monitor.evaluation.version_comparison import comparison_records
 from driftwarden.monitor.ingest.messages import DecodedBatch
-from driftwarden.monitor.labels.join import LabelJoin, LabelReport
+from driftwarden.monitor.labels.join import LabelJoin, LabelReport, label_rows
 from driftwarden.monitor.labels.orphans import Orphans
 from driftwarden.monitor.pipeline.freshness import Freshness, Silence
 from driftwarden.monitor.pipeline.model_pipeline import (
@@ -437,7 +437,7 @@ class VersionedPipeline:
         self.dirty = True
         total = report.joins.setdefault(self.name, LabelReport())
         keep = "last" if self.config.labels.policy == "last" else "first"
-        labels = frame.select("_row", "id", "ts", pl.col("label").cast(pl.String))
+        labels = label_rows(frame, self.config.business.names)
         unique = labels.unique("id", keep=keep, maintain_order=True)
         total.duplicate_labels += labels.height - unique.height
         remaining = unique

@@ -259,25 +259,111 @@ def selection_summaries(
 
 
 @dataclass(frozen=True)
+class BusinessSummary:
+    """Per business name (sorted): how many labels carried a value, their sum and sum of
+    squares. Adds up across panes; summaries of different names align by name."""
+
+    names: tuple[str, ...]
+    n: np.ndarray
+    total: np.ndarray
+    squares: np.ndarray
+
+    @classmethod
+    def empty(cls, names: tuple[str, ...]) -> BusinessSummary:
+        size = len(names)
+        return cls(names, np.zeros(size, np.int64), np.zeros(size), np.zeros(size))
+
+    @classmethod
+    def of_rows(cls, names: tuple[str, ...], rows: pl.DataFrame) -> BusinessSummary:
+        """Summarize the ``biz:<name>`` columns of ``rows`` (null: no value)."""
+        if not names:
+            return cls.empty(names)
+        values = rows.select(pl.col(f"biz:{name}").cast(pl.Float64) for name in names)
+        return cls(
+            names,
+            values.select(pl.all().count()).to_numpy()[0].astype(np.int64),
+            values.select(pl.all().sum()).to_numpy()[0].astype(np.float64),
+            values.select(pl.all().pow(2).sum()).to_numpy()[0].astype(np.float64),
+        )
+
+    def mean(self, name: str) -> float | None:
+        """The mean value of ``name``; ``None`` without values."""
+        if name not in self.names:
+            return None
+        at = self.names.index(name)
+        return float(self.total[at] / self.n[at]) if self.n[at] > 0 else None
+
+    def count(self, name: str) -> int:
+        return int(self.n[self.names.index(name)]) if name in self.names else 0
+
+    def sum(self, name: str) -> float:
+        return float(self.total[self.names.index(name)]) if name in self.names else 0.0
+
+    def merge(self, other: BusinessSummary) -> BusinessSummary:
+        if other.names == self.names:
+            return BusinessSummary(
+                self.names, self.n + other.n, self.total + other.total, self.squares + other.squares
+            )
+        names = tuple(sorted(set(self.names) | set(other.names)))
+        return self._on(names).merge(other._on(names))
+
+    def _on(self, names: tuple[str, ...]) -> BusinessSummary:
+        """The same counts over ``names`` (a superset of this summary's)."""
+        at = [names.index(name) for name in self.names]
+        out = BusinessSummary.empty(names)
+        out.n[at], out.total[at], out.squares[at] = self.n, self.total, self.squares
+        return out
+
+    def negated(self) -> BusinessSummary:
+        return BusinessSummary(self.names, -self.n, -self.total, -self.squares)
+
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "names": list(self.names),
+            "n": self.n.tolist(),
+            "total": self.total.tolist(),
+            "squares": self.squares.tolist(),
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> BusinessSummary:
+        return cls(
+            tuple(state["names"]),
+            np.asarray(state["n"], dtype=np.int64),
+            np.asarray(state["total"], dtype=np.float64),
+            np.asarray(state["squares"], dtype=np.float64),
+        )
+
+
+@dataclass(frozen=True)
 class LabelSummary:
     """The labelled rows of a pane: performance counts, per group attribute the
     confusion counts fairness needs, and (``errors``, when the model has feature
-    importance) its errors per feature bucket for error attribution. Adds up across panes;
+    importance) its errors per feature bucket for error attribution, and the labels'
+    business values. Adds up across panes;
     ``negated`` takes rows back out (a label replaced under ``policy: last``)."""
 
     n_labeled: int
     performance: PerformanceSummary
     fairness: tuple[FairnessSummary, ...]
     errors: ErrorSummary | None = None
+    business: BusinessSummary = field(default_factory=lambda: BusinessSummary.empty(()))
 
     @classmethod
     def empty(
-        cls, outcomes: OutcomeProfile, task: str, error_shape: tuple[int, int] | None = None
+        cls,
+        outcomes: OutcomeProfile,
+        task: str,
+        error_shape: tuple[int, int] | None = None,
+        business: tuple[str, ...] = (),
     ) -> LabelSummary:
-        """The summary of no rows; ``error_shape`` (features, buckets) adds error counts."""
+        """The summary of no rows; ``error_shape`` (features, buckets) adds error counts,
+        ``business`` the names of business values."""
         fairness = tuple(FairnessSummary.empty() for _ in outcomes.groups)
         errors = None if error_shape is None else ErrorSummary.empty(*error_shape)
-        return cls(0, empty_performance(outcomes, task), fairness, errors)
+        return cls(
+            0, empty_performance(outcomes, task), fairness, errors, BusinessSummary.empty(business)
+        )
 
     @classmethod
     def of_rows(
@@ -287,10 +373,11 @@ class LabelSummary:
         attributes: tuple[str, ...],
         rows: pl.DataFrame,
         buckets: tuple[np.ndarray, int] | None = None,
+        business: tuple[str, ...] = (),
     ) -> LabelSummary:
-        """Summarize joined rows: ``prediction``, ``label`` and ``grp:*`` columns;
-        ``buckets`` (the rows' ``(F, n)`` feature bucket codes, -1 none, and the number of
-        buckets) adds their errors per bucket."""
+        """Summarize joined rows: ``prediction``, ``label``, ``grp:*`` and ``biz:<name>``
+        (each of ``business``) columns; ``buckets`` (the rows' ``(F, n)`` feature bucket
+        codes, -1 none, and the number of buckets) adds their errors per bucket."""
         performance = performance_summary(outcomes, task, rows["prediction"], rows["label"])
         fairness: tuple[FairnessSummary, ...] = ()
         if task == "binary_classification":
@@ -314,7 +401,9 @@ class LabelSummary:
                 prediction, label = category_texts(prediction), category_texts(label)
             losses = error_stream(task, outcomes.decision_threshold, prediction, label)
             errors = ErrorSummary.from_codes(codes, losses, n_buckets)
-        return cls(rows.height, performance, fairness, errors)
+        return cls(
+            rows.height, performance, fairness, errors, BusinessSummary.of_rows(business, rows)
+        )
 
     @classmethod
     def of_panes(
@@ -323,10 +412,11 @@ class LabelSummary:
         task: str,
         panes: Mapping[int, LabelSummary],
         error_shape: tuple[int, int] | None = None,
+        business: tuple[str, ...] = (),
     ) -> LabelSummary:
         """A window's labels: its panes' summaries added up in pane order (error counts
         only when every pane has them)."""
-        summary = cls.empty(outcomes, task, error_shape)
+        summary = cls.empty(outcomes, task, error_shape, business)
         for pane in sorted(panes):
             summary = summary.merge(panes[pane])
         return summary
@@ -341,6 +431,7 @@ class LabelSummary:
             self.performance.merge(other.performance),  # type: ignore[arg-type]
             tuple(a.merge(b) for a, b in zip(self.fairness, other.fairness, strict=True)),
             errors,
+            self.business.merge(other.business),
         )
 
     def negated(self) -> LabelSummary:
@@ -353,6 +444,7 @@ class LabelSummary:
             _negate(self.performance),
             tuple(_negate(summary) for summary in self.fairness),
             errors,
+            self.business.negated(),
         )
 
     def to_bytes(self) -> bytes:
@@ -362,6 +454,7 @@ class LabelSummary:
             "performance": self.performance.to_state(),
             "fairness": [summary.to_state() for summary in self.fairness],
             "errors": None if self.errors is None else self.errors.to_state(),
+            "business": self.business.to_state(),
         }
         return orjson.dumps(state, option=orjson.OPT_SERIALIZE_NUMPY)
 
@@ -370,11 +463,13 @@ class LabelSummary:
         state = orjson.loads(data)
         kind = _SUMMARIES[state["kind"]]
         errors = state.get("errors")  # absent from panes stored before error attribution
+        business = state.get("business")  # absent from panes stored before business values
         return cls(
             state["n_labeled"],
             kind.from_state(state["performance"]),
             tuple(FairnessSummary.from_state(f) for f in state["fairness"]),
             None if errors is None else ErrorSummary.from_state(errors),
+            BusinessSummary.empty(()) if business is None else BusinessSummary.from_state(business),
         )
 
 
