@@ -258,7 +258,11 @@ class ModelPipeline:
             commit.results.extend(records)
             report.outcomes.append((window, records))
             changed.append(window.index)
-        commit.results.extend(self._correlate(connection, commit, changed))
+        correlations = self._correlate(connection, commit, changed)
+        commit.results.extend(correlations)
+        for index in sorted({record.window_index for record in correlations}):
+            updated = [record for record in correlations if record.window_index == index]
+            report.outcomes.append((updated[0].window, updated))
         assert self.labels is not None
         for detection in joined.detections:
             window = self._window_of(connection, commit, detection.pane)

@@ -32,6 +32,7 @@ LABELS |= {"version", "python_version"}  # driftwarden_build_info
 LABELS |= {"url"}  # driftwarden_pages_info
 LABELS |= {"model_version", "stat"}  # driftwarden_version_*
 LABELS |= {"le", "job", "instance", "__name__"}
+LABELS |= {"against"}  # driftwarden_business_correlation
 
 COUNTERS = {
     "driftwarden_events",
@@ -79,6 +80,8 @@ GAUGES = {
     "driftwarden_drift_impact",
     "driftwarden_drift_impact_threshold",
     "driftwarden_drift_impact_contribution",
+    "driftwarden_business_metric",
+    "driftwarden_business_correlation",
 }
 HISTOGRAMS = {
     "driftwarden_window_close_duration_seconds",

@@ -283,3 +283,64 @@ def test_a_waiting_label_keeps_its_business_values_across_a_restart(
         assert summary.count(name) == values[name].count()
         assert summary.sum(name) == pytest.approx(values[name].sum(), rel=1e-12)
         assert summary.mean(name) == pytest.approx(values[name].mean(), rel=1e-12)
+
+
+def test_a_rule_on_a_business_metric_fires_on_the_windows_over_its_bound(
+    tmp_path: Path, reference_file: Path, stream: dict
+) -> None:
+    loaded = write_config(tmp_path, reference_file)
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        config.read_text()
+        + "alerts:\n  channels: {log: {type: log}}\n"
+        + "  rules: [{name: losses, match: [kind=business_metric, metric=loss_amount, "
+        + "detector=mean], severity: warning, channels: [log]}]\n"
+    )
+    loaded = configuration.load(config)
+    replay(loaded, stream["predictions"], tmp_path / "out", labels=stream["file"])
+    over = sorted(
+        r["window_index"]
+        for r in read_results(tmp_path / "out")
+        if r["kind"] == "business_metric" and r["detector"] == "mean" and r["drift"]
+    )
+    lines = (tmp_path / "out" / "alerts.jsonl").read_bytes().splitlines()
+    firing = [orjson.loads(line)["payload"] for line in lines]
+    firing = [p for p in firing if p["status"] == "firing"]
+    assert over and firing, "the rule did not fire"
+    alert = firing[0]["alerts"][0]
+    assert (alert["rule"], alert["subject"]) == ("losses", "loss_amount")
+    assert "> 60" in alert["summary"]
+
+
+def test_the_gauges_show_the_latest_windows_mean_and_correlations(
+    tmp_path: Path, reference_file: Path, stream: dict
+) -> None:
+    from prometheus_client import CollectorRegistry
+
+    from driftwarden.core.records import ResultRecord
+    from driftwarden.monitor.service.metrics import Metrics
+
+    loaded = write_config(tmp_path, reference_file)
+    replay(loaded, stream["predictions"], tmp_path / "out", labels=stream["file"])
+    records = [ResultRecord.from_json(r) for r in read_results(tmp_path / "out")]
+    registry = CollectorRegistry()
+    metrics = Metrics(registry, [synthetic.MODEL])
+    model = loaded.models[synthetic.MODEL]
+    for index in (WINDOWS - 1, 0):  # an older window's late update does not win
+        mine = [r for r in records if r.window_index == index]
+        metrics.outcomes(mine[0].window, mine, model)
+    last = {
+        (r.kind, r.metric, r.detector, r.group_attribute): r.value
+        for r in records
+        if r.window_index == WINDOWS - 1
+    }
+    for name in ("loss_amount", "revenue"):
+        labels = {"model": synthetic.MODEL, "metric": name}
+        assert registry.get_sample_value("driftwarden_business_metric", labels) == pytest.approx(
+            last[("business_metric", name, "mean", None)]
+        )
+        for against in ("roc_auc", "drift_impact"):
+            value = registry.get_sample_value(
+                "driftwarden_business_correlation", labels | {"against": against}
+            )
+            assert value == pytest.approx(last[("business_correlation", name, "pearson", against)])
