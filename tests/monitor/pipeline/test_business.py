@@ -344,3 +344,66 @@ def test_the_gauges_show_the_latest_windows_mean_and_correlations(
                 "driftwarden_business_correlation", labels | {"against": against}
             )
             assert value == pytest.approx(last[("business_correlation", name, "pearson", against)])
+
+
+def test_the_window_page_lists_the_business_records_as_stored(
+    tmp_path: Path, reference_file: Path, stream: dict
+) -> None:
+    from driftwarden.monitor import storage
+    from driftwarden.monitor.service.pages import Pages
+
+    loaded = write_config(tmp_path, reference_file)
+    url = f"sqlite:///{tmp_path / 'results.db'}"
+    storage.upgrade(storage.create(url))
+    replay(loaded, stream["predictions"], tmp_path / "out", labels=stream["file"], storage_url=url)
+    html = Pages(storage.Store(storage.create(url))).window(synthetic.MODEL, WINDOWS - 1)
+    assert html is not None
+    stored = by_key(read_results(tmp_path / "out"), "business_metric")
+    mean = stored[(WINDOWS - 1, "loss_amount", "mean", None)]["value"]
+    assert 'data-kind="business_metric" data-detector="mean" data-feature="" ' in html
+    assert f'data-metric="loss_amount" data-group="" data-value="{mean!r}"' in html
+    assert 'data-kind="business_correlation" data-detector="pearson"' in html
+    assert 'data-group="drift_impact"' in html
+
+
+def test_each_version_gets_its_own_business_records(
+    tmp_path: Path, reference_file: Path, stream: dict
+) -> None:
+    """With versions split, a version's records count only the labels of its predictions."""
+    events = stream["events"].with_columns(
+        pl.when(pl.int_range(pl.len()) % 3 == 0).then(pl.lit("B")).otherwise(pl.lit("A"))
+        .alias("model_version")
+    )  # fmt: skip
+    predictions = tmp_path / "predictions.jsonl"
+    predictions.write_bytes(b"\n".join(synthetic.prediction_lines(events)) + b"\n")
+    write_config(tmp_path, reference_file)
+    config = tmp_path / "config.yaml"
+    config.write_text(config.read_text() + "    versions: {split: true}\n")
+    replay(configuration.load(config), predictions, tmp_path / "out", labels=stream["file"])
+    records = [r for r in read_results(tmp_path / "out") if r["kind"] == "business_metric"]
+    joined = stream["labels"].join(events.select("id", "model_version", "ts"), on="id")
+    expected = (
+        joined.select(
+            "model_version",
+            ((pl.col("ts_right") - START) // HOUR).alias("window"),
+            pl.col("business").struct.field("loss_amount"),
+        )
+        .group_by("model_version", "window")
+        .agg(pl.col("loss_amount").mean(), pl.len().alias("n"))
+    )
+    found = {
+        (r["model_version"], r["window_index"]): r
+        for r in records
+        if r["metric"] == "loss_amount" and r["detector"] == "mean"
+    }
+    assert len(found) == expected.height == 2 * WINDOWS
+    for row in expected.iter_rows(named=True):
+        record = found[(row["model_version"], row["window"])]
+        assert record["value"] == pytest.approx(row["loss_amount"], rel=1e-12)
+        assert record["n_labeled"] == row["n"]
+    correlations = {
+        r["model_version"]
+        for r in read_results(tmp_path / "out")
+        if r["kind"] == "business_correlation" and r["status"] == "ok"
+    }
+    assert correlations == {"A", "B"}
