@@ -4,6 +4,7 @@ performance metric and with drift impact."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 
 import numpy as np
@@ -42,21 +43,26 @@ def business_records(
         count = business.count(name)
         mean = business.mean(name)
         direction, threshold = _bound(config, name, mean)
+        total = business.sum(name)
         if mean is None or count < config.labels.min_labeled:
             result = not_ok(
                 "insufficient_data", threshold, direction, n_window=n_window, n_labeled=count
             )
+        elif not math.isfinite(total):  # finite values whose sum overflows
+            result = not_ok("undefined", threshold, direction, n_window=n_window, n_labeled=count)
         else:
             drift = threshold is not None and crossed(mean, threshold, direction)
             result = DetectorResult(
                 mean, threshold, direction, drift, n_window=n_window, n_labeled=count
             )
-        total = DetectorResult(
-            business.sum(name), None, "above", False, n_window=n_window, n_labeled=count
+        summed = (
+            DetectorResult(total, None, "above", False, n_window=n_window, n_labeled=count)
+            if math.isfinite(total)
+            else not_ok("undefined", None, "above", n_window=n_window, n_labeled=count)
         )
         records += [
             ResultRecord.of(window, BUSINESS, MEAN, result, metric=name),
-            ResultRecord.of(window, BUSINESS, SUM, total, metric=name),
+            ResultRecord.of(window, BUSINESS, SUM, summed, metric=name),
         ]
     return records
 

@@ -260,18 +260,17 @@ def selection_summaries(
 
 @dataclass(frozen=True)
 class BusinessSummary:
-    """Per business name (sorted): how many labels carried a value, their sum and sum of
-    squares. Adds up across panes; summaries of different names align by name."""
+    """Per business name (sorted): how many labels carried a value, and their sum. Adds up
+    across panes; summaries of different names align by name."""
 
     names: tuple[str, ...]
     n: np.ndarray
     total: np.ndarray
-    squares: np.ndarray
 
     @classmethod
     def empty(cls, names: tuple[str, ...]) -> BusinessSummary:
         size = len(names)
-        return cls(names, np.zeros(size, np.int64), np.zeros(size), np.zeros(size))
+        return cls(names, np.zeros(size, np.int64), np.zeros(size))
 
     @classmethod
     def of_rows(cls, names: tuple[str, ...], rows: pl.DataFrame) -> BusinessSummary:
@@ -283,7 +282,6 @@ class BusinessSummary:
             names,
             values.select(pl.all().count()).to_numpy()[0].astype(np.int64),
             values.select(pl.all().sum()).to_numpy()[0].astype(np.float64),
-            values.select(pl.all().pow(2).sum()).to_numpy()[0].astype(np.float64),
         )
 
     def mean(self, name: str) -> float | None:
@@ -301,9 +299,7 @@ class BusinessSummary:
 
     def merge(self, other: BusinessSummary) -> BusinessSummary:
         if other.names == self.names:
-            return BusinessSummary(
-                self.names, self.n + other.n, self.total + other.total, self.squares + other.squares
-            )
+            return BusinessSummary(self.names, self.n + other.n, self.total + other.total)
         names = tuple(sorted(set(self.names) | set(other.names)))
         return self._on(names).merge(other._on(names))
 
@@ -311,18 +307,17 @@ class BusinessSummary:
         """The same counts over ``names`` (a superset of this summary's)."""
         at = [names.index(name) for name in self.names]
         out = BusinessSummary.empty(names)
-        out.n[at], out.total[at], out.squares[at] = self.n, self.total, self.squares
+        out.n[at], out.total[at] = self.n, self.total
         return out
 
     def negated(self) -> BusinessSummary:
-        return BusinessSummary(self.names, -self.n, -self.total, -self.squares)
+        return BusinessSummary(self.names, -self.n, -self.total)
 
     def to_state(self) -> dict[str, Any]:
         return {
             "names": list(self.names),
             "n": self.n.tolist(),
             "total": self.total.tolist(),
-            "squares": self.squares.tolist(),
         }
 
     @classmethod
@@ -331,7 +326,6 @@ class BusinessSummary:
             tuple(state["names"]),
             np.asarray(state["n"], dtype=np.int64),
             np.asarray(state["total"], dtype=np.float64),
-            np.asarray(state["squares"], dtype=np.float64),
         )
 
 

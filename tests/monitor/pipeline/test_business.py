@@ -407,3 +407,51 @@ def test_each_version_gets_its_own_business_records(
         if r["kind"] == "business_correlation" and r["status"] == "ok"
     }
     assert correlations == {"A", "B"}
+
+
+def test_a_sum_too_large_for_a_float_makes_the_window_undefined_not_a_crash(
+    tmp_path: Path, reference_file: Path
+) -> None:
+    from driftwarden.core.records import WindowInfo
+    from driftwarden.monitor.evaluation.business_results import business_records
+    from driftwarden.monitor.windows.outcomes import BusinessSummary
+
+    config = write_config(tmp_path, reference_file).models[synthetic.MODEL]
+    rows = pl.DataFrame({"biz:loss_amount": [1e308] * 60, "biz:revenue": [1.0] * 60})
+    summary = BusinessSummary.of_rows(config.business.names, rows)
+    window = WindowInfo(synthetic.MODEL, None, "r", 0, START, START + HOUR)
+    found = {(r.metric, r.detector): r for r in business_records(config, window, summary, 60)}
+    assert found[("loss_amount", "mean")].status == "undefined"
+    assert found[("loss_amount", "sum")].status == "undefined"
+    assert found[("revenue", "mean")].value == 1.0
+    assert found[("revenue", "sum")].value == 60.0
+
+
+def test_on_postgresql_waiting_and_replaced_labels_keep_and_return_their_values(
+    tmp_path: Path, reference_file: Path, stream: dict, postgres_url: str
+) -> None:
+    """PostgreSQL's join tables: labels that wait for their prediction (the first half) and
+    labels replaced under policy last (the first 2,000, first with wrong values) give the
+    means of the raw final labels."""
+    from driftwarden.monitor import storage
+
+    loaded = write_config(tmp_path, reference_file, policy="last")
+    labels = stream["labels"].join(stream["events"].select("id", pl.col("ts").alias("pts")), "id")
+    early = labels.with_columns(
+        pl.when(pl.col("pts") < START + 6 * HOUR).then(pl.col("pts") - 60_000).otherwise("ts")
+    ).drop("pts")
+    wrong = early.head(2000).with_columns(
+        pl.col("ts") - 30_000,
+        pl.struct(loss_amount=pl.lit(1e4), revenue=pl.lit(-5.0), clicks=pl.lit(1)).alias(
+            "business"
+        ),
+    )
+    path = tmp_path / "labels.jsonl"
+    pl.concat([wrong, early]).sort("ts", maintain_order=True).write_ndjson(path)
+    storage.upgrade(storage.create(postgres_url))
+    replay(loaded, stream["predictions"], tmp_path / "out", labels=path, storage_url=postgres_url)
+    found = by_key(read_results(tmp_path / "out"), "business_metric")
+    for row in raw_windows(stream).iter_rows(named=True):
+        mean = found[(row["window"], row["name"], "mean", None)]
+        assert mean["value"] == pytest.approx(row["mean"], rel=1e-9)
+        assert mean["n_labeled"] == row["n"]
