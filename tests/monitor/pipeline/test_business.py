@@ -455,3 +455,12 @@ def test_on_postgresql_waiting_and_replaced_labels_keep_and_return_their_values(
         mean = found[(row["window"], row["name"], "mean", None)]
         assert mean["value"] == pytest.approx(row["mean"], rel=1e-9)
         assert mean["n_labeled"] == row["n"]
+
+
+def test_business_metrics_may_be_listed_by_name(tmp_path: Path, reference_file: Path) -> None:
+    text = synthetic.config_yaml(str(reference_file), "sqlite://")
+    listed = configuration.parse(text + "    business: {metrics: [revenue, loss]}\n", environ={})
+    business = listed.models[synthetic.MODEL].business
+    assert business.names == ("loss", "revenue")
+    assert business.metrics["loss"].min is None and business.metrics["loss"].max is None
+    assert (business.correlation_windows, business.min_windows) == (20, 5)
