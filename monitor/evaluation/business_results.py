@@ -78,14 +78,14 @@ def _bound(config: ModelConfig, name: str, mean: float | None) -> tuple[Directio
 
 
 def correlation_records(
-    config: ModelConfig, task: str, window: WindowInfo, records: Iterable[ResultRecord]
+    config: ModelConfig, window: WindowInfo, records: Iterable[ResultRecord]
 ) -> list[ResultRecord]:
     """Each business metric's Pearson correlation, over the windows of ``records`` (those
     of the last ``correlation_windows`` up to ``window``) holding both values, with the
     main performance metric (``group_attribute``: its name) and with drift impact
     (``drift_impact``). ``n_window`` counts the windows paired; ``insufficient_data``
     below ``min_windows``."""
-    settings = config.business
+    settings, task = config.business, config.task
     first = window.index - settings.correlation_windows + 1
     indexes = np.arange(first, window.index + 1)
     series: dict[tuple[str, str | None], np.ndarray] = {}

@@ -313,7 +313,7 @@ class ModelPipeline:
         out = []
         for index in sorted(windows):
             if any(c <= index <= c + span for c in changed):
-                out += correlation_records(self.config, self.config.task, windows[index], records)
+                out += correlation_records(self.config, windows[index], records)
         return out
 
     def closed_holding(
