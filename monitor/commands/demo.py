@@ -178,7 +178,8 @@ def _write_config(
         "allowed_lateness: 5m}",
         "allowed_lateness: 5m, idle_timeout: 2s}\n    multivariate_drift: {enabled: true}\n"
         f'    versions: {{split: true, champion: "{CHAMPION}"}}\n'
-        "    segments: {attributes: [channel]}",
+        "    segments: {attributes: [channel]}\n"
+        "    business: {metrics: [loss_amount], correlation_windows: 12}",
     )
     text += f"""\
 kafka:
@@ -241,7 +242,7 @@ def _day(plan: DemoPlan) -> tuple[pl.DataFrame, pl.DataFrame]:
         concept_from=plan.concept_from,
     )
     events = synthetic.events(stream).with_columns(model_version=pl.lit(CHAMPION))
-    labels = synthetic.label_events(events)
+    labels = synthetic.with_losses(synthetic.label_events(events), events)
     return _with_shadow(events, plan), labels
 
 
@@ -352,6 +353,7 @@ def _summarize(
                 f"estimated without labels {estimated:.3f}"
             )
     _print_comparisons(records)
+    _print_losses(records)
     detections = sorted(
         (r.detected_at, r.detector) for r in records if r.kind == "concept_drift" and r.detected_at
     )
@@ -368,6 +370,27 @@ def _summarize(
     print(f"  failing receiver: {failed} notification(s) given up after retries (by design)")
     print(f"  metrics: http://127.0.0.1:{loaded.http.port}/metrics; results: {url}")
     print(f"  evidence pages: http://127.0.0.1:{loaded.http.port}/ui/")
+
+
+def _print_losses(records: list) -> None:
+    """The champion's business metric: its mean loss, and its correlation with ROC AUC."""
+    champion = [r for r in records if r.model_version == CHAMPION and r.value is not None]
+    losses = {r.window_index: r.value for r in champion if r.kind == "business_metric"
+              and r.detector == "mean"}  # fmt: skip
+    if losses:
+        first, last = min(losses), max(losses)
+        print(
+            f"  loss_amount: mean per label {losses[first]:.2f} in window {first}, "
+            f"{losses[last]:.2f} in window {last}"
+        )
+    correlations = [r for r in champion if r.kind == "business_correlation"
+                    and r.group_attribute == "roc_auc"]  # fmt: skip
+    if correlations:
+        latest = max(correlations, key=lambda r: r.window_index)
+        print(
+            f"  loss_amount vs ROC AUC over the last {latest.n_window} windows: "
+            f"r = {latest.value:.2f} (p = {latest.p_value:.2g})"
+        )
 
 
 def _print_comparisons(records: list) -> None:

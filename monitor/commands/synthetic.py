@@ -177,6 +177,22 @@ def label_events(
     )
 
 
+def with_losses(labels: pl.DataFrame, events: pl.DataFrame, seed: int = 3) -> pl.DataFrame:
+    """Labels carrying a business value: ``loss_amount``, what a wrong decision cost (a
+    missed default costs a share of the applicant's income, a refused good one a small fixed
+    amount; 0 when the decision was right)."""
+    rng = np.random.default_rng(seed)
+    decided = labels.join(events.select("id", "prediction", "income"), on="id", how="left")
+    refused = pl.col("prediction") >= 0.5
+    missed = ~refused & (pl.col("label") == 1)
+    wasted = refused & (pl.col("label") == 0)
+    share = pl.Series(rng.uniform(0.05, 0.2, labels.height))
+    loss = pl.when(missed).then(pl.col("income") * share).when(wasted).then(50.0).otherwise(0.0)
+    return decided.select(
+        *labels.columns, pl.struct(loss.round(2).alias("loss_amount")).alias("business")
+    )
+
+
 def label_lines(frame: pl.DataFrame) -> list[bytes]:
     """Label events as JSON lines in the event schema."""
     return [line for line in frame.write_ndjson().encode().split(b"\n") if line]

@@ -2,6 +2,8 @@
 
 from driftwarden.monitor.config.loading import load, parse, resolve_paths, substitute
 from driftwarden.monitor.config.sections import (
+    BusinessConfig,
+    BusinessMetricConfig,
     ConceptDriftConfig,
     Config,
     CountWindowConfig,
@@ -28,6 +30,8 @@ from driftwarden.monitor.config.sections import (
 )
 
 __all__ = [
+    "BusinessConfig",
+    "BusinessMetricConfig",
     "ConceptDriftConfig",
     "Config",
     "CountWindowConfig",

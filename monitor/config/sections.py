@@ -331,6 +331,75 @@ class PerformanceConfig(Section):
     estimated: bool = True
 
 
+BUSINESS_NAME_LENGTH = 64
+MAX_BUSINESS_METRICS = 20
+_BUSINESS_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
+
+
+class BusinessMetricConfig(Section):
+    """Bounds of one business metric's mean per window: a window whose mean falls below
+    ``min`` or above ``max`` is flagged (``drift``), like a performance threshold."""
+
+    min: float | None = None
+    max: float | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> BusinessMetricConfig:
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min ({self.min}) is above max ({self.max})")
+        return self
+
+
+class BusinessConfig(Section):
+    """Business values that label events carry (``business``: name -> number).
+
+    ``metrics`` names the values monitored (a list, or a mapping to their bounds); values
+    of other names are ignored, so what is stored and exported stays bounded. Each window
+    reports their count, sum and mean, and each metric's Pearson correlation with the
+    main performance metric and with drift impact over the last ``correlation_windows``
+    closed windows that have both (``insufficient_data`` below ``min_windows``).
+    """
+
+    metrics: dict[str, BusinessMetricConfig] = Field(default_factory=dict)
+    correlation_windows: int = Field(default=20, ge=3, le=1000)
+    min_windows: int = Field(default=5, ge=3, le=1000)
+
+    @field_validator("metrics", mode="before")
+    @classmethod
+    def _listed(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return {name: {} for name in value}
+        return value
+
+    @field_validator("metrics")
+    @classmethod
+    def _names(cls, metrics: dict[str, BusinessMetricConfig]) -> dict[str, BusinessMetricConfig]:
+        if len(metrics) > MAX_BUSINESS_METRICS:
+            raise ValueError(f"at most {MAX_BUSINESS_METRICS} business metrics, got {len(metrics)}")
+        for name in metrics:
+            if len(name) > BUSINESS_NAME_LENGTH or not _BUSINESS_NAME.fullmatch(name):
+                raise ValueError(
+                    f"business metric names are letters, digits, '_', '.' or '-' (starting "
+                    f"with a letter or '_'), at most {BUSINESS_NAME_LENGTH} characters: "
+                    f"{name[:40]!r}"
+                )
+        return metrics
+
+    @model_validator(mode="after")
+    def _windows(self) -> BusinessConfig:
+        if self.min_windows > self.correlation_windows:
+            raise ValueError(
+                f"min_windows ({self.min_windows}) exceeds correlation_windows "
+                f"({self.correlation_windows})"
+            )
+        return self
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The monitored names, sorted (the order of every business array)."""
+        return tuple(sorted(self.metrics))
+
+
 class FairnessConfig(Section):
     min_group_size: int = Field(default=100, ge=1)
     thresholds: dict[str, float] | None = None
@@ -451,6 +520,7 @@ class ModelConfig(Section):
     labels: LabelsConfig = Field(default_factory=LabelsConfig)
     performance: PerformanceConfig = Field(default_factory=PerformanceConfig)
     fairness: FairnessConfig = Field(default_factory=FairnessConfig)
+    business: BusinessConfig = Field(default_factory=BusinessConfig)
     concept_drift: ConceptDriftConfig = Field(default_factory=ConceptDriftConfig)
     multivariate_drift: MultivariateDriftConfig = Field(default_factory=MultivariateDriftConfig)
     versions: VersionsConfig = Field(default_factory=VersionsConfig)
@@ -474,6 +544,8 @@ class ModelConfig(Section):
             raise ValueError(f"importance.impact_weights names unknown features: {unknown}")
         if self.multivariate_drift.enabled and len(self.features.names) < 2:
             raise ValueError("multivariate_drift needs at least 2 features")
+        if self.business.metrics and not self.labels.enabled:
+            raise ValueError("business metrics arrive with labels: they need labels.enabled")
         clash = set(self.groups) & set(self.features.names)
         if clash:
             raise ValueError(f"groups are not model inputs; also listed as features: {clash}")

@@ -33,6 +33,8 @@ KINDS = (
     "feature_importance",
     "drift_impact",
     "error_attribution",
+    "business_metric",
+    "business_correlation",
 )
 """The kinds of result record."""
 
@@ -164,6 +166,18 @@ class ResultRecord:
             reference_value=reference_value,
             bucket=bucket,
             segment=window.segment,
+        )
+
+    @property
+    def window(self) -> WindowInfo:
+        """The window the record belongs to."""
+        return WindowInfo(
+            self.model,
+            self.model_version,
+            self.reference_id,
+            self.window_index,
+            self.window_start,
+            self.window_end,
         )
 
     @property

@@ -1,5 +1,5 @@
-"""A closed window's realized and estimated performance and its fairness, from the label
-summary of its panes and the scores of its predictions."""
+"""A closed window's realized and estimated performance, its fairness and its business
+metrics, from the label summary of its panes and the scores of its predictions."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from driftwarden.detectors import (
 )
 from driftwarden.detectors.metric_results import direction_of
 from driftwarden.monitor.config import ModelConfig
+from driftwarden.monitor.evaluation.business_results import business_records
 from driftwarden.monitor.evaluation.error_results import error_records
 from driftwarden.monitor.evaluation.window_results import gate
 from driftwarden.monitor.windows.outcomes import LabelSummary, task_performance
@@ -55,6 +56,7 @@ def outcome_records(
             )
             for metric, result in results.items()
         ]
+    records += business_records(config, window, labels.business, summary.n_events)
     return records + error_records(profile, config, window, labels)
 
 

@@ -14,7 +14,8 @@ milliseconds, UTC), ``model_version``, then for predictions ``prediction``,
 ``num:<feature>`` (Float64), ``cat:<feature>`` (String), ``err:<feature>``
 (a type error made the value missing), ``att:<feature>`` (Float64, the
 feature's attribution when the event carries one) and ``grp:<attribute>``;
-for labels ``label``.
+for labels ``label`` and ``biz:<name>`` (Float64, the event's business value of each
+configured name; names not configured are ignored).
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ class ModelSchema:
     numeric: tuple[str, ...] = ()
     categorical: tuple[str, ...] = ()
     groups: tuple[str, ...] = ()
+    business: tuple[str, ...] = ()
 
     @property
     def features(self) -> tuple[str, ...]:
@@ -73,6 +75,7 @@ class ModelSchema:
         }
         if kind == "label":
             schema["label"] = _value_type(self.task)
+            schema.update({f"biz:{name}": pl.Float64() for name in self.business})
             return schema
         schema["prediction"] = _value_type(self.task)
         schema.update({f"num:{name}": pl.Float64() for name in self.numeric})
@@ -279,6 +282,10 @@ class EventDecoder:
         }
         if self.kind == "label":
             schema["label"] = pl.String()
+            business = sorted({name for m in self.models.values() for name in m.business})
+            if business:
+                value_type = pl.Float64() if typed else pl.String()
+                schema["business"] = pl.Struct({name: value_type for name in business})
             return schema
         numeric_values = all(m.task != "multiclass_classification" for m in self.models.values())
         schema["prediction"] = pl.Float64() if numeric_values else pl.String()
@@ -320,13 +327,13 @@ class EventDecoder:
         ]
         if self.kind == "prediction":
             checks.append(pl.col("features").is_null())
-            for column in ("features", "groups", "attributions"):
-                if column not in schema:
-                    continue
-                for name, dtype in schema[column].to_schema().items():
-                    if dtype == pl.String():
-                        field = pl.col(column).struct.field(name)
-                        checks.append(field.str.contains(_OBJECT_PREFIX))
+        for column in ("features", "groups", "attributions", "business"):
+            if column not in schema:
+                continue
+            for name, dtype in schema[column].to_schema().items():
+                if dtype == pl.String():
+                    field = pl.col(column).struct.field(name)
+                    checks.append(field.str.contains(_OBJECT_PREFIX))
         return pl.any_horizontal([check.fill_null(False) for check in checks])
 
     # -- per-model frames ------------------------------------------------------------------
@@ -425,6 +432,13 @@ class EventDecoder:
                     malformed.append(error)
             else:
                 columns += [pl.lit(None, pl.Float64).alias(f"att:{f}") for f in schema.features]
+        elif schema.business:
+            business = pl.col("business").struct
+            business_types = part.schema["business"].to_schema()
+            for name in schema.business:
+                number, error = _numeric(business.field(name), business_types[name])
+                columns.append(number.alias(f"biz:{name}"))
+                malformed.append(error)
         fits = (
             pl.col("ts").is_between(EARLIEST, LATEST)
             & (pl.col("id").str.len_chars() <= NAME_LENGTH)
@@ -432,7 +446,7 @@ class EventDecoder:
         )
         if schema.task == "multiclass_classification":
             fits = fits & (value.str.len_chars() <= NAME_LENGTH).fill_null(True)
-        if malformed:  # a bad attribution makes the event a dead letter, on the exact path
+        if malformed:  # a bad attribution or business value: a dead letter, on the exact path
             fits = fits & ~pl.any_horizontal(malformed)
         frame = part.select(*columns, (value_ok & fits).alias("_ok"))
         bad_rows = frame.filter(~pl.col("_ok"))["_row"].to_list()
@@ -504,6 +518,8 @@ class EventDecoder:
             for group in schema.groups:
                 record[f"grp:{group}"] = _exact_category((groups or {}).get(group))[0]
             record.update(_exact_attributions(event.get("attributions"), schema.features, model))
+        else:
+            record.update(_exact_business(event.get("business"), schema.business, model))
         return record
 
 
@@ -658,6 +674,30 @@ def _exact_attributions(
     return out
 
 
+def _exact_business(business: Any, names: tuple[str, ...], model: str) -> dict[str, float | None]:
+    """The ``biz:<name>`` columns of a label's optional ``business`` object (configured names
+    only); anything but an object of finite numbers (or nulls) is ``Rejected``."""
+    if business is None:
+        return {f"biz:{name}": None for name in names}
+    if not isinstance(business, dict):
+        raise Rejected(
+            "wrong_type", f"field 'business': expected an object, got {_show(business)}", model
+        )
+    out: dict[str, float | None] = {}
+    for name in names:
+        given = business.get(name)
+        number, error = _exact_numeric(given)
+        if error:
+            reason = "non_finite" if isinstance(given, float) else "wrong_type"
+            raise Rejected(
+                reason,
+                f"field 'business.{name}': expected a finite number, got {_show(given)}",
+                model,
+            )
+        out[f"biz:{name}"] = number
+    return out
+
+
 def _exact_category(value: Any) -> tuple[str | None, bool]:
     """A categorical feature value and whether it was a type error (missing either way)."""
     if value is None:
@@ -756,6 +796,7 @@ def model_schema(model: ModelConfig) -> ModelSchema:
         numeric=tuple(model.features.numeric),
         categorical=tuple(model.features.categorical),
         groups=tuple(model.groups),
+        business=model.business.names,
     )
 
 

@@ -134,10 +134,13 @@ class LabelFeed:
         self.ignored = ignored
         self._delay = None if delay is None else int(delay.total_seconds() * 1000)
         frames = [
-            frame.select("_row", "id", "ts", "label").with_columns(pl.lit(model).alias("model"))
+            frame.select("_row", "id", "ts", "label", pl.col("^biz:.*$")).with_columns(
+                pl.lit(model).alias("model")
+            )
             for model, frame in batch.frames.items()
         ]
-        labels = pl.concat(frames, how="vertical_relaxed").sort("_row") if frames else None
+        # Models' business names differ: a name another model lacks is null in its rows.
+        labels = pl.concat(frames, how="diagonal_relaxed").sort("_row") if frames else None
         empty = pl.DataFrame(
             schema={
                 "_row": pl.Int64,
@@ -203,14 +206,16 @@ class LabelFeed:
         due = self._unscheduled.join(predictions, on=["model", "id"])
         if due.height:
             due = due.with_columns((pl.col("pts") + self._delay).alias("ts")).drop("pts")
-            self._pool = pl.concat([self._pool, due.with_columns(pl.col("ts").alias("key"))])
+            self._pool = pl.concat(
+                [self._pool, due.with_columns(pl.col("ts").alias("key"))], how="diagonal_relaxed"
+            )
             self._unscheduled = self._unscheduled.join(due.select("_row"), on="_row", how="anti")
 
     def _release(self, before: int | None) -> Iterator[DecodedBatch]:
         """The labels due before ``before`` (everything left when ``None``), in time order."""
         if before is None:
             leftover = self._unscheduled.with_columns(pl.col("ts").alias("key"))
-            due = pl.concat([self._pool, leftover])
+            due = pl.concat([self._pool, leftover], how="diagonal_relaxed")
             self._pool, self._unscheduled = due.head(0), self._unscheduled.head(0)
         else:
             due = self._pool.filter(pl.col("key") < before)

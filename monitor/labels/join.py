@@ -37,6 +37,29 @@ from driftwarden.monitor.windows.segmentation import SegmentProfiles
 from driftwarden.monitor.windows.summary import decode_buckets, error_buckets
 
 _END_OF_TIME = 2**63 - 1
+LABEL_COLUMNS = ("_row", "id", "ts", "label", "business")
+"""The columns of labels as the join takes them."""
+
+
+def label_rows(frame: pl.DataFrame, business: tuple[str, ...]) -> pl.DataFrame:
+    """Decoded labels as the join takes them (``LABEL_COLUMNS``): the label as text and the
+    ``biz:<name>`` values of ``business`` as one JSON object (null without any value)."""
+    values = [pl.col(f"biz:{name}").alias(name) for name in business]
+    encoded = pl.lit(None, pl.String)
+    if values:
+        any_value = pl.any_horizontal(pl.col(f"biz:{name}").is_not_null() for name in business)
+        encoded = pl.when(any_value).then(pl.struct(values).struct.json_encode())
+    return frame.select(
+        "_row", "id", "ts", pl.col("label").cast(pl.String), encoded.alias("business")
+    )
+
+
+def business_columns(encoded: pl.Series, business: tuple[str, ...]) -> list[pl.Series]:
+    """The ``biz:<name>`` columns of business values stored as JSON objects."""
+    if not business:
+        return []
+    decoded = encoded.str.json_decode(pl.Struct({name: pl.Float64 for name in business}))
+    return [decoded.struct.field(name).alias(f"biz:{name}") for name in business]
 
 
 @dataclass(frozen=True)
@@ -178,10 +201,11 @@ class ModelLabels:
     def add_labels(
         self, connection: Connection, frame: pl.DataFrame, batch: DecodedBatch, now: int
     ) -> LabelReport:
-        """Join a batch of this model's labels (``_row``, ``id``, ``ts``, ``label``); those
-        that find no prediction wait as orphans."""
+        """Join a batch of this model's decoded labels; those that find no prediction wait
+        as orphans."""
         report = LabelReport()
-        missing = self.join_found(connection, frame, now, report)
+        labels = label_rows(frame, self.config.business.names)
+        missing = self.join_found(connection, labels, now, report)
         if missing.height:
             duplicates, orphaned = self.orphans.keep(connection, missing, batch, now)
             report.duplicate_labels += duplicates
@@ -191,10 +215,9 @@ class ModelLabels:
     def join_found(
         self, connection: Connection, frame: pl.DataFrame, now: int, report: LabelReport
     ) -> pl.DataFrame:
-        """Join the labels of ``frame`` whose prediction is stored here (and labelled in
-        time); the others are returned (``_row``, ``id``, ``ts``, ``label``)."""
-        labels = frame.select("_row", "id", "ts", pl.col("label").cast(pl.String))
-        return self._join(connection, labels, now, report)
+        """Join the labels of ``frame`` (``LABEL_COLUMNS``) whose prediction is stored here
+        (and labelled in time); the others are returned (``LABEL_COLUMNS``)."""
+        return self._join(connection, frame.select(LABEL_COLUMNS), now, report)
 
     def _join(
         self, connection: Connection, labels: pl.DataFrame, now: int, report: LabelReport
@@ -222,7 +245,7 @@ class ModelLabels:
         report.joined += fresh.height
         report.delays += ((fresh["ts"] - fresh["pts"]) / 1000).to_list()
         self._errors(fresh.sort("_row"), report)
-        return missing.select("_row", "id", "ts", "label")
+        return missing.select(LABEL_COLUMNS)
 
     def _summarize(
         self,
@@ -239,9 +262,9 @@ class ModelLabels:
         for rows, old in parts:
             if rows.height == 0:
                 continue
-            label = "old_label" if old else "label"
+            label, business = ("old_label", "old_business") if old else ("label", "business")
             for (pane,), group in rows.partition_by("pane", as_dict=True).items():
-                delta = self._label_summary(group, label)
+                delta = self._label_summary(group, label, business)
                 if old:
                     delta = delta.negated()
                 current = self._panes.get(pane)
@@ -249,8 +272,10 @@ class ModelLabels:
                 self._dirty.add(pane)
                 report.panes.add(pane)
 
-    def _label_summary(self, rows: pl.DataFrame, label: str) -> LabelSummary:
+    def _label_summary(self, rows: pl.DataFrame, label: str, business: str) -> LabelSummary:
+        names = self.config.business.names
         columns = [pl.col("prediction"), pl.col(label).alias("label")]
+        columns += business_columns(rows[business], names)
         attributes = [] if self.segments is None else list(self.segments.columns)
         stored = list(dict.fromkeys([*self.profile.groups, *attributes]))
         decoded = None
@@ -274,7 +299,13 @@ class ModelLabels:
             texts = {name: decoded.struct.field(name) for name in attributes}
             segments = (self.segments.indices(texts), len(self.segments.segments))
         return LabelSummary.of_rows(
-            self.profile.outcomes, self.profile.task, self.profile.groups, frame, buckets, segments
+            self.profile.outcomes,
+            self.profile.task,
+            self.profile.groups,
+            frame,
+            buckets,
+            names,
+            segments,
         )
 
     @property
@@ -318,7 +349,11 @@ class ModelLabels:
                 self._panes[pane] = LabelSummary.from_bytes(data)
         panes = {p: summary for p, summary in self._panes.items() if start <= p < end}
         return LabelSummary.of_panes(
-            self.profile.outcomes, self.profile.task, panes, self._error_shape
+            self.profile.outcomes,
+            self.profile.task,
+            panes,
+            self._error_shape,
+            self.config.business.names,
         )
 
     def flush(self, connection: Connection) -> None:

@@ -54,12 +54,15 @@ class Orphans:
             self.store.replace_orphan_labels(
                 connection,
                 [
-                    (label, ts, self.model, i)
-                    for i, ts, label in waiting.select("id", "ts", "label").rows()
+                    (label, business, ts, self.model, i)
+                    for i, ts, label, business in waiting.select(
+                        "id", "ts", "label", "business"
+                    ).rows()
                 ],
             )
         entries = []
-        for row, identifier, ts, label in new.select("_row", "id", "ts", "label").rows():
+        columns = new.select("_row", "id", "ts", "label", "business")
+        for row, identifier, ts, label, business in columns.rows():
             origin = batch.messages.origin(row)
             entries.append(
                 (
@@ -67,6 +70,7 @@ class Orphans:
                     identifier,
                     ts,
                     label,
+                    business,
                     now + self.ttl,
                     origin.source,
                     -1 if origin.partition is None else origin.partition,

@@ -16,6 +16,11 @@ from driftwarden.detectors.stream import StreamDetector
 from driftwarden.monitor import windows
 from driftwarden.monitor.config import ModelConfig
 from driftwarden.monitor.config.detectors import build_concept_detector, build_detectors
+from driftwarden.monitor.evaluation.business_results import (
+    BUSINESS,
+    CORRELATED_KINDS,
+    correlation_records,
+)
 from driftwarden.monitor.evaluation.importance_results import impact_records, importance_records
 from driftwarden.monitor.evaluation.outcome_results import outcome_records
 from driftwarden.monitor.evaluation.window_results import evaluate
@@ -26,7 +31,7 @@ from driftwarden.monitor.pipeline.freshness import Freshness, Silence
 from driftwarden.monitor.pipeline.report import BatchReport
 from driftwarden.monitor.pipeline.segments import SegmentWindows
 from driftwarden.monitor.storage import ClosedWindow, Commit, ModelSnapshot
-from driftwarden.monitor.storage.store import closed_windows
+from driftwarden.monitor.storage.store import closed_windows, window_results
 from driftwarden.monitor.windows.archive import unpack
 from driftwarden.monitor.windows.outcomes import LabelSummary
 from driftwarden.monitor.windows.profile import Profile
@@ -231,7 +236,9 @@ class ModelPipeline:
             )
         )
         commit.results.extend(results)
-        return window, results
+        correlations = self._correlate(connection, commit, [bounds.index])
+        commit.results.extend(correlations)
+        return window, results + correlations
 
     def window_labels(self, connection: Connection, window: WindowInfo) -> LabelSummary:
         """The label summary of the panes of ``window`` (empty without labels)."""
@@ -266,6 +273,7 @@ class ModelPipeline:
         """Upsert the outcome results of closed windows whose labels changed, and detections."""
         if not joined.panes and not joined.detections:
             return
+        changed: list[int] = []
         for window, summary in self.closed_holding(connection, commit, joined.panes):
             profile = self.profiles.get(window.reference_id, self.profile)
             labels = self.window_labels(connection, window)
@@ -275,6 +283,12 @@ class ModelPipeline:
                 records += self.segments.label_records(window, self.config, labels, counts)
             commit.results.extend(records)
             report.outcomes.append((window, records))
+            changed.append(window.index)
+        correlations = self._correlate(connection, commit, changed)
+        commit.results.extend(correlations)
+        for index in sorted({record.window_index for record in correlations}):
+            updated = [record for record in correlations if record.window_index == index]
+            report.outcomes.append((updated[0].window, updated))
         assert self.labels is not None
         for detection in joined.detections:
             window = self._window_of(connection, commit, detection.pane)
@@ -295,6 +309,38 @@ class ModelPipeline:
             )
             commit.results.append(record)
             report.outcomes.append((window, [record]))
+
+    def _correlate(
+        self, connection: Connection, commit: Commit, changed: list[int]
+    ) -> list[ResultRecord]:
+        """The business correlations of every closed window whose last
+        ``correlation_windows`` windows hold one of ``changed`` (windows that closed or whose
+        outcomes changed), from the stored records and those of this commit."""
+        settings = self.config.business
+        if not settings.metrics or not changed:
+            return []
+        span = settings.correlation_windows - 1
+        low, high = min(changed) - span, max(changed) + span
+        version = None if self.lane is None else self.lane.version
+
+        def wanted(record: ResultRecord) -> bool:
+            return (
+                record.model == self.name
+                and record.kind in CORRELATED_KINDS
+                and low <= record.window_index <= high
+                and (version is None or record.model_version == version)
+            )
+
+        stored = window_results(connection, self.name, CORRELATED_KINDS, low, high, version=version)
+        latest = {record.key: record for record in stored}
+        latest.update({record.key: record for record in commit.results if wanted(record)})
+        records = list(latest.values())
+        windows = {r.window_index: r.window for r in records if r.kind == BUSINESS}
+        out = []
+        for index in sorted(windows):
+            if any(c <= index <= c + span for c in changed):
+                out += correlation_records(self.config, windows[index], records)
+        return out
 
     def closed_holding(
         self, connection: Connection, commit: Commit, keys: set[int]

@@ -31,7 +31,7 @@ from driftwarden.monitor.evaluation.version_comparison import (
     unlabelled_records,
 )
 from driftwarden.monitor.ingest.messages import DecodedBatch
-from driftwarden.monitor.labels.join import LabelJoin, LabelReport
+from driftwarden.monitor.labels.join import LabelJoin, LabelReport, label_rows
 from driftwarden.monitor.labels.orphans import Orphans
 from driftwarden.monitor.pipeline.freshness import Freshness, Silence
 from driftwarden.monitor.pipeline.model_pipeline import (
@@ -473,7 +473,7 @@ class VersionedPipeline:
         self.dirty = True
         total = report.joins.setdefault(self.name, LabelReport())
         keep = "last" if self.config.labels.policy == "last" else "first"
-        labels = frame.select("_row", "id", "ts", pl.col("label").cast(pl.String))
+        labels = label_rows(frame, self.config.business.names)
         unique = labels.unique("id", keep=keep, maintain_order=True)
         total.duplicate_labels += labels.height - unique.height
         remaining = unique

@@ -132,6 +132,20 @@ class Metrics:
             ["model", "feature"],
             registry=registry,
         )
+        self.business_metric = Gauge(
+            "driftwarden_business_metric",
+            "Mean business value of the latest window with enough labels, per configured "
+            "business metric.",
+            ["model", "metric"],
+            registry=registry,
+        )
+        self.business_correlation = Gauge(
+            "driftwarden_business_correlation",
+            "Pearson correlation of a business metric with the main performance metric or "
+            "drift impact over the last windows (latest window where it was computed).",
+            ["model", "metric", "against"],
+            registry=registry,
+        )
         self.window_end = Gauge(
             "driftwarden_window_end_timestamp_seconds",
             "End of the last closed window (event time).",
@@ -272,6 +286,7 @@ class Metrics:
         self._unconfigured: dict[str, set[str]] = {}
         self._realized_index: dict[str, int] = {}
         self._coverage_index: dict[str, int] = {}
+        self._business_index: dict[tuple[str, ...], int] = {}
         for model in models:
             self.events.labels(model, "prediction")
             self.events.labels(model, "label")
@@ -383,7 +398,8 @@ class Metrics:
     def outcomes(
         self, window: WindowInfo, records: list[ResultRecord], config: ModelConfig
     ) -> None:
-        """Publish performance, coverage, fairness and concept-drift results of a window."""
+        """Publish performance, coverage, fairness, concept-drift and business results of a
+        window."""
         model = window.model
         realized = [r for r in records if r.kind == "performance"]
         labeled = max((r.n_labeled or 0 for r in realized), default=0)
@@ -410,6 +426,21 @@ class Metrics:
                 self.fairness.labels(model, record.group_attribute, record.metric).set(record.value)
             elif record.kind == "concept_drift":
                 self.concept_drift.labels(model, record.detector).inc()
+            elif record.kind == "business_metric" and record.detector == "mean":
+                self._latest(self.business_metric, window, (model, record.metric), record.value)
+            elif record.kind == "business_correlation" and record.group_attribute:
+                labels = (model, record.metric, record.group_attribute)
+                self._latest(self.business_correlation, window, labels, record.value)
+
+    def _latest(
+        self, gauge: Gauge, window: WindowInfo, labels: tuple[str, ...], value: float
+    ) -> None:
+        """Set ``gauge`` unless a later window already set it (late labels update older
+        windows too)."""
+        key = (gauge._name, *labels)
+        if window.index >= self._business_index.get(key, -1):
+            self._business_index[key] = window.index
+            gauge.labels(*labels).set(value)
 
     def owned(self, model: str, age: float | None, silent: bool) -> None:
         """Publish how fresh a model this instance owns is."""

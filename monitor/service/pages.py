@@ -47,6 +47,7 @@ CSP = (
 
 DRIFT_KINDS = ("data_drift", "prediction_drift")
 PERFORMANCE_KINDS = ("performance", "estimated_performance")
+BUSINESS_KINDS = ("business_metric", "business_correlation")
 PREDICTION = "prediction"
 """The name the pages give the prediction column's distribution."""
 MAX_CACHED_WINDOWS = 20_000
@@ -194,6 +195,8 @@ class WindowView:
     """The model (``meta.model`` is a version's key when its versions are split)."""
     comparison: list[ResultRecord] = field(default_factory=list)
     """A challenger's ``version_comparison`` records."""
+    business: list[ResultRecord] = field(default_factory=list)
+    """``business_metric`` and ``business_correlation`` records."""
 
 
 @dataclass(frozen=True)
@@ -578,6 +581,7 @@ class Pages:
         performance, fairness, quality, concept, importance, impact = [], [], [], [], [], []
         comparison = []
         error_buckets = []
+        business = []
         for record in window.records:
             if record.kind in DRIFT_KINDS:
                 by_subject[record.feature or PREDICTION].append(record)
@@ -599,6 +603,8 @@ class Pages:
                 comparison.append(record)
             elif record.kind == "error_attribution":
                 error_buckets.append(record)
+            elif record.kind in BUSINESS_KINDS:
+                business.append(record)
         drawings = {} if profile is None else _distributions(profile, summary)
         names = list(dict.fromkeys([*drawings, *by_subject, *quality_of]))
         features = []
@@ -661,6 +667,7 @@ class Pages:
             impact=sorted(impact, key=lambda r: (r.feature is not None, -(r.value or 0.0))),
             model=model,
             comparison=comparison,
+            business=business,
             error_attribution=error_buckets,
             error_buckets=[
                 error_sentence(r)

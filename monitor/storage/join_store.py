@@ -3,7 +3,8 @@
 ``label_join`` holds waiting predictions (keyed by model and storage sequence
 number, with each one's feature buckets for error attribution), ``label_flags``
 one bit per stored prediction (labelled or not),
-``orphan_labels`` labels waiting for their prediction, and ``label_panes`` the
+``orphan_labels`` labels waiting for their prediction (both keep a label's business
+values as a JSON object), and ``label_panes`` the
 label summaries of panes. Every multi-row read is one JSON aggregate that
 polars parses, so no Python object is made per row.
 """
@@ -33,6 +34,7 @@ FOUND_COLUMNS = {
     "groups": ("j.groups", pl.String),
     "buckets": ("j.buckets", pl.String),
     "old_label": ("j.label", pl.String),
+    "old_business": ("j.business", pl.String),
 }
 _SEQ = {"seq": ("seq", pl.Int64)}
 
@@ -54,8 +56,8 @@ class JoinStore:
             marks = self._marks(len(PENDING_COLUMNS) + 1)
             self._insert_pending = f"INSERT INTO label_join (model, {columns}) VALUES ({marks})"
         self._insert_orphan = (
-            f"INSERT {ignore}INTO orphan_labels (model, id, ts, label, expires_at, source, "
-            f'partition, "offset", raw) VALUES ({self._marks(9)}){tail}'
+            f"INSERT {ignore}INTO orphan_labels (model, id, ts, label, business, expires_at, "
+            f'source, partition, "offset", raw) VALUES ({self._marks(10)}){tail}'
         )
 
     @property
@@ -125,15 +127,15 @@ class JoinStore:
         return pl.read_json(io.StringIO(found), schema=schema)
 
     def keep_labels(self, connection: Connection, model: str, rows: pl.DataFrame) -> None:
-        """Store the label of found rows (columns ``seq``, ``label``, ``ts``), for
-        ``policy: last`` to replace it later."""
+        """Store the label of found rows (columns ``seq``, ``label``, ``business``, ``ts``),
+        for ``policy: last`` to replace it later."""
         if rows.is_empty():
             return
         mark = self._mark
         connection.exec_driver_sql(
-            f"UPDATE label_join SET label = {mark}, labeled_at = {mark} "
+            f"UPDATE label_join SET label = {mark}, business = {mark}, labeled_at = {mark} "
             f"WHERE model = {mark} AND seq = {mark}",
-            rows.sort("seq").select("label", "ts", pl.lit(model), "seq").rows(),
+            rows.sort("seq").select("label", "business", "ts", pl.lit(model), "seq").rows(),
         )
 
     def labeled(self, connection: Connection, model: str, seqs: np.ndarray) -> np.ndarray:
@@ -215,10 +217,12 @@ class JoinStore:
             connection.exec_driver_sql(self._insert_orphan, rows)
 
     def replace_orphan_labels(self, connection: Connection, rows: list[tuple[Any, ...]]) -> None:
-        """``(label, ts, model, id)``: a later label of a waiting orphan (``policy: last``)."""
+        """``(label, business, ts, model, id)``: a later label of a waiting orphan
+        (``policy: last``)."""
         if rows:
+            mark = self._mark
             connection.exec_driver_sql(
-                f"UPDATE orphan_labels SET label = {self._mark}, ts = {self._mark} "
+                f"UPDATE orphan_labels SET label = {mark}, business = {mark}, ts = {mark} "
                 f"WHERE model = {self._mark} AND id = {self._mark}",
                 rows,
             )
@@ -236,12 +240,12 @@ class JoinStore:
             chunk = ids[start : start + _CHUNK]
             where = f"model = {self._mark} AND id IN ({self._marks(len(chunk))})"
             taken += connection.exec_driver_sql(
-                f"SELECT id, ts, label FROM orphan_labels WHERE {where}", (model, *chunk)
+                f"SELECT id, ts, label, business FROM orphan_labels WHERE {where}",
+                (model, *chunk),
             ).all()
             connection.exec_driver_sql(f"DELETE FROM orphan_labels WHERE {where}", (model, *chunk))
-        return pl.DataFrame(
-            taken, schema={"id": pl.String, "ts": pl.Int64, "label": pl.String}, orient="row"
-        )
+        schema = {"id": pl.String, "ts": pl.Int64, "label": pl.String, "business": pl.String}
+        return pl.DataFrame(taken, schema=schema, orient="row")
 
     def expire(
         self, connection: Connection, model: str, now: int, orphans_before: int

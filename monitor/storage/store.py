@@ -250,6 +250,29 @@ def closed_windows(
     ]
 
 
+def window_results(
+    connection: Connection,
+    model: str,
+    kinds: tuple[str, ...],
+    low: int,
+    high: int,
+    *,
+    version: str | None = None,
+) -> list[ResultRecord]:
+    """The model's stored results of ``kinds`` in windows ``low`` to ``high``; only those of
+    ``version`` when one is given (versions split)."""
+    columns = ResultRow.__table__.c
+    query = select(ResultRow).where(
+        columns.model == model,
+        columns.window_index >= low,
+        columns.window_index <= high,
+        columns.kind.in_(kinds),
+    )
+    if version is not None:
+        query = query.where(columns.model_version == version)
+    return [record_of(row) for row in connection.execute(query).mappings()]
+
+
 def _conflict_columns(table: type[Base], constraint: str | None) -> list[str]:
     if constraint == "uq_results_key":
         return list(RESULT_KEY)

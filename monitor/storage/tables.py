@@ -167,6 +167,7 @@ class LabelJoinRow(Base):
     groups: Mapped[str | None] = mapped_column(Text)
     buckets: Mapped[str | None] = mapped_column(Text)
     label: Mapped[str | None] = mapped_column(String(255))
+    business: Mapped[str | None] = mapped_column(Text)
     labeled_at: Mapped[int | None] = mapped_column(BigInteger)
     expires_at: Mapped[int] = mapped_column(BigInteger)
 
@@ -200,6 +201,7 @@ class OrphanLabelRow(Base):
     id: Mapped[str] = mapped_column(String(255), primary_key=True)
     ts: Mapped[int] = mapped_column(BigInteger)
     label: Mapped[str] = mapped_column(String(255))
+    business: Mapped[str | None] = mapped_column(Text)
     expires_at: Mapped[int] = mapped_column(BigInteger)
     source: Mapped[str] = mapped_column(String(1024))
     partition: Mapped[int] = mapped_column(Integer)

@@ -259,27 +259,107 @@ def selection_summaries(
 
 
 @dataclass(frozen=True)
+class BusinessSummary:
+    """Per business name (sorted): how many labels carried a value, and their sum. Adds up
+    across panes; summaries of different names align by name."""
+
+    names: tuple[str, ...]
+    n: np.ndarray
+    total: np.ndarray
+
+    @classmethod
+    def empty(cls, names: tuple[str, ...]) -> BusinessSummary:
+        size = len(names)
+        return cls(names, np.zeros(size, np.int64), np.zeros(size))
+
+    @classmethod
+    def of_rows(cls, names: tuple[str, ...], rows: pl.DataFrame) -> BusinessSummary:
+        """Summarize the ``biz:<name>`` columns of ``rows`` (null: no value)."""
+        if not names:
+            return cls.empty(names)
+        values = rows.select(pl.col(f"biz:{name}").cast(pl.Float64) for name in names)
+        return cls(
+            names,
+            values.select(pl.all().count()).to_numpy()[0].astype(np.int64),
+            values.select(pl.all().sum()).to_numpy()[0].astype(np.float64),
+        )
+
+    def mean(self, name: str) -> float | None:
+        """The mean value of ``name``; ``None`` without values."""
+        if name not in self.names:
+            return None
+        at = self.names.index(name)
+        return float(self.total[at] / self.n[at]) if self.n[at] > 0 else None
+
+    def count(self, name: str) -> int:
+        return int(self.n[self.names.index(name)]) if name in self.names else 0
+
+    def sum(self, name: str) -> float:
+        return float(self.total[self.names.index(name)]) if name in self.names else 0.0
+
+    def merge(self, other: BusinessSummary) -> BusinessSummary:
+        if other.names == self.names:
+            return BusinessSummary(self.names, self.n + other.n, self.total + other.total)
+        names = tuple(sorted(set(self.names) | set(other.names)))
+        return self._on(names).merge(other._on(names))
+
+    def _on(self, names: tuple[str, ...]) -> BusinessSummary:
+        """The same counts over ``names`` (a superset of this summary's)."""
+        at = [names.index(name) for name in self.names]
+        out = BusinessSummary.empty(names)
+        out.n[at], out.total[at] = self.n, self.total
+        return out
+
+    def negated(self) -> BusinessSummary:
+        return BusinessSummary(self.names, -self.n, -self.total)
+
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "names": list(self.names),
+            "n": self.n.tolist(),
+            "total": self.total.tolist(),
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> BusinessSummary:
+        return cls(
+            tuple(state["names"]),
+            np.asarray(state["n"], dtype=np.int64),
+            np.asarray(state["total"], dtype=np.float64),
+        )
+
+
+@dataclass(frozen=True)
 class LabelSummary:
     """The labelled rows of a pane: performance counts, per group attribute the
     confusion counts fairness needs, and (``errors``, when the model has feature
-    importance) its errors per feature bucket for error attribution, and (``segments``,
-    when the model has segments) the summary of each segment's rows. Adds up across panes;
-    ``negated`` takes rows back out (a label replaced under ``policy: last``)."""
+    importance) its errors per feature bucket for error attribution, the labels' business
+    values, and (``segments``, when the model has segments) the summary of each segment's
+    rows. Adds up across panes; ``negated`` takes rows back out (a label replaced under
+    ``policy: last``)."""
 
     n_labeled: int
     performance: PerformanceSummary
     fairness: tuple[FairnessSummary, ...]
     errors: ErrorSummary | None = None
+    business: BusinessSummary = field(default_factory=lambda: BusinessSummary.empty(()))
     segments: tuple[LabelSummary, ...] = ()
 
     @classmethod
     def empty(
-        cls, outcomes: OutcomeProfile, task: str, error_shape: tuple[int, int] | None = None
+        cls,
+        outcomes: OutcomeProfile,
+        task: str,
+        error_shape: tuple[int, int] | None = None,
+        business: tuple[str, ...] = (),
     ) -> LabelSummary:
-        """The summary of no rows; ``error_shape`` (features, buckets) adds error counts."""
+        """The summary of no rows; ``error_shape`` (features, buckets) adds error counts,
+        ``business`` the names of business values."""
         fairness = tuple(FairnessSummary.empty() for _ in outcomes.groups)
         errors = None if error_shape is None else ErrorSummary.empty(*error_shape)
-        return cls(0, empty_performance(outcomes, task), fairness, errors)
+        return cls(
+            0, empty_performance(outcomes, task), fairness, errors, BusinessSummary.empty(business)
+        )
 
     @classmethod
     def of_rows(
@@ -289,12 +369,14 @@ class LabelSummary:
         attributes: tuple[str, ...],
         rows: pl.DataFrame,
         buckets: tuple[np.ndarray, int] | None = None,
+        business: tuple[str, ...] = (),
         segments: tuple[np.ndarray, int] | None = None,
     ) -> LabelSummary:
-        """Summarize joined rows: ``prediction``, ``label`` and ``grp:*`` columns;
-        ``buckets`` (the rows' ``(F, n)`` feature bucket codes, -1 none, and the number of
-        buckets) adds their errors per bucket; ``segments`` (the rows' ``(A, n)`` segment
-        positions and the number of segments) the performance of each segment's rows."""
+        """Summarize joined rows: ``prediction``, ``label``, ``grp:*`` and ``biz:<name>``
+        (each of ``business``) columns; ``buckets`` (the rows' ``(F, n)`` feature bucket
+        codes, -1 none, and the number of buckets) adds their errors per bucket;
+        ``segments`` (the rows' ``(A, n)`` segment positions and the number of segments)
+        the performance and business values of each segment's rows."""
         performance = performance_summary(outcomes, task, rows["prediction"], rows["label"])
         fairness: tuple[FairnessSummary, ...] = ()
         if task == "binary_classification":
@@ -320,8 +402,9 @@ class LabelSummary:
             errors = ErrorSummary.from_codes(codes, losses, n_buckets)
         by_segment: tuple[LabelSummary, ...] = ()
         if segments is not None:
-            by_segment = _segment_summaries(outcomes, task, rows, *segments)
-        return cls(rows.height, performance, fairness, errors, by_segment)
+            by_segment = _segment_summaries(outcomes, task, business, rows, *segments)
+        values = BusinessSummary.of_rows(business, rows)
+        return cls(rows.height, performance, fairness, errors, values, by_segment)
 
     @classmethod
     def of_panes(
@@ -330,10 +413,11 @@ class LabelSummary:
         task: str,
         panes: Mapping[int, LabelSummary],
         error_shape: tuple[int, int] | None = None,
+        business: tuple[str, ...] = (),
     ) -> LabelSummary:
         """A window's labels: its panes' summaries added up in pane order (error counts
         only when every pane has them)."""
-        summary = cls.empty(outcomes, task, error_shape)
+        summary = cls.empty(outcomes, task, error_shape, business)
         for pane in sorted(panes):
             summary = summary.merge(panes[pane])
         return summary
@@ -348,6 +432,7 @@ class LabelSummary:
             self.performance.merge(other.performance),  # type: ignore[arg-type]
             tuple(a.merge(b) for a, b in zip(self.fairness, other.fairness, strict=True)),
             errors,
+            self.business.merge(other.business),
             _merge_segments(self.segments, other.segments),
         )
 
@@ -361,6 +446,7 @@ class LabelSummary:
             _negate(self.performance),
             tuple(_negate(summary) for summary in self.fairness),
             errors,
+            self.business.negated(),
             tuple(summary.negated() for summary in self.segments),
         )
 
@@ -375,6 +461,7 @@ class LabelSummary:
             "fairness": [summary.to_state() for summary in self.fairness],
             "errors": None if self.errors is None else self.errors.to_state(),
             "segments": [summary._state() for summary in self.segments],
+            "business": self.business.to_state(),
         }
 
     @classmethod
@@ -385,26 +472,33 @@ class LabelSummary:
     def _from_state(cls, state: dict[str, Any]) -> LabelSummary:
         kind = _SUMMARIES[state["kind"]]
         errors = state.get("errors")  # absent from panes stored before error attribution
+        business = state.get("business")  # absent from panes stored before business values
         return cls(
             state["n_labeled"],
             kind.from_state(state["performance"]),
             tuple(FairnessSummary.from_state(f) for f in state["fairness"]),
             None if errors is None else ErrorSummary.from_state(errors),
+            BusinessSummary.empty(()) if business is None else BusinessSummary.from_state(business),
             tuple(cls._from_state(part) for part in state.get("segments", ())),
         )
 
 
 def _segment_summaries(
-    outcomes: OutcomeProfile, task: str, rows: pl.DataFrame, positions: np.ndarray, count: int
+    outcomes: OutcomeProfile,
+    task: str,
+    business: tuple[str, ...],
+    rows: pl.DataFrame,
+    positions: np.ndarray,
+    count: int,
 ) -> tuple[LabelSummary, ...]:
-    """The performance of each segment's rows (``positions``: each row's segment per
-    attribute)."""
+    """The performance and business values of each segment's rows (``positions``: each
+    row's segment per attribute)."""
     out = []
     for segment in range(count):
-        mine = pl.Series((positions == segment).any(axis=0))
-        part = rows.filter(mine)
+        part = rows.filter(pl.Series((positions == segment).any(axis=0)))
         performance = performance_summary(outcomes, task, part["prediction"], part["label"])
-        out.append(LabelSummary(part.height, performance, ()))
+        values = BusinessSummary.of_rows(business, part)
+        out.append(LabelSummary(part.height, performance, (), None, values))
     return tuple(out)
 
 

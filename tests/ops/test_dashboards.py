@@ -33,6 +33,7 @@ LABELS |= {"url"}  # driftwarden_pages_info
 LABELS |= {"model_version", "stat"}  # driftwarden_version_*
 LABELS |= {"segment"}  # driftwarden_segment_*
 LABELS |= {"le", "job", "instance", "__name__"}
+LABELS |= {"against"}  # driftwarden_business_correlation
 
 COUNTERS = {
     "driftwarden_events",
@@ -87,6 +88,8 @@ GAUGES = {
     "driftwarden_segment_window_events",
     "driftwarden_segment_estimated_performance",
     "driftwarden_segment_performance",
+    "driftwarden_business_metric",
+    "driftwarden_business_correlation",
 }
 HISTOGRAMS = {
     "driftwarden_window_close_duration_seconds",

@@ -123,6 +123,22 @@ def test_relative_reference_paths_resolve_beside_the_file(tmp_path: Path) -> Non
             MINIMAL + "    multivariate_drift: {sigmas: 0}\n",
             "models.credit-default.multivariate_drift.sigmas",
         ),
+        (
+            MINIMAL + "    business: {metrics: [revenue, 'net revenue']}\n",
+            "models.credit-default.business.metrics",
+        ),
+        (
+            MINIMAL + "    business: {metrics: {loss: {min: 5, max: 1}}}\n",
+            "min (5.0) is above max (1.0)",
+        ),
+        (
+            MINIMAL + "    business: {metrics: [loss], correlation_windows: 4, min_windows: 5}\n",
+            "min_windows (5) exceeds correlation_windows (4)",
+        ),
+        (
+            MINIMAL + "    labels: {enabled: false}\n    business: {metrics: [loss]}\n",
+            "business metrics arrive with labels",
+        ),
         ("models: {}\n", "models: at least one model is required"),
         ("kafka: {}\n", "models: required key is missing"),
         ("models: [unclosed\n", "invalid YAML at line"),

@@ -220,3 +220,86 @@ def test_parse_time_rejects_non_times() -> None:
     for value in (True, 1.5, "2026-11-26", "noon", None, [1]):
         assert parse_time(value) is None
     assert not math.isnan(parse_time("1970-01-01T00:00:00Z"))
+
+
+BUSINESS = ModelSchema("regression", ("age",), business=("loss", "revenue"))
+_label_event = st.fixed_dictionaries(
+    {
+        "model": st.just("credit"),
+        "id": st.integers(0, 99),
+        "ts": st.just(0),
+        "label": st.sampled_from([1.5, 2.0]),
+    },
+    optional={
+        "business": st.one_of(
+            st.none(),
+            st.fixed_dictionaries(
+                {}, optional={"revenue": _scalar, "loss": _scalar, "other": _scalar}
+            ),
+            st.just([1]),
+            st.just("12"),
+            st.just(3),
+        )
+    },
+)
+
+
+def _business_outcome(event: dict) -> str | dict[str, float | None]:
+    """The reason a label's business object is rejected, or its decoded values."""
+    business = event.get("business")
+    if business is None:
+        return {"loss": None, "revenue": None}
+    if not isinstance(business, dict):
+        return "wrong_type"
+    values: dict[str, float | None] = {}
+    for name in ("loss", "revenue"):
+        value = business.get(name)
+        if value is None:
+            values[name] = None
+        elif isinstance(value, bool) or not isinstance(value, int | float | str):
+            return "wrong_type"
+        else:
+            try:
+                number = float(value)
+            except ValueError:
+                return "wrong_type"
+            if not math.isfinite(number) or value in ("", "NaN"):
+                return "wrong_type"
+            values[name] = number
+    return values
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(_label_event, min_size=1, max_size=30))
+def test_business_values_of_labels_decode_fast_as_exactly_and_as_expected(
+    events: list[dict],
+) -> None:
+    """The batch path and the message-by-message path agree, and each label is decoded
+    with its configured business values (others ignored) or rejected with the reason."""
+    labels = EventDecoder({"credit": BUSINESS}, "label")
+    raw = [orjson.dumps(e) for e in events]
+    fast = labels.decode(Messages(raw, "t", 0, np.arange(len(raw))))
+    exact = EventDecoder({"credit": BUSINESS}, "label").decode(
+        Messages([b" " + r for r in raw], "t", 0, np.arange(len(raw)))
+    )
+    assert _comparable(fast) == _comparable(exact)
+    frame = fast.frames.get("credit")
+    decoded = {} if frame is None else {row["_row"]: row for row in frame.iter_rows(named=True)}
+    rejected = {d.origin.offset: d for d in fast.dead_letters}
+    for row, e in enumerate(events):
+        expected = _business_outcome(e)
+        if isinstance(expected, str):
+            assert rejected[row].reason == expected
+            assert "business" in rejected[row].detail
+        else:
+            got = {name: decoded[row][f"biz:{name}"] for name in ("loss", "revenue")}
+            assert got == pytest.approx(expected)
+
+
+def test_a_non_finite_business_value_is_a_dead_letter_naming_the_field() -> None:
+    labels = EventDecoder({"credit": BUSINESS}, "label")
+    raw = [b'{"model":"credit","id":"a","ts":0,"label":1.0,"business":{"loss":Infinity}}']
+    batch = labels.decode(Messages(raw, "t", 0, np.arange(1)))
+    [letter] = batch.dead_letters
+    assert (letter.reason, letter.kind) == ("non_finite", "label")
+    assert "business.loss" in letter.detail
