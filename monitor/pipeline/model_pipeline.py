@@ -326,6 +326,7 @@ class ModelPipeline:
         def wanted(record: ResultRecord) -> bool:
             return (
                 record.model == self.name
+                and record.segment is None
                 and record.kind in CORRELATED_KINDS
                 and low <= record.window_index <= high
                 and (version is None or record.model_version == version)

@@ -22,6 +22,7 @@ import polars as pl
 from driftwarden.core.records import ResultRecord, WindowInfo
 from driftwarden.monitor.config import ModelConfig
 from driftwarden.monitor.config.detectors import DetectorSet
+from driftwarden.monitor.evaluation.business_results import business_records
 from driftwarden.monitor.evaluation.outcome_results import estimated_records, realized_records
 from driftwarden.monitor.evaluation.window_results import evaluate
 from driftwarden.monitor.windows.outcomes import LabelSummary
@@ -38,6 +39,7 @@ SEGMENT_KINDS = (
     "data_quality",
     "performance",
     "estimated_performance",
+    "business_metric",
 )
 """The kinds of record a segment reports (fairness, feature importance and multivariate drift
 are the whole model's only)."""
@@ -109,6 +111,7 @@ class SegmentWindows:
             found = evaluate(profile, summary, info, config, detectors)
             found += estimated_records(profile, config, info, summary)
             found += realized_records(profile, config, info, segment_labels, summary.n_events)
+            found += business_records(config, info, segment_labels.business, summary.n_events)
             records += self._judged(segment, found)
         return records, counts
 
@@ -119,7 +122,8 @@ class SegmentWindows:
         labels: LabelSummary,
         counts: dict[str, int],
     ) -> list[ResultRecord]:
-        """Every segment's realized performance of a closed ``window`` whose labels changed
+        """Every segment's realized performance and business values of a closed ``window``
+        whose labels changed
         (``counts``: its events per segment, as its close counted them)."""
         records: list[ResultRecord] = []
         for segment, segment_labels in zip(
@@ -129,6 +133,7 @@ class SegmentWindows:
             n_window = counts.get(segment.name, 0)
             profile = segment.profile or self.whole
             found = realized_records(profile, config, info, segment_labels, n_window)
+            found += business_records(config, info, segment_labels.business, n_window)
             records += self._judged(segment, found)
         return records
 

@@ -259,11 +259,12 @@ def window_results(
     *,
     version: str | None = None,
 ) -> list[ResultRecord]:
-    """The model's stored results of ``kinds`` in windows ``low`` to ``high``; only those of
-    ``version`` when one is given (versions split)."""
+    """The whole model's stored results of ``kinds`` (not its segments') in windows ``low``
+    to ``high``; only those of ``version`` when one is given (versions split)."""
     columns = ResultRow.__table__.c
     query = select(ResultRow).where(
         columns.model == model,
+        columns.segment == "",
         columns.window_index >= low,
         columns.window_index <= high,
         columns.kind.in_(kinds),

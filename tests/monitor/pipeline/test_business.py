@@ -464,3 +464,45 @@ def test_business_metrics_may_be_listed_by_name(tmp_path: Path, reference_file: 
     assert business.names == ("loss", "revenue")
     assert business.metrics["loss"].min is None and business.metrics["loss"].max is None
     assert (business.correlation_windows, business.min_windows) == (20, 5)
+
+
+def test_each_segments_business_values_are_those_of_its_labels_and_correlations_the_models(
+    tmp_path: Path, reference_file: Path, stream: dict
+) -> None:
+    loaded = write_config(tmp_path, reference_file)
+    text = (tmp_path / "config.yaml").read_text()
+    segmented = tmp_path / "segmented.yaml"
+    segmented.write_text(text + "    segments: {attributes: [channel], min_reference_rows: 200}\n")
+    predictions, labels = stream["predictions"], stream["file"]
+    replay(configuration.load(segmented), predictions, tmp_path / "seg", labels=labels)
+    replay(loaded, stream["predictions"], tmp_path / "whole", labels=stream["file"])
+    records = read_results(tmp_path / "seg")
+    joined = stream["labels"].join(
+        stream["events"].select("id", "channel", pl.col("ts").alias("pts")), on="id"
+    )
+    web = joined.filter(pl.col("channel") == "web").select(
+        ((pl.col("pts") - START) // HOUR).alias("window"),
+        pl.col("business").struct.field("loss_amount"),
+    )
+    expected = web.group_by("window").agg(
+        pl.col("loss_amount").count().alias("n"), pl.col("loss_amount").mean().alias("mean")
+    )
+    mine = {
+        r["window_index"]: r
+        for r in records
+        if (r["kind"], r["segment"], r["metric"], r["detector"])
+        == ("business_metric", "channel=web", "loss_amount", "mean")
+    }
+    assert len(mine) == WINDOWS
+    for row in expected.iter_rows(named=True):
+        record = mine[row["window"]]
+        assert record["n_labeled"] == row["n"]
+        assert record["value"] == pytest.approx(row["mean"], rel=1e-12)
+    whole = by_key(read_results(tmp_path / "whole"), "business_correlation")
+    correlations = {
+        key: r for key, r in by_key(records, "business_correlation").items() if not r["segment"]
+    }
+    assert correlations.keys() == whole.keys()
+    for key, record in correlations.items():
+        assert record["value"] == whole[key]["value"], key
+    assert not [r for r in records if r["kind"] == "business_correlation" and r["segment"]]
