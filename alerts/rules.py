@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from driftwarden.alerts.config import RuleConfig
 from driftwarden.alerts.evidence import judged
 from driftwarden.alerts.matchers import matches_all
-from driftwarden.core.records import ResultRecord
+from driftwarden.core.records import PREDICTION_DISTRIBUTION, ResultRecord
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +72,7 @@ class Rule:
         self._equal = tuple((m.name, m.value) for m in config.match if m.op == "=")
         self._other = tuple(m for m in config.match if m.op != "=")
         self._segments = any(m.name == "segment" for m in config.match)
+        self._metric = any(m.name == "metric" for m in config.match)
 
     def observe(
         self, result: ResultRecord, fields: Mapping[str, str | None], *, versioned: bool = False
@@ -82,12 +83,16 @@ class Rule:
         has at least ``min_labeled`` labels; anything else leaves the alert as it is.
         A segment's result is judged only by rules whose ``match`` names ``segment``:
         segments are small and noisy, and rules written for the whole model must not page
-        on each of them.
+        on each of them. Likewise a challenger's prediction distribution against the
+        champion's (a different model predicts differently by design) is judged only by
+        rules whose ``match`` names ``metric``.
         The result's version is part of the alert's identity when its model's versions
         are monitored separately (``versioned``).
         """
         config = self.config
         if result.segment is not None and not self._segments:
+            return None
+        if result.metric == PREDICTION_DISTRIBUTION and not self._metric:
             return None
         for name, value in self._equal:  # the common case, checked first and cheaply
             if (fields[name] or "") != value:

@@ -27,14 +27,13 @@ import polars as pl
 
 from driftwarden.alerts.rules import significantly_better
 from driftwarden.alerts.signing import signature
-from driftwarden.core.records import ResultRecord
+from driftwarden.core.records import PREDICTION_DISTRIBUTION, ResultRecord
 from driftwarden.core.times import format_time
 from driftwarden.monitor import config as configuration
 from driftwarden.monitor import storage
 from driftwarden.monitor.commands import synthetic
 from driftwarden.monitor.commands.local_broker import LocalBroker, free_port
 from driftwarden.monitor.evaluation.paired_comparison import AGREEMENT
-from driftwarden.monitor.evaluation.version_comparison import PREDICTION_DISTRIBUTION
 from driftwarden.monitor.pipeline.versions import lane_key
 from driftwarden.monitor.service import logs
 from driftwarden.monitor.service.daemon import Daemon

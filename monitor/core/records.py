@@ -38,6 +38,11 @@ KINDS = (
 )
 """The kinds of result record."""
 
+PREDICTION_DISTRIBUTION = "prediction_distribution"
+"""The metric of the ``version_comparison`` records of the prediction-drift detectors run
+challenger against champion: they say the versions predict differently, not which is
+better."""
+
 REASONS = (
     "too_large",
     "invalid_utf8",

@@ -8,7 +8,7 @@ import dataclasses
 
 import numpy as np
 
-from driftwarden.core.records import ResultRecord, WindowInfo
+from driftwarden.core.records import PREDICTION_DISTRIBUTION, ResultRecord, WindowInfo
 from driftwarden.detectors.cbpe import CBPE
 from driftwarden.detectors.comparison import (
     ComparisonResult,
@@ -29,9 +29,6 @@ from driftwarden.monitor.windows.profile import Profile
 from driftwarden.monitor.windows.summary import WindowSummary
 
 KIND = "version_comparison"
-
-PREDICTION_DISTRIBUTION = "prediction_distribution"
-"""The metric of the records of the prediction-drift detectors run challenger against champion."""
 
 
 def comparison_records(

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Gauge
 
-from driftwarden.core.records import ResultRecord, WindowInfo
+from driftwarden.core.records import PREDICTION_DISTRIBUTION, ResultRecord, WindowInfo
 from driftwarden.monitor.config import ModelConfig
 from driftwarden.monitor.evaluation.paired_comparison import AGREEMENT
-from driftwarden.monitor.evaluation.version_comparison import PREDICTION_DISTRIBUTION
 
 COMPARISON_STATS = ("difference", "ci_low", "ci_high", "p_value")
 
