@@ -298,7 +298,7 @@ def test_a_profile_stored_before_error_attribution_gets_its_reference_errors_at_
 def test_the_concentration_gauge_follows_the_latest_labelled_window(tmp_path: Path) -> None:
     from prometheus_client import CollectorRegistry
 
-    from driftwarden.core.records import ResultRecord, WindowInfo
+    from driftwarden.core.records import ResultRecord
     from driftwarden.monitor.pipeline.report import BatchReport
     from driftwarden.monitor.service.metrics import Metrics
 
@@ -311,10 +311,7 @@ def test_the_concentration_gauge_follows_the_latest_labelled_window(tmp_path: Pa
     metrics = Metrics(registry, loaded.models)
     for index in range(3):
         mine = [r for r in records if r.window_index == index]
-        first = mine[0]
-        window = WindowInfo(
-            MODEL, None, first.reference_id, index, first.window_start, first.window_end
-        )
+        window = mine[0].window
         report = BatchReport()
         report.outcomes.append((window, mine))
         metrics.record(report, loaded.models)

@@ -351,21 +351,13 @@ def test_a_segments_realized_performance_is_scikit_learns_on_its_labelled_rows(
 def test_late_labels_set_each_segments_performance_gauge_and_leave_the_models_alone(
     labelled: list[dict],
 ) -> None:
-    from driftwarden.core.records import ResultRecord, WindowInfo
+    from driftwarden.core.records import ResultRecord
     from driftwarden.monitor.pipeline.report import BatchReport
 
     loaded = configuration.parse(synthetic.config_yaml("r.parquet", "sqlite://"), environ={})
     records = [ResultRecord.from_json(r) for r in labelled if r["window_index"] == 5]
     performance = [r for r in records if r.kind == "performance"]
-    first = performance[0]
-    window = WindowInfo(
-        first.model,
-        first.model_version,
-        first.reference_id,
-        5,
-        first.window_start,
-        first.window_end,
-    )
+    window = performance[0].window
     registry = CollectorRegistry()
     report = BatchReport()
     report.outcomes.append((window, performance))
