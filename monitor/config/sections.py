@@ -528,6 +528,25 @@ class ModelConfig(Section):
     segments: SegmentsConfig = Field(default_factory=SegmentsConfig)
     detectors: dict[str, dict[str, Any]] | None = None
     silence_after: Duration | None = None
+    spread: bool = False
+    """Whether the model's events may arrive on any partition (keyed by prediction id):
+    each partition is folded where it is read, and windows close once every partition
+    has passed them (docs/scaling.md)."""
+
+    @model_validator(mode="after")
+    def _spread_supported(self) -> ModelConfig:
+        if not self.spread:
+            return self
+        if not isinstance(self.window, TimeWindowConfig):
+            raise ValueError(
+                "spread needs time windows: count windows count events in arrival order, "
+                "which partitions read in parallel do not have"
+            )
+        if self.versions.split:
+            raise ValueError("spread does not combine with versions.split yet")
+        if self.segments.attributes:
+            raise ValueError("spread does not combine with segments yet")
+        return self
 
     @model_validator(mode="after")
     def _task_fields(self) -> ModelConfig:

@@ -115,7 +115,7 @@ class ModelLabels:
         name: str,
         config: ModelConfig,
         profile: Profile,
-        detector: StreamDetector,
+        detector: StreamDetector | None,
         join: LabelJoin,
         position: int = 0,
         orphans: Orphans | None = None,
@@ -317,8 +317,9 @@ class ModelLabels:
         return len(self.profile.features), importance.n_buckets
 
     def _errors(self, rows: pl.DataFrame, report: LabelReport) -> None:
-        """Feed joined rows, in arrival order, to the concept-drift detector."""
-        if rows.height == 0:
+        """Feed joined rows, in arrival order, to the concept-drift detector (none for a model
+        spread over partitions: its errors have no one order)."""
+        if rows.height == 0 or self.detector is None:
             return
         errors = error_stream(
             self.profile.task,

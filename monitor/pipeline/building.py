@@ -10,8 +10,9 @@ import polars as pl
 from driftwarden.core.times import Clock, duration_ms
 from driftwarden.monitor.config import Config, ModelConfig, TimeWindowConfig
 from driftwarden.monitor.labels.join import LabelJoin
-from driftwarden.monitor.pipeline.model_pipeline import ModelPipeline
+from driftwarden.monitor.pipeline.model_pipeline import ModelPipeline, older_profiles
 from driftwarden.monitor.pipeline.pipeline import Pipeline
+from driftwarden.monitor.pipeline.spread import Spread, SpreadPipeline
 from driftwarden.monitor.pipeline.versions import VersionedPipeline
 from driftwarden.monitor.storage import Store
 from driftwarden.monitor.windows.profile import (
@@ -75,22 +76,23 @@ def build_pipeline(
     resume: bool,
     join: LabelJoin | None,
     clock: Clock | None = None,
+    spread: Spread | None = None,
 ) -> Pipeline:
     """The pipeline of every configured model; ``resume`` restores stored window state.
 
     Without a ``join`` (a replay with no labels file) no prediction waits for a label.
+    ``spread`` is where models with ``spread`` on are spread (the daemon's predictions
+    topic); without it (a replay) they run as one stream.
     """
-    models: dict[str, ModelPipeline | VersionedPipeline] = {}
+    models: dict[str, ModelPipeline | VersionedPipeline | SpreadPipeline] = {}
     for name, model in config.models.items():
         loaded = load_reference(name, model, store)
         profile = loaded.profile
         state = store.model_state(name) if resume else None
-        older: dict[str, Profile] = {}
-        if state is not None and state.reference_id != profile.reference_id:
-            previous = store.profile(state.reference_id)
-            if previous is not None:
-                older[state.reference_id] = Profile.from_bytes(previous)
-        if model.versions.split:
+        older = older_profiles(store, state, profile)
+        if model.spread and spread is not None:
+            models[name] = SpreadPipeline(name, model, profile, store, join, spread)
+        elif model.versions.split:
             models[name] = VersionedPipeline(
                 name,
                 model,

@@ -30,7 +30,7 @@ from driftwarden.monitor.labels.orphans import Orphans
 from driftwarden.monitor.pipeline.freshness import Freshness, Silence
 from driftwarden.monitor.pipeline.report import BatchReport
 from driftwarden.monitor.pipeline.segments import SegmentWindows
-from driftwarden.monitor.storage import ClosedWindow, Commit, ModelSnapshot
+from driftwarden.monitor.storage import ClosedWindow, Commit, ModelSnapshot, Store
 from driftwarden.monitor.storage.store import closed_windows, window_results
 from driftwarden.monitor.windows.archive import unpack
 from driftwarden.monitor.windows.outcomes import LabelSummary
@@ -98,13 +98,15 @@ class ModelPipeline:
             )
         self.labels: ModelLabels | None = None
         if self.join is not None and self.config.labels.enabled:
-            path = f"models.{self.name}.concept_drift"
-            detector = build_concept_detector(
-                self.config.concept_drift, path, self.profile.outcomes.error_reference
-            )
+            detector = None
             concept = extra.get("concept")
-            if concept is not None and _same_settings(detector, concept["detector"]):
-                detector = type(detector).from_state(concept["detector"])
+            if not self.config.spread:
+                path = f"models.{self.name}.concept_drift"
+                detector = build_concept_detector(
+                    self.config.concept_drift, path, self.profile.outcomes.error_reference
+                )
+                if concept is not None and _same_settings(detector, concept["detector"]):
+                    detector = type(detector).from_state(concept["detector"])
             position = 0 if concept is None else concept["position"]
             orphans = None if self.lane is None else self.lane.orphans
             self.labels = ModelLabels(
@@ -291,6 +293,7 @@ class ModelPipeline:
             report.outcomes.append((updated[0].window, updated))
         assert self.labels is not None
         for detection in joined.detections:
+            assert self.labels.detector is not None
             window = self._window_of(connection, commit, detection.pane)
             result = DetectorResult(
                 value=float(detection.position),
@@ -407,6 +410,7 @@ class ModelPipeline:
             extra["segments"] = self.segments.state()
         if self.labels is not None:
             self.labels.flush(connection)
+        if self.labels is not None and self.labels.detector is not None:
             extra["concept"] = {
                 "detector": self.labels.detector.state_dict(),
                 "position": self.labels.position,
@@ -424,6 +428,17 @@ class Lane:
     version: str | None
     key: str
     orphans: Orphans | None
+
+
+def older_profiles(
+    store: Store, state: ModelSnapshot | None, profile: Profile
+) -> dict[str, Profile]:
+    """The profile stored state was folded on, when it is not ``profile`` (the reference
+    changed while windows were open: they finish on the one they began with)."""
+    if state is None or state.reference_id == profile.reference_id:
+        return {}
+    previous = store.profile(state.reference_id)
+    return {} if previous is None else {state.reference_id: Profile.from_bytes(previous)}
 
 
 def split_state(data: bytes) -> bool:
@@ -461,6 +476,16 @@ def reject_future(
     future = frame["ts"] > limit
     detail = "is more than the allowed skew ahead of now"
     return _reject(frame, future, batch, "future_timestamp", detail, model, kind)
+
+
+def reject_closed(
+    frame: pl.DataFrame, batch: DecodedBatch, closed_until: int, model: str
+) -> pl.DataFrame:
+    """The rows after ``closed_until``; earlier ones fall in windows the model has closed
+    (on other partitions' word) and become ``too_late`` dead letters."""
+    closed = frame["ts"] < closed_until
+    detail = "falls in a window the model has closed"
+    return _reject(frame, closed, batch, "too_late", detail, model, "prediction")
 
 
 def _reject(

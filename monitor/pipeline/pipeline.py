@@ -13,6 +13,7 @@ from driftwarden.monitor.config import Config
 from driftwarden.monitor.ingest.messages import DecodedBatch
 from driftwarden.monitor.pipeline.model_pipeline import ModelPipeline, reject_future
 from driftwarden.monitor.pipeline.report import BatchReport
+from driftwarden.monitor.pipeline.spread import SpreadPipeline, spread_models
 from driftwarden.monitor.pipeline.versions import VersionedPipeline
 from driftwarden.monitor.storage import Commit, Store
 
@@ -23,7 +24,7 @@ class Pipeline:
     def __init__(
         self,
         config: Config,
-        models: dict[str, ModelPipeline | VersionedPipeline],
+        models: dict[str, ModelPipeline | VersionedPipeline | SpreadPipeline],
         *,
         clock: Clock | None = None,
     ) -> None:
@@ -166,10 +167,22 @@ class Pipeline:
     def snapshot(
         self, commit: Commit, connection: Connection, *, changed_only: bool = False
     ) -> None:
-        """Add the state of every (or every changed) model to ``commit``."""
+        """Add the state of every (or every changed) model to ``commit``; a spread model's
+        own state is written only by ``gather``."""
         for name, model in self.models.items():
-            if model.dirty or not changed_only:
+            if isinstance(model, SpreadPipeline):
+                model.snapshot_parts(commit, connection, changed_only=changed_only)
+            elif model.dirty or not changed_only:
                 commit.model_states[name] = model.snapshot(connection)
+
+    def gather(self, commit: Commit, connection: Connection) -> BatchReport:
+        """Close the windows of spread models that every partition has closed, and
+        re-evaluate their closed windows whose labels changed (after the parts' state of
+        this checkpoint is written on ``connection``)."""
+        report = BatchReport()
+        for model in spread_models(self.models):
+            model.gather(commit, connection, report)
+        return report
 
     def restore(self, store: Store) -> None:
         """Reload every model's state from the database (after a rebalance or a rollback)."""
@@ -177,12 +190,16 @@ class Pipeline:
             model.restore(store.model_state(name))
 
     def owned(self, partitions: set[tuple[str, int]]) -> list[str]:
-        """Models whose events come from ``partitions`` (or from nowhere yet)."""
-        return [
-            name
-            for name, model in self.models.items()
-            if model.source is None or model.source in partitions
-        ]
+        """Models whose events come from ``partitions`` (or from nowhere yet); every spread
+        model, which learns which of its partitions these are."""
+        names = []
+        for name, model in self.models.items():
+            if isinstance(model, SpreadPipeline):
+                model.caught_up = {p for topic, p in partitions if topic == model.spread.topic}
+                names.append(name)
+            elif model.source is None or model.source in partitions:
+                names.append(name)
+        return names
 
 
 def _account(batch: DecodedBatch, commit: Commit, report: BatchReport) -> None:

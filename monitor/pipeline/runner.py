@@ -305,9 +305,11 @@ class BatchRunner:
         return report
 
     def due(self) -> bool:
-        """Whether the next checkpoint is due: a window closed, or the cadence says so."""
+        """Whether the next checkpoint is due: a window closed (or a partition closed a
+        spread model's), or the cadence says so."""
         waited = self.now - self._last_checkpoint
-        return bool(self._report.closed) or waited >= self.cadence.checkpoint_every
+        closed = self._report.closed or self._commit.partials
+        return bool(closed) or waited >= self.cadence.checkpoint_every
 
     def checkpoint(self, *, end_of_input: bool = False) -> BatchReport:
         """Expire what is due, store everything since the last checkpoint, let the alert
@@ -321,6 +323,11 @@ class BatchRunner:
             self._last_expiry = now
         self.pipeline.snapshot(commit, self.connection, changed_only=not end_of_input)
         self.store.write(self.connection, commit)
+        closing = self._new_commit()
+        report.extend(self.pipeline.gather(closing, self.connection))
+        self.store.write(self.connection, closing)
+        commit.windows += closing.windows
+        commit.results += closing.results
         if self.backtest:
             self._judge_on_event_time(commit.results, now)
         else:

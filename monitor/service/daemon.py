@@ -248,7 +248,7 @@ class Daemon:
         self.alerts.reconcile(self.clock(), connection)
         for name, model in self.runner.pipeline.models.items():
             self.metrics.reference_performance(name, model.profile.outcomes.reference_performance)
-            if model.labels is not None:
+            if model.labels is not None and model.labels.detector is not None:
                 self.metrics.concept_drift.labels(name, model.labels.detector.name)
         connection.commit()
         self.join_store = join_store

@@ -18,6 +18,12 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from driftwarden.core.records import RESULT_FIELDS, RESULT_KEY, DeadLetter, Origin, ResultRecord
 from driftwarden.core.times import to_ms
+from driftwarden.monitor.storage.partials import (
+    Partial,
+    Progress,
+    write_partials,
+    write_progress,
+)
 from driftwarden.monitor.storage.tables import (
     Base,
     DeadLetterRow,
@@ -63,6 +69,8 @@ class Commit:
     windows: list[ClosedWindow] = field(default_factory=list)
     results: list[ResultRecord] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
+    partials: list[Partial] = field(default_factory=list)
+    progress: list[Progress] = field(default_factory=list)
 
 
 class Store:
@@ -140,6 +148,10 @@ class Store:
             ]
             update = ["reference_id", "data", "topic", "partition"]
             connection.execute(self._upsert(ModelStateRow, update), rows)
+        if batch.partials:
+            write_partials(connection, batch.partials)
+        if batch.progress:
+            write_progress(connection, batch.progress)
         if batch.windows:
             latest = {(window.model, window.index): window for window in batch.windows}
             rows = [_window_row(window) for window in latest.values()]

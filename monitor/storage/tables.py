@@ -218,6 +218,29 @@ class LabelPaneRow(Base):
     data: Mapped[bytes] = mapped_column(LargeBinary)
 
 
+class WindowPartialRow(Base):
+    """One partition's summary of one pane of a spread model, handed in when the
+    partition's watermark closed a window holding the pane; merged when the model's window
+    closes (docs/scaling.md)."""
+
+    __tablename__ = "window_partials"
+    model: Mapped[str] = mapped_column(String(255), primary_key=True)
+    partition: Mapped[int] = mapped_column(Integer, primary_key=True)
+    pane: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class SpreadProgressRow(Base):
+    """How far one partition has closed a spread model's windows (the end of the last
+    window it closed), and whether it is idle (it then holds no window back)."""
+
+    __tablename__ = "spread_progress"
+    model: Mapped[str] = mapped_column(String(255), primary_key=True)
+    partition: Mapped[int] = mapped_column(Integer, primary_key=True)
+    closed_until: Mapped[int | None] = mapped_column(BigInteger)
+    idle: Mapped[bool] = mapped_column(Boolean)
+
+
 metadata = Base.metadata
 SCHEMA = (metadata, alerts_tables.metadata)
 """Every table the migrations manage: the daemon's and the alert engine's."""

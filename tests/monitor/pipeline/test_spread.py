@@ -1,0 +1,229 @@
+"""A model spread over partitions: instances that each fold some partitions store the same
+records as a replay of all events on one instance, and a window is evaluated once."""
+
+from __future__ import annotations
+
+import threading
+import zlib
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+from support.pipeline import HOUR, START
+
+from driftwarden.alerts import AlertEngine
+from driftwarden.core.records import RESULT_FIELDS, ResultRecord
+from driftwarden.monitor import config as configuration
+from driftwarden.monitor import storage
+from driftwarden.monitor.commands import synthetic
+from driftwarden.monitor.commands.replay import replay
+from driftwarden.monitor.ingest.messages import Messages
+from driftwarden.monitor.labels.join import LabelJoin
+from driftwarden.monitor.pipeline.building import build_pipeline, window_sizes
+from driftwarden.monitor.pipeline.runner import BatchRunner, Cadence, SourceBatch
+from driftwarden.monitor.pipeline.spread import Spread
+from driftwarden.monitor.storage.join_store import JoinStore
+from driftwarden.monitor.storage.partials import Progress, write_progress
+
+PARTITIONS = 3
+WINDOW = "{kind: time, size: 1h, allowed_lateness: 5m, idle_timeout: 10m}"
+
+
+def _config(reference: Path, url: str) -> configuration.Config:
+    text = synthetic.config_yaml(str(reference), url).replace(
+        "    window: {kind: time, size: 1h, allowed_lateness: 5m}",
+        f"    window: {WINDOW}\n    spread: true",
+    )
+    return configuration.parse(text, environ={})
+
+
+def _partition(ids: pl.Series) -> np.ndarray:
+    """Each event's partition: its id hashed, as a producer keying by prediction id does."""
+    return np.array([zlib.crc32(i.encode()) % PARTITIONS for i in ids.to_list()])
+
+
+@dataclass
+class _Timeline:
+    """Predictions and labels in arrival order, each with its partition."""
+
+    kinds: list[str]
+    lines: list[bytes]
+    partitions: np.ndarray
+    times: np.ndarray
+
+
+def _timeline(events: pl.DataFrame, labels: pl.DataFrame) -> _Timeline:
+    predictions = events.with_columns(
+        pl.Series("_p", _partition(events["id"])), pl.lit("prediction").alias("_kind")
+    )
+    answers = labels.with_columns(
+        pl.Series("_p", _partition(labels["id"])), pl.lit("label").alias("_kind")
+    )
+    lines = synthetic.prediction_lines(predictions) + synthetic.label_lines(
+        answers.select(labels.columns)
+    )
+    order = np.argsort(np.concatenate([predictions["ts"], answers["ts"]]), kind="stable")
+    kinds = np.concatenate([predictions["_kind"], answers["_kind"]])[order]
+    return _Timeline(
+        kinds.tolist(),
+        [lines[i] for i in order],
+        np.concatenate([predictions["_p"], answers["_p"]])[order],
+        np.concatenate([predictions["ts"], answers["ts"]])[order],
+    )
+
+
+class _Instance:
+    """One daemon instance's batch path: its own connection, fed the partitions it owns."""
+
+    def __init__(
+        self, config, url: str, owned: set[int], clock, spread: Spread, stack: ExitStack
+    ) -> None:
+        engine = storage.create(url)
+        stack.callback(engine.dispose)
+        self.store = storage.Store(engine)
+        helper = stack.enter_context(ThreadPoolExecutor(max_workers=1))
+        join = LabelJoin(JoinStore(engine.dialect.name), helper)
+        pipeline = build_pipeline(
+            config,
+            self.store,
+            resume=True,
+            join=join,
+            clock=clock,
+            spread=spread,
+        )
+        alerts = AlertEngine(config.alerts, window_sizes(config), deliver=False)
+        connection = stack.enter_context(engine.connect())
+        self.runner = BatchRunner(config, pipeline, self.store, alerts, connection, Cadence(0, 0))
+        self.owned = owned
+        self.offsets: dict[tuple[str, int], int] = {}
+
+    def feed(self, timeline: _Timeline, rows: np.ndarray, *, caught_up: bool = False) -> None:
+        mine = rows[np.isin(timeline.partitions[rows], list(self.owned))]
+        messages = {}
+        positions = {}
+        for kind, topic in (("prediction", "predictions"), ("label", "labels")):
+            picked = [int(r) for r in mine if timeline.kinds[r] == kind]
+            if not picked:
+                continue
+            partitions = timeline.partitions[picked]
+            offsets = np.empty(len(picked), dtype=np.int64)
+            for i, partition in enumerate(partitions.tolist()):
+                offsets[i] = self.offsets.get((topic, partition), 0)
+                self.offsets[(topic, partition)] = offsets[i] + 1
+                positions[(topic, partition)] = int(offsets[i]) + 1
+            lines = [timeline.lines[r] for r in picked]
+            messages[kind] = Messages(lines, topic, None, offsets, partitions)
+        owned = {("predictions", p) for p in self.owned} if caught_up else None
+        self.runner.run(SourceBatch(messages, positions), caught_up=owned)
+
+
+@contextmanager
+def _fleet(
+    config, url: str, owners: list[set[int]], clock, spread: Spread | None = None
+) -> Iterator[list[_Instance]]:
+    with ExitStack() as stack:
+        engine = storage.create(url)
+        storage.upgrade(engine)
+        engine.dispose()
+        spread = spread or Spread("predictions", PARTITIONS)
+        yield [_Instance(config, url, owned, clock, spread, stack) for owned in owners]
+
+
+def _stream(n: int = 6000) -> tuple[pl.DataFrame, pl.DataFrame]:
+    stream = synthetic.Stream(n=n, start=START, span=6 * HOUR, drift_from=START + 3 * HOUR)
+    events = synthetic.events(stream)
+    return events, synthetic.label_events(events, delay=(60_000, 1_200_000))
+
+
+def _replayed(config, events, labels, tmp_path: Path) -> dict[tuple, ResultRecord]:
+    predictions = tmp_path / "predictions.jsonl"
+    predictions.write_bytes(b"\n".join(synthetic.prediction_lines(events)) + b"\n")
+    answers = tmp_path / "labels.jsonl"
+    answers.write_bytes(b"\n".join(synthetic.label_lines(labels)) + b"\n")
+    outcome = replay(config, predictions, tmp_path / "replay", labels=answers)
+    return outcome.results
+
+
+def _comparable(records) -> dict[tuple, ResultRecord]:
+    return {record.key: record for record in records}
+
+
+def _assert_same(stored: dict[tuple, ResultRecord], expected: dict[tuple, ResultRecord]) -> None:
+    """The same records; sums of floating-point summaries merged in another order may
+    differ in their last bits."""
+    assert sorted(stored) == sorted(expected)
+    for key, record in expected.items():
+        for name in RESULT_FIELDS:
+            value, other = getattr(record, name), getattr(stored[key], name)
+            if isinstance(value, float) and isinstance(other, float):
+                assert other == pytest.approx(value, rel=1e-9, abs=1e-12, nan_ok=True), (key, name)
+            else:
+                assert other == value, (key, name)
+
+
+def test_instances_sharing_a_spread_model_store_what_one_replay_does(
+    reference_file: Path, database_url: str, tmp_path: Path
+) -> None:
+    config = _config(reference_file, database_url)
+    events, labels = _stream()
+    timeline = _timeline(events, labels)
+    now = [START]
+    with _fleet(config, database_url, [{0, 1}, {2}], lambda: now[0]) as fleet:
+        for rows in np.array_split(np.arange(len(timeline.lines)), 40):
+            now[0] = int(timeline.times[rows].max()) + 1
+            for instance in fleet:
+                instance.feed(timeline, rows)
+        now[0] += 2 * HOUR
+        for instance in fleet + fleet:
+            instance.feed(timeline, np.array([], dtype=np.int64), caught_up=True)
+        stored = _comparable(fleet[0].store.results())
+    expected = _replayed(config, events, labels, tmp_path)
+    _assert_same(stored, expected)
+    windows = {r.window_index for r in expected.values() if r.kind == "data_drift"}
+    assert windows == set(range(6))
+    assert any(r.kind == "performance" for r in expected.values())
+
+
+def test_two_instances_closing_the_same_windows_at_once_evaluate_each_once(
+    reference_file: Path, postgres_url: str
+) -> None:
+    """Two instances have handed in all their panes while a fourth partition, read by
+    neither, held the windows back. When it turns idle, both check at the same moment:
+    the model's row lock lets one close the windows; the other then finds them closed."""
+    config = _config(reference_file, postgres_url)
+    events, _ = _stream(3000)
+    timeline = _timeline(events, synthetic.label_events(events).head(0))
+    now = [START]
+    spread = Spread("predictions", PARTITIONS + 1)
+    with _fleet(config, postgres_url, [{0, 1}, {2}], lambda: now[0], spread) as fleet:
+        for rows in np.array_split(np.arange(len(timeline.lines)), 10):
+            now[0] = int(timeline.times[rows].max()) + 1
+            for instance in fleet:
+                instance.feed(timeline, rows)
+        now[0] += 2 * HOUR
+        for instance in fleet:
+            instance.feed(timeline, np.array([], dtype=np.int64), caught_up=True)
+        assert not list(fleet[0].store.results())
+        with fleet[0].store.engine.begin() as connection:
+            write_progress(connection, [Progress(synthetic.MODEL, PARTITIONS, None, True)])
+        barrier = threading.Barrier(2)
+        closed: list[list[int]] = [[], []]
+
+        def close(i: int) -> None:
+            barrier.wait()
+            closed[i] = [window.index for window, _ in fleet[i].runner.checkpoint().closed]
+
+        threads = [threading.Thread(target=close, args=(i,)) for i in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        stored = list(fleet[0].store.results())
+    assert sorted(closed[0] + closed[1]) == list(range(6))
+    assert [] in closed
+    assert {r.window_index for r in stored if r.kind == "data_drift"} == set(range(6))
