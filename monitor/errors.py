@@ -5,6 +5,7 @@ DriftwardenError          anything the daemon reports to a user instead of a tra
 ├── ProfileError          a reference file that cannot be read or fitted
 ├── SchemaOutdatedError   the database schema is older than this release
 ├── DatabaseUnavailable   the database cannot be reached
+├── TopicError            Kafka topics that cannot be read as configured (partition counts)
 └── InputError            a replay or dead-letter input that cannot be read
     └── ReplayRefused     a dead letter that cannot be produced again (it came from a file)
 """
@@ -43,3 +44,8 @@ class ReplayRefused(InputError):
 
 class DatabaseUnavailable(DriftwardenError):
     """The database cannot be reached (down, refusing connections, or unknown)."""
+
+
+class TopicError(DriftwardenError):
+    """Kafka topics the daemon cannot read as configured: the labels topic partitioned unlike
+    the predictions topic, or topic metadata the broker does not give."""

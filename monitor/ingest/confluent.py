@@ -28,6 +28,10 @@ except ImportError:  # pragma: no cover - the extra is installed by make test
     ck = None
 
 
+METADATA_TIMEOUT = 30.0
+"""Seconds to wait for the broker's topic metadata (kafka-python's bootstrap waits as long)."""
+
+
 def _library() -> Any:
     if ck is None:
         raise ConfigError(
@@ -109,11 +113,13 @@ class ConfluentConsumer:
         if not messages:
             return []
         errors = list(map(ck.Message.error, messages))
-        if errors.count(None) != len(errors):
+        if any(error is not None for error in errors):  # KafkaError == None raises
             for error in errors:
                 if error is not None and error.fatal():
                     raise ck.KafkaException(error)
             messages = [m for m, error in zip(messages, errors, strict=True) if error is None]
+            if not messages:
+                return []
         if len(self._topics) == 1:
             return [_columns(self._topics[0], messages)]
         by_topic: dict[str, list[Any]] = {}
@@ -139,6 +145,16 @@ class ConfluentConsumer:
     def highwater(self, partition: Partition) -> int | None:
         high = self._highwater.get(partition, -1)
         return None if high < 0 else high
+
+    def partition_count(self, topic: str) -> int | None:
+        """From the metadata of every topic: librdkafka asks for a topic named alone, which
+        a broker may create."""
+        try:
+            metadata = self._consumer.list_topics(timeout=METADATA_TIMEOUT)
+        except ck.KafkaException as exc:
+            raise ConnectionError(f"no topic metadata from the broker: {exc}") from None
+        found = metadata.topics.get(topic)
+        return None if found is None else len(found.partitions) or None
 
     def commit(self, offsets: dict[Partition, int]) -> None:
         self._consumer.commit(

@@ -3,8 +3,8 @@ whichever client library provides it.
 
 ``kafka.library`` picks the adapter (``kafka_python`` or ``confluent``); both subscribe
 with rebalance callbacks that receive the partitions revoked and the whole new
-assignment, return polled records as columns, seek, report high watermarks, commit
-advisory group offsets and close without calling the callbacks again.
+assignment, return polled records as columns, seek, report high watermarks and partition
+counts, commit advisory group offsets and close without calling the callbacks again.
 """
 
 from __future__ import annotations
@@ -62,6 +62,11 @@ class Consumer(Protocol):
     def highwater(self, partition: Partition) -> int | None:
         """The offset after the last record of ``partition``, as last fetched (None before
         any fetch)."""
+
+    def partition_count(self, topic: str) -> int | None:
+        """How many partitions ``topic`` has (None when the broker does not know it), from
+        the metadata of every topic: asking for one topic by name may create it. Raises
+        ``ConnectionError`` when the broker does not answer."""
 
     def commit(self, offsets: dict[Partition, int]) -> None:
         """Commit ``offsets`` to the group without waiting (advisory: positions live in the

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.errors import KafkaConfigurationError, KafkaConnectionError
+from kafka.errors import KafkaConfigurationError, KafkaConnectionError, KafkaError
 from kafka.structs import OffsetAndMetadata
 
 from driftwarden.monitor.config import KafkaConfig
@@ -71,6 +71,15 @@ class KafkaPythonConsumer:
 
     def highwater(self, partition: Partition) -> int | None:
         return self._consumer.highwater(TopicPartition(*partition))
+
+    def partition_count(self, topic: str) -> int | None:
+        """From the cached metadata, else from the metadata of every topic (which creates
+        none; a subscription may)."""
+        try:
+            partitions = self._consumer.partitions_for_topic(topic)
+        except KafkaError as exc:
+            raise ConnectionError(f"no topic metadata from the broker: {exc}") from None
+        return len(partitions) or None
 
     def commit(self, offsets: dict[Partition, int]) -> None:
         self._consumer.commit_async(

@@ -48,7 +48,7 @@ from driftwarden.core.times import Clock, duration_ms, format_time, wall_clock_m
 from driftwarden.monitor import config as configuration
 from driftwarden.monitor import storage
 from driftwarden.monitor.config import Config
-from driftwarden.monitor.errors import DriftwardenError
+from driftwarden.monitor.errors import DriftwardenError, TopicError
 from driftwarden.monitor.ingest import kafka
 from driftwarden.monitor.ingest.consumer import Consumer, Partition, Polled
 from driftwarden.monitor.labels.join import LabelJoin
@@ -234,7 +234,8 @@ class Daemon:
         self.runner = BatchRunner(config, pipeline, store, self.alerts, connection, cadence)
         self._publish_start(join.store, connection)
         self.consumer = kafka.consumer(config.kafka)
-        lifecycle.start("consumer", self.consumer, self._subscribe, self._close_consumer)
+        lifecycle.start("consumer", self.consumer, None, self._close_consumer)
+        self._subscribe()
         decoder = self._decoder = ThreadPoolExecutor(1, thread_name_prefix="driftwarden-decode")
         lifecycle.start("decoder", decoder, None, decoder.shutdown)
         worker = threading.Thread(target=self._work, name="driftwarden-fold", daemon=True)
@@ -271,11 +272,61 @@ class Daemon:
         self._owned = owned
 
     def _subscribe(self) -> None:
+        """Subscribe to the predictions topic, and to the labels topic if any model takes
+        labels (once it is known to be partitioned like the predictions topic)."""
         assert self.consumer is not None
         topics = [self.config.kafka.predictions_topic]
         if any(model.labels.enabled for model in self.config.models.values()):
+            self._check_copartitioned()
             topics.append(self.config.kafka.labels_topic)
         self.consumer.subscribe(topics, self.assigned, self.revoked)
+
+    def _check_copartitioned(self) -> None:
+        """Refuse to start unless the labels topic has as many partitions as the predictions
+        topic: the range assignor gives a model's labels to the instance that holds its
+        predictions only then. A topic that does not exist yet is not refused (nothing is
+        misrouted before it exists); a warning says what it needs."""
+        assert self.consumer is not None
+        predictions_topic = self.config.kafka.predictions_topic
+        labels_topic = self.config.kafka.labels_topic
+        try:
+            predictions = self.consumer.partition_count(predictions_topic)
+            labels = self.consumer.partition_count(labels_topic)
+        except ConnectionError as exc:
+            raise TopicError(
+                f"cannot read the partition counts of {predictions_topic} and {labels_topic}: {exc}"
+            ) from None
+        if predictions is not None and labels is not None:
+            if predictions != labels:
+                raise TopicError(
+                    f"the labels topic {labels_topic} has {labels} partitions and the "
+                    f"predictions topic {predictions_topic} has {predictions}: a model's labels "
+                    "reach the instance that holds its predictions only when both topics have "
+                    "the same partition count; give them the same count (or set "
+                    "labels.enabled: false on every model)"
+                )
+            return
+        if predictions is not None:
+            unchecked = (
+                f"the labels topic {labels_topic} does not exist yet: create it with "
+                f"{predictions} partitions, as the predictions topic has"
+            )
+        elif labels is not None:
+            unchecked = (
+                f"the predictions topic {predictions_topic} does not exist yet: create it with "
+                f"{labels} partitions, as the labels topic has"
+            )
+        else:
+            unchecked = (
+                f"neither {predictions_topic} nor {labels_topic} exists yet: create both with "
+                "the same partition count"
+            )
+        log.warning(
+            "partition counts not checked: %s (a topic the broker creates on a client's "
+            "request gets the broker's default count)",
+            unchecked,
+            extra={"event": "partitions_unchecked"},
+        )
 
     def _drain(self, worker: threading.Thread) -> None:
         """Let the fold worker finish the batch it holds, then write the last checkpoint —

@@ -39,6 +39,21 @@ def create_topic(bootstrap: str, name: str, partitions: int) -> None:
         admin.close()
 
 
+def labels_topic(bootstrap: str, predictions: str) -> str:
+    """``<predictions>-labels``, created with as many partitions as ``predictions`` (as
+    docs/scaling.md asks) unless it exists or ``predictions`` does not exist yet."""
+    name = f"{predictions}-labels"
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        existing = set(admin.list_topics())
+        if predictions in existing and name not in existing:
+            (described,) = admin.describe_topics([predictions])
+            admin.create_topics([NewTopic(name, len(described["partitions"]), 1)])
+    finally:
+        admin.close()
+    return name
+
+
 def produce(
     bootstrap: str,
     topic: str,
@@ -97,8 +112,10 @@ def daemon_config(
     batch_records: int = 20_000,
     checkpoint_interval: str = "1s",
     library: str = "kafka-python",
+    labels: str | None = None,
 ) -> str:
-    """A configuration for the synthetic model(s) on the test broker."""
+    """A configuration for the synthetic model(s) on the test broker, reading labels from
+    ``labels`` (by default a topic of the predictions topic's own, partitioned like it)."""
     from driftwarden.monitor.commands import synthetic
 
     model_names = models or {synthetic.MODEL: synthetic.MODEL}
@@ -115,6 +132,7 @@ def daemon_config(
     return (
         f"{head}models:\n{blocks}"
         f"kafka:\n  bootstrap_servers: {bootstrap}\n  predictions_topic: {topic}\n"
+        f"  labels_topic: {labels or labels_topic(bootstrap, topic)}\n"
         f"  group_id: {group}\n  library: {library}\n  client: {{{client}}}\n"
         f"  poll_timeout: 200ms\n  max_poll_records: {max_poll_records}\n"
         f"  batch_records: {batch_records}\n"
@@ -159,6 +177,11 @@ class DaemonProcess:
         assert self.process is not None
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout)
+
+    def wait(self, timeout: float = 30) -> int:
+        """The exit status of a daemon that ends by itself."""
+        assert self.process is not None
         return self.process.wait(timeout)
 
     def kill(self) -> None:

@@ -1,6 +1,6 @@
 """Both Kafka client libraries behind the consumer interface, on the real local broker:
-the same records as columns, seeks, high watermarks and group commits; and settings a
-library rejects named at start-up."""
+the same records as columns, seeks, high watermarks, partition counts and group commits;
+and settings a library rejects named at start-up."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import time
 import confluent_kafka
 import numpy as np
 import pytest
+from kafka.admin import KafkaAdminClient
 from support.kafka import FAST_GROUP, LIBRARIES, create_topic, produce, unique
 
 from driftwarden.monitor.config import KafkaConfig
@@ -74,6 +75,35 @@ def test_each_library_reads_seeks_and_commits_alike(broker, library) -> None:
         assert committed == [300, 300]
     finally:
         checker.close()
+
+
+@pytest.mark.parametrize("library", LIBRARIES)
+def test_each_library_counts_partitions_and_reads_past_a_missing_topic(broker, library) -> None:
+    """Partition counts come from the broker without creating the topics asked about; a
+    subscription to a topic that does not exist still reads the one that does."""
+    topic, missing = unique("clients"), unique("missing")
+    create_topic(broker, topic, 3)
+    produce(broker, topic, [b'{"n": %d}' % i for i in range(30)], partition=lambda i: i % 3)
+    settings = KafkaConfig(
+        bootstrap_servers=broker,
+        group_id=unique("group"),
+        library=library,
+        client=FAST_GROUP[library],
+    )
+    consumer = kafka.consumer(settings)
+    try:
+        assert consumer.partition_count(topic) == 3
+        assert consumer.partition_count(missing) is None
+        admin = KafkaAdminClient(bootstrap_servers=broker)
+        try:
+            assert missing not in admin.list_topics()
+        finally:
+            admin.close()
+        consumer.subscribe([topic, unique("missing")], lambda _: None, lambda _: None)
+        offsets, _ = _read_until(consumer, 30)
+        assert offsets == {p: list(range(10)) for p in range(3)}
+    finally:
+        consumer.close()
 
 
 def test_batches_group_polled_columns_by_topic_with_next_positions() -> None:

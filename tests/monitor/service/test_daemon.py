@@ -190,6 +190,65 @@ def test_two_instances_share_partitions_and_hand_over_on_leave(
     assert_same_results(url, expected)
 
 
+@pytest.mark.parametrize(
+    "labels_partitions", [3, 2, None], ids=["mismatched", "matching", "labels-missing"]
+)
+def test_a_labels_topic_partitioned_unlike_the_predictions_topic_is_refused_at_start(
+    tmp_path, broker, reference_file, library, labels_partitions
+) -> None:
+    """Labels meet their predictions on one instance only when both topics have as many
+    partitions: otherwise the daemon exits 1 before joining the group, naming both topics
+    and counts. A labels topic that does not exist yet is let through, with a warning."""
+    predictions, labels = unique("predictions"), unique("labels")
+    create_topic(broker, predictions, 2)
+    if labels_partitions is not None:
+        create_topic(broker, labels, labels_partitions)
+    url = f"sqlite:///{tmp_path / 'dw.db'}"
+    config = setup_daemon(
+        tmp_path, url, reference_file, broker, predictions, library=library, labels=labels
+    )
+    path = tmp_path / "daemon.log"
+    with DaemonProcess(config, path) as daemon:
+        if labels_partitions == 3:
+            assert daemon.wait(60) == 1
+        else:
+            wait_for(lambda: _assigned(_events(path)), 60, "partitions assigned")
+            assert daemon.stop() == 0
+    events = _events(path)
+    if labels_partitions == 3:
+        assert "started" not in events and "rebalance" not in events
+        assert path.read_text().splitlines()[-1] == (
+            f"driftwarden: error: the labels topic {labels} has 3 partitions and the "
+            f"predictions topic {predictions} has 2: a model's labels reach the instance that "
+            "holds its predictions only when both topics have the same partition count; give "
+            "them the same count (or set labels.enabled: false on every model)"
+        )
+        return
+    assigned = _assigned(events)
+    assert {f"{predictions}-0", f"{predictions}-1"} <= assigned
+    if labels_partitions == 2:
+        assert {f"{labels}-0", f"{labels}-1"} <= assigned
+        assert "partitions_unchecked" not in events
+    else:
+        (warning,) = events["partitions_unchecked"]
+        assert f"the labels topic {labels} does not exist yet" in warning["message"]
+        assert "create it with 2 partitions" in warning["message"]
+
+
+def _assigned(events: dict[str, list[dict]]) -> set[str]:
+    return {name for line in events.get("rebalance", []) for name in line.get("assigned", [])}
+
+
+def _events(path: Path) -> dict[str, list[dict]]:
+    """The daemon's JSON log lines by event (the command's own error line is not JSON)."""
+    by_event: dict[str, list[dict]] = {}
+    for line in path.read_bytes().splitlines():
+        if line.startswith(b"{"):
+            entry = orjson.loads(line)
+            by_event.setdefault(entry.get("event"), []).append(entry)
+    return by_event
+
+
 def test_bad_messages_through_kafka_become_dead_letters_with_their_origin(
     tmp_path, broker, reference_file, library
 ) -> None:

@@ -43,11 +43,7 @@ def setup(tmp_path: Path, url: str, reference: Path, broker: str, **kw) -> tuple
     create_topic(broker, predictions, 2)
     create_topic(broker, labels, 2)
     storage.upgrade(storage.create(url))
-    text = daemon_config(reference, url, broker, predictions, unique("group"), **kw)
-    text = text.replace(
-        f"  predictions_topic: {predictions}\n",
-        f"  predictions_topic: {predictions}\n  labels_topic: {labels}\n",
-    )
+    text = daemon_config(reference, url, broker, predictions, unique("group"), labels=labels, **kw)
     config = tmp_path / f"config-{unique('c')}.yaml"
     config.write_text(text)
     return config, predictions, labels
