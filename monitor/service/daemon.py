@@ -55,6 +55,7 @@ from driftwarden.monitor.labels.join import LabelJoin
 from driftwarden.monitor.pipeline.building import build_pipeline, split_models, window_sizes
 from driftwarden.monitor.pipeline.report import BatchReport
 from driftwarden.monitor.pipeline.runner import BatchRunner, Cadence, SourceBatch
+from driftwarden.monitor.pipeline.spread import Spread
 from driftwarden.monitor.service.api import database_actions
 from driftwarden.monitor.service.endpoints import EndpointServer, Health
 from driftwarden.monitor.service.lifecycle import Housekeeping, Lifecycle
@@ -229,12 +230,14 @@ class Daemon:
         helper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="driftwarden-join")
         lifecycle.start("join helper", helper, None, helper.shutdown)
         join = LabelJoin(JoinStore(engine.dialect.name), helper)
-        pipeline = build_pipeline(config, store, resume=True, join=join, clock=self.clock)
+        self.consumer = kafka.consumer(config.kafka)
+        lifecycle.start("consumer", self.consumer, None, self._close_consumer)
+        pipeline = build_pipeline(
+            config, store, resume=True, join=join, clock=self.clock, spread=self._spread()
+        )
         cadence = Cadence(duration_ms(config.storage.checkpoint_interval), EXPIRY_INTERVAL_MS)
         self.runner = BatchRunner(config, pipeline, store, self.alerts, connection, cadence)
         self._publish_start(join.store, connection)
-        self.consumer = kafka.consumer(config.kafka)
-        lifecycle.start("consumer", self.consumer, None, self._close_consumer)
         self._subscribe()
         decoder = self._decoder = ThreadPoolExecutor(1, thread_name_prefix="driftwarden-decode")
         lifecycle.start("decoder", decoder, None, decoder.shutdown)
@@ -280,6 +283,26 @@ class Daemon:
             self._check_copartitioned()
             topics.append(self.config.kafka.labels_topic)
         self.consumer.subscribe(topics, self.assigned, self.revoked)
+
+    def _spread(self) -> Spread | None:
+        """Where models with ``spread`` on are spread: the predictions topic, which must
+        exist, since their windows close when every one of its partitions has passed them
+        (its partition count is read once, at start)."""
+        if not any(model.spread for model in self.config.models.values()):
+            return None
+        assert self.consumer is not None
+        topic = self.config.kafka.predictions_topic
+        try:
+            count = self.consumer.partition_count(topic)
+        except ConnectionError as exc:
+            raise TopicError(f"cannot read the partition count of {topic}: {exc}") from None
+        if count is None:
+            raise TopicError(
+                f"the predictions topic {topic} does not exist: a model with spread: true "
+                "closes a window when every partition of that topic has passed it, so create "
+                "the topic (with its partition count) before the daemon starts"
+            )
+        return Spread(topic, count)
 
     def _check_copartitioned(self) -> None:
         """Refuse to start unless the labels topic has as many partitions as the predictions
