@@ -40,9 +40,9 @@ def create_topic(bootstrap: str, name: str, partitions: int) -> None:
 
 
 def labels_topic(bootstrap: str, predictions: str) -> str:
-    """``<predictions>-labels``, created with as many partitions as ``predictions`` (as
+    """``labels-<predictions>``, created with as many partitions as ``predictions`` (as
     docs/scaling.md asks) unless it exists or ``predictions`` does not exist yet."""
-    name = f"{predictions}-labels"
+    name = f"labels-{predictions}"
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
     try:
         existing = set(admin.list_topics())
