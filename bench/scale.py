@@ -9,12 +9,12 @@ one simulated day in hourly windows) to a tansu broker on 127.0.0.1, then, for e
   (b) `driftwarden run` with ``kafka.library: kafka-python`` and ``confluent``, from the
       partition assignment until every window is persisted (SQLite, label join disabled).
 Prints the medians and the ratios between them. With ``--instances`` (default 1 2 4) it
-also runs that many daemons on confluent-kafka in one group over a topic of 4 partitions
-carrying 4 models (a model's events stay on one partition: a model spread over partitions
-is not supported yet) and reports the CPU-seconds the instances spent together per million
-events after start-up: the per-instance cost a fleet on more machines adds up from. On this 2-core
+also runs that many daemons on confluent-kafka in one group (PostgreSQL) over a topic of 4
+partitions carrying one model spread over them (``spread: true``, events keyed round-robin),
+and reports the CPU-seconds the instances spent together per million events after
+start-up: the per-instance cost a fleet on more machines adds up from. On this 2-core
 machine, more instances than cores cannot run faster in wall time, so no total throughput
-is measured for them.
+is measured for them. ``--instances-only`` skips the single-process part.
 
     .venv/bin/python bench/scale.py [--events 1000000] [--repeats 3] [--instances 1 2 4]
 """
@@ -77,20 +77,18 @@ finally:
 worker."""
 
 
-def produce(bootstrap: str, topic: str, lines: list[bytes], models: int = 1) -> None:
-    """``lines`` to a 4-partition topic; with ``models`` > 1, line i goes to model i % models
-    on partition i % models."""
+def produce(bootstrap: str, topic: str, lines: list[bytes], *, spread: bool = False) -> None:
+    """``lines`` to a 4-partition topic: all on one partition (keyed by the model), or
+    spread round-robin over the four."""
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
     admin.create_topics([NewTopic(topic, 4, 1)])
     admin.close()
     producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, batch_size=262_144)
     for i, line in enumerate(lines):
-        if models == 1:
-            producer.send(topic, value=line, key=b"bench")
+        if spread:
+            producer.send(topic, value=line, partition=i % 4)
         else:
-            model = i % models
-            value = line.replace(b'"model":"bench"', b'"model":"bench-%d"' % model, 1)
-            producer.send(topic, value=value, partition=model)
+            producer.send(topic, value=line, key=b"bench")
     producer.flush()
     producer.close()
 
@@ -140,21 +138,11 @@ def bare_confluent(bootstrap: str, topic: str, n: int) -> float:
     return time.perf_counter() - first
 
 
-def config_text(url: str, bootstrap: str, topic: str, group: str, library: str, models: int) -> str:
+def config_text(
+    url: str, bootstrap: str, topic: str, group: str, library: str, spread: bool
+) -> str:
     client = ", ".join(f"{k}: {v}" for k, v in GROUP[library].items())
-    names = ["bench"] if models == 1 else [f"bench-{m}" for m in range(models)]
-    blocks = "".join(
-        f"""  {name}:
-    task: binary_classification
-    reference: reference.parquet
-    features:
-      numeric: [{", ".join(NUMERIC)}]
-      categorical: [{", ".join(CATEGORICAL)}]
-    window: {{kind: time, size: 1h}}
-    labels: {{enabled: false}}
-"""
-        for name in names
-    )
+    window = "{kind: time, size: 1h, idle_timeout: 2s}" if spread else "{kind: time, size: 1h}"
     return f"""storage: {{url: "{url}"}}
 http: {{port: {free_port()}}}
 events: {{max_future_skew: 3650d}}
@@ -165,7 +153,16 @@ kafka:
   library: {library}
   client: {{{client}}}
 models:
-{blocks}"""
+  bench:
+    task: binary_classification
+    reference: reference.parquet
+    features:
+      numeric: [{", ".join(NUMERIC)}]
+      categorical: [{", ".join(CATEGORICAL)}]
+    window: {window}
+    labels: {{enabled: false}}
+    spread: {str(spread).lower()}
+"""
 
 
 def run_daemons(
@@ -174,7 +171,7 @@ def run_daemons(
     topic: str,
     library: str,
     instances: int = 1,
-    models: int = 1,
+    spread: bool = False,
     profile: Path | None = None,
     postgres: str | None = None,
 ) -> tuple[float, float]:
@@ -194,7 +191,7 @@ def run_daemons(
     processes, logs = [], []
     for i in range(instances):
         config = directory / f"{name}-{i}.yaml"
-        config.write_text(config_text(url, bootstrap, topic, f"daemon-{name}", library, models))
+        config.write_text(config_text(url, bootstrap, topic, f"daemon-{name}", library, spread))
         logs.append(directory / f"{name}-{i}.log")
         processes.append(
             subprocess.Popen([*command, "--config", str(config)], stderr=logs[-1].open("wb"))
@@ -211,7 +208,7 @@ def run_daemons(
             with engine.connect() as connection:
                 windows = connection.exec_driver_sql("SELECT count(*) FROM windows").scalar()
             cpu = sum(_cpu_seconds(p.pid) for p in processes) - sum(started.values())
-            if windows >= WINDOWS * models:
+            if windows >= WINDOWS:
                 break
         done = time.time()
     finally:
@@ -243,6 +240,43 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def single(
+    args: argparse.Namespace, bootstrap: str, topic: str, directory: Path, lines: list[bytes]
+) -> None:
+    """One process on each library, with the bare consumers, in ``args.repeats`` rounds."""
+    n = len(lines)
+    rates: dict[str, list[float]] = {}
+    cpu: dict[str, list[float]] = {}
+    for _ in range(args.repeats):
+        rates.setdefault("bare kafka-python", []).append(n / bare_kafka_python(bootstrap, topic, n))
+        rates.setdefault("bare confluent", []).append(n / bare_confluent(bootstrap, topic, n))
+        for library in ("kafka-python", "confluent"):
+            seconds, spent = run_daemons(directory, bootstrap, topic, library)
+            rates.setdefault(f"daemon {library}", []).append(n / seconds)
+            cpu.setdefault(library, []).append(spent / n * 1e6)
+    median = {what: statistics.median(values) for what, values in rates.items()}
+    print(f"{n:,} events of {sum(map(len, lines)) / n:.0f} bytes, {args.repeats} rounds")
+    for what, values in rates.items():
+        runs = " ".join(f"{v:,.0f}" for v in values)
+        print(f"  {what:<20} median {median[what]:>10,.0f} events/s   ({runs})")
+    print(
+        "  daemon confluent / daemon kafka-python: "
+        f"{median['daemon confluent'] / median['daemon kafka-python']:.2f}\n"
+        "  daemon confluent / bare confluent:      "
+        f"{median['daemon confluent'] / median['bare confluent']:.2f}\n"
+        "  daemon kafka-python / bare kafka-python: "
+        f"{median['daemon kafka-python'] / median['bare kafka-python']:.2f}"
+    )
+    for library, values in cpu.items():
+        print(
+            f"  daemon {library:<13} median {statistics.median(values):5.1f} CPU-s per "
+            "million events after start-up"
+        )
+    if args.profile is not None:
+        run_daemons(directory, bootstrap, topic, "confluent", profile=args.profile)
+        print(f"  profile of one confluent run: {args.profile}.poll, .decode, .fold")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=1_000_000)
@@ -254,6 +288,7 @@ def main() -> None:
         help="the server the instances share (several processes need PostgreSQL)",
     )
     parser.add_argument("--profile", type=Path, help="write a cProfile of one confluent run")
+    parser.add_argument("--instances-only", action="store_true")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch, LocalBroker() as broker:
         directory = Path(scratch)
@@ -263,44 +298,15 @@ def main() -> None:
         topic = "predictions"
         produce(broker.bootstrap, topic, lines)
         n = len(lines)
-        rates: dict[str, list[float]] = {}
-        cpu: dict[str, list[float]] = {}
-        for _ in range(args.repeats):
-            rates.setdefault("bare kafka-python", []).append(
-                n / bare_kafka_python(broker.bootstrap, topic, n)
-            )
-            rates.setdefault("bare confluent", []).append(
-                n / bare_confluent(broker.bootstrap, topic, n)
-            )
-            for library in ("kafka-python", "confluent"):
-                seconds, spent = run_daemons(directory, broker.bootstrap, topic, library)
-                rates.setdefault(f"daemon {library}", []).append(n / seconds)
-                cpu.setdefault(library, []).append(spent / n * 1e6)
-        median = {what: statistics.median(values) for what, values in rates.items()}
-        print(f"{n:,} events of {sum(map(len, lines)) / n:.0f} bytes, {args.repeats} rounds")
-        for what, values in rates.items():
-            runs = " ".join(f"{v:,.0f}" for v in values)
-            print(f"  {what:<20} median {median[what]:>10,.0f} events/s   ({runs})")
-        print(
-            "  daemon confluent / daemon kafka-python: "
-            f"{median['daemon confluent'] / median['daemon kafka-python']:.2f}\n"
-            "  daemon confluent / bare confluent:      "
-            f"{median['daemon confluent'] / median['bare confluent']:.2f}\n"
-            "  daemon kafka-python / bare kafka-python: "
-            f"{median['daemon kafka-python'] / median['bare kafka-python']:.2f}"
-        )
-        for library, values in cpu.items():
-            print(
-                f"  daemon {library:<13} median {statistics.median(values):5.1f} CPU-s per "
-                "million events after start-up"
-            )
-        if args.profile is not None:
-            run_daemons(directory, broker.bootstrap, topic, "confluent", profile=args.profile)
-            print(f"  profile of one confluent run: {args.profile}.poll, .decode, .fold")
+        if not args.instances_only:
+            single(args, broker.bootstrap, topic, directory, lines)
         if args.instances:
-            spread = "predictions-4-models"
-            produce(broker.bootstrap, spread, lines, models=4)
-            print("instances (confluent, 4 models on 4 partitions): CPU-seconds per million events")
+            spread = "predictions-spread"
+            produce(broker.bootstrap, spread, lines, spread=True)
+            print(
+                "instances (confluent, one model spread over 4 partitions): "
+                "CPU-seconds per million events"
+            )
             for count in args.instances:
                 seconds, cpu = run_daemons(
                     directory,
@@ -308,7 +314,7 @@ def main() -> None:
                     spread,
                     "confluent",
                     count,
-                    models=4,
+                    spread=True,
                     postgres=args.postgres,
                 )
                 print(
