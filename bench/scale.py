@@ -297,30 +297,45 @@ def main() -> None:
         lines = events(args.events)
         topic = "predictions"
         produce(broker.bootstrap, topic, lines)
-        n = len(lines)
         if not args.instances_only:
             single(args, broker.bootstrap, topic, directory, lines)
         if args.instances:
-            spread = "predictions-spread"
-            produce(broker.bootstrap, spread, lines, spread=True)
-            print(
-                "instances (confluent, one model spread over 4 partitions): "
-                "CPU-seconds per million events"
+            instances(args, broker.bootstrap, topic, directory, lines)
+
+
+def instances(
+    args: argparse.Namespace, bootstrap: str, topic: str, directory: Path, lines: list[bytes]
+) -> None:
+    """CPU-seconds per million events of 1, 2, 4 instances on one model spread over four
+    partitions, beside one instance on the model unspread (on one partition), in
+    ``args.repeats`` rounds."""
+    n = len(lines)
+    spread = "predictions-spread"
+    produce(bootstrap, spread, lines, spread=True)
+    runs: dict[str, list[float]] = {}
+    for _ in range(args.repeats):
+        _, cpu = run_daemons(directory, bootstrap, topic, "confluent", postgres=args.postgres)
+        runs.setdefault("1 instance, not spread", []).append(cpu / n * 1e6)
+        for count in args.instances:
+            _, cpu = run_daemons(
+                directory,
+                bootstrap,
+                spread,
+                "confluent",
+                count,
+                spread=True,
+                postgres=args.postgres,
             )
-            for count in args.instances:
-                seconds, cpu = run_daemons(
-                    directory,
-                    broker.bootstrap,
-                    spread,
-                    "confluent",
-                    count,
-                    spread=True,
-                    postgres=args.postgres,
-                )
-                print(
-                    f"  {count} instance(s): {cpu / n * 1e6:6.1f} CPU-s per million, "
-                    f"wall {seconds:5.1f} s"
-                )
+            runs.setdefault(f"{count} instance(s), spread", []).append(cpu / n * 1e6)
+    print(
+        "confluent, PostgreSQL, one model (spread: over 4 partitions): CPU-seconds per "
+        f"million events after start-up (median of {args.repeats})"
+    )
+    for what, values in runs.items():
+        print(
+            f"  {what:<24} {statistics.median(values):6.1f}   "
+            f"({' '.join(f'{v:.1f}' for v in values)})"
+        )
 
 
 if __name__ == "__main__":
