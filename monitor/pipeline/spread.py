@@ -316,16 +316,7 @@ class SpreadPipeline:
     ) -> None:
         """Close the windows every partition has passed, from the merged handed-in panes."""
         state = model_windows.state
-        behind = partials_of(connection, self.name, np.iinfo(np.int64).min, state.next_start)
-        if behind:
-            log.error(
-                "events of a spread model were handed in after its window closed",
-                extra={
-                    "event": "spread_behind",
-                    "model": self.name,
-                    "events": sum(_merged(blobs).n_events for blobs in behind.values()),
-                },
-            )
+        self._behind(connection, state.next_start)
         handed = partials_of(connection, self.name, state.next_start or np.iinfo(np.int64).min)
         if state.next_start is None and handed:
             state.next_start = min(handed)
@@ -338,6 +329,22 @@ class SpreadPipeline:
         if state.next_start is not None:
             drop_partials(connection, self.name, state.next_start)
         state.panes = {}
+
+    def _behind(self, connection: Connection, next_start: int | None) -> None:
+        """Log the events partitions handed in for windows the model had already closed
+        (their partition was idle when it closed; see docs/scaling.md)."""
+        if next_start is None:
+            return
+        behind = partials_of(connection, self.name, np.iinfo(np.int64).min, next_start)
+        if behind:
+            log.error(
+                "events of a spread model were handed in after its window closed",
+                extra={
+                    "event": "spread_behind",
+                    "model": self.name,
+                    "events": sum(_merged(blobs).n_events for blobs in behind.values()),
+                },
+            )
 
     def _know_profiles(self, summaries: Iterable[WindowSummary]) -> None:
         """Load the profiles panes were folded on that the closer does not know yet (the

@@ -167,7 +167,7 @@ def _assert_same(stored: dict[tuple, ResultRecord], expected: dict[tuple, Result
 
 
 def test_instances_sharing_a_spread_model_store_what_one_replay_does(
-    reference_file: Path, database_url: str, tmp_path: Path
+    reference_file: Path, database_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     config = _config(reference_file, database_url)
     events, labels = _stream()
@@ -184,6 +184,7 @@ def test_instances_sharing_a_spread_model_store_what_one_replay_does(
         stored = _comparable(fleet[0].store.results())
     expected = _replayed(config, events, labels, tmp_path)
     _assert_same(stored, expected)
+    assert not [r for r in caplog.records if getattr(r, "event", None) == "spread_behind"]
     windows = {r.window_index for r in expected.values() if r.kind == "data_drift"}
     assert windows == set(range(6))
     assert any(r.kind == "performance" for r in expected.values())
@@ -227,3 +228,33 @@ def test_two_instances_closing_the_same_windows_at_once_evaluate_each_once(
     assert sorted(closed[0] + closed[1]) == list(range(6))
     assert [] in closed
     assert {r.window_index for r in stored if r.kind == "data_drift"} == set(range(6))
+
+
+def test_an_event_in_a_window_the_model_closed_while_its_partition_was_idle_is_a_dead_letter(
+    reference_file: Path, database_url: str
+) -> None:
+    """Partition 2 has no event while the others pass three windows: it is idle, so they
+    close. Its owner then reads events of the first window: too late for the model, each
+    one a dead letter naming why, and the closed windows keep their records."""
+    config = _config(reference_file, database_url)
+    events, _ = _stream(3000)
+    timeline = _timeline(events, synthetic.label_events(events).head(0))
+    elsewhere = timeline.partitions != 2
+    first_window = timeline.times < START + HOUR
+    now = [START]
+    with _fleet(config, database_url, [{0, 1}, {2}], lambda: now[0]) as fleet:
+        before = np.flatnonzero(elsewhere & (timeline.times < START + 3 * HOUR))
+        for rows in np.array_split(before, 6):
+            now[0] = int(timeline.times[rows].max()) + 1
+            fleet[0].feed(timeline, rows)
+            fleet[1].feed(timeline, np.array([], dtype=np.int64), caught_up=True)
+        fleet[0].feed(timeline, np.array([], dtype=np.int64))
+        stored = _comparable(fleet[0].store.results())
+        assert {key[1] for key in stored} == {0, 1}
+        late = np.flatnonzero(~elsewhere & first_window)
+        fleet[1].feed(timeline, late)
+        letters = fleet[1].store.dead_letters(reason="too_late")
+        after = _comparable(fleet[0].store.results())
+    assert len(letters) == len(late)
+    assert all("the model has closed" in stored.letter.detail for stored in letters)
+    assert after == stored
