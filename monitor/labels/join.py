@@ -107,6 +107,15 @@ class Detection:
     pane: int
 
 
+def error_shape(profile: Profile) -> tuple[int, int] | None:
+    """(features, buckets) of a label summary's error counts on ``profile``, ``None``
+    without feature importance."""
+    importance = profile.importance
+    if importance is None:
+        return None
+    return len(profile.features), importance.n_buckets
+
+
 class ModelLabels:
     """One model's side of the join: its label panes, error stream and orphan ids."""
 
@@ -292,7 +301,7 @@ class ModelLabels:
                 pl.col("prediction").cast(pl.Float64), pl.col("label").cast(pl.Float64)
             )
         buckets = None
-        if (shape := self._error_shape) is not None:
+        if (shape := error_shape(self.profile)) is not None:
             buckets = (decode_buckets(rows["buckets"], shape[0]), shape[1])
         segments = None
         if self.segments is not None and decoded is not None:
@@ -307,14 +316,6 @@ class ModelLabels:
             names,
             segments,
         )
-
-    @property
-    def _error_shape(self) -> tuple[int, int] | None:
-        """(features, buckets) of the error counts, ``None`` without feature importance."""
-        importance = self.profile.importance
-        if importance is None:
-            return None
-        return len(self.profile.features), importance.n_buckets
 
     def _errors(self, rows: pl.DataFrame, report: LabelReport) -> None:
         """Feed joined rows, in arrival order, to the concept-drift detector (none for a model
@@ -353,7 +354,7 @@ class ModelLabels:
             self.profile.outcomes,
             self.profile.task,
             panes,
-            self._error_shape,
+            error_shape(self.profile),
             self.config.business.names,
         )
 

@@ -91,7 +91,7 @@ def build_pipeline(
         state = store.model_state(name) if resume else None
         older = older_profiles(store, state, profile)
         if model.spread and spread is not None:
-            models[name] = SpreadPipeline(name, model, profile, store, join, spread)
+            models[name] = SpreadPipeline(name, model, profile, store, join, spread, state)
         elif model.versions.split:
             models[name] = VersionedPipeline(
                 name,

@@ -437,8 +437,14 @@ def older_profiles(
     changed while windows were open: they finish on the one they began with)."""
     if state is None or state.reference_id == profile.reference_id:
         return {}
-    previous = store.profile(state.reference_id)
-    return {} if previous is None else {state.reference_id: Profile.from_bytes(previous)}
+    previous = stored_profile(store, state.reference_id)
+    return {} if previous is None else {state.reference_id: previous}
+
+
+def stored_profile(store: Store, reference_id: str) -> Profile | None:
+    """The profile stored under ``reference_id``, if any."""
+    data = store.profile(reference_id)
+    return None if data is None else Profile.from_bytes(data)
 
 
 def split_state(data: bytes) -> bool:

@@ -38,13 +38,14 @@ from driftwarden.core.records import ResultRecord, WindowInfo
 from driftwarden.monitor import windows
 from driftwarden.monitor.config import ModelConfig, TimeWindowConfig
 from driftwarden.monitor.ingest.messages import DecodedBatch
-from driftwarden.monitor.labels.join import LabelJoin, LabelReport
+from driftwarden.monitor.labels.join import LabelJoin, LabelReport, error_shape
 from driftwarden.monitor.pipeline.freshness import Freshness
 from driftwarden.monitor.pipeline.model_pipeline import (
     Lane,
     ModelPipeline,
     older_profiles,
     reject_closed,
+    stored_profile,
 )
 from driftwarden.monitor.pipeline.report import BatchReport
 from driftwarden.monitor.pipeline.versions import ConceptOutline
@@ -57,7 +58,6 @@ from driftwarden.monitor.storage.partials import (
     partials_of,
     progress_of,
 )
-from driftwarden.monitor.windows.archive import unpack
 from driftwarden.monitor.windows.outcomes import LabelSummary
 from driftwarden.monitor.windows.profile import Profile
 from driftwarden.monitor.windows.summary import WindowSummary
@@ -101,8 +101,7 @@ class _Closer(ModelPipeline):
 
     def window_labels(self, connection: Connection, window: WindowInfo) -> LabelSummary:
         profile = self.profiles[window.reference_id]
-        importance = profile.importance
-        shape = None if importance is None else (len(profile.features), importance.n_buckets)
+        shape = error_shape(profile)
         names = self.config.business.names
         if self.join is None or not self.config.labels.enabled:
             return LabelSummary.empty(profile.outcomes, profile.task, shape, names)
@@ -127,6 +126,7 @@ class SpreadPipeline:
         store: Store,
         join: LabelJoin | None,
         spread: Spread,
+        state: ModelSnapshot | None = None,
     ) -> None:
         assert isinstance(config.window, TimeWindowConfig)
         self.name = name
@@ -143,20 +143,23 @@ class SpreadPipeline:
         idle = self.window_config.idle_timeout
         self._idle = None if idle is None else idle // timedelta(milliseconds=1)
         self._lateness = self.window_config.allowed_lateness // timedelta(milliseconds=1)
-        self.restore(None)
+        self._fresh = TimeWindows(self.window_config).to_bytes({})
+        self.restore(state)
 
     def restore(self, state: ModelSnapshot | None) -> None:
         """Forget every part (each reloads its committed state when its partition is read
-        again); the model's own state is read under the lock at each close."""
-        del state
+        again); of the model's own ``state`` only where its windows closed is kept, the rest
+        is read under the lock at each close."""
         self.parts: dict[int, _Part] = {}
         self.written: dict[int, Progress] = {}
         self.changed: set[int] = set()
         self.caught_up: set[int] = set()
         self.source: tuple[str, int] | None = None
         self.skipped: list[SkippedRun] = []
-        stored = self.store.model_state(self.name)
-        self.closed_until = None if stored is None else _closed_until(stored.data)
+        self.closed_until: int | None = None
+        if state is not None:
+            stored, _ = windows.restore(self.window_config, state.data)
+            self.closed_until = stored.state.closed_until  # type: ignore[attr-defined]
         """Where the model's closed windows end, as this instance last read it: an event
         before it is too late, whatever its own partition has closed."""
 
@@ -291,8 +294,9 @@ class SpreadPipeline:
     def gather(self, commit: Commit, connection: Connection, report: BatchReport) -> None:
         """Under the model's lock: close every window all partitions have closed (merging
         their panes), and evaluate again the closed windows whose labels changed."""
-        fresh = TimeWindows(self.window_config).to_bytes({})
-        reference_id, data = lock_model(connection, self.name, self.profile.reference_id, fresh)
+        reference_id, data = lock_model(
+            connection, self.name, self.profile.reference_id, self._fresh
+        )
         model_windows, _ = windows.restore(self.window_config, data)
         assert isinstance(model_windows, TimeWindows)
         self.closer.windows = model_windows
@@ -351,9 +355,9 @@ class SpreadPipeline:
         reference changed while they were open)."""
         for reference_id in {summary.reference_id for summary in summaries}:
             if reference_id not in self.closer.profiles:
-                data = self.store.profile(reference_id)
-                if data is not None:
-                    self.closer.profiles[reference_id] = Profile.from_bytes(data)
+                profile = stored_profile(self.store, reference_id)
+                if profile is not None:
+                    self.closer.profiles[reference_id] = profile
 
     def snapshot_parts(self, commit: Commit, connection: Connection, *, changed_only: bool) -> None:
         """Add the state of every (or every changed) part to ``commit``."""
@@ -381,12 +385,6 @@ def _watermark(progress: dict[int, Progress], partitions: int) -> int | None:
     if busy:
         return min(busy)
     return max(idle, default=None)
-
-
-def _closed_until(data: bytes) -> int | None:
-    """Where a spread model's stored windows have closed up to."""
-    header, _ = unpack(data)
-    return header.get("closed_until")
 
 
 def _merged(blobs: list[bytes]) -> WindowSummary:
