@@ -37,20 +37,28 @@ from driftwarden.monitor.windows.segmentation import SegmentProfiles
 from driftwarden.monitor.windows.summary import decode_buckets, error_buckets
 
 _END_OF_TIME = 2**63 - 1
-LABEL_COLUMNS = ("_row", "id", "ts", "label", "business")
+LABEL_COLUMNS = ("_row", "id", "ts", "label", "business", "late")
 """The columns of labels as the join takes them."""
 
 
 def label_rows(frame: pl.DataFrame, business: tuple[str, ...]) -> pl.DataFrame:
-    """Decoded labels as the join takes them (``LABEL_COLUMNS``): the label as text and the
-    ``biz:<name>`` values of ``business`` as one JSON object (null without any value)."""
+    """Decoded labels as the join takes them (``LABEL_COLUMNS``): the label as text, the
+    ``biz:<name>`` values of ``business`` as one JSON object (null without any value), and
+    whether the label came behind its partition's label watermark (``_late``, set by a
+    spread model's part; false otherwise)."""
     values = [pl.col(f"biz:{name}").alias(name) for name in business]
     encoded = pl.lit(None, pl.String)
     if values:
         any_value = pl.any_horizontal(pl.col(f"biz:{name}").is_not_null() for name in business)
         encoded = pl.when(any_value).then(pl.struct(values).struct.json_encode())
+    late = pl.col("_late") if "_late" in frame.columns else pl.lit(False)
     return frame.select(
-        "_row", "id", "ts", pl.col("label").cast(pl.String), encoded.alias("business")
+        "_row",
+        "id",
+        "ts",
+        pl.col("label").cast(pl.String),
+        encoded.alias("business"),
+        late.alias("late"),
     )
 
 
@@ -146,6 +154,12 @@ class ModelLabels:
         self.fresh: list[pl.DataFrame] | None = None
         """Rows joined since the caller last took them (``id``, ``pane``, ``prediction``,
         ``label``); kept only when the caller sets a list (shadow pairing)."""
+        self.errors: list[pl.DataFrame] | None = None
+        """Errors of rows joined since the caller last took them, of labels not behind their
+        partition's label watermark: ``at`` (the later of the prediction's and the label's
+        event time), ``id``, ``error``, ``ts`` (the label's) and ``pane`` (the
+        prediction's). Kept only when the caller sets a list (a spread model's part: the
+        model merges its partitions' errors in one order)."""
         self.taken: pl.DataFrame | None = None
         """The orphan labels the last ``storing`` took (other versions' predictions of
         their ids may want them too)."""
@@ -318,9 +332,9 @@ class ModelLabels:
         )
 
     def _errors(self, rows: pl.DataFrame, report: LabelReport) -> None:
-        """Feed joined rows, in arrival order, to the concept-drift detector (none for a model
-        spread over partitions: its errors have no one order)."""
-        if rows.height == 0 or self.detector is None:
+        """Feed joined rows, in arrival order, to the concept-drift detector; or keep their
+        errors for the spread model the part belongs to (``errors``)."""
+        if rows.height == 0 or (self.detector is None and self.errors is None):
             return
         errors = error_stream(
             self.profile.task,
@@ -328,6 +342,18 @@ class ModelLabels:
             rows["prediction"],
             rows["label"],
         )
+        if self.errors is not None:
+            kept = rows.select(
+                pl.max_horizontal("ts", "pts").alias("at"),
+                "id",
+                pl.Series("error", errors, pl.Float64),
+                "ts",
+                "pane",
+                "late",
+            )
+            self.errors.append(kept.filter(~pl.col("late")).drop("late"))
+            return
+        assert self.detector is not None
         detections = self.detector.update(errors)
         times = rows["ts"].to_list()
         panes = rows["pane"].to_list()

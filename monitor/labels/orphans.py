@@ -54,15 +54,15 @@ class Orphans:
             self.store.replace_orphan_labels(
                 connection,
                 [
-                    (label, business, ts, self.model, i)
-                    for i, ts, label, business in waiting.select(
-                        "id", "ts", "label", "business"
+                    (label, business, ts, late, self.model, i)
+                    for i, ts, label, business, late in waiting.select(
+                        "id", "ts", "label", "business", "late"
                     ).rows()
                 ],
             )
         entries = []
-        columns = new.select("_row", "id", "ts", "label", "business")
-        for row, identifier, ts, label, business in columns.rows():
+        columns = new.select("_row", "id", "ts", "label", "business", "late")
+        for row, identifier, ts, label, business, late in columns.rows():
             origin = batch.messages.origin(row)
             entries.append(
                 (
@@ -76,6 +76,7 @@ class Orphans:
                     -1 if origin.partition is None else origin.partition,
                     origin.offset,
                     batch.messages.values[row],
+                    late,
                 )
             )
         self.store.insert_orphans(connection, entries)

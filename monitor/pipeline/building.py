@@ -82,7 +82,7 @@ def build_pipeline(
 
     Without a ``join`` (a replay with no labels file) no prediction waits for a label.
     ``spread`` is where models with ``spread`` on are spread (the daemon's predictions
-    topic); without it (a replay) they run as one stream.
+    topic); without it (a replay) they run as one stream: one partition of the same path.
     """
     models: dict[str, ModelPipeline | VersionedPipeline | SpreadPipeline] = {}
     for name, model in config.models.items():
@@ -90,8 +90,9 @@ def build_pipeline(
         profile = loaded.profile
         state = store.model_state(name) if resume else None
         older = older_profiles(store, state, profile)
-        if model.spread and spread is not None:
-            models[name] = SpreadPipeline(name, model, profile, store, join, spread, state)
+        if model.spread:
+            one = Spread(config.kafka.predictions_topic, 1, config.kafka.labels_topic)
+            models[name] = SpreadPipeline(name, model, profile, store, join, spread or one, state)
         elif model.versions.split:
             models[name] = VersionedPipeline(
                 name,

@@ -25,7 +25,7 @@ from driftwarden.monitor.evaluation.importance_results import impact_records, im
 from driftwarden.monitor.evaluation.outcome_results import outcome_records
 from driftwarden.monitor.evaluation.window_results import evaluate
 from driftwarden.monitor.ingest.messages import DecodedBatch
-from driftwarden.monitor.labels.join import LabelJoin, LabelReport, ModelLabels
+from driftwarden.monitor.labels.join import Detection, LabelJoin, LabelReport, ModelLabels
 from driftwarden.monitor.labels.orphans import Orphans
 from driftwarden.monitor.pipeline.freshness import Freshness, Silence
 from driftwarden.monitor.pipeline.report import BatchReport
@@ -98,15 +98,10 @@ class ModelPipeline:
             )
         self.labels: ModelLabels | None = None
         if self.join is not None and self.config.labels.enabled:
-            detector = None
             concept = extra.get("concept")
+            detector = None
             if not self.config.spread:
-                path = f"models.{self.name}.concept_drift"
-                detector = build_concept_detector(
-                    self.config.concept_drift, path, self.profile.outcomes.error_reference
-                )
-                if concept is not None and _same_settings(detector, concept["detector"]):
-                    detector = type(detector).from_state(concept["detector"])
+                detector = concept_detector(self.name, self.config, self.profile, concept)
             position = 0 if concept is None else concept["position"]
             orphans = None if self.lane is None else self.lane.orphans
             self.labels = ModelLabels(
@@ -119,6 +114,14 @@ class ModelPipeline:
                 orphans,
                 self.segment_profiles,
             )
+        self.restore_extra(extra)
+
+    def restore_extra(self, extra: dict[str, Any]) -> None:
+        """Take what a subclass keeps in the snapshot's ``extra`` (see ``extra_state``)."""
+
+    def extra_state(self) -> dict[str, Any]:
+        """What a subclass keeps in the snapshot's ``extra`` besides the model's own."""
+        return {}
 
     # -- predictions -----------------------------------------------------------------------
 
@@ -294,24 +297,36 @@ class ModelPipeline:
         assert self.labels is not None
         for detection in joined.detections:
             assert self.labels.detector is not None
-            window = self._window_of(connection, commit, detection.pane)
-            result = DetectorResult(
-                value=float(detection.position),
-                threshold=None,
-                direction="above",
-                drift=True,
-                n_labeled=detection.position + 1,
-            )
-            record = ResultRecord.of(
-                window,
-                "concept_drift",
-                self.labels.detector.name,
-                result,
-                metric=f"position_{detection.position}",
-                detected_at=detection.detected_at,
-            )
-            commit.results.append(record)
-            report.outcomes.append((window, [record]))
+            self.record_detection(self.labels.detector.name, detection, commit, connection, report)
+
+    def record_detection(
+        self,
+        detector: str,
+        detection: Detection,
+        commit: Commit,
+        connection: Connection,
+        report: BatchReport,
+    ) -> None:
+        """Add the concept-drift record of ``detection`` to ``commit`` and ``report``, on the
+        earliest window holding the pane of the prediction it was found at."""
+        window = self._window_of(connection, commit, detection.pane)
+        result = DetectorResult(
+            value=float(detection.position),
+            threshold=None,
+            direction="above",
+            drift=True,
+            n_labeled=detection.position + 1,
+        )
+        record = ResultRecord.of(
+            window,
+            "concept_drift",
+            detector,
+            result,
+            metric=f"position_{detection.position}",
+            detected_at=detection.detected_at,
+        )
+        commit.results.append(record)
+        report.outcomes.append((window, [record]))
 
     def _correlate(
         self, connection: Connection, commit: Commit, changed: list[int]
@@ -415,6 +430,7 @@ class ModelPipeline:
                 "detector": self.labels.detector.state_dict(),
                 "position": self.labels.position,
             }
+        extra.update(self.extra_state())
         return ModelSnapshot(
             self.profile.reference_id, self.windows.to_bytes(extra), topic, partition
         )
@@ -462,6 +478,18 @@ def orphan_dead_letters(model: str, orphans: list[Any], now: int) -> list[DeadLe
         detail = f"no prediction with id {identifier!r} arrived {waited}"
         letters.append(DeadLetter("orphan_label", detail, bytes(raw), origin, "label", model))
     return letters
+
+
+def concept_detector(
+    name: str, config: ModelConfig, profile: Profile, saved: dict[str, Any] | None
+) -> StreamDetector:
+    """The model's concept-drift detector: continued from ``saved`` (``{"detector": state,
+    "position": n}``) when that is of the same kind and settings, else fresh."""
+    path = f"models.{name}.concept_drift"
+    detector = build_concept_detector(config.concept_drift, path, profile.outcomes.error_reference)
+    if saved is not None and _same_settings(detector, saved["detector"]):
+        detector = type(detector).from_state(saved["detector"])
+    return detector
 
 
 def _same_settings(detector: StreamDetector, state: dict[str, Any]) -> bool:

@@ -195,7 +195,11 @@ class Pipeline:
         names = []
         for name, model in self.models.items():
             if isinstance(model, SpreadPipeline):
-                model.caught_up = {p for topic, p in partitions if topic == model.spread.topic}
+                spread = model.spread
+                model.caught_up = {p for topic, p in partitions if topic == spread.topic}
+                model.labels_caught_up = {
+                    p for topic, p in partitions if topic == spread.labels_topic
+                }
                 names.append(name)
             elif model.source is None or model.source in partitions:
                 names.append(name)

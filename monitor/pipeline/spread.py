@@ -18,12 +18,24 @@ topic): a part joins them, and a window's label-based results read every partiti
 label panes. Late labels are folded by their partition's part and the windows they
 complete are evaluated again under the same lock.
 
-Not yet for spread models: concept drift (its errors have no one order across
-partitions), silence, versions split and segments.
+Concept drift runs on one error stream merged from every partition in a fixed order.
+An error is known at the later of its prediction's and its label's event time; a part
+keeps the errors it joins and hands them in by the pane of that time. A label behind its
+labels partition's watermark (the latest label time it read before, less
+``allowed_lateness``) gives no error to the stream; a prediction behind its partition's
+closed windows is a dead letter. So once a partition reports that it has passed a time
+(``errors_until``: its closed windows' end and its label watermark, whichever is earlier;
+an idle side does not count), no error before that time can come from it. Under the
+model's lock, the panes every partition has passed are fed to the detector in pane order,
+each pane's errors by (time, prediction id), one update per pane: the same sequence
+whichever instances read which partitions, and in ``replay``.
+
+Not yet for spread models: silence, versions split and segments.
 """
 
 from __future__ import annotations
 
+import io
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -38,11 +50,12 @@ from driftwarden.core.records import ResultRecord, WindowInfo
 from driftwarden.monitor import windows
 from driftwarden.monitor.config import ModelConfig, TimeWindowConfig
 from driftwarden.monitor.ingest.messages import DecodedBatch
-from driftwarden.monitor.labels.join import LabelJoin, LabelReport, error_shape
+from driftwarden.monitor.labels.join import Detection, LabelJoin, LabelReport, error_shape
 from driftwarden.monitor.pipeline.freshness import Freshness
 from driftwarden.monitor.pipeline.model_pipeline import (
     Lane,
     ModelPipeline,
+    concept_detector,
     older_profiles,
     reject_closed,
     stored_profile,
@@ -51,12 +64,14 @@ from driftwarden.monitor.pipeline.report import BatchReport
 from driftwarden.monitor.pipeline.versions import ConceptOutline
 from driftwarden.monitor.storage import Commit, ModelSnapshot, Store
 from driftwarden.monitor.storage.partials import (
+    ErrorPartial,
     Partial,
     Progress,
     drop_partials,
     lock_model,
     partials_of,
     progress_of,
+    take_error_partials,
 )
 from driftwarden.monitor.windows.outcomes import LabelSummary
 from driftwarden.monitor.windows.profile import Profile
@@ -67,13 +82,48 @@ from driftwarden.monitor.windows.windowing import SkippedRun, WindowBounds
 log = logging.getLogger("driftwarden.pipeline")
 
 
+_FOREVER = np.iinfo(np.int64).max
+"""``errors_until`` of a partition that holds no error back (both its sides idle, or the
+end of the input)."""
+
+
 @dataclass(frozen=True)
 class Spread:
     """Where spread models' events come from: the predictions topic and its partition
-    count (every partition may carry them)."""
+    count (every partition may carry them), and the labels topic (partitioned alike)."""
 
     topic: str
     partitions: int
+    labels_topic: str | None = None
+
+
+@dataclass
+class LabelWatermark:
+    """How far one labels partition has read a spread model's labels: the latest label
+    event time, and when (wall clock) the last label arrived."""
+
+    latest: int | None = None
+    arrival: int | None = None
+
+    def mark(self, frame: pl.DataFrame, lateness: int, now: int) -> pl.DataFrame:
+        """``frame`` (labels in offset order) with ``_late``: behind the latest label time
+        read before it, less ``lateness``; the watermark moves past them."""
+        times = frame["ts"].to_numpy()
+        if not len(times):
+            return frame.with_columns(pl.lit(False).alias("_late"))
+        prior = times[0] if self.latest is None else self.latest
+        seen = np.maximum.accumulate(np.concatenate(([prior], times)))
+        late = times < seen[:-1] - lateness
+        self.latest = int(seen[-1])
+        self.arrival = now
+        return frame.with_columns(pl.Series("_late", late))
+
+    def until(self, lateness: int) -> int | None:
+        """Before when a label of this partition is behind (``None``: no label yet)."""
+        return None if self.latest is None else self.latest - lateness
+
+    def to_state(self) -> dict[str, int | None]:
+        return {"latest": self.latest, "arrival": self.arrival}
 
 
 def part_key(model: str, partition: int) -> str:
@@ -87,6 +137,36 @@ class _Part(ModelPipeline):
     changed: set[int]
     """Label panes whose summaries changed (shared with the model: it re-evaluates the
     closed windows holding them)."""
+
+    def restore_extra(self, extra: dict[str, Any]) -> None:
+        self.label_watermark = LabelWatermark(**extra.get("label_watermark", {}))
+        if self.labels is not None:
+            self.labels.errors = []
+
+    def extra_state(self) -> dict[str, Any]:
+        return {"label_watermark": self.label_watermark.to_state()}
+
+    def join_labels(
+        self,
+        frame: pl.DataFrame,
+        batch: DecodedBatch,
+        commit: Commit,
+        connection: Connection,
+        now: int,
+        report: BatchReport,
+    ) -> None:
+        """Join labels, marking those behind this partition's label watermark."""
+        lateness = self.config.window.allowed_lateness // timedelta(milliseconds=1)
+        marked = self.label_watermark.mark(frame, lateness, now)
+        super().join_labels(marked, batch, commit, connection, now, report)
+
+    def take_errors(self) -> pl.DataFrame | None:
+        """The errors joined since the last call (see ``ModelLabels.errors``), if any."""
+        if self.labels is None or not self.labels.errors:
+            return None
+        errors = pl.concat(self.labels.errors)
+        self.labels.errors = []
+        return errors if errors.height else None
 
     def outcomes_changed(
         self, joined: LabelReport, commit: Commit, connection: Connection, report: BatchReport
@@ -137,7 +217,9 @@ class SpreadPipeline:
         self.join = join if config.labels.enabled else None
         self.spread = spread
         self.freshness = Freshness(name, None)
-        self.labels = None if self.join is None else ConceptOutline(None)
+        self.labels = None
+        if self.join is not None:
+            self.labels = ConceptOutline(concept_detector(name, config, profile, None))
         self.closer = _Closer(name, config, profile, join=self.join)
         self.closer.partitions = spread.partitions
         idle = self.window_config.idle_timeout
@@ -154,6 +236,8 @@ class SpreadPipeline:
         self.written: dict[int, Progress] = {}
         self.changed: set[int] = set()
         self.caught_up: set[int] = set()
+        self.labels_caught_up: set[int] = set()
+        """Partitions of the labels topic read to their end (as of the last tick)."""
         self.source: tuple[str, int] | None = None
         self.skipped: list[SkippedRun] = []
         self.closed_until: int | None = None
@@ -255,12 +339,10 @@ class SpreadPipeline:
             self._part(partition)
         for partition, part in sorted(self.parts.items()):
             commit.partials += self._hand_in(partition, part, now, flush)
-            progress = Progress(
-                self.name,
-                partition,
-                part.windows.state.closed_until,  # type: ignore[attr-defined]
-                self._idle_at(partition, part, now),
-            )
+            closed_until = part.windows.state.closed_until  # type: ignore[attr-defined]
+            idle = self._idle_at(partition, part, now)
+            errors_until = self._errors_until(partition, part, now, idle, flush)
+            progress = Progress(self.name, partition, closed_until, idle, errors_until)
             if self.written.get(partition) != progress:
                 commit.progress.append(progress)
                 self.written[partition] = progress
@@ -281,6 +363,44 @@ class SpreadPipeline:
                 handed.append(Partial(self.name, partition, pane, summary.to_bytes()))
         return handed
 
+    def _hand_in_errors(self, part: _Part) -> list[ErrorPartial]:
+        """The errors the part joined since its last hand-in, by the pane of their time."""
+        errors = part.take_errors()
+        if errors is None:
+            return []
+        panes = part.windows.pane_starts(errors["at"])  # type: ignore[attr-defined]
+        return [
+            ErrorPartial(self.name, int(pane), _encoded(rows.drop("_bucket")))
+            for (pane,), rows in errors.with_columns(panes.alias("_bucket"))
+            .partition_by("_bucket", as_dict=True)
+            .items()
+        ]
+
+    def _errors_until(
+        self, partition: int, part: _Part, now: int | None, idle: bool, flush: bool
+    ) -> int | None:
+        """Before when the partition hands in no more errors: its closed windows' end
+        (unless idle) and its label watermark (unless its labels are idle), whichever is
+        earlier; ``None`` while a side has no word yet."""
+        if flush:
+            return _FOREVER
+        holds = []
+        if not idle:
+            holds.append(part.windows.state.closed_until)  # type: ignore[attr-defined]
+        if not self._labels_idle(partition, part, now):
+            holds.append(part.label_watermark.until(self._lateness))
+        if any(hold is None for hold in holds):
+            return None
+        return min(holds, default=_FOREVER)
+
+    def _labels_idle(self, partition: int, part: _Part, now: int | None) -> bool:
+        """Whether the partition's labels hold no error back: read to their end, and no
+        label for ``idle_timeout`` (or never one of this model)."""
+        if now is None or partition not in self.labels_caught_up:
+            return False
+        arrival = part.label_watermark.arrival
+        return arrival is None or (self._idle is not None and now - arrival >= self._idle)
+
     def _idle_at(self, partition: int, part: _Part, now: int | None) -> bool:
         """Whether the partition holds no window back: read to its end, no open pane, and
         no event for ``idle_timeout`` (or never one of this model)."""
@@ -297,13 +417,21 @@ class SpreadPipeline:
         reference_id, data = lock_model(
             connection, self.name, self.profile.reference_id, self._fresh
         )
-        model_windows, _ = windows.restore(self.window_config, data)
+        model_windows, extra = windows.restore(self.window_config, data)
         assert isinstance(model_windows, TimeWindows)
         self.closer.windows = model_windows
-        watermark = _watermark(progress_of(connection, self.name), self.spread.partitions)
+        progress = progress_of(connection, self.name)
+        watermark = _watermark(progress, self.spread.partitions)
         if watermark is not None:
             self._close(model_windows, watermark, commit, connection, report)
-            commit.model_states[self.name] = ModelSnapshot(reference_id, model_windows.to_bytes({}))
+        detected = False
+        if self.labels is not None:
+            until = _errors_watermark(progress, self.spread.partitions)
+            detected = self._detect(extra, until, commit, connection, report)
+        if watermark is not None or detected:
+            commit.model_states[self.name] = ModelSnapshot(
+                reference_id, model_windows.to_bytes(extra)
+            )
         self.closed_until = model_windows.state.closed_until
         if self.changed:
             joined = LabelReport(panes=set(self.changed))
@@ -334,6 +462,40 @@ class SpreadPipeline:
             drop_partials(connection, self.name, state.next_start)
         state.panes = {}
 
+    def _detect(
+        self,
+        extra: dict[str, Any],
+        until: int | None,
+        commit: Commit,
+        connection: Connection,
+        report: BatchReport,
+    ) -> bool:
+        """Feed the detector the errors of the panes every partition has passed, in the
+        stream's order (see the module), and record its detections; the detector's state
+        goes in ``extra``. Whether any error was fed."""
+        if until is None:
+            return False
+        before = None
+        if until != _FOREVER:
+            start = self.closer.windows.pane_starts(pl.Series([until], dtype=pl.Int64))
+            before = int(start[0])
+        taken = take_error_partials(connection, self.name, before)
+        if not taken:
+            return False
+        concept = extra.get("concept")
+        detector = concept_detector(self.name, self.config, self.profile, concept)
+        position = 0 if concept is None else concept["position"]
+        for pane in sorted(taken):
+            rows = pl.concat([_decoded(blob) for blob in taken[pane]]).sort("at", "id")
+            found = detector.update(rows["error"].to_numpy())
+            times, panes = rows["ts"].to_list(), rows["pane"].to_list()
+            for at in found.drifts.tolist():
+                detection = Detection(position + at, times[at], panes[at])
+                self.closer.record_detection(detector.name, detection, commit, connection, report)
+            position += rows.height
+        extra["concept"] = {"detector": detector.state_dict(), "position": position}
+        return True
+
     def _behind(self, connection: Connection, next_start: int | None) -> None:
         """Log the events partitions handed in for windows the model had already closed
         (their partition was idle when it closed; see docs/scaling.md)."""
@@ -360,10 +522,12 @@ class SpreadPipeline:
                     self.closer.profiles[reference_id] = profile
 
     def snapshot_parts(self, commit: Commit, connection: Connection, *, changed_only: bool) -> None:
-        """Add the state of every (or every changed) part to ``commit``."""
+        """Add the state of every (or every changed) part to ``commit``, with the errors
+        each joined since the last checkpoint (so they are handed in exactly once)."""
         for part in self.parts.values():
             if part.dirty or not changed_only:
                 commit.model_states[part.key] = part.snapshot(connection)
+                commit.error_partials += self._hand_in_errors(part)
 
 
 def _watermark(progress: dict[int, Progress], partitions: int) -> int | None:
@@ -385,6 +549,26 @@ def _watermark(progress: dict[int, Progress], partitions: int) -> int | None:
     if busy:
         return min(busy)
     return max(idle, default=None)
+
+
+def _errors_watermark(progress: dict[int, Progress], partitions: int) -> int | None:
+    """Before when no partition hands in errors any more (``None``: a partition has no
+    word yet, or holds the stream back)."""
+    untils = [progress[p].errors_until if p in progress else None for p in range(partitions)]
+    if any(until is None for until in untils):
+        return None
+    return min(untils)  # type: ignore[type-var]
+
+
+def _encoded(errors: pl.DataFrame) -> bytes:
+    """Handed-in errors as stored (Arrow IPC)."""
+    out = io.BytesIO()
+    errors.write_ipc(out)
+    return out.getvalue()
+
+
+def _decoded(data: bytes) -> pl.DataFrame:
+    return pl.read_ipc(io.BytesIO(data))
 
 
 def _merged(blobs: list[bytes]) -> WindowSummary:

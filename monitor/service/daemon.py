@@ -302,7 +302,7 @@ class Daemon:
                 "closes a window when every partition of that topic has passed it, so create "
                 "the topic (with its partition count) before the daemon starts"
             )
-        return Spread(topic, count)
+        return Spread(topic, count, self.config.kafka.labels_topic)
 
     def _check_copartitioned(self) -> None:
         """Refuse to start unless the labels topic has as many partitions as the predictions

@@ -57,7 +57,7 @@ class JoinStore:
             self._insert_pending = f"INSERT INTO label_join (model, {columns}) VALUES ({marks})"
         self._insert_orphan = (
             f"INSERT {ignore}INTO orphan_labels (model, id, ts, label, business, expires_at, "
-            f'source, partition, "offset", raw) VALUES ({self._marks(10)}){tail}'
+            f'source, partition, "offset", raw, late) VALUES ({self._marks(11)}){tail}'
         )
 
     @property
@@ -217,12 +217,13 @@ class JoinStore:
             connection.exec_driver_sql(self._insert_orphan, rows)
 
     def replace_orphan_labels(self, connection: Connection, rows: list[tuple[Any, ...]]) -> None:
-        """``(label, business, ts, model, id)``: a later label of a waiting orphan
+        """``(label, business, ts, late, model, id)``: a later label of a waiting orphan
         (``policy: last``)."""
         if rows:
             mark = self._mark
             connection.exec_driver_sql(
-                f"UPDATE orphan_labels SET label = {mark}, business = {mark}, ts = {mark} "
+                f"UPDATE orphan_labels SET label = {mark}, business = {mark}, ts = {mark}, "
+                f"late = {mark} "
                 f"WHERE model = {self._mark} AND id = {self._mark}",
                 rows,
             )
@@ -240,12 +241,19 @@ class JoinStore:
             chunk = ids[start : start + _CHUNK]
             where = f"model = {self._mark} AND id IN ({self._marks(len(chunk))})"
             taken += connection.exec_driver_sql(
-                f"SELECT id, ts, label, business FROM orphan_labels WHERE {where}",
+                f"SELECT id, ts, label, business, late FROM orphan_labels WHERE {where}",
                 (model, *chunk),
             ).all()
             connection.exec_driver_sql(f"DELETE FROM orphan_labels WHERE {where}", (model, *chunk))
-        schema = {"id": pl.String, "ts": pl.Int64, "label": pl.String, "business": pl.String}
-        return pl.DataFrame(taken, schema=schema, orient="row")
+        schema = {
+            "id": pl.String,
+            "ts": pl.Int64,
+            "label": pl.String,
+            "business": pl.String,
+            "late": pl.Boolean,
+        }
+        rows = [(*row[:4], bool(row[4])) for row in taken]
+        return pl.DataFrame(rows, schema=schema, orient="row")
 
     def expire(
         self, connection: Connection, model: str, now: int, orphans_before: int

@@ -18,6 +18,7 @@ from sqlalchemy import Connection, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from driftwarden.monitor.storage.tables import (
+    ErrorPartialRow,
     ModelStateRow,
     SpreadProgressRow,
     WindowPartialRow,
@@ -36,13 +37,25 @@ class Partial:
 
 @dataclass(frozen=True)
 class Progress:
-    """How far one partition has closed a spread model's windows (``None``: none yet), and
-    whether it is idle."""
+    """How far one partition has closed a spread model's windows (``None``: none yet),
+    whether it is idle, and before when it hands in no more errors (``None``: it holds the
+    error stream back)."""
 
     model: str
     partition: int
     closed_until: int | None
     idle: bool
+    errors_until: int | None = None
+
+
+@dataclass(frozen=True)
+class ErrorPartial:
+    """Errors of one pane of a spread model's error stream that one partition joined since
+    its last checkpoint (an encoded frame, see ``monitor.pipeline.spread``)."""
+
+    model: str
+    pane: int
+    data: bytes
 
 
 def write_partials(connection: Connection, partials: list[Partial]) -> None:
@@ -54,6 +67,33 @@ def write_partials(connection: Connection, partials: list[Partial]) -> None:
     connection.execute(_insert(connection)(WindowPartialRow).on_conflict_do_nothing(), rows)
 
 
+def write_error_partials(connection: Connection, partials: list[ErrorPartial]) -> None:
+    """Store handed-in errors."""
+    rows = [{"model": p.model, "pane": p.pane, "data": p.data} for p in partials]
+    connection.execute(ErrorPartialRow.__table__.insert(), rows)
+
+
+def take_error_partials(
+    connection: Connection, model: str, before: int | None
+) -> dict[int, list[bytes]]:
+    """Remove and return the handed-in errors of the model's panes before ``before``
+    (``None``: all), by pane."""
+    where = [ErrorPartialRow.model == model]
+    if before is not None:
+        where.append(ErrorPartialRow.pane < before)
+    rows = connection.execute(
+        select(ErrorPartialRow.pane, ErrorPartialRow.data)
+        .where(*where)
+        .order_by(ErrorPartialRow.pane, ErrorPartialRow.id)
+    )
+    panes: dict[int, list[bytes]] = defaultdict(list)
+    for pane, data in rows:
+        panes[pane].append(bytes(data))
+    if panes:
+        connection.execute(delete(ErrorPartialRow).where(*where))
+    return dict(panes)
+
+
 def write_progress(connection: Connection, progress: list[Progress]) -> None:
     """Store each partition's progress (the owner's latest word)."""
     rows = [
@@ -62,11 +102,13 @@ def write_progress(connection: Connection, progress: list[Progress]) -> None:
             "partition": p.partition,
             "closed_until": p.closed_until,
             "idle": p.idle,
+            "errors_until": p.errors_until,
         }
         for p in progress
     ]
     statement = _insert(connection)(SpreadProgressRow)
-    update = {name: statement.excluded[name] for name in ("closed_until", "idle")}
+    columns = ("closed_until", "idle", "errors_until")
+    update = {name: statement.excluded[name] for name in columns}
     connection.execute(
         statement.on_conflict_do_update(index_elements=["model", "partition"], set_=update),
         rows,
@@ -96,11 +138,12 @@ def progress_of(connection: Connection, model: str) -> dict[int, Progress]:
             SpreadProgressRow.partition,
             SpreadProgressRow.closed_until,
             SpreadProgressRow.idle,
+            SpreadProgressRow.errors_until,
         ).where(SpreadProgressRow.model == model)
     )
     return {
-        partition: Progress(model, partition, closed, bool(idle))
-        for partition, closed, idle in rows
+        partition: Progress(model, partition, closed, bool(idle), errors)
+        for partition, closed, idle, errors in rows
     }
 
 

@@ -19,8 +19,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from driftwarden.core.records import RESULT_FIELDS, RESULT_KEY, DeadLetter, Origin, ResultRecord
 from driftwarden.core.times import to_ms
 from driftwarden.monitor.storage.partials import (
+    ErrorPartial,
     Partial,
     Progress,
+    write_error_partials,
     write_partials,
     write_progress,
 )
@@ -71,6 +73,7 @@ class Commit:
     dead_letters: list[DeadLetter] = field(default_factory=list)
     partials: list[Partial] = field(default_factory=list)
     progress: list[Progress] = field(default_factory=list)
+    error_partials: list[ErrorPartial] = field(default_factory=list)
 
 
 class Store:
@@ -152,6 +155,8 @@ class Store:
             write_partials(connection, batch.partials)
         if batch.progress:
             write_progress(connection, batch.progress)
+        if batch.error_partials:
+            write_error_partials(connection, batch.error_partials)
         if batch.windows:
             latest = {(window.model, window.index): window for window in batch.windows}
             rows = [_window_row(window) for window in latest.values()]

@@ -207,6 +207,9 @@ class OrphanLabelRow(Base):
     partition: Mapped[int] = mapped_column(Integer)
     offset: Mapped[int] = mapped_column(BigInteger)
     raw: Mapped[bytes] = mapped_column(LargeBinary)
+    late: Mapped[bool] = mapped_column(Boolean, default=False)
+    """Behind its labels partition's watermark when it arrived: a spread model's error
+    stream leaves its error out (docs/scaling.md)."""
 
 
 class LabelPaneRow(Base):
@@ -239,6 +242,22 @@ class SpreadProgressRow(Base):
     partition: Mapped[int] = mapped_column(Integer, primary_key=True)
     closed_until: Mapped[int | None] = mapped_column(BigInteger)
     idle: Mapped[bool] = mapped_column(Boolean)
+    errors_until: Mapped[int | None] = mapped_column(BigInteger)
+    """Before this time the partition hands in no more errors (``None``: it holds the
+    model's error stream back)."""
+
+
+class ErrorPartialRow(Base):
+    """Errors of a spread model's joined labels one partition handed in at a checkpoint,
+    by the pane of their time; merged in one order when every partition has passed the
+    pane (docs/scaling.md)."""
+
+    __tablename__ = "error_partials"
+    __table_args__ = (Index("ix_error_partials_pane", "model", "pane"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    model: Mapped[str] = mapped_column(String(255))
+    pane: Mapped[int] = mapped_column(BigInteger)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 metadata = Base.metadata

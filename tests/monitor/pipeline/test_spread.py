@@ -24,7 +24,8 @@ from driftwarden.monitor.commands import synthetic
 from driftwarden.monitor.commands.replay import replay
 from driftwarden.monitor.ingest.messages import Messages
 from driftwarden.monitor.labels.join import LabelJoin
-from driftwarden.monitor.pipeline.building import build_pipeline, window_sizes
+from driftwarden.monitor.pipeline.building import build_pipeline, load_reference, window_sizes
+from driftwarden.monitor.pipeline.model_pipeline import concept_detector
 from driftwarden.monitor.pipeline.runner import BatchRunner, Cadence, SourceBatch
 from driftwarden.monitor.pipeline.spread import Spread
 from driftwarden.monitor.storage.join_store import JoinStore
@@ -118,7 +119,9 @@ class _Instance:
                 positions[(topic, partition)] = int(offsets[i]) + 1
             lines = [timeline.lines[r] for r in picked]
             messages[kind] = Messages(lines, topic, None, offsets, partitions)
-        owned = {("predictions", p) for p in self.owned} if caught_up else None
+        owned = None
+        if caught_up:
+            owned = {(topic, p) for topic in ("predictions", "labels") for p in self.owned}
         self.runner.run(SourceBatch(messages, positions), caught_up=owned)
 
 
@@ -130,12 +133,15 @@ def _fleet(
         engine = storage.create(url)
         storage.upgrade(engine)
         engine.dispose()
-        spread = spread or Spread("predictions", PARTITIONS)
+        spread = spread or Spread("predictions", PARTITIONS, "labels")
         yield [_Instance(config, url, owned, clock, spread, stack) for owned in owners]
 
 
 def _stream(n: int = 6000) -> tuple[pl.DataFrame, pl.DataFrame]:
-    stream = synthetic.Stream(n=n, start=START, span=6 * HOUR, drift_from=START + 3 * HOUR)
+    """Six hours of predictions and their labels; features and outcomes drift from the
+    fourth hour on."""
+    later = START + 3 * HOUR
+    stream = synthetic.Stream(n=n, start=START, span=6 * HOUR, drift_from=later, concept_from=later)
     events = synthetic.events(stream)
     return events, synthetic.label_events(events, delay=(60_000, 1_200_000))
 
@@ -182,12 +188,53 @@ def test_instances_sharing_a_spread_model_store_what_one_replay_does(
         for instance in fleet + fleet:
             instance.feed(timeline, np.array([], dtype=np.int64), caught_up=True)
         stored = _comparable(fleet[0].store.results())
+        profile = load_reference(synthetic.MODEL, config.models[synthetic.MODEL], fleet[0].store)
     expected = _replayed(config, events, labels, tmp_path)
     _assert_same(stored, expected)
     assert not [r for r in caplog.records if getattr(r, "event", None) == "spread_behind"]
     windows = {r.window_index for r in expected.values() if r.kind == "data_drift"}
     assert windows == set(range(6))
     assert any(r.kind == "performance" for r in expected.values())
+    documented = _detections_in_documented_order(config, profile.profile, events, labels)
+    assert _detections(stored) == documented
+
+
+def _detections(records: dict[tuple, ResultRecord]) -> list[tuple[int, int]]:
+    """(position in the error stream, label time) of each concept-drift record."""
+    found = [
+        (int(r.metric.removeprefix("position_")), r.detected_at)
+        for r in records.values()
+        if r.kind == "concept_drift"
+    ]
+    return sorted(found)
+
+
+def _detections_in_documented_order(config, profile, events, labels) -> list[tuple[int, int]]:
+    """What the model's detector finds on the errors ordered as docs/scaling.md says:
+    each labelled prediction's error (the prediction on the wrong side of the threshold)
+    at the later of the two event times, hour panes in order, each pane's errors by (time,
+    prediction id) and fed in one update."""
+    model = config.models[synthetic.MODEL]
+    ttl = int(model.labels.ttl.total_seconds() * 1000)
+    pairs = labels.unique("id", keep="first", maintain_order=True).join(
+        events.select("id", pl.col("ts").alias("pts"), "prediction"), on="id"
+    )
+    pairs = pairs.filter(pl.col("ts") <= pl.col("pts") + ttl)
+    at = np.maximum(pairs["ts"].to_numpy(), pairs["pts"].to_numpy())
+    threshold = profile.outcomes.decision_threshold
+    wrong = (pairs["prediction"].to_numpy() >= threshold) != (pairs["label"].to_numpy() == 1)
+    frame = pl.DataFrame(
+        {"pane": at // HOUR, "at": at, "id": pairs["id"], "error": wrong.astype(float)}
+    ).with_columns(pairs["ts"])
+    frame = frame.sort("pane", "at", "id")
+    detector = concept_detector(synthetic.MODEL, model, profile, None)
+    found, position = [], 0
+    for (_,), rows in frame.partition_by("pane", as_dict=True, maintain_order=True).items():
+        drifts = detector.update(rows["error"].to_numpy()).drifts
+        found += [(position + int(i), int(rows["ts"][int(i)])) for i in drifts]
+        position += rows.height
+    assert found, "the stream's concept drift is found"
+    return found
 
 
 def test_two_instances_closing_the_same_windows_at_once_evaluate_each_once(
@@ -211,7 +258,7 @@ def test_two_instances_closing_the_same_windows_at_once_evaluate_each_once(
             instance.feed(timeline, np.array([], dtype=np.int64), caught_up=True)
         assert not list(fleet[0].store.results())
         with fleet[0].store.engine.begin() as connection:
-            write_progress(connection, [Progress(synthetic.MODEL, PARTITIONS, None, True)])
+            write_progress(connection, [Progress(synthetic.MODEL, PARTITIONS, None, True, None)])
         barrier = threading.Barrier(2)
         closed: list[list[int]] = [[], []]
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
-from support.daemon import assert_same_results
+from support.daemon import assert_same_results, stored_results
 from support.kafka import (
     DaemonProcess,
     count_rows,
@@ -69,7 +69,12 @@ def test_three_instances_on_six_partitions_store_what_one_replay_does_through_a_
 ) -> None:
     events = synthetic.events(
         synthetic.Stream(
-            n=12_000, start=START, span=WINDOWS * HOUR, drift_from=START + 3 * HOUR, seed=41
+            n=12_000,
+            start=START,
+            span=WINDOWS * HOUR,
+            drift_from=START + 3 * HOUR,
+            concept_from=START + 3 * HOUR,
+            seed=41,
         )
     )
     labels = synthetic.label_events(events, seed=41, share=0.8, early=0.05)
@@ -93,6 +98,13 @@ def test_three_instances_on_six_partitions_store_what_one_replay_does_through_a_
         config = tmp_path / f"instance-{i}.yaml"
         config.write_text(text)
         configs.append(config)
+
+    expected = _replayed(configs[0], events, labels, tmp_path)
+    concept = {key for key, record in expected.items() if record.kind == "concept_drift"}
+    assert concept, "the stream's concept drift is found"
+
+    def detected() -> bool:
+        return concept <= set(stored_results(postgres_url))
 
     half = START + 2 * HOUR
     early, late = events.filter(pl.col("ts") < half), events.filter(pl.col("ts") >= half)
@@ -125,9 +137,9 @@ def test_three_instances_on_six_partitions_store_what_one_replay_does_through_a_
             time.sleep(0.3)
         wait_for(lambda: count_rows(postgres_url, "windows") >= WINDOWS, 240, "every window")
         wait_for(lambda: _labelled(postgres_url) >= labels.height, 180, "every label")
+        wait_for(detected, 120, "every concept-drift detection")
     assert _labelled(postgres_url) == labels.height
     assert count_rows(postgres_url, "dead_letters") == 0
-    expected = _replayed(configs[0], events, labels, tmp_path)
     assert {r.window_index for r in expected.values()} == set(range(WINDOWS))
     assert any(r.kind == "performance" for r in expected.values())
     assert_same_results(postgres_url, expected)
