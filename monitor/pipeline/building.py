@@ -91,7 +91,7 @@ def build_pipeline(
         state = store.model_state(name) if resume else None
         older = older_profiles(store, state, profile)
         if model.spread:
-            one = Spread(config.kafka.predictions_topic, 1, config.kafka.labels_topic)
+            one = Spread(config.kafka.predictions_topic, 1, config.kafka.labels_topic, shared=False)
             models[name] = SpreadPipeline(name, model, profile, store, join, spread or one, state)
         elif model.versions.split:
             models[name] = VersionedPipeline(

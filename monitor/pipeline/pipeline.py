@@ -180,8 +180,9 @@ class Pipeline:
         re-evaluate their closed windows whose labels changed (after the parts' state of
         this checkpoint is written on ``connection``)."""
         report = BatchReport()
+        now = self.clock() if self.clock else None
         for model in spread_models(self.models):
-            model.gather(commit, connection, report)
+            model.gather(commit, connection, report, now)
         return report
 
     def restore(self, store: Store) -> None:

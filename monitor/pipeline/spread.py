@@ -30,7 +30,13 @@ model's lock, the panes every partition has passed are fed to the detector in pa
 each pane's errors by (time, prediction id), one update per pane: the same sequence
 whichever instances read which partitions, and in ``replay``.
 
-Not yet for spread models: silence, versions split and segments.
+Silence is the model's, not a partition's: each partition says when its last event of
+the model arrived and whether its owner has read it to its end; under the lock, the model
+is silent when the latest of those is older than its ``silence`` and every partition is
+read to its end. ``replay`` (one process reading everything) finds silences as for any
+model.
+
+Not yet for spread models: versions split and segments.
 """
 
 from __future__ import annotations
@@ -47,11 +53,12 @@ import polars as pl
 from sqlalchemy import Connection
 
 from driftwarden.core.records import ResultRecord, WindowInfo
+from driftwarden.core.times import duration_ms
 from driftwarden.monitor import windows
 from driftwarden.monitor.config import ModelConfig, TimeWindowConfig
 from driftwarden.monitor.ingest.messages import DecodedBatch
 from driftwarden.monitor.labels.join import Detection, LabelJoin, LabelReport, error_shape
-from driftwarden.monitor.pipeline.freshness import Freshness
+from driftwarden.monitor.pipeline.freshness import Freshness, Silence
 from driftwarden.monitor.pipeline.model_pipeline import (
     Lane,
     ModelPipeline,
@@ -95,6 +102,9 @@ class Spread:
     topic: str
     partitions: int
     labels_topic: str | None = None
+    shared: bool = True
+    """Whether other instances may read some of the partitions (the daemon), or one
+    process reads them all (``replay``)."""
 
 
 @dataclass
@@ -216,7 +226,11 @@ class SpreadPipeline:
         self.store = store
         self.join = join if config.labels.enabled else None
         self.spread = spread
-        self.freshness = Freshness(name, None)
+        silence = None if config.silence is None else duration_ms(config.silence)
+        self.freshness = Freshness(name, None if spread.shared else silence)
+        """This process's own view: whole only when it reads every partition (``replay``);
+        a shared model's silence is judged under the lock (``gather``)."""
+        self._silence = silence if spread.shared else None
         self.labels = None
         if self.join is not None:
             self.labels = ConceptOutline(concept_detector(name, config, profile, None))
@@ -342,7 +356,15 @@ class SpreadPipeline:
             closed_until = part.windows.state.closed_until  # type: ignore[attr-defined]
             idle = self._idle_at(partition, part, now)
             errors_until = self._errors_until(partition, part, now, idle, flush)
-            progress = Progress(self.name, partition, closed_until, idle, errors_until)
+            progress = Progress(
+                self.name,
+                partition,
+                closed_until,
+                idle,
+                errors_until,
+                part.windows.state.last_arrival,  # type: ignore[attr-defined]
+                partition in self.caught_up,
+            )
             if self.written.get(partition) != progress:
                 commit.progress.append(progress)
                 self.written[partition] = progress
@@ -411,9 +433,13 @@ class SpreadPipeline:
             return True
         return self._idle is not None and now - state.last_arrival >= self._idle
 
-    def gather(self, commit: Commit, connection: Connection, report: BatchReport) -> None:
+    def gather(
+        self, commit: Commit, connection: Connection, report: BatchReport, now: int | None
+    ) -> None:
         """Under the model's lock: close every window all partitions have closed (merging
-        their panes), and evaluate again the closed windows whose labels changed."""
+        their panes), feed the errors every partition has passed to the concept-drift
+        detector, judge the model's silence by ``now`` (live), and evaluate again the closed
+        windows whose labels changed."""
         reference_id, data = lock_model(
             connection, self.name, self.profile.reference_id, self._fresh
         )
@@ -428,7 +454,8 @@ class SpreadPipeline:
         if self.labels is not None:
             until = _errors_watermark(progress, self.spread.partitions)
             detected = self._detect(extra, until, commit, connection, report)
-        if watermark is not None or detected:
+        heard = self._silence is not None and self._hear(extra, progress, now, commit, report)
+        if watermark is not None or detected or heard:
             commit.model_states[self.name] = ModelSnapshot(
                 reference_id, model_windows.to_bytes(extra)
             )
@@ -495,6 +522,36 @@ class SpreadPipeline:
             position += rows.height
         extra["concept"] = {"detector": detector.state_dict(), "position": position}
         return True
+
+    def _hear(
+        self,
+        extra: dict[str, Any],
+        progress: dict[int, Progress],
+        now: int | None,
+        commit: Commit,
+        report: BatchReport,
+    ) -> bool:
+        """The freshness records of the model's silences: one ends when a partition heard
+        an event after it began; one begins when no partition has heard an event for
+        ``silence`` and every partition is read to its end. Their state goes in ``extra``;
+        whether it changed."""
+        silence = Silence.from_state(extra.get("silence"))
+        freshness = Freshness(self.name, self._silence, extra.get("heard_at"), silence)
+        before = freshness.heard_at
+        index_of, reference_id = self.closer.windows.index_of, self.profile.reference_id
+        records = []
+        heard = max((p.heard_at for p in progress.values() if p.heard_at is not None), default=None)
+        if heard is not None and (freshness.heard_at is None or heard > freshness.heard_at):
+            records += freshness.heard(np.array([heard]), index_of, reference_id)
+        read = all(p in progress and progress[p].caught_up for p in range(self.spread.partitions))
+        if now is not None and read:
+            found = freshness.check(now, index_of, reference_id)
+            records += [] if found is None else [found]
+        commit.results += records
+        report.silences += records
+        extra["heard_at"] = freshness.heard_at
+        extra["silence"] = None if freshness.silence is None else freshness.silence.to_state()
+        return bool(records) or freshness.heard_at != before
 
     def _behind(self, connection: Connection, next_start: int | None) -> None:
         """Log the events partitions handed in for windows the model had already closed

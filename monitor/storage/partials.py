@@ -38,14 +38,17 @@ class Partial:
 @dataclass(frozen=True)
 class Progress:
     """How far one partition has closed a spread model's windows (``None``: none yet),
-    whether it is idle, and before when it hands in no more errors (``None``: it holds the
-    error stream back)."""
+    whether it is idle, before when it hands in no more errors (``None``: it holds the
+    error stream back), when its last event of the model arrived, and whether its owner
+    has read it to its end."""
 
     model: str
     partition: int
     closed_until: int | None
     idle: bool
     errors_until: int | None = None
+    heard_at: int | None = None
+    caught_up: bool = False
 
 
 @dataclass(frozen=True)
@@ -103,11 +106,13 @@ def write_progress(connection: Connection, progress: list[Progress]) -> None:
             "closed_until": p.closed_until,
             "idle": p.idle,
             "errors_until": p.errors_until,
+            "heard_at": p.heard_at,
+            "caught_up": p.caught_up,
         }
         for p in progress
     ]
     statement = _insert(connection)(SpreadProgressRow)
-    columns = ("closed_until", "idle", "errors_until")
+    columns = ("closed_until", "idle", "errors_until", "heard_at", "caught_up")
     update = {name: statement.excluded[name] for name in columns}
     connection.execute(
         statement.on_conflict_do_update(index_elements=["model", "partition"], set_=update),
@@ -139,11 +144,13 @@ def progress_of(connection: Connection, model: str) -> dict[int, Progress]:
             SpreadProgressRow.closed_until,
             SpreadProgressRow.idle,
             SpreadProgressRow.errors_until,
+            SpreadProgressRow.heard_at,
+            SpreadProgressRow.caught_up,
         ).where(SpreadProgressRow.model == model)
     )
     return {
-        partition: Progress(model, partition, closed, bool(idle), errors)
-        for partition, closed, idle, errors in rows
+        partition: Progress(model, partition, closed, bool(idle), errors, heard, bool(caught))
+        for partition, closed, idle, errors, heard, caught in rows
     }
 
 

@@ -245,6 +245,10 @@ class SpreadProgressRow(Base):
     errors_until: Mapped[int | None] = mapped_column(BigInteger)
     """Before this time the partition hands in no more errors (``None``: it holds the
     model's error stream back)."""
+    heard_at: Mapped[int | None] = mapped_column(BigInteger)
+    """When (wall clock) its last event of the model arrived."""
+    caught_up: Mapped[bool] = mapped_column(Boolean, default=False)
+    """Whether its owner has read it to its end (a lagging partition proves no silence)."""
 
 
 class ErrorPartialRow(Base):

@@ -35,10 +35,10 @@ PARTITIONS = 3
 WINDOW = "{kind: time, size: 1h, allowed_lateness: 5m, idle_timeout: 10m}"
 
 
-def _config(reference: Path, url: str) -> configuration.Config:
+def _config(reference: Path, url: str, more: str = "") -> configuration.Config:
     text = synthetic.config_yaml(str(reference), url).replace(
         "    window: {kind: time, size: 1h, allowed_lateness: 5m}",
-        f"    window: {WINDOW}\n    spread: true",
+        f"    window: {WINDOW}\n    spread: true\n{more}",
     )
     return configuration.parse(text, environ={})
 
@@ -305,3 +305,44 @@ def test_an_event_in_a_window_the_model_closed_while_its_partition_was_idle_is_a
     assert len(letters) == len(late)
     assert all("the model has closed" in stored.letter.detail for stored in letters)
     assert after == stored
+
+
+def test_a_spread_model_is_silent_when_no_partition_hears_it_and_every_one_is_read(
+    reference_file: Path, database_url: str
+) -> None:
+    """Two hours of events on every partition, then none for an hour: the model is found
+    silent only once every partition is read to its end (a lagging one proves nothing),
+    once, whichever instance checks; an event on any one partition ends the silence."""
+    config = _config(reference_file, database_url, "    silence_after: 30m\n")
+    events, _ = _stream(3000)
+    timeline = _timeline(events, synthetic.label_events(events).head(0))
+    nothing = np.array([], dtype=np.int64)
+    now = [START]
+    with _fleet(config, database_url, [{0, 1}, {2}], lambda: now[0]) as fleet:
+        for rows in np.array_split(np.flatnonzero(timeline.times < START + 2 * HOUR), 4):
+            now[0] = int(timeline.times[rows].max()) + 1
+            for instance in fleet:
+                instance.feed(timeline, rows)
+        last_heard = now[0]
+        now[0] += HOUR
+        fleet[0].feed(timeline, nothing, caught_up=True)
+        fleet[1].feed(timeline, nothing)
+        assert not _silences(fleet[0].store)
+        fleet[1].feed(timeline, nothing, caught_up=True)
+        fleet[0].feed(timeline, nothing, caught_up=True)
+        silent = _silences(fleet[0].store)
+        found_at = now[0]
+        now[0] += 10 * 60_000
+        back = np.flatnonzero((timeline.times >= START + 2 * HOUR) & (timeline.partitions == 2))
+        fleet[1].feed(timeline, back[:50])
+        ended = _silences(fleet[0].store)
+    assert [(r.drift, r.value, r.window_start, r.detected_at) for r in silent] == [
+        (True, (found_at - last_heard) / 1000, last_heard, found_at)
+    ]
+    assert [(r.drift, r.value, r.window_start, r.detected_at) for r in ended] == [
+        (False, (now[0] - last_heard) / 1000, last_heard, now[0])
+    ]
+
+
+def _silences(store: storage.Store) -> list[ResultRecord]:
+    return [record for record in store.results() if record.kind == "freshness"]

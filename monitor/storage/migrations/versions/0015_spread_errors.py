@@ -1,4 +1,4 @@
-"""spread errors: a spread model's joined errors are handed in and merged in one order
+"""spread errors: spread models hand in joined errors and say when each partition heard them
 
 Revision ID: 0015_spread_errors
 Revises: 0014_spread
@@ -27,6 +27,11 @@ def upgrade() -> None:
     )
     op.create_index("ix_error_partials_pane", "error_partials", ["model", "pane"])
     op.add_column("spread_progress", sa.Column("errors_until", sa.BigInteger(), nullable=True))
+    op.add_column("spread_progress", sa.Column("heard_at", sa.BigInteger(), nullable=True))
+    op.add_column(
+        "spread_progress",
+        sa.Column("caught_up", sa.Boolean(), nullable=False, server_default=sa.false()),
+    )
     op.add_column(
         "orphan_labels",
         sa.Column("late", sa.Boolean(), nullable=False, server_default=sa.false()),
@@ -35,6 +40,8 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_column("orphan_labels", "late")
+    op.drop_column("spread_progress", "caught_up")
+    op.drop_column("spread_progress", "heard_at")
     op.drop_column("spread_progress", "errors_until")
     op.drop_index("ix_error_partials_pane", table_name="error_partials")
     op.drop_table("error_partials")
