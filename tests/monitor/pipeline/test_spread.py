@@ -3,6 +3,7 @@ records as a replay of all events on one instance, and a window is evaluated onc
 
 from __future__ import annotations
 
+import itertools
 import threading
 import zlib
 from collections.abc import Iterator
@@ -14,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from support.pipeline import HOUR, START
 
 from driftwarden.alerts import AlertEngine
@@ -27,9 +30,10 @@ from driftwarden.monitor.labels.join import LabelJoin
 from driftwarden.monitor.pipeline.building import build_pipeline, load_reference, window_sizes
 from driftwarden.monitor.pipeline.model_pipeline import concept_detector
 from driftwarden.monitor.pipeline.runner import BatchRunner, Cadence, SourceBatch
-from driftwarden.monitor.pipeline.spread import Spread
+from driftwarden.monitor.pipeline.spread import LabelWatermark, Spread
 from driftwarden.monitor.storage.join_store import JoinStore
 from driftwarden.monitor.storage.partials import Progress, write_progress
+from driftwarden.monitor.windows import restore as restore_windows
 
 PARTITIONS = 3
 WINDOW = "{kind: time, size: 1h, allowed_lateness: 5m, idle_timeout: 10m}"
@@ -58,7 +62,10 @@ class _Timeline:
     times: np.ndarray
 
 
-def _timeline(events: pl.DataFrame, labels: pl.DataFrame) -> _Timeline:
+def _timeline(
+    events: pl.DataFrame, labels: pl.DataFrame, arrival: np.ndarray | None = None
+) -> _Timeline:
+    """Predictions and labels in arrival order: event time, or for labels ``arrival``."""
     predictions = events.with_columns(
         pl.Series("_p", _partition(events["id"])), pl.lit("prediction").alias("_kind")
     )
@@ -68,13 +75,14 @@ def _timeline(events: pl.DataFrame, labels: pl.DataFrame) -> _Timeline:
     lines = synthetic.prediction_lines(predictions) + synthetic.label_lines(
         answers.select(labels.columns)
     )
-    order = np.argsort(np.concatenate([predictions["ts"], answers["ts"]]), kind="stable")
+    arrived = answers["ts"].to_numpy() if arrival is None else arrival
+    order = np.argsort(np.concatenate([predictions["ts"], arrived]), kind="stable")
     kinds = np.concatenate([predictions["_kind"], answers["_kind"]])[order]
     return _Timeline(
         kinds.tolist(),
         [lines[i] for i in order],
         np.concatenate([predictions["_p"], answers["_p"]])[order],
-        np.concatenate([predictions["ts"], answers["ts"]])[order],
+        np.concatenate([predictions["ts"], arrived])[order],
     )
 
 
@@ -346,3 +354,67 @@ def test_a_spread_model_is_silent_when_no_partition_hears_it_and_every_one_is_re
 
 def _silences(store: storage.Store) -> list[ResultRecord]:
     return [record for record in store.results() if record.kind == "freshness"]
+
+
+def test_a_label_behind_its_partitions_label_watermark_gives_no_error_to_the_stream(
+    reference_file: Path, database_url: str
+) -> None:
+    """Two labels arrive about three hours after labels of their time: one whose prediction
+    is waiting, one whose prediction comes later (it waits as an orphan, and is still
+    known to be late when its prediction arrives). Both count for performance; neither
+    enters the concept-drift stream, which holds every other joined label's error."""
+    config = _config(reference_file, database_url)
+    events, labels = _stream(3000)
+    labels = synthetic.label_events(events, early=0.0)
+    waiting = events.filter(pl.col("ts") >= START + HOUR)["id"][0]
+    coming = events.filter(pl.col("ts") >= START + 5 * HOUR)["id"][0]
+    behind = pl.col("id").is_in([waiting, coming])
+    labels = labels.with_columns(
+        pl.when(behind).then(START + HOUR + 30 * 60_000).otherwise(pl.col("ts")).alias("ts")
+    )
+    arrival = np.where(labels.select(behind).to_series(), START + 4 * HOUR, labels["ts"])
+    timeline = _timeline(events, labels, arrival)
+    now = [START]
+    with _fleet(config, database_url, [{0, 1, 2}], lambda: now[0]) as fleet:
+        (instance,) = fleet
+        for rows in np.array_split(np.arange(len(timeline.lines)), 30):
+            now[0] = int(timeline.times[rows].max()) + 1
+            instance.feed(timeline, rows)
+        now[0] += 2 * HOUR
+        instance.feed(timeline, np.array([], dtype=np.int64), caught_up=True)
+        joined = _labelled(instance.store)
+        state = instance.store.model_state(synthetic.MODEL)
+    assert joined == labels.height
+    _, extra = restore_windows(config.models[synthetic.MODEL].window, state.data)
+    assert extra["concept"]["position"] == labels.height - 2
+
+
+def _labelled(store: storage.Store) -> int:
+    """Labels joined over every partition's part."""
+    join = JoinStore(store.engine.dialect.name)
+    with store.engine.connect() as connection:
+        return sum(
+            join.label_counts(connection, f"{synthetic.MODEL}@{p}")[1] for p in range(PARTITIONS)
+        )
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    times=st.lists(st.integers(0, 10_000), min_size=1, max_size=60),
+    cuts=st.lists(st.integers(1, 59), max_size=6),
+    lateness=st.integers(0, 3_000),
+)
+def test_a_label_is_behind_by_the_labels_before_it_however_they_are_batched(
+    times: list[int], cuts: list[int], lateness: int
+) -> None:
+    """A label is behind when its time is before the latest label time read before it on
+    its partition, less the allowed lateness; batching does not change which."""
+    expected = [t < max(times[:i]) - lateness if i else False for i, t in enumerate(times)]
+    watermark = LabelWatermark()
+    marked = []
+    bounds = sorted({0, len(times), *[c for c in cuts if c < len(times)]})
+    for low, high in itertools.pairwise(bounds):
+        frame = pl.DataFrame({"ts": times[low:high]}, schema={"ts": pl.Int64})
+        marked += watermark.mark(frame, lateness, now=high)["_late"].to_list()
+    assert marked == expected
+    assert watermark.until(lateness) == max(times) - lateness
