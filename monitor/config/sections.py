@@ -544,8 +544,6 @@ class ModelConfig(Section):
             )
         if self.versions.split:
             raise ValueError("spread does not combine with versions.split yet")
-        if self.segments.attributes:
-            raise ValueError("spread does not combine with segments yet")
         return self
 
     @model_validator(mode="after")

@@ -92,7 +92,9 @@ def build_pipeline(
         older = older_profiles(store, state, profile)
         if model.spread:
             one = Spread(config.kafka.predictions_topic, 1, config.kafka.labels_topic, shared=False)
-            models[name] = SpreadPipeline(name, model, profile, store, join, spread or one, state)
+            models[name] = SpreadPipeline(
+                name, model, profile, store, join, spread or one, state, loaded.segments
+            )
         elif model.versions.split:
             models[name] = VersionedPipeline(
                 name,

@@ -13,7 +13,9 @@ one summary per segment and open key.
 from __future__ import annotations
 
 import base64
+import json
 import logging
+from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any
 
@@ -163,12 +165,30 @@ class SegmentWindows:
 
     def state(self) -> dict[str, Any]:
         """The open segment summaries, as JSON state of the model's windows."""
-        return {
-            "open": [
-                [name, key, base64.b64encode(held.to_bytes()).decode()]
-                for (name, key), held in self.open.items()
-            ]
-        }
+        return _encoded(self.open.items())
+
+    def pane_state(self, key: int) -> bytes:
+        """Every segment's summary of ``key`` (a spread model's partition hands it in with
+        the pane); ``absorb`` merges it."""
+        held = [(slot, summary) for slot, summary in self.open.items() if slot[1] == key]
+        return json.dumps(_encoded(held)).encode()
+
+    def absorb(self, data: bytes) -> None:
+        """Merge in the segment summaries of a pane another partition summarized."""
+        for name, key, encoded in json.loads(data)["open"]:
+            summary = WindowSummary.from_bytes(base64.b64decode(encoded))
+            held = self.open.get((name, key))
+            self.open[(name, key)] = summary if held is None else held.merge(summary)
+
+
+def _encoded(held: Iterable[tuple[tuple[str, int], WindowSummary]]) -> dict[str, Any]:
+    """Segment summaries as JSON data."""
+    return {
+        "open": [
+            [name, key, base64.b64encode(summary.to_bytes()).decode()]
+            for (name, key), summary in held
+        ]
+    }
 
 
 def _too_few(record: ResultRecord, n_reference: int) -> ResultRecord:

@@ -36,7 +36,10 @@ is silent when the latest of those is older than its ``silence`` and every parti
 read to its end. ``replay`` (one process reading everything) finds silences as for any
 model.
 
-Not yet for spread models: versions split and segments.
+Segments are folded per partition like the whole model: each pane handed in carries
+every segment's share of it, and the closer merges them before the window closes.
+
+Not yet for spread models: versions split.
 """
 
 from __future__ import annotations
@@ -82,6 +85,7 @@ from driftwarden.monitor.storage.partials import (
 )
 from driftwarden.monitor.windows.outcomes import LabelSummary
 from driftwarden.monitor.windows.profile import Profile
+from driftwarden.monitor.windows.segmentation import SegmentProfiles
 from driftwarden.monitor.windows.summary import WindowSummary
 from driftwarden.monitor.windows.time_windows import TimeWindows
 from driftwarden.monitor.windows.windowing import SkippedRun, WindowBounds
@@ -217,6 +221,7 @@ class SpreadPipeline:
         join: LabelJoin | None,
         spread: Spread,
         state: ModelSnapshot | None = None,
+        segments: SegmentProfiles | None = None,
     ) -> None:
         assert isinstance(config.window, TimeWindowConfig)
         self.name = name
@@ -234,7 +239,8 @@ class SpreadPipeline:
         self.labels = None
         if self.join is not None:
             self.labels = ConceptOutline(concept_detector(name, config, profile, None))
-        self.closer = _Closer(name, config, profile, join=self.join)
+        self.segment_profiles = segments
+        self.closer = _Closer(name, config, profile, join=self.join, segments=segments)
         self.closer.partitions = spread.partitions
         idle = self.window_config.idle_timeout
         self._idle = None if idle is None else idle // timedelta(milliseconds=1)
@@ -283,7 +289,16 @@ class SpreadPipeline:
             state = self.store.model_state(key)
             older = older_profiles(self.store, state, self.profile)
             lane = Lane(None, key, None)
-            part = _Part(self.name, self.config, self.profile, older, state, self.join, lane=lane)
+            part = _Part(
+                self.name,
+                self.config,
+                self.profile,
+                older,
+                state,
+                self.join,
+                lane=lane,
+                segments=self.segment_profiles,
+            )
             part.changed = self.changed
             self.parts[partition] = part
         return part
@@ -371,7 +386,8 @@ class SpreadPipeline:
         return []
 
     def _hand_in(self, partition: int, part: _Part, now: int | None, flush: bool) -> list[Partial]:
-        """The panes of the part's windows that close now, each once."""
+        """The panes of the part's windows that close now, each once (with each segment's
+        share of them)."""
         state = part.windows.state  # type: ignore[attr-defined]
         before, panes = state.closed_until, dict(state.panes)
         closed = part.windows.close_due(now, flush=flush)
@@ -379,10 +395,14 @@ class SpreadPipeline:
             return []
         part.dirty = True
         handed = []
+        segments = part.segments
         for pane, summary in sorted(panes.items()):
             first = before is None or pane >= before
             if first and any(bounds.start <= pane < bounds.end for bounds, _ in closed):
-                handed.append(Partial(self.name, partition, pane, summary.to_bytes()))
+                shares = None if segments is None else segments.pane_state(pane)
+                handed.append(Partial(self.name, partition, pane, summary.to_bytes(), shares))
+        if segments is not None:
+            segments.forget(part.windows)
         return handed
 
     def _hand_in_errors(self, part: _Part) -> list[ErrorPartial]:
@@ -479,7 +499,8 @@ class SpreadPipeline:
         handed = partials_of(connection, self.name, state.next_start or np.iinfo(np.int64).min)
         if state.next_start is None and handed:
             state.next_start = min(handed)
-        state.panes = {pane: _merged(blobs) for pane, blobs in handed.items()}
+        state.panes = {pane: _merged(partials) for pane, partials in handed.items()}
+        self._merge_segments(handed)
         self._know_profiles(state.panes.values())
         state.max_ts = max(state.max_ts or 0, watermark + self._lateness)
         closed = self.closer.close_due(commit, connection, None, flush=False)
@@ -553,6 +574,17 @@ class SpreadPipeline:
         extra["silence"] = None if freshness.silence is None else freshness.silence.to_state()
         return bool(records) or freshness.heard_at != before
 
+    def _merge_segments(self, handed: dict[int, list[Partial]]) -> None:
+        """Give the closer every segment's share of the handed-in panes, merged."""
+        segments = self.closer.segments
+        if segments is None:
+            return
+        segments.open = {}
+        for partials in handed.values():
+            for partial in partials:
+                if partial.segments is not None:
+                    segments.absorb(partial.segments)
+
     def _behind(self, connection: Connection, next_start: int | None) -> None:
         """Log the events partitions handed in for windows the model had already closed
         (their partition was idle when it closed; see docs/scaling.md)."""
@@ -565,7 +597,7 @@ class SpreadPipeline:
                 extra={
                     "event": "spread_behind",
                     "model": self.name,
-                    "events": sum(_merged(blobs).n_events for blobs in behind.values()),
+                    "events": sum(_merged(partials).n_events for partials in behind.values()),
                 },
             )
 
@@ -628,9 +660,9 @@ def _decoded(data: bytes) -> pl.DataFrame:
     return pl.read_ipc(io.BytesIO(data))
 
 
-def _merged(blobs: list[bytes]) -> WindowSummary:
+def _merged(partials: list[Partial]) -> WindowSummary:
     """One pane's summary over all partitions."""
-    summaries = [WindowSummary.from_bytes(blob) for blob in blobs]
+    summaries = [WindowSummary.from_bytes(partial.summary) for partial in partials]
     merged = summaries[0]
     for summary in summaries[1:]:
         merged = merged.merge(summary)

@@ -27,12 +27,14 @@ from driftwarden.monitor.storage.tables import (
 
 @dataclass(frozen=True)
 class Partial:
-    """One partition's final summary of one pane of a spread model."""
+    """One partition's final summary of one pane of a spread model (and of each segment's
+    share of it, encoded by ``SegmentWindows.pane_state``)."""
 
     model: str
     partition: int
     pane: int
     summary: bytes
+    segments: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -64,7 +66,13 @@ class ErrorPartial:
 def write_partials(connection: Connection, partials: list[Partial]) -> None:
     """Store handed-in pane summaries (a pane is handed in once per partition)."""
     rows = [
-        {"model": p.model, "partition": p.partition, "pane": p.pane, "data": p.summary}
+        {
+            "model": p.model,
+            "partition": p.partition,
+            "pane": p.pane,
+            "data": p.summary,
+            "segments": p.segments,
+        }
         for p in partials
     ]
     connection.execute(_insert(connection)(WindowPartialRow).on_conflict_do_nothing(), rows)
@@ -156,20 +164,26 @@ def progress_of(connection: Connection, model: str) -> dict[int, Progress]:
 
 def partials_of(
     connection: Connection, model: str, since: int, until: int | None = None
-) -> dict[int, list[bytes]]:
+) -> dict[int, list[Partial]]:
     """The handed-in summaries of the model's panes from ``since`` on (and before
     ``until``), by pane, in partition order."""
     where = [WindowPartialRow.model == model, WindowPartialRow.pane >= since]
     if until is not None:
         where.append(WindowPartialRow.pane < until)
     rows = connection.execute(
-        select(WindowPartialRow.pane, WindowPartialRow.data)
+        select(
+            WindowPartialRow.partition,
+            WindowPartialRow.pane,
+            WindowPartialRow.data,
+            WindowPartialRow.segments,
+        )
         .where(*where)
         .order_by(WindowPartialRow.pane, WindowPartialRow.partition)
     )
-    panes: dict[int, list[bytes]] = defaultdict(list)
-    for pane, data in rows:
-        panes[pane].append(bytes(data))
+    panes: dict[int, list[Partial]] = defaultdict(list)
+    for partition, pane, data, segments in rows:
+        held = None if segments is None else bytes(segments)
+        panes[pane].append(Partial(model, partition, pane, bytes(data), held))
     return dict(panes)
 
 

@@ -231,6 +231,8 @@ class WindowPartialRow(Base):
     partition: Mapped[int] = mapped_column(Integer, primary_key=True)
     pane: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     data: Mapped[bytes] = mapped_column(LargeBinary)
+    segments: Mapped[bytes | None] = mapped_column(LargeBinary)
+    """The pane's summaries of each segment (``segments`` configured)."""
 
 
 class SpreadProgressRow(Base):

@@ -39,10 +39,12 @@ PARTITIONS = 3
 WINDOW = "{kind: time, size: 1h, allowed_lateness: 5m, idle_timeout: 10m}"
 
 
-def _config(reference: Path, url: str, more: str = "") -> configuration.Config:
+def _config(
+    reference: Path, url: str, more: str = "", *, spread: bool = True
+) -> configuration.Config:
     text = synthetic.config_yaml(str(reference), url).replace(
         "    window: {kind: time, size: 1h, allowed_lateness: 5m}",
-        f"    window: {WINDOW}\n    spread: true\n{more}",
+        f"    window: {WINDOW}\n    spread: {str(spread).lower()}\n{more}",
     )
     return configuration.parse(text, environ={})
 
@@ -155,6 +157,7 @@ def _stream(n: int = 6000) -> tuple[pl.DataFrame, pl.DataFrame]:
 
 
 def _replayed(config, events, labels, tmp_path: Path) -> dict[tuple, ResultRecord]:
+    tmp_path.mkdir(parents=True, exist_ok=True)
     predictions = tmp_path / "predictions.jsonl"
     predictions.write_bytes(b"\n".join(synthetic.prediction_lines(events)) + b"\n")
     answers = tmp_path / "labels.jsonl"
@@ -185,9 +188,29 @@ def test_instances_sharing_a_spread_model_store_what_one_replay_does(
 ) -> None:
     config = _config(reference_file, database_url)
     events, labels = _stream()
+    stored = _shared(config, database_url, events, labels)
+    store = storage.Store(storage.create(database_url))
+    profile = load_reference(synthetic.MODEL, config.models[synthetic.MODEL], store)
+    store.engine.dispose()
+    expected = _replayed(config, events, labels, tmp_path)
+    _assert_same(stored, expected)
+    plain = _config(reference_file, database_url, spread=False)
+    unspread = _replayed(plain, events, labels, tmp_path / "unspread")
+    _assert_same(_without_concept(stored), _without_concept(unspread))
+    assert not [r for r in caplog.records if getattr(r, "event", None) == "spread_behind"]
+    windows = {r.window_index for r in expected.values() if r.kind == "data_drift"}
+    assert windows == set(range(6))
+    assert any(r.kind == "performance" for r in expected.values())
+    documented = _detections_in_documented_order(config, profile.profile, events, labels)
+    assert _detections(stored) == documented
+
+
+def _shared(config, url: str, events, labels) -> dict[tuple, ResultRecord]:
+    """The records two instances store, owning two and one of the three partitions, fed
+    the events in arrival order (then idle until every window closes)."""
     timeline = _timeline(events, labels)
     now = [START]
-    with _fleet(config, database_url, [{0, 1}, {2}], lambda: now[0]) as fleet:
+    with _fleet(config, url, [{0, 1}, {2}], lambda: now[0]) as fleet:
         for rows in np.array_split(np.arange(len(timeline.lines)), 40):
             now[0] = int(timeline.times[rows].max()) + 1
             for instance in fleet:
@@ -195,16 +218,31 @@ def test_instances_sharing_a_spread_model_store_what_one_replay_does(
         now[0] += 2 * HOUR
         for instance in fleet + fleet:
             instance.feed(timeline, np.array([], dtype=np.int64), caught_up=True)
-        stored = _comparable(fleet[0].store.results())
-        profile = load_reference(synthetic.MODEL, config.models[synthetic.MODEL], fleet[0].store)
+        return _comparable(fleet[0].store.results())
+
+
+def test_a_spread_models_segments_are_those_one_replay_finds(
+    reference_file: Path, database_url: str, tmp_path: Path
+) -> None:
+    """Each partition hands in every segment's share of its panes; the merged segment
+    records, labels included, equal replay's."""
+    segments = "    segments: {attributes: [region, sex], min_reference_rows: 200}\n"
+    config = _config(reference_file, database_url, segments)
+    events, labels = _stream()
+    stored = _shared(config, database_url, events, labels)
     expected = _replayed(config, events, labels, tmp_path)
     _assert_same(stored, expected)
-    assert not [r for r in caplog.records if getattr(r, "event", None) == "spread_behind"]
-    windows = {r.window_index for r in expected.values() if r.kind == "data_drift"}
-    assert windows == set(range(6))
-    assert any(r.kind == "performance" for r in expected.values())
-    documented = _detections_in_documented_order(config, profile.profile, events, labels)
-    assert _detections(stored) == documented
+    plain = _config(reference_file, database_url, segments, spread=False)
+    unspread = _replayed(plain, events, labels, tmp_path / "unspread")
+    _assert_same(_without_concept(stored), _without_concept(unspread))
+    segmented = [r for r in expected.values() if r.segment is not None]
+    assert {"data_drift", "performance"} <= {r.kind for r in segmented}
+
+
+def _without_concept(records: dict[tuple, ResultRecord]) -> dict[tuple, ResultRecord]:
+    """The records but concept drift's (a model on one partition feeds its detector in
+    label-arrival order, a spread one in the merged order)."""
+    return {key: r for key, r in records.items() if r.kind != "concept_drift"}
 
 
 def _detections(records: dict[tuple, ResultRecord]) -> list[tuple[int, int]]:

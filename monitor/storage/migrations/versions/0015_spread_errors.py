@@ -1,4 +1,4 @@
-"""spread errors: spread models hand in joined errors and say when each partition heard them
+"""spread errors: spread models hand in errors and segments, and say when partitions heard them
 
 Revision ID: 0015_spread_errors
 Revises: 0014_spread
@@ -26,6 +26,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_index("ix_error_partials_pane", "error_partials", ["model", "pane"])
+    op.add_column("window_partials", sa.Column("segments", sa.LargeBinary(), nullable=True))
     op.add_column("spread_progress", sa.Column("errors_until", sa.BigInteger(), nullable=True))
     op.add_column("spread_progress", sa.Column("heard_at", sa.BigInteger(), nullable=True))
     op.add_column(
@@ -43,5 +44,6 @@ def downgrade() -> None:
     op.drop_column("spread_progress", "caught_up")
     op.drop_column("spread_progress", "heard_at")
     op.drop_column("spread_progress", "errors_until")
+    op.drop_column("window_partials", "segments")
     op.drop_index("ix_error_partials_pane", table_name="error_partials")
     op.drop_table("error_partials")
