@@ -46,7 +46,7 @@ GROUP = {
 }
 WINDOWS = 24
 PROFILED = """
-import cProfile, sys
+import cProfile, pstats, sys, threading
 from driftwarden.monitor.commands.cli import main
 from driftwarden.monitor.service import daemon
 out, sys.argv = sys.argv[1], ["driftwarden", *sys.argv[2:]]
@@ -60,21 +60,23 @@ def profiled(self):
         profile.disable()
         profile.dump_stats(out + ".fold")
 daemon.Daemon._work = profiled
-decode, decoding = daemon.Daemon._decode, cProfile.Profile()
+decode, decoding = daemon.Daemon._decode, {}
 def decode_profiled(self, records):
-    decoding.enable()
+    profile = decoding.setdefault(threading.get_ident(), cProfile.Profile())
+    profile.enable()
     try:
         return decode(self, records)
     finally:
-        decoding.disable()
+        profile.disable()
 daemon.Daemon._decode = decode_profiled
 try:
     cProfile.run("main()", out + ".poll")
 finally:
-    decoding.dump_stats(out + ".decode")
+    if decoding:
+        pstats.Stats(*decoding.values()).dump_stats(out + ".decode")
 """
-"""``driftwarden run`` with cProfile on the polling thread, the decoding thread and the fold
-worker."""
+"""``driftwarden run`` with cProfile on the polling thread, the decoding threads (one profile
+of both) and the fold worker."""
 
 
 def produce(bootstrap: str, topic: str, lines: list[bytes], *, spread: bool = False) -> None:

@@ -14,6 +14,8 @@ adds only what moves, and the adapter still hands the daemon the whole assignmen
 
 from __future__ import annotations
 
+import operator
+from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -105,7 +107,14 @@ class ConfluentConsumer:
         self._consumer.subscribe(self._topics, on_assign=on_assign, on_revoke=on_revoke)
 
     def poll(self, timeout: float, max_records: int) -> list[Polled]:
-        messages = self._consumer.consume(max_records, timeout)
+        """What is queued, up to ``max_records``; with nothing queued, waits up to ``timeout``
+        for the first record only (``consume`` alone would wait for ``max_records``)."""
+        messages = self._consumer.consume(max_records, 0)
+        if not messages:
+            first = self._consumer.poll(timeout)
+            if first is not None:
+                rest = self._consumer.consume(max_records - 1, 0) if max_records > 1 else []
+                messages = [first, *rest]
         self._highwater = {
             p: self._consumer.get_watermark_offsets(ck.TopicPartition(*p), cached=True)[1]
             for p in self._assignment
@@ -113,7 +122,7 @@ class ConfluentConsumer:
         if not messages:
             return []
         errors = list(map(ck.Message.error, messages))
-        if any(error is not None for error in errors):  # KafkaError == None raises
+        if any(map(operator.is_not, errors, repeat(None))):  # KafkaError == None raises
             for error in errors:
                 if error is not None and error.fatal():
                     raise ck.KafkaException(error)
@@ -122,10 +131,13 @@ class ConfluentConsumer:
                 return []
         if len(self._topics) == 1:
             return [_columns(self._topics[0], messages)]
-        by_topic: dict[str, list[Any]] = {}
-        for message in messages:
-            by_topic.setdefault(message.topic(), []).append(message)
-        return [_columns(topic, found) for topic, found in by_topic.items()]
+        topics = np.array(list(map(ck.Message.topic, messages)), dtype=object)
+        by_topic = [np.flatnonzero(topics == topic).tolist() for topic in self._topics]
+        return [
+            _columns(topic, list(map(messages.__getitem__, rows)))
+            for topic, rows in zip(self._topics, by_topic, strict=True)
+            if rows
+        ]
 
     def seek(self, partition: Partition, offset: int) -> None:
         self._place(partition, offset)

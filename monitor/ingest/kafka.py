@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 from datetime import timedelta
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -41,7 +42,7 @@ def batches(polled: list[Polled]) -> tuple[dict[str, Messages], dict[tuple[str, 
         if len(chunks) == 1:
             values, partitions, offsets = chunks[0].values, chunks[0].partitions, chunks[0].offsets
         else:
-            values = [value for chunk in chunks for value in chunk.values]
+            values = list(chain.from_iterable(chunk.values for chunk in chunks))
             partitions = np.concatenate([chunk.partitions for chunk in chunks])
             offsets = np.concatenate([chunk.offsets for chunk in chunks])
         out[topic] = messages = Messages(values, topic, None, offsets, partitions)

@@ -1,7 +1,7 @@
 """``driftwarden run``: the long-running service.
 
-The main thread polls Kafka and hands each poll to a decoding thread, then to a fold
-worker, which runs it through the batch path (``pipeline.runner``): fold, close,
+The main thread polls Kafka and hands each poll to one of two decoding threads, then to a
+fold worker, which runs it through the batch path (``pipeline.runner``): fold, close,
 evaluate, and — at least every ``storage.checkpoint_interval`` and whenever a window
 closes — a checkpoint that writes consumer positions, window state, closed
 windows, results and dead letters in one database transaction. A restart
@@ -74,6 +74,9 @@ RECONNECT_MAX = 30.0
 """Seconds between attempts to reach the database again: doubling from the first, capped."""
 DRAIN_TIMEOUT = 30.0
 """Seconds the fold worker may take to finish its batch when the daemon stops."""
+DECODING_THREADS = 2
+"""Polled batches decoded at once: decoding (polars, without the GIL) is the longest stage,
+so the next batch's starts before the previous one's ends."""
 LEASE_TTL_MS = 10_000
 """How long the lease of the database-wide figures outlives its holder's last renewal."""
 
@@ -136,9 +139,9 @@ class Daemon:
     def run(self) -> int:
         """Start, consume until stopped, checkpoint, and close everything; the exit status.
 
-        The main thread polls Kafka (rebalances happen there), a decoding thread decodes
-        each poll and the fold worker runs it through the rest of the batch path, in poll
-        order: polling one batch, decoding the one before and folding the one before that
+        The main thread polls Kafka (rebalances happen there), two decoding threads decode
+        the polls and the fold worker runs them through the rest of the batch path, in poll
+        order: polling one batch, decoding the two before and folding the one before those
         overlap (librdkafka and polars release the GIL). Rebalance callbacks wait
         for the batch in progress, and a batch polled before a rebalance is dropped
         unprocessed (its partitions are read again from their stored positions).
@@ -239,7 +242,9 @@ class Daemon:
         self.runner = BatchRunner(config, pipeline, store, self.alerts, connection, cadence)
         self._publish_start(join.store, connection)
         self._subscribe()
-        decoder = self._decoder = ThreadPoolExecutor(1, thread_name_prefix="driftwarden-decode")
+        decoder = self._decoder = ThreadPoolExecutor(
+            DECODING_THREADS, thread_name_prefix="driftwarden-decode"
+        )
         lifecycle.start("decoder", decoder, None, decoder.shutdown)
         worker = threading.Thread(target=self._work, name="driftwarden-fold", daemon=True)
         lifecycle.start("fold worker", worker, worker.start, lambda: self._drain(worker))
@@ -531,8 +536,8 @@ class Daemon:
         self._ready(True)
 
     def _decode(self, records: list[Polled]) -> SourceBatch:
-        """A polled batch as the batch path takes it, decoded on the decoding thread while
-        the main thread polls the next one and the fold worker folds the previous one."""
+        """A polled batch as the batch path takes it, decoded on a decoding thread while
+        the main thread polls the next one and the fold worker folds an earlier one."""
         assert self.runner is not None
         messages, positions = kafka.batches(records)
         by_kind = {self._topics[topic]: batch for topic, batch in messages.items()}

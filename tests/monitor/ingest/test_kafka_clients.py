@@ -106,6 +106,35 @@ def test_each_library_counts_partitions_and_reads_past_a_missing_topic(broker, l
         consumer.close()
 
 
+@pytest.mark.parametrize("library", LIBRARIES)
+def test_a_poll_returns_the_records_at_hand_without_waiting_for_more(broker, library) -> None:
+    """A poll that finds fewer records than it may take returns them at once: waiting out
+    its timeout for ``max_records`` would stall the end of every batch."""
+    topic = unique("clients")
+    create_topic(broker, topic, 1)
+    produce(broker, topic, [b'{"n": %d}' % i for i in range(10)], partition=lambda _: 0)
+    settings = KafkaConfig(
+        bootstrap_servers=broker,
+        group_id=unique("group"),
+        library=library,
+        client=FAST_GROUP[library],
+    )
+    consumer = kafka.consumer(settings)
+    consumer.subscribe([topic], lambda _: None, lambda _: None)
+    try:
+        _, values = _read_until(consumer, 10)
+        assert len(values) == 10
+        produce(broker, topic, [b'{"n": %d}' % i for i in range(10, 15)], partition=lambda _: 0)
+        sent = time.monotonic()
+        got: list[bytes] = []
+        while len(got) < 5 and time.monotonic() - sent < 30:
+            got += [value for polled in consumer.poll(10.0, 1000) for value in polled.values]
+        assert got == [b'{"n": %d}' % i for i in range(10, 15)]
+        assert time.monotonic() - sent < 5.0
+    finally:
+        consumer.close()
+
+
 def test_batches_group_polled_columns_by_topic_with_next_positions() -> None:
     polled = [
         Polled("a", [b"1", b"2"], np.array([0, 0]), np.array([5, 6])),
