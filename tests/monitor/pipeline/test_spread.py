@@ -3,7 +3,9 @@ records as a replay of all events on one instance, and a window is evaluated onc
 
 from __future__ import annotations
 
+import functools
 import itertools
+import tempfile
 import threading
 import zlib
 from collections.abc import Iterator
@@ -37,6 +39,7 @@ from driftwarden.monitor.windows import restore as restore_windows
 
 PARTITIONS = 3
 WINDOW = "{kind: time, size: 1h, allowed_lateness: 5m, idle_timeout: 10m}"
+QUIET = "    silence_after: 1d\n"
 
 
 def _config(
@@ -205,13 +208,21 @@ def test_instances_sharing_a_spread_model_store_what_one_replay_does(
     assert _detections(stored) == documented
 
 
-def _shared(config, url: str, events, labels) -> dict[tuple, ResultRecord]:
-    """The records two instances store, owning two and one of the three partitions, fed
-    the events in arrival order (then idle until every window closes)."""
+def _shared(
+    config,
+    url: str,
+    events,
+    labels,
+    owners: list[set[int]] | None = None,
+    batches: int = 40,
+) -> dict[tuple, ResultRecord]:
+    """The records instances store (by default two, owning two and one of the three
+    partitions), fed the events in arrival order in ``batches`` (then idle until every
+    window closes)."""
     timeline = _timeline(events, labels)
     now = [START]
-    with _fleet(config, url, [{0, 1}, {2}], lambda: now[0]) as fleet:
-        for rows in np.array_split(np.arange(len(timeline.lines)), 40):
+    with _fleet(config, url, owners or [{0, 1}, {2}], lambda: now[0]) as fleet:
+        for rows in np.array_split(np.arange(len(timeline.lines)), batches):
             now[0] = int(timeline.times[rows].max()) + 1
             for instance in fleet:
                 instance.feed(timeline, rows)
@@ -456,3 +467,34 @@ def test_a_label_is_behind_by_the_labels_before_it_however_they_are_batched(
         marked += watermark.mark(frame, lateness, now=high)["_late"].to_list()
     assert marked == expected
     assert watermark.until(lateness) == max(times) - lateness
+
+
+@settings(max_examples=4, deadline=None)
+@given(owner=st.lists(st.integers(0, 2), min_size=PARTITIONS, max_size=PARTITIONS),
+       batches=st.integers(3, 80))  # fmt: skip
+def test_records_do_not_depend_on_which_instance_owns_which_partition_or_on_batching(
+    reference_file: Path, owner: list[int], batches: int
+) -> None:
+    """Any assignment of the three partitions to up to three instances, and any batching
+    of the arrivals: the records (concept drift included) are replay's. (The wall clock
+    here jumps by a batch's span: a silence limit of a day keeps such jumps from being
+    silences, which replay, on event time, would not see.)"""
+    owners = [{p for p in range(PARTITIONS) if owner[p] == i} for i in sorted(set(owner))]
+    with tempfile.TemporaryDirectory() as directory:
+        url = f"sqlite:///{directory}/state.db"
+        config = _config(reference_file, url, QUIET)
+        events, labels = _small_stream()
+        stored = _shared(config, url, events, labels, owners, batches)
+        _assert_same(stored, _small_replay(reference_file))
+
+
+@functools.cache
+def _small_stream() -> tuple[pl.DataFrame, pl.DataFrame]:
+    return _stream(2400)
+
+
+@functools.cache
+def _small_replay(reference: Path) -> dict[tuple, ResultRecord]:
+    with tempfile.TemporaryDirectory() as directory:
+        config = _config(reference, f"sqlite:///{directory}/replay.db", QUIET)
+        return _replayed(config, *_small_stream(), Path(directory))
