@@ -15,7 +15,7 @@ from support.kafka import FAST_GROUP, LIBRARIES, create_topic, produce, unique
 from driftwarden.monitor.config import KafkaConfig
 from driftwarden.monitor.errors import ConfigError
 from driftwarden.monitor.ingest import kafka
-from driftwarden.monitor.ingest.consumer import Partition, Polled
+from driftwarden.monitor.ingest.consumer import Consumer, Partition, Polled
 
 pytestmark = pytest.mark.slow
 
@@ -40,10 +40,7 @@ def test_each_library_reads_seeks_and_commits_alike(broker, library) -> None:
     sent = [b'{"n": %d}' % i for i in range(600)]
     produce(broker, topic, sent, partition=lambda i: i % 2)
     group = unique("group")
-    settings = KafkaConfig(
-        bootstrap_servers=broker, group_id=group, library=library, client=FAST_GROUP[library]
-    )
-    consumer = kafka.consumer(settings)
+    consumer = _consumer(broker, library, group)
     assignments: list[set[Partition]] = []
 
     def assigned(partitions: set[Partition]) -> None:
@@ -84,13 +81,7 @@ def test_each_library_counts_partitions_and_reads_past_a_missing_topic(broker, l
     topic, missing = unique("clients"), unique("missing")
     create_topic(broker, topic, 3)
     produce(broker, topic, [b'{"n": %d}' % i for i in range(30)], partition=lambda i: i % 3)
-    settings = KafkaConfig(
-        bootstrap_servers=broker,
-        group_id=unique("group"),
-        library=library,
-        client=FAST_GROUP[library],
-    )
-    consumer = kafka.consumer(settings)
+    consumer = _consumer(broker, library, unique("group"))
     try:
         assert consumer.partition_count(topic) == 3
         assert consumer.partition_count(missing) is None
@@ -113,13 +104,7 @@ def test_a_poll_returns_the_records_at_hand_without_waiting_for_more(broker, lib
     topic = unique("clients")
     create_topic(broker, topic, 1)
     produce(broker, topic, [b'{"n": %d}' % i for i in range(10)], partition=lambda _: 0)
-    settings = KafkaConfig(
-        bootstrap_servers=broker,
-        group_id=unique("group"),
-        library=library,
-        client=FAST_GROUP[library],
-    )
-    consumer = kafka.consumer(settings)
+    consumer = _consumer(broker, library, unique("group"))
     consumer.subscribe([topic], lambda _: None, lambda _: None)
     try:
         _, values = _read_until(consumer, 10)
@@ -180,3 +165,11 @@ def test_each_library_produces_what_dead_letter_replay_sends(broker, library) ->
         assert [(m.key(), m.value()) for m in got] == [(b"m", b'{"model": "m"}')]
     finally:
         reader.close()
+
+
+def _consumer(broker: str, library: str, group: str) -> Consumer:
+    """A consumer of ``library`` in ``group``, with the fast group timings."""
+    settings = KafkaConfig(
+        bootstrap_servers=broker, group_id=group, library=library, client=FAST_GROUP[library]
+    )
+    return kafka.consumer(settings)
