@@ -87,10 +87,19 @@ class Demo:
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
-    """``run_demo(keep_running=True)`` in a subprocess."""
+def demo_port() -> int:
+    """The demo daemon's HTTP port, known before it starts so Prometheus can wait for it."""
+    return free_port()
+
+
+@pytest.fixture(scope="module")
+def demo(
+    demo_port: int, prometheus: PrometheusServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Demo]:
+    """``run_demo(keep_running=True)`` in a subprocess, once Prometheus scrapes its port: a
+    series first scraped after the demo's deliveries would show no rate."""
     out = tmp_path_factory.mktemp("demo")
-    port = free_port()
+    port = demo_port
     log = (out / "demo.log").open("ab")
     process = subprocess.Popen(
         [sys.executable, "-c", DEMO, str(out), str(port)],
@@ -118,10 +127,10 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
 
 @pytest.fixture(scope="module")
 def prometheus(
-    demo: Demo, prometheus_binary: str, tmp_path_factory: pytest.TempPathFactory
+    demo_port: int, prometheus_binary: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[PrometheusServer]:
     """Debian's Prometheus scraping the demo daemon every second, with the repository's rules."""
-    targets = [demo.url.removeprefix("http://")]
+    targets = [f"127.0.0.1:{demo_port}"]
     directory = tmp_path_factory.mktemp("prometheus")
     with PrometheusServer(prometheus_binary, targets, directory) as server:
         yield server
