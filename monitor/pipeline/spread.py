@@ -123,8 +123,6 @@ class LabelWatermark:
         """``frame`` (labels in offset order) with ``_late``: behind the latest label time
         read before it, less ``lateness``; the watermark moves past them."""
         times = frame["ts"].to_numpy()
-        if not len(times):
-            return frame.with_columns(pl.lit(False).alias("_late"))
         prior = times[0] if self.latest is None else self.latest
         seen = np.maximum.accumulate(np.concatenate(([prior], times)))
         late = times < seen[:-1] - lateness
