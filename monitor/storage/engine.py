@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+_BUSY_TIMEOUT_MS = 30_000
 
 
 def create(url: str) -> Engine:
@@ -24,14 +28,29 @@ def create(url: str) -> Engine:
 
 def _sqlite_pragmas(connection: Any, _record: Any) -> None:
     cursor = connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
+    _write_ahead_log(cursor)
     cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=30000")
     # Reads through a memory map: the label join looks rows up at random in a large table.
     cursor.execute("PRAGMA mmap_size=2147418112")
     # A log grown while its checkpoints fell behind is cut back when it restarts.
     cursor.execute("PRAGMA journal_size_limit=67108864")
     cursor.close()
+
+
+def _write_ahead_log(cursor: Any) -> None:
+    """Switch to the write-ahead log. Two connections switching a new file at once: SQLite
+    tells one "database is locked" at once, without waiting its busy timeout, so it tries
+    again for as long as that timeout."""
+    deadline = time.monotonic() + _BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error).lower() or time.monotonic() > deadline:
+                raise
+            time.sleep(0.005)
 
 
 _TRANSIENT_STATES = {
