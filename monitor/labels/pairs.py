@@ -21,9 +21,7 @@ from sqlalchemy import Connection
 
 from driftwarden.detectors.pairing import PairedClassificationSummary, PairedRegressionSummary
 from driftwarden.monitor.storage.join_store import JoinStore
-
-PAIRS_SUFFIX = ">pairs"
-"""Appended to a challenger's lane key: where its pair summaries are stored."""
+from driftwarden.monitor.storage.lanes import PAIRS_SUFFIX
 
 PairedSummary = PairedClassificationSummary | PairedRegressionSummary
 

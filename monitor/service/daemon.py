@@ -201,7 +201,15 @@ class Daemon:
         assert self.server.api is not None
         self.server.api.actions = database_actions(store, self.clock, replayer)
         self.server.ui.pages = Pages(store, clock=self.clock)
-        retention = Retention(engine, config.retention, self.registry, clock=self.clock)
+        retention = Retention(
+            engine,
+            config.retention,
+            self.registry,
+            clock=self.clock,
+            windows_by_index={
+                name: model.window.kind == "count" for name, model in config.models.items()
+            },
+        )
         lease = Lease(engine, "database-figures", _instance_name(), LEASE_TTL_MS, self.clock)
         lifecycle.start("lease", lease, lease.renew, lease.release)
         housekeeping = Housekeeping()

@@ -5,6 +5,11 @@ kind           table           a row is pruned when
 =============  ==============  ==================================================
 results        results         its window ended more than ``results`` ago
 windows        windows         its window ended more than ``windows`` ago
+               label_panes     no stored window holds it any more: its key is
+                               before the oldest window stored under its key
+                               (that window's start, or its index for count
+                               windows); for a model no longer configured, when
+                               no window and no waiting prediction is left
 dead_letters   dead_letters    it was kept more than ``dead_letters`` ago
 notifications  alert_outbox    it was delivered (or failed for good) more than
                                ``notifications`` ago; pending ones never are
@@ -29,6 +34,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Mapping
 from datetime import timedelta
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
@@ -39,6 +45,7 @@ from sqlalchemy import (
     and_,
     delete,
     exists,
+    func,
     inspect,
     or_,
     select,
@@ -48,10 +55,12 @@ from sqlalchemy import (
 from driftwarden.alerts.tables import alert_outbox
 from driftwarden.core.times import Clock, duration_ms, from_ms, wall_clock_ms
 from driftwarden.monitor.config import RetentionConfig
+from driftwarden.monitor.storage.lanes import windows_key
 from driftwarden.monitor.storage.tables import (
     DeadLetterRow,
     LabelFlagsRow,
     LabelJoinRow,
+    LabelPaneRow,
     OrphanLabelRow,
     ResultRow,
     WindowRow,
@@ -64,7 +73,11 @@ KINDS = ("results", "windows", "dead_letters", "notifications", "label_join")
 
 class Retention:
     """Prunes the daemon's database; ``prune_once()`` does one pass, ``run_due()`` does one
-    when the clock says it is due, and ``stop()`` ends a running pass promptly."""
+    when the clock says it is due, and ``stop()`` ends a running pass promptly.
+
+    ``windows_by_index`` names the configured models, True for those with count windows:
+    their label summaries are keyed by window index, the others' by pane start.
+    """
 
     def __init__(
         self,
@@ -74,8 +87,10 @@ class Retention:
         clock: Clock = wall_clock_ms,
         *,
         first_run: timedelta = timedelta(minutes=1),
+        windows_by_index: Mapping[str, bool] | None = None,
     ) -> None:
         self.engine = engine
+        self.windows_by_index = dict(windows_by_index or {})
         self.config = config
         self.clock = clock
         self.first_run = first_run
@@ -108,7 +123,10 @@ class Retention:
             if age is None or self._stop.is_set():
                 continue
             cutoff = now - duration_ms(age)
-            for table, condition in _targets(kind, cutoff):
+            targets = _targets(kind, cutoff)
+            if kind == "windows" and LabelPaneRow.__tablename__ in tables:
+                targets += self._label_pane_targets()
+            for table, condition in targets:
                 if table.name in tables and not self._stop.is_set():
                     count = self._prune(kind, table, condition)
                     deleted[kind] = deleted.get(kind, 0) + count
@@ -138,6 +156,37 @@ class Retention:
             if count == 0 or self._stop.wait(pause):
                 break
         return total
+
+    def _label_pane_targets(self) -> list[tuple[Table, ColumnElement[bool]]]:
+        """The label summaries no stored window holds any more, a condition per key."""
+        panes, windows, joins = LabelPaneRow.__table__, WindowRow.__table__, LabelJoinRow.__table__
+        with self.engine.connect() as connection:
+            keys = connection.execute(select(panes.c.model).distinct()).scalars().all()
+        targets: list[tuple[Table, ColumnElement[bool]]] = []
+        for key in keys:
+            owner = windows_key(key)
+            by_index = self._keyed_by_index(owner)
+            if by_index is None:
+                gone = and_(
+                    ~exists().where(windows.c.model == owner),
+                    ~exists().where(joins.c.model == owner),
+                )
+                targets.append((panes, and_(panes.c.model == key, gone)))
+                continue
+            first_key = windows.c.window_index if by_index else windows.c.window_start
+            oldest = select(func.min(first_key)).where(windows.c.model == owner)
+            targets.append(
+                (panes, and_(panes.c.model == key, panes.c.pane < oldest.scalar_subquery()))
+            )
+        return targets
+
+    def _keyed_by_index(self, owner: str) -> bool | None:
+        """Whether the windows stored under ``owner`` (a model, or a version's lane) are
+        count windows; ``None`` when no configured model stores them."""
+        if owner in self.windows_by_index:
+            return self.windows_by_index[owner]
+        model, lane, _ = owner.rpartition("#")
+        return self.windows_by_index.get(model) if lane else None
 
     # -- the schedule ---------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ from support.stream import HOUR
 
 from driftwarden.monitor import storage
 from driftwarden.monitor.config import RetentionConfig
+from driftwarden.monitor.storage.lanes import PAIRS_SUFFIX, lane_key
 from driftwarden.monitor.storage.retention import KINDS, Retention
 
 DAY = 86_400_000
@@ -179,5 +180,73 @@ def test_passes_run_when_the_clock_says_they_are_due(tmp_path: Path) -> None:
         disabled = Retention(engine, _config(enabled=False), CollectorRegistry(), lambda: now[0])
         now[0] += DAY
         assert disabled.run_due() is None
+    finally:
+        engine.dispose()
+
+
+def test_label_summaries_go_when_no_stored_window_holds_them(database_url: str) -> None:
+    """Time windows key their label summaries by pane start, count windows by window index,
+    a version's lane and a challenger's pairs by the lane's windows; a model no longer
+    configured keeps them while it has a window or a waiting prediction."""
+    engine = storage.create(database_url)
+    try:
+        storage.upgrade(engine)
+        t = _tables(engine)
+        old, young = NOW - 91 * DAY, NOW - 89 * DAY  # window starts either side of 90 days
+        lane = lane_key("timed", "v2")
+        windows = [
+            {"model": key, "window_index": index, "window_start": start, "window_end": start + HOUR}
+            for key in ("timed", lane, "removed-stored")
+            for index, start in ((0, old), (1, young))
+        ] + [
+            {
+                "model": "counted",
+                "window_index": index,
+                "window_start": start,
+                "window_end": start + HOUR,
+            }
+            for index, start in ((7, old), (8, young))
+        ]
+        panes = {
+            "timed": [old, old + HOUR // 2, young, young + HOUR],  # the last: its window is open
+            lane: [old, young],
+            lane + PAIRS_SUFFIX: [old, young],
+            "counted": [6, 7, 8, 9],
+            "fresh": [5, NOW],  # configured, no window closed yet
+            "removed-stored": [old, young],
+            "removed-waiting": [old],  # a prediction still waits for its label
+            "removed-gone": [old, young],
+        }
+        with engine.begin() as connection:
+            for window in windows:
+                connection.execute(t["windows"].insert(), _rows(t["windows"], 1, **window))
+            for key, starts in panes.items():
+                rows = [{"model": key, "pane": pane, "data": b"summary"} for pane in starts]
+                connection.execute(t["label_panes"].insert(), rows)
+            connection.execute(
+                t["label_join"].insert(), _rows(t["label_join"], 1, model="removed-waiting")
+            )
+        configured = {"timed": False, "counted": True, "fresh": False}
+        retention = Retention(
+            engine, _config(batch_size=2), CollectorRegistry(), lambda: NOW,
+            windows_by_index=configured,
+        )  # fmt: skip
+        pruned_windows = 4  # the old window of timed, its lane, removed-stored and counted
+        pruned_panes = 2 + 1 + 1 + 2 + 2  # timed, lane, pairs, counted (6 and 7), removed-gone
+        assert retention.prune_once()["windows"] == pruned_windows + pruned_panes
+        with engine.connect() as connection:
+            left = connection.execute(sa.text("SELECT model, pane FROM label_panes")).all()
+        kept: dict[str, list[int]] = {}
+        for key, pane in left:
+            kept.setdefault(key, []).append(pane)
+        assert {key: sorted(starts) for key, starts in kept.items()} == {
+            "timed": [young, young + HOUR],
+            lane: [young],
+            lane + PAIRS_SUFFIX: [young],
+            "counted": [8, 9],
+            "fresh": [5, NOW],
+            "removed-stored": [old, young],
+            "removed-waiting": [old],
+        }
     finally:
         engine.dispose()
