@@ -73,6 +73,7 @@ from driftwarden.monitor.pipeline.model_pipeline import (
 from driftwarden.monitor.pipeline.report import BatchReport
 from driftwarden.monitor.pipeline.versions import ConceptOutline
 from driftwarden.monitor.storage import Commit, ModelSnapshot, Store
+from driftwarden.monitor.storage.lanes import part_key
 from driftwarden.monitor.storage.partials import (
     ErrorPartial,
     Partial,
@@ -136,11 +137,6 @@ class LabelWatermark:
 
     def to_state(self) -> dict[str, int | None]:
         return {"latest": self.latest, "arrival": self.arrival}
-
-
-def part_key(model: str, partition: int) -> str:
-    """The name a partition's part of a spread model is stored under."""
-    return f"{model}@{partition}"
 
 
 class _Part(ModelPipeline):

@@ -1,10 +1,11 @@
-"""Where a version of a model with split versions keeps its windows and waiting
-predictions: a key of its own, derived from the model and the version; and where a
-challenger keeps its shadow pairs' summaries."""
+"""The keys a model's rows are stored under besides its name: a split version's lane (its
+windows and waiting predictions), a challenger's shadow pairs, and a spread model's
+partition parts (their waiting predictions and label summaries)."""
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Collection
 
 PAIRS_SUFFIX = ">pairs"
 """Appended to a challenger's lane key: where its pair summaries are stored."""
@@ -24,7 +25,19 @@ def lane_of(key: str, version: str | None) -> str | None:
     return model if sep and lane_key(model, version) == key else None
 
 
-def windows_key(label_key: str) -> str:
-    """The key of the windows whose label summaries (or pair summaries) are stored under
-    ``label_key``."""
-    return label_key.removesuffix(PAIRS_SUFFIX)
+def part_key(model: str, partition: int) -> str:
+    """The name a partition's part of a spread model is stored under."""
+    return f"{model}@{partition}"
+
+
+def windows_of(label_key: str, models: Collection[str]) -> tuple[str, str | None]:
+    """The key of the windows that hold the label (or pair) summaries stored under
+    ``label_key``, and the configured model they belong to (``None``: none of ``models``)."""
+    key = label_key.removesuffix(PAIRS_SUFFIX)
+    if key in models:
+        return key, key
+    model, at, partition = key.rpartition("@")
+    if at and partition.isdigit():
+        return model, model if model in models else None
+    model, lane, _ = key.rpartition("#")
+    return key, model if lane and model in models else None

@@ -55,7 +55,7 @@ from sqlalchemy import (
 from driftwarden.alerts.tables import alert_outbox
 from driftwarden.core.times import Clock, duration_ms, from_ms, wall_clock_ms
 from driftwarden.monitor.config import RetentionConfig
-from driftwarden.monitor.storage.lanes import windows_key
+from driftwarden.monitor.storage.lanes import PAIRS_SUFFIX, windows_of
 from driftwarden.monitor.storage.tables import (
     DeadLetterRow,
     LabelFlagsRow,
@@ -164,29 +164,20 @@ class Retention:
             keys = connection.execute(select(panes.c.model).distinct()).scalars().all()
         targets: list[tuple[Table, ColumnElement[bool]]] = []
         for key in keys:
-            owner = windows_key(key)
-            by_index = self._keyed_by_index(owner)
-            if by_index is None:
+            owner, model = windows_of(key, self.windows_by_index)
+            if model is None:
                 gone = and_(
                     ~exists().where(windows.c.model == owner),
-                    ~exists().where(joins.c.model == owner),
+                    ~exists().where(joins.c.model == key.removesuffix(PAIRS_SUFFIX)),
                 )
                 targets.append((panes, and_(panes.c.model == key, gone)))
                 continue
+            by_index = self.windows_by_index[model]
             first_key = windows.c.window_index if by_index else windows.c.window_start
             oldest = select(func.min(first_key)).where(windows.c.model == owner)
-            targets.append(
-                (panes, and_(panes.c.model == key, panes.c.pane < oldest.scalar_subquery()))
-            )
+            condition = and_(panes.c.model == key, panes.c.pane < oldest.scalar_subquery())
+            targets.append((panes, condition))
         return targets
-
-    def _keyed_by_index(self, owner: str) -> bool | None:
-        """Whether the windows stored under ``owner`` (a model, or a version's lane) are
-        count windows; ``None`` when no configured model stores them."""
-        if owner in self.windows_by_index:
-            return self.windows_by_index[owner]
-        model, lane, _ = owner.rpartition("#")
-        return self.windows_by_index.get(model) if lane else None
 
     # -- the schedule ---------------------------------------------------------------------
 

@@ -27,8 +27,8 @@ from driftwarden.monitor import config as configuration
 from driftwarden.monitor import storage
 from driftwarden.monitor.commands import synthetic
 from driftwarden.monitor.commands.replay import replay
-from driftwarden.monitor.pipeline.spread import part_key
 from driftwarden.monitor.storage.join_store import JoinStore
+from driftwarden.monitor.storage.lanes import part_key
 
 pytestmark = pytest.mark.slow
 PARTITIONS = 6

@@ -17,7 +17,7 @@ from support.stream import HOUR
 
 from driftwarden.monitor import storage
 from driftwarden.monitor.config import RetentionConfig
-from driftwarden.monitor.storage.lanes import PAIRS_SUFFIX, lane_key
+from driftwarden.monitor.storage.lanes import PAIRS_SUFFIX, lane_key, part_key
 from driftwarden.monitor.storage.retention import KINDS, Retention
 
 DAY = 86_400_000
@@ -185,9 +185,10 @@ def test_passes_run_when_the_clock_says_they_are_due(tmp_path: Path) -> None:
 
 
 def test_label_summaries_go_when_no_stored_window_holds_them(database_url: str) -> None:
-    """Time windows key their label summaries by pane start, count windows by window index,
-    a version's lane and a challenger's pairs by the lane's windows; a model no longer
-    configured keeps them while it has a window or a waiting prediction."""
+    """Time windows key their label summaries by pane start, count windows by window index;
+    a version's lane and a challenger's pairs go by the lane's windows, a spread model's
+    partition parts by the model's; a model no longer configured keeps them while it has a
+    window or a waiting prediction."""
     engine = storage.create(database_url)
     try:
         storage.upgrade(engine)
@@ -196,7 +197,7 @@ def test_label_summaries_go_when_no_stored_window_holds_them(database_url: str) 
         lane = lane_key("timed", "v2")
         windows = [
             {"model": key, "window_index": index, "window_start": start, "window_end": start + HOUR}
-            for key in ("timed", lane, "removed-stored")
+            for key in ("timed", lane, "spread", "removed-stored", "removed-spread")
             for index, start in ((0, old), (1, young))
         ] + [
             {
@@ -211,11 +212,14 @@ def test_label_summaries_go_when_no_stored_window_holds_them(database_url: str) 
             "timed": [old, old + HOUR // 2, young, young + HOUR],  # the last: its window is open
             lane: [old, young],
             lane + PAIRS_SUFFIX: [old, young],
+            part_key("spread", 0): [old, young],
+            part_key("spread", 1): [old + HOUR // 2, young],
             "counted": [6, 7, 8, 9],
             "fresh": [5, NOW],  # configured, no window closed yet
             "removed-stored": [old, young],
             "removed-waiting": [old],  # a prediction still waits for its label
             "removed-gone": [old, young],
+            part_key("removed-spread", 3): [old, young],  # its model's windows are stored
         }
         with engine.begin() as connection:
             for window in windows:
@@ -226,13 +230,13 @@ def test_label_summaries_go_when_no_stored_window_holds_them(database_url: str) 
             connection.execute(
                 t["label_join"].insert(), _rows(t["label_join"], 1, model="removed-waiting")
             )
-        configured = {"timed": False, "counted": True, "fresh": False}
+        configured = {"timed": False, "counted": True, "fresh": False, "spread": False}
         retention = Retention(
             engine, _config(batch_size=2), CollectorRegistry(), lambda: NOW,
             windows_by_index=configured,
         )  # fmt: skip
-        pruned_windows = 4  # the old window of timed, its lane, removed-stored and counted
-        pruned_panes = 2 + 1 + 1 + 2 + 2  # timed, lane, pairs, counted (6 and 7), removed-gone
+        pruned_windows = 6  # each model's or lane's old window
+        pruned_panes = 2 + 1 + 1 + 1 + 1 + 2 + 2  # timed, lane, pairs, parts, counted, gone
         assert retention.prune_once()["windows"] == pruned_windows + pruned_panes
         with engine.connect() as connection:
             left = connection.execute(sa.text("SELECT model, pane FROM label_panes")).all()
@@ -243,10 +247,13 @@ def test_label_summaries_go_when_no_stored_window_holds_them(database_url: str) 
             "timed": [young, young + HOUR],
             lane: [young],
             lane + PAIRS_SUFFIX: [young],
+            part_key("spread", 0): [young],
+            part_key("spread", 1): [young],
             "counted": [8, 9],
             "fresh": [5, NOW],
             "removed-stored": [old, young],
             "removed-waiting": [old],
+            part_key("removed-spread", 3): [old, young],
         }
     finally:
         engine.dispose()
