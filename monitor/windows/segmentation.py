@@ -64,7 +64,8 @@ def fit_segments(
     name: str, model: ModelConfig, frame: pl.DataFrame, content: bytes
 ) -> SegmentProfiles | None:
     """The segments of model ``name`` from its reference rows (``None`` without any); of
-    values equally frequent, the first in text order is kept."""
+    values equally frequent, the first in text order is kept. A value spelled ``__other__``
+    is never a segment of its own: it belongs to that segment already."""
     settings = model.segments
     if not settings.attributes:
         return None
@@ -76,9 +77,9 @@ def fit_segments(
         prefix = "grp" if attribute in model.groups else "cat"
         columns[attribute] = f"{prefix}:{attribute}"
         text = category_texts(frame[attribute])
-        counts = (
-            text.drop_nulls().value_counts().sort(["count", attribute], descending=[True, False])
-        )
+        present = text.drop_nulls()
+        named = present.filter(present != OTHER)
+        counts = named.value_counts().sort(["count", attribute], descending=[True, False])
         top = tuple(counts[attribute].head(settings.top_k).to_list())
         too_long = [value for value in top if len(f"{attribute}={value}") > NAME_LENGTH]
         if too_long:

@@ -1,7 +1,8 @@
 """Segments (``segments``): each segment's records are those of the same model fed only
 that segment's rows against only its reference rows, its statistics equal scipy's on those
 raw rows, drift planted in one segment is flagged in that segment only, a value the
-reference never had goes to ``__other__``, and a restart mid-window changes no record."""
+reference never had (or one spelled ``__other__``) goes to ``__other__``, and a restart
+mid-window changes no record."""
 
 from __future__ import annotations
 
@@ -29,7 +30,8 @@ from driftwarden.monitor.commands.replay import replay
 from driftwarden.monitor.errors import ConfigError
 from driftwarden.monitor.pipeline.segments import SEGMENT_KINDS
 from driftwarden.monitor.service.metrics import Metrics
-from driftwarden.monitor.windows.segmentation import OTHER
+from driftwarden.monitor.windows.profile import read_reference
+from driftwarden.monitor.windows.segmentation import OTHER, fit_segments
 
 SEGMENTS = "    segments: {attributes: [region, sex], min_reference_rows: 200}\n"
 DRIFTING = "north"
@@ -417,3 +419,25 @@ def test_a_shadow_planted_worse_in_one_segment_is_flagged_there_and_nowhere_else
     flagged = {r["window_index"] for r in mine if r["kind"] == "performance"}
     assert flagged == {0, 1, 2, 3}
     assert not [r for r in drifting if r["kind"] in ("data_drift", "data_quality")]
+
+
+def test_a_reference_value_spelled_like_the_other_segment_belongs_to_it(
+    reference_file: Path, tmp_path: Path
+) -> None:
+    reference = pl.read_parquet(reference_file)
+    commonest = reference["region"].value_counts(sort=True)["region"][0]
+    renamed = reference.with_columns(pl.col("region").replace(commonest, OTHER))
+    path = tmp_path / "reference.parquet"
+    renamed.write_parquet(path)
+    config = _config(tmp_path, path, True)
+    name, model = next(iter(config.models.items()))
+    frame, content = read_reference(model.reference)
+    segments = fit_segments(name, model, frame, content)
+    assert segments is not None
+    regions = [s for s in segments.segments if s.attribute == "region"]
+    names = [s.value for s in regions]
+    assert names.count(OTHER) == 1 and OTHER not in segments.values["region"]
+    top = set(names) - {OTHER}
+    expected_other = renamed.filter(~pl.col("region").is_in(list(top)) | pl.col("region").is_null())
+    assert next(s for s in regions if s.value == OTHER).n_reference == expected_other.height
+    assert sum(s.n_reference for s in regions) == renamed.height
