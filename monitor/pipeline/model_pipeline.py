@@ -414,6 +414,16 @@ class ModelPipeline:
         report.expired[self.name] += expired
         commit.dead_letters += orphan_dead_letters(self.name, orphans, now)
 
+    def reads(self, caught_up: set[tuple[str, int]]) -> bool:
+        """Whether an instance that has read ``caught_up`` to their end reads this model's
+        events (a model with none yet counts as read)."""
+        return self.source is None or self.source in caught_up
+
+    def checkpoint(self, commit: Commit, connection: Connection, *, changed_only: bool) -> None:
+        """Add the model's state to ``commit``: with ``changed_only``, only if it changed."""
+        if self.dirty or not changed_only:
+            commit.model_states[self.key] = self.snapshot(connection)
+
     def snapshot(self, connection: Connection) -> ModelSnapshot:
         """The window state to store (label summaries are written on ``connection``)."""
         self.dirty = False

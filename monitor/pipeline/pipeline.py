@@ -167,13 +167,9 @@ class Pipeline:
     def snapshot(
         self, commit: Commit, connection: Connection, *, changed_only: bool = False
     ) -> None:
-        """Add the state of every (or every changed) model to ``commit``; a spread model's
-        own state is written only by ``gather``."""
-        for name, model in self.models.items():
-            if isinstance(model, SpreadPipeline):
-                model.snapshot_parts(commit, connection, changed_only=changed_only)
-            elif model.dirty or not changed_only:
-                commit.model_states[name] = model.snapshot(connection)
+        """Add the state of every (or every changed) model to ``commit``."""
+        for model in self.models.values():
+            model.checkpoint(commit, connection, changed_only=changed_only)
 
     def gather(self, commit: Commit, connection: Connection) -> BatchReport:
         """Close the windows of spread models that every partition has closed, and
@@ -193,18 +189,7 @@ class Pipeline:
     def owned(self, partitions: set[tuple[str, int]]) -> list[str]:
         """Models whose events come from ``partitions`` (or from nowhere yet); every spread
         model, which learns which of its partitions these are."""
-        names = []
-        for name, model in self.models.items():
-            if isinstance(model, SpreadPipeline):
-                spread = model.spread
-                model.caught_up = {p for topic, p in partitions if topic == spread.topic}
-                model.labels_caught_up = {
-                    p for topic, p in partitions if topic == spread.labels_topic
-                }
-                names.append(name)
-            elif model.source is None or model.source in partitions:
-                names.append(name)
-        return names
+        return [name for name, model in self.models.items() if model.reads(partitions)]
 
 
 def _account(batch: DecodedBatch, commit: Commit, report: BatchReport) -> None:

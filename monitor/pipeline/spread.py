@@ -604,9 +604,17 @@ class SpreadPipeline:
                 if profile is not None:
                     self.closer.profiles[reference_id] = profile
 
-    def snapshot_parts(self, commit: Commit, connection: Connection, *, changed_only: bool) -> None:
+    def reads(self, caught_up: set[tuple[str, int]]) -> bool:
+        """Always (any partition may carry the model); notes which of its partitions, and
+        of its labels', are ``caught_up``."""
+        self.caught_up = {p for topic, p in caught_up if topic == self.spread.topic}
+        self.labels_caught_up = {p for topic, p in caught_up if topic == self.spread.labels_topic}
+        return True
+
+    def checkpoint(self, commit: Commit, connection: Connection, *, changed_only: bool) -> None:
         """Add the state of every (or every changed) part to ``commit``, with the errors
-        each joined since the last checkpoint (so they are handed in exactly once)."""
+        each joined since the last checkpoint (so they are handed in exactly once); the
+        model's own state is written only by ``gather``."""
         for part in self.parts.values():
             if part.dirty or not changed_only:
                 commit.model_states[part.key] = part.snapshot(connection)

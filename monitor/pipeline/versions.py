@@ -149,6 +149,16 @@ class VersionedPipeline:
         for i, (version, seen) in enumerate(saved["resting"]):
             self.resting[version] = (seen, arrays[f"resting.{i}"].tobytes())
 
+    def reads(self, caught_up: set[tuple[str, int]]) -> bool:
+        """Whether an instance that has read ``caught_up`` to their end reads this model's
+        events (a model with none yet counts as read)."""
+        return self.source is None or self.source in caught_up
+
+    def checkpoint(self, commit: Commit, connection: Connection, *, changed_only: bool) -> None:
+        """Add every lane's state to ``commit``: with ``changed_only``, only if one changed."""
+        if self.dirty or not changed_only:
+            commit.model_states[self.name] = self.snapshot(connection)
+
     def snapshot(self, connection: Connection) -> ModelSnapshot:
         """Every lane's state (label summaries are written on ``connection``)."""
         self.dirty = False
