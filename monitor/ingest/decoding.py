@@ -48,7 +48,6 @@ _SMALLEST_SEGMENT = 16
 _ATTRIBUTIONS = b'"attributions"'
 _INTEGER = re.compile(r"-?\d+")
 _LITERAL_PREFIX = r"^(-?[0-9]|true$|false$|null$|\{|\[)"
-_OBJECT_PREFIX = r"^[\{\[]"
 
 
 @dataclass(frozen=True)
@@ -281,7 +280,7 @@ class EventDecoder:
             for name, dtype in schema[column].to_schema().items():
                 if dtype == pl.String():
                     field = pl.col(column).struct.field(name)
-                    checks.append(field.str.contains(_OBJECT_PREFIX))
+                    checks.append(field.str.starts_with("{") | field.str.starts_with("["))
         return pl.any_horizontal([check.fill_null(False) for check in checks])
 
     # -- per-model frames ------------------------------------------------------------------
