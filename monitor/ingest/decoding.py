@@ -293,17 +293,11 @@ class EventDecoder:
         exact = _group_rows(rows)
         parts: dict[str, pl.DataFrame] = {}
         if frame is not None and frame.height:
-            configured = frame["model"].is_in(list(self.models))
-            others = frame.filter(~configured).select("model", "_row")
-            if self.unknown_models == "ignore":
-                too_long = others["model"].str.len_chars() > NAME_LENGTH
-                if ignored := int((~too_long).sum()):
-                    batch.ignored["unknown_model"] += ignored
-                others = others.filter(too_long)
-            for name, row in others.iter_rows():
-                exact.setdefault(name, []).append({"_row": row})
-            by_model = frame.filter(configured).partition_by("model", as_dict=True)
-            parts = {name: part for (name,), part in by_model.items()}
+            names = frame["model"]
+            if names[0] in self.models and (names == names[0]).all():
+                parts = {names[0]: frame}  # the usual batch, of one configured model: no copy
+            else:
+                parts = self._configured_parts(frame, exact, batch)
         others = sorted(name for name in exact if name not in self.models)
         if others:
             self._not_configured(others, exact, batch)
@@ -327,6 +321,23 @@ class EventDecoder:
             frame_of_model = pl.concat(pieces).sort("_row") if pieces else None
             if frame_of_model is not None and frame_of_model.height:
                 batch.frames[name] = frame_of_model
+
+    def _configured_parts(
+        self, frame: pl.DataFrame, exact: dict[str, list[dict[str, Any]]], batch: DecodedBatch
+    ) -> dict[str, pl.DataFrame]:
+        """The rows of each configured model; rows of other models join ``exact`` (by name)
+        or, when ignored, are only counted."""
+        configured = frame["model"].is_in(list(self.models))
+        others = frame.filter(~configured).select("model", "_row")
+        if self.unknown_models == "ignore":
+            too_long = others["model"].str.len_chars() > NAME_LENGTH
+            if ignored := int((~too_long).sum()):
+                batch.ignored["unknown_model"] += ignored
+            others = others.filter(too_long)
+        for name, row in others.iter_rows():
+            exact.setdefault(name, []).append({"_row": row})
+        by_model = frame.filter(configured).partition_by("model", as_dict=True)
+        return {name: part for (name,), part in by_model.items()}
 
     def _not_configured(
         self, names: list[str], rows: dict[str, list[dict[str, Any]]], batch: DecodedBatch
