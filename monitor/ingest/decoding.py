@@ -45,6 +45,9 @@ KEPT_PREFIX = 4096
 """Bytes of a message over ``max_message_bytes`` that its dead letter keeps."""
 
 _SMALLEST_SEGMENT = 16
+_PARSED_TOGETHER = 5000
+"""Messages ``str.json_decode`` reads at once: a large batch read in slices of this many
+costs about a tenth less CPU than read whole (its working set stays in the caches)."""
 _ATTRIBUTIONS = b'"attributions"'
 _INTEGER = re.compile(r"-?\d+")
 _LITERAL_PREFIX = r"^(-?[0-9]|true$|false$|null$|\{|\[)"
@@ -767,7 +770,10 @@ def _parse(
     """
     if (column.bin.contains(b"true") | column.bin.contains(b"false")).any():
         return pl.read_ndjson(b"\n".join(messages), schema=schema)
-    return column.cast(pl.String).str.json_decode(pl.Struct(schema)).struct.unnest()
+    text, struct = column.cast(pl.String), pl.Struct(schema)
+    slices = range(0, len(text), _PARSED_TOGETHER)
+    decoded = [text.slice(start, _PARSED_TOGETHER).str.json_decode(struct) for start in slices]
+    return (pl.concat(decoded) if decoded else text.str.json_decode(struct)).struct.unnest()
 
 
 def _timestamp(ts: pl.Expr) -> pl.Expr:
