@@ -297,7 +297,7 @@ class EventDecoder:
         parts: dict[str, pl.DataFrame] = {}
         if frame is not None and frame.height:
             names = frame["model"]
-            if names[0] in self.models and (names == names[0]).all():
+            if names[0] in self.models and (names == names[0]).all(ignore_nulls=False):
                 parts = {names[0]: frame}  # the usual batch, of one configured model: no copy
             else:
                 parts = self._configured_parts(frame, exact, batch)
