@@ -2,7 +2,7 @@
 libraries, on the same stream in the same run; and the CPU cost of several instances.
 
 Produces N predictions (bench/throughput.py's events: 20 numeric + 5 categorical features,
-one simulated day in hourly windows) to a tansu broker on 127.0.0.1, then, for each of
+one simulated day in hourly windows, or in windows of ``--window-hours``) to a tansu broker on 127.0.0.1, then, for each of
 ``--repeats`` rounds, times:
   (a) a bare kafka-python and a bare confluent-kafka group consumer reading the topic and
       doing nothing (first record to last);
@@ -17,6 +17,7 @@ machine, more instances than cores cannot run faster in wall time, so no total t
 is measured for them. ``--instances-only`` skips the single-process part.
 
     .venv/bin/python bench/scale.py [--events 1000000] [--repeats 3] [--instances 1 2 4]
+                                    [--window-hours 1]
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ GROUP = {
     "kafka-python": {"session_timeout_ms": 6000, "heartbeat_interval_ms": 2000},
     "confluent": {"session.timeout.ms": 6000, "heartbeat.interval.ms": 2000},
 }
-WINDOWS = 24
+DAY_HOURS = 24
 PROFILED = """
 import cProfile, pstats, sys, threading
 from driftwarden.monitor.commands.cli import main
@@ -141,10 +142,11 @@ def bare_confluent(bootstrap: str, topic: str, n: int) -> float:
 
 
 def config_text(
-    url: str, bootstrap: str, topic: str, group: str, library: str, spread: bool
+    url: str, bootstrap: str, topic: str, group: str, library: str, spread: bool, hours: int = 1
 ) -> str:
     client = ", ".join(f"{k}: {v}" for k, v in GROUP[library].items())
-    window = "{kind: time, size: 1h, idle_timeout: 2s}" if spread else "{kind: time, size: 1h}"
+    idle = ", idle_timeout: 2s" if spread else ""
+    window = f"{{kind: time, size: {hours}h{idle}}}"
     return f"""storage: {{url: "{url}"}}
 http: {{port: {free_port()}}}
 events: {{max_future_skew: 3650d}}
@@ -176,6 +178,7 @@ def run_daemons(
     spread: bool = False,
     profile: Path | None = None,
     postgres: str | None = None,
+    hours: int = 1,
 ) -> tuple[float, float]:
     """Start ``instances`` daemons in one group; seconds from the first assignment until all
     windows are stored, and the CPU-seconds the daemons spent in all after starting up
@@ -193,7 +196,8 @@ def run_daemons(
     processes, logs = [], []
     for i in range(instances):
         config = directory / f"{name}-{i}.yaml"
-        config.write_text(config_text(url, bootstrap, topic, f"daemon-{name}", library, spread))
+        group = f"daemon-{name}"
+        config.write_text(config_text(url, bootstrap, topic, group, library, spread, hours))
         logs.append(directory / f"{name}-{i}.log")
         processes.append(
             subprocess.Popen([*command, "--config", str(config)], stderr=logs[-1].open("wb"))
@@ -210,7 +214,7 @@ def run_daemons(
             with engine.connect() as connection:
                 windows = connection.exec_driver_sql("SELECT count(*) FROM windows").scalar()
             cpu = sum(_cpu_seconds(p.pid) for p in processes) - sum(started.values())
-            if windows >= WINDOWS:
+            if windows >= DAY_HOURS // hours:
                 break
         done = time.time()
     finally:
@@ -253,11 +257,15 @@ def single(
         rates.setdefault("bare kafka-python", []).append(n / bare_kafka_python(bootstrap, topic, n))
         rates.setdefault("bare confluent", []).append(n / bare_confluent(bootstrap, topic, n))
         for library in ("kafka-python", "confluent"):
-            seconds, spent = run_daemons(directory, bootstrap, topic, library)
+            seconds, spent = run_daemons(
+                directory, bootstrap, topic, library, hours=args.window_hours
+            )
             rates.setdefault(f"daemon {library}", []).append(n / seconds)
             cpu.setdefault(library, []).append(spent / n * 1e6)
     median = {what: statistics.median(values) for what, values in rates.items()}
-    print(f"{n:,} events of {sum(map(len, lines)) / n:.0f} bytes, {args.repeats} rounds")
+    size = sum(map(len, lines)) / n
+    windows = DAY_HOURS // args.window_hours
+    print(f"{n:,} events of {size:.0f} bytes in {windows} windows, {args.repeats} rounds")
     for what, values in rates.items():
         runs = " ".join(f"{v:,.0f}" for v in values)
         print(f"  {what:<20} median {median[what]:>10,.0f} events/s   ({runs})")
@@ -291,6 +299,14 @@ def main() -> None:
     )
     parser.add_argument("--profile", type=Path, help="write a cProfile of one confluent run")
     parser.add_argument("--instances-only", action="store_true")
+    parser.add_argument(
+        "--window-hours",
+        type=int,
+        default=1,
+        choices=[h for h in range(1, DAY_HOURS + 1) if DAY_HOURS % h == 0],
+        help="the window size of the single-process runs: the day's events in fewer, larger "
+        "windows cost less closing per event",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch, LocalBroker() as broker:
         directory = Path(scratch)
