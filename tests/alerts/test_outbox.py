@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 
 import httpx
@@ -17,6 +16,7 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine, func, select
 from support.alerts import SECRET, Clock, alerts_config, evaluate, recent
 from support.receivers import WebhookReceiver
+from support.threads import at_once
 
 from driftwarden.alerts import AlertEngine, Dispatcher, schema
 from driftwarden.alerts.outbox import claim
@@ -154,26 +154,18 @@ def test_dispatchers_sharing_a_database_never_deliver_a_row_twice(
             Dispatcher(engine, alerts_config(**settings), registry=r, clock=clock, http=client)
             for engine, client, r in zip(engines, clients, registries, strict=True)
         ]
-        errors: list[BaseException] = []
 
         def run(dispatcher: Dispatcher) -> None:
-            try:
-                deadline = time.monotonic() + 20
-                while _pending(db) and time.monotonic() < deadline:
-                    dispatcher.run_once()
-            except BaseException as exc:  # surfaced below
-                errors.append(exc)
+            deadline = time.monotonic() + 20
+            while _pending(db) and time.monotonic() < deadline:
+                dispatcher.run_once()
 
-        threads = [threading.Thread(target=run, args=(d,)) for d in dispatchers]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(30)
+        outcomes = at_once(run, dispatchers, timeout=30)
         for client in clients:
             client.close()
         for engine in engines:
             engine.dispose()
-    assert errors == []
+    assert outcomes == [None] * instances
     assert _pending(db) == 0
     assert len(receiver.received) == len(MODELS)
     assert receiver.duplicates == 0 and len(receiver.processed) == len(MODELS)

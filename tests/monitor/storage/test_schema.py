@@ -8,13 +8,13 @@ from __future__ import annotations
 import logging
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from alembic import command
+from support.threads import at_once
 
 from driftwarden.monitor import storage
 from driftwarden.monitor.errors import DatabaseUnavailable, SchemaOutdatedError
@@ -68,21 +68,7 @@ def test_tables_without_a_revision_are_refused_and_left_alone(database_url: str)
 
 def test_two_threads_preparing_one_empty_database_create_it_once(database_url: str) -> None:
     engines = [storage.create(database_url) for _ in range(2)]
-    start = threading.Barrier(2)
-    outcomes: list[bool | BaseException] = []
-
-    def prepare(engine: sa.Engine) -> None:
-        start.wait()
-        try:
-            outcomes.append(schema.prepare(engine, HINT))
-        except BaseException as exc:  # reported below
-            outcomes.append(exc)
-
-    threads = [threading.Thread(target=prepare, args=(engine,)) for engine in engines]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(120)
+    outcomes = at_once(lambda engine: schema.prepare(engine, HINT), engines)
     assert sorted(outcomes, key=str) == [False, True], outcomes
     assert storage.current_revision(engines[0]) == storage.head_revision()
     for engine in engines:
