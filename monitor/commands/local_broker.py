@@ -15,6 +15,7 @@ import hashlib
 import importlib.util
 import os
 import platform
+import random
 import signal
 import socket
 import subprocess
@@ -40,13 +41,42 @@ TANSU_SHA256 = {
 (``sys.platform``, ``platform.machine()``)."""
 
 _verified: dict[Path, tuple[int, int]] = {}  # binary -> (size, mtime_ns) when it matched
+_LOWEST_PORT = 20_000
+_handed: set[int] = set()
 
 
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    """A TCP port on 127.0.0.1 that nothing listens on right now, below the range the
+    system takes outgoing connections' ports from (a port from that range may be taken by
+    any connection before its listener binds it), and not handed out before by this
+    process."""
+    ports, below = random.Random(), _ephemeral_start()
+    for _ in range(100 if below > _LOWEST_PORT else 0):
+        port = ports.randrange(_LOWEST_PORT, below)
+        if port not in _handed and _bindable(port):
+            _handed.add(port)
+            return port
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def _ephemeral_start() -> int:
+    """The first port of the system's range for outgoing connections (Linux; else the
+    IANA range's)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 49152
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def tansu_binary() -> Path:

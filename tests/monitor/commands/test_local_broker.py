@@ -7,6 +7,7 @@ import hashlib
 import importlib.util
 import platform
 import shutil
+import socket
 import stat
 import sys
 from pathlib import Path
@@ -81,3 +82,15 @@ def test_another_release_or_platform_is_refused(tmp_path: Path) -> None:
         local_broker.verify_tansu(binary, "0.1.2", ("win32", "AMD64"))
     with pytest.raises(DriftwardenError, match="cannot read the local broker"):
         local_broker.verify_tansu(tmp_path / "absent", "0.1.2", HERE)
+
+
+def test_free_ports_are_distinct_bindable_and_below_the_outgoing_connections_range() -> None:
+    ephemeral = Path("/proc/sys/net/ipv4/ip_local_port_range")
+    start = int(ephemeral.read_text().split()[0]) if ephemeral.exists() else 49152
+    ports = [local_broker.free_port() for _ in range(200)]
+    assert len(set(ports)) == len(ports)
+    assert all(port < start for port in ports)
+    for port in ports[:20]:
+        with socket.socket() as listener:
+            listener.bind(("127.0.0.1", port))
+            listener.listen()
