@@ -288,10 +288,41 @@ class TimeWindowConfig(Section):
         return self.step or self.size
 
 
+_SPREAD_COUNT_FIELDS = {"pane", "allowed_lateness", "idle_timeout"}
+"""Count window settings only a spread model's count windows (whole panes) take."""
+
+
 class CountWindowConfig(Section):
+    """Every ``size`` predictions; a spread model's count windows are whole panes of
+    ``pane`` closed once they hold ``size`` (docs/scaling.md), with the watermark settings
+    of time windows."""
+
     kind: Literal["count"]
     size: int = Field(ge=1)
     min_samples: int = Field(default=500, ge=1)
+    pane: Duration | None = None
+    allowed_lateness: Duration = timedelta(0)
+    idle_timeout: Duration | None = None
+
+    @model_validator(mode="after")
+    def _pane_fits(self) -> CountWindowConfig:
+        if self.pane is None:
+            return self
+        if self.pane <= timedelta(0):
+            raise ValueError("pane must be positive")
+        if timedelta(days=1) % self.pane:
+            raise ValueError("pane must divide a day")
+        return self
+
+    def panes(self) -> TimeWindowConfig:
+        """The time windows of one pane each that a spread model's partitions fold into."""
+        assert self.pane is not None
+        return TimeWindowConfig(
+            size=self.pane,
+            allowed_lateness=self.allowed_lateness,
+            idle_timeout=self.idle_timeout,
+            min_samples=self.min_samples,
+        )
 
 
 def _window_kind(value: Any) -> str:
@@ -535,13 +566,22 @@ class ModelConfig(Section):
 
     @model_validator(mode="after")
     def _spread_supported(self) -> ModelConfig:
+        window = self.window
+        if isinstance(window, CountWindowConfig):
+            spread_only = sorted(window.model_fields_set & _SPREAD_COUNT_FIELDS)
+            if spread_only and not self.spread:
+                raise ValueError(
+                    f"window.{', window.'.join(spread_only)}: count windows take them only with "
+                    "spread (they count events in arrival order)"
+                )
+            if self.spread and window.pane is None:
+                raise ValueError(
+                    "spread count windows need window.pane: partitions read in parallel share "
+                    "no arrival order, so a spread model's count windows are whole panes of "
+                    "event time"
+                )
         if not self.spread:
             return self
-        if not isinstance(self.window, TimeWindowConfig):
-            raise ValueError(
-                "spread needs time windows: count windows count events in arrival order, "
-                "which partitions read in parallel do not have"
-            )
         if self.versions.split:
             raise ValueError("spread does not combine with versions.split yet")
         return self

@@ -115,12 +115,10 @@ def build_pipeline(
 
 def close_delays(config: Config) -> dict[str, int]:
     """How long (milliseconds of event time) after its end each model's window closes: its
-    ``allowed_lateness`` (a count window closes on its last event)."""
+    ``allowed_lateness`` (always 0 for count windows unless spread: a count window closes
+    on its last event)."""
     return {
-        name: duration_ms(model.window.allowed_lateness)
-        if isinstance(model.window, TimeWindowConfig)
-        else 0
-        for name, model in config.models.items()
+        name: duration_ms(model.window.allowed_lateness) for name, model in config.models.items()
     }
 
 

@@ -39,6 +39,12 @@ model.
 Segments are folded per partition like the whole model: each pane handed in carries
 every segment's share of it, and the closer merges them before the window closes.
 
+Count windows are cut from whole panes of event time (``windows.pane_counts``): the
+partitions fold and hand in panes as for time windows, and the model closes a window at
+the first pane end where the panes since the previous window hold ``size`` events. A
+pane's errors are fed to the concept-drift detector once that window has closed (the
+window a detection belongs to is known only then).
+
 Not yet for spread models: versions split.
 """
 
@@ -58,7 +64,7 @@ from sqlalchemy import Connection
 from driftwarden.core.records import ResultRecord, WindowInfo
 from driftwarden.core.times import duration_ms
 from driftwarden.monitor import windows
-from driftwarden.monitor.config import ModelConfig, TimeWindowConfig
+from driftwarden.monitor.config import CountWindowConfig, ModelConfig
 from driftwarden.monitor.ingest.messages import DecodedBatch
 from driftwarden.monitor.labels.join import Detection, LabelJoin, LabelReport, error_shape
 from driftwarden.monitor.pipeline.freshness import Freshness, Silence
@@ -85,6 +91,7 @@ from driftwarden.monitor.storage.partials import (
     take_error_partials,
 )
 from driftwarden.monitor.windows.outcomes import LabelSummary
+from driftwarden.monitor.windows.pane_counts import PaneCountWindows
 from driftwarden.monitor.windows.profile import Profile
 from driftwarden.monitor.windows.segmentation import SegmentProfiles
 from driftwarden.monitor.windows.summary import WindowSummary
@@ -97,6 +104,7 @@ log = logging.getLogger("driftwarden.pipeline")
 _FOREVER = np.iinfo(np.int64).max
 """``errors_until`` of a partition that holds no error back (both its sides idle, or the
 end of the input)."""
+_BEFORE_ALL = np.iinfo(np.int64).min
 
 
 @dataclass(frozen=True)
@@ -217,10 +225,13 @@ class SpreadPipeline:
         state: ModelSnapshot | None = None,
         segments: SegmentProfiles | None = None,
     ) -> None:
-        assert isinstance(config.window, TimeWindowConfig)
         self.name = name
         self.config = config
         self.window_config = config.window
+        self.part_config = config
+        """What a partition folds with: the model's, but count windows become panes."""
+        if isinstance(config.window, CountWindowConfig):
+            self.part_config = config.model_copy(update={"window": config.window.panes()})
         self.profile = profile
         self.store = store
         self.join = join if config.labels.enabled else None
@@ -239,7 +250,7 @@ class SpreadPipeline:
         idle = self.window_config.idle_timeout
         self._idle = None if idle is None else idle // timedelta(milliseconds=1)
         self._lateness = self.window_config.allowed_lateness // timedelta(milliseconds=1)
-        self._fresh = TimeWindows(self.window_config).to_bytes({})
+        self._fresh = windows.restore_spread(self.window_config, None)[0].to_bytes({})
         self.restore(state)
 
     def restore(self, state: ModelSnapshot | None) -> None:
@@ -254,10 +265,11 @@ class SpreadPipeline:
         """Partitions of the labels topic read to their end (as of the last tick)."""
         self.source: tuple[str, int] | None = None
         self.skipped: list[SkippedRun] = []
-        self.closed_until: int | None = None
-        if state is not None:
-            stored, _ = windows.restore(self.window_config, state.data)
-            self.closed_until = stored.state.closed_until  # type: ignore[attr-defined]
+        self._end_of_input = False
+        data = None if state is None else state.data
+        stored, _ = windows.restore_spread(self.window_config, data)
+        self.closer.windows = stored
+        self.closed_until = stored.state.closed_until
         """Where the model's closed windows end, as this instance last read it: an event
         before it is too late, whatever its own partition has closed."""
 
@@ -285,7 +297,7 @@ class SpreadPipeline:
             lane = Lane(None, key, None)
             part = _Part(
                 self.name,
-                self.config,
+                self.part_config,
                 self.profile,
                 older,
                 state,
@@ -357,7 +369,8 @@ class SpreadPipeline:
     ) -> list[tuple[WindowInfo, list[ResultRecord]]]:
         """Close each part's due windows on its own partition's events and hand their panes
         in, and add each changed progress to ``commit``; the model's windows close in
-        ``gather``."""
+        ``gather`` (all of them after ``flush``: the end of the input)."""
+        self._end_of_input |= flush
         for partition in self.caught_up:
             self._part(partition)
         for partition, part in sorted(self.parts.items()):
@@ -457,8 +470,7 @@ class SpreadPipeline:
         reference_id, data = lock_model(
             connection, self.name, self.profile.reference_id, self._fresh
         )
-        model_windows, extra = windows.restore(self.window_config, data)
-        assert isinstance(model_windows, TimeWindows)
+        model_windows, extra = windows.restore_spread(self.window_config, data)
         self.closer.windows = model_windows
         progress = progress_of(connection, self.name)
         watermark = _watermark(progress, self.spread.partitions)
@@ -467,6 +479,8 @@ class SpreadPipeline:
         detected = False
         if self.labels is not None:
             until = _errors_watermark(progress, self.spread.partitions)
+            if isinstance(model_windows, PaneCountWindows) and until is not None:
+                until = min(until, model_windows.state.closed_until or _BEFORE_ALL)
             detected = self._detect(extra, until, commit, connection, report)
         heard = self._silence is not None and self._hear(extra, progress, now, commit, report)
         if watermark is not None or detected or heard:
@@ -490,14 +504,14 @@ class SpreadPipeline:
         """Close the windows every partition has passed, from the merged handed-in panes."""
         state = model_windows.state
         self._behind(connection, state.next_start)
-        handed = partials_of(connection, self.name, state.next_start or np.iinfo(np.int64).min)
+        handed = partials_of(connection, self.name, state.next_start or _BEFORE_ALL)
         if state.next_start is None and handed:
             state.next_start = min(handed)
         state.panes = {pane: _merged(partials) for pane, partials in handed.items()}
         self._merge_segments(handed)
         self._know_profiles(state.panes.values())
         state.max_ts = max(state.max_ts or 0, watermark + self._lateness)
-        closed = self.closer.close_due(commit, connection, None, flush=False)
+        closed = self.closer.close_due(commit, connection, None, flush=self._end_of_input)
         report.closed += closed
         report.skipped += [(self.name, run) for run in model_windows.skipped]
         if state.next_start is not None:
@@ -584,7 +598,7 @@ class SpreadPipeline:
         (their partition was idle when it closed; see docs/scaling.md)."""
         if next_start is None:
             return
-        behind = partials_of(connection, self.name, np.iinfo(np.int64).min, next_start)
+        behind = partials_of(connection, self.name, _BEFORE_ALL, next_start)
         if behind:
             log.error(
                 "events of a spread model were handed in after its window closed",

@@ -207,7 +207,8 @@ class Daemon:
             self.registry,
             clock=self.clock,
             windows_by_index={
-                name: model.window.kind == "count" for name, model in config.models.items()
+                name: model.window.kind == "count" and not model.spread
+                for name, model in config.models.items()
             },
         )
         lease = Lease(engine, "database-figures", _instance_name(), LEASE_TTL_MS, self.clock)

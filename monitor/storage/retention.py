@@ -75,8 +75,9 @@ class Retention:
     """Prunes the daemon's database; ``prune_once()`` does one pass, ``run_due()`` does one
     when the clock says it is due, and ``stop()`` ends a running pass promptly.
 
-    ``windows_by_index`` names the configured models, True for those with count windows:
-    their label summaries are keyed by window index, the others' by pane start.
+    ``windows_by_index`` names the configured models, True for those with count windows
+    not spread: their label summaries are keyed by window index, the others' by pane start
+    (a spread model's count windows are whole panes).
     """
 
     def __init__(

@@ -89,6 +89,18 @@ def test_relative_reference_paths_resolve_beside_the_file(tmp_path: Path) -> Non
             "models.credit-default.window: size must be a whole multiple of step",
         ),
         (
+            MINIMAL + "    window: {kind: count, size: 500}\n    spread: true\n",
+            "models.credit-default: spread count windows need window.pane",
+        ),
+        (
+            MINIMAL + "    window: {kind: count, size: 500, pane: 10m, allowed_lateness: 1m}\n",
+            "window.allowed_lateness, window.pane: count windows take them only with spread",
+        ),
+        (
+            MINIMAL + "    window: {kind: count, size: 500, pane: 7m}\n    spread: true\n",
+            "models.credit-default.window: pane must divide a day",
+        ),
+        (
             MINIMAL + "    detectors: {psi: {threshold: -1}}\n",
             "models.credit-default.detectors.psi:",
         ),

@@ -40,14 +40,17 @@ from driftwarden.monitor.windows import restore as restore_windows
 PARTITIONS = 3
 WINDOW = "{kind: time, size: 1h, allowed_lateness: 5m, idle_timeout: 10m}"
 QUIET = "    silence_after: 1d\n"
+COUNT = 500
+PANE = 600_000
+COUNT_WINDOW = f"{{kind: count, size: {COUNT}, pane: 10m, allowed_lateness: 5m, idle_timeout: 10m}}"
 
 
 def _config(
-    reference: Path, url: str, more: str = "", *, spread: bool = True
+    reference: Path, url: str, more: str = "", *, spread: bool = True, window: str = WINDOW
 ) -> configuration.Config:
     text = synthetic.config_yaml(str(reference), url).replace(
         "    window: {kind: time, size: 1h, allowed_lateness: 5m}",
-        f"    window: {WINDOW}\n    spread: {str(spread).lower()}\n{more}",
+        f"    window: {window}\n    spread: {str(spread).lower()}\n{more}",
     )
     return configuration.parse(text, environ={})
 
@@ -497,4 +500,77 @@ def _small_stream() -> tuple[pl.DataFrame, pl.DataFrame]:
 def _small_replay(reference: Path) -> dict[tuple, ResultRecord]:
     with tempfile.TemporaryDirectory() as directory:
         config = _config(reference, f"sqlite:///{directory}/replay.db", QUIET)
+        return _replayed(config, *_small_stream(), Path(directory))
+
+
+def _pane_count_cuts(events: pl.DataFrame) -> list[tuple[int, int, int]]:
+    """(start, end, events) of each count window of whole ten-minute panes, from the event
+    times alone: a window ends at the first pane end where the panes since the previous
+    window hold ``COUNT`` events (the stream's panes hold 500 in three: exactly ``COUNT``);
+    what is left is the last window, which only the end of the input closes."""
+    panes = events.group_by(pl.col("ts") // PANE * PANE).len().sort("ts")
+    cuts, start, held = [], None, 0
+    for pane, count in panes.iter_rows():
+        start = pane if start is None else start
+        held += count
+        if held >= COUNT:
+            cuts.append((start, pane + PANE, held))
+            start, held = pane + PANE, 0
+    if held:
+        cuts.append((start, pane + PANE, held))
+    return cuts
+
+
+def test_spread_count_windows_are_whole_panes_holding_size_events_as_one_replay_finds(
+    reference_file: Path, database_url: str, tmp_path: Path
+) -> None:
+    """A spread model's count windows are runs of whole panes, each cut where it first
+    holds ``size`` events; instances that each read some partitions store what one replay
+    does, but for the last, smaller window, which only the end of the input closes."""
+    config = _config(reference_file, database_url, window=COUNT_WINDOW)
+    events, labels = _stream()
+    stored = _shared(config, database_url, events, labels)
+    expected = _replayed(config, events, labels, tmp_path)
+    cuts = _pane_count_cuts(events)
+    complete = sum(events >= COUNT for _, _, events in cuts)
+    assert complete >= 6
+    windows: dict[int, tuple[int, int, int]] = {}
+    for record in expected.values():
+        if record.kind == "data_drift":
+            most = windows.get(record.window_index, (0, 0, 0))[2]
+            windows[record.window_index] = (
+                record.window_start,
+                record.window_end,
+                max(most, record.n_window or 0),
+            )
+    assert [windows[index] for index in sorted(windows)] == cuts
+    assert any(r.kind == "performance" and r.window_index < complete for r in expected.values())
+    assert any(r.kind == "concept_drift" for r in expected.values())
+    _assert_same(stored, {key: r for key, r in expected.items() if r.window_index < complete})
+
+
+@settings(max_examples=3, deadline=None)
+@given(owner=st.lists(st.integers(0, 2), min_size=PARTITIONS, max_size=PARTITIONS),
+       batches=st.integers(3, 80))  # fmt: skip
+def test_spread_count_windows_do_not_depend_on_ownership_or_batching(
+    reference_file: Path, owner: list[int], batches: int
+) -> None:
+    """Count windows too: any assignment of the partitions and any batching store the
+    records replay does, but for the last window, which only the end of the input closes."""
+    owners = [{p for p in range(PARTITIONS) if owner[p] == i} for i in sorted(set(owner))]
+    with tempfile.TemporaryDirectory() as directory:
+        url = f"sqlite:///{directory}/state.db"
+        config = _config(reference_file, url, QUIET, window=COUNT_WINDOW)
+        events, labels = _small_stream()
+        stored = _shared(config, url, events, labels, owners, batches)
+        expected = _small_count_replay(reference_file)
+        last = max(r.window_index for r in expected.values())
+        _assert_same(stored, {key: r for key, r in expected.items() if r.window_index < last})
+
+
+@functools.cache
+def _small_count_replay(reference: Path) -> dict[tuple, ResultRecord]:
+    with tempfile.TemporaryDirectory() as directory:
+        url = f"sqlite:///{directory}/replay.db"
+        config = _config(reference, url, QUIET, window=COUNT_WINDOW)
         return _replayed(config, *_small_stream(), Path(directory))
