@@ -2,8 +2,8 @@
 libraries, on the same stream in the same run; and the CPU cost of several instances.
 
 Produces N predictions (bench/throughput.py's events: 20 numeric + 5 categorical features,
-one simulated day in hourly windows, or in windows of ``--window-hours``) to a tansu broker on 127.0.0.1, then, for each of
-``--repeats`` rounds, times:
+one simulated day in hourly windows, or in windows of ``--window-hours``) to a tansu broker
+on 127.0.0.1, then, for each of ``--repeats`` rounds, times:
   (a) a bare kafka-python and a bare confluent-kafka group consumer reading the topic and
       doing nothing (first record to last);
   (b) `driftwarden run` with ``kafka.library: kafka-python`` and ``confluent``, from the
