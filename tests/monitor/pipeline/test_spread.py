@@ -40,9 +40,11 @@ from driftwarden.monitor.windows import restore as restore_windows
 PARTITIONS = 3
 WINDOW = "{kind: time, size: 1h, allowed_lateness: 5m, idle_timeout: 10m}"
 QUIET = "    silence_after: 1d\n"
-COUNT = 500
 PANE = 600_000
-COUNT_WINDOW = f"{{kind: count, size: {COUNT}, pane: 10m, allowed_lateness: 5m, idle_timeout: 10m}}"
+
+
+def _count_window(size: int) -> str:
+    return f"{{kind: count, size: {size}, pane: 10m, allowed_lateness: 5m, idle_timeout: 10m}}"
 
 
 def _config(
@@ -503,17 +505,17 @@ def _small_replay(reference: Path) -> dict[tuple, ResultRecord]:
         return _replayed(config, *_small_stream(), Path(directory))
 
 
-def _pane_count_cuts(events: pl.DataFrame) -> list[tuple[int, int, int]]:
+def _pane_count_cuts(events: pl.DataFrame, size: int) -> list[tuple[int, int, int]]:
     """(start, end, events) of each count window of whole ten-minute panes, from the event
     times alone: a window ends at the first pane end where the panes since the previous
-    window hold ``COUNT`` events (the stream's panes hold 500 in three: exactly ``COUNT``);
-    what is left is the last window, which only the end of the input closes."""
+    window hold ``size`` events; what is left is the last window, which only the end of
+    the input closes."""
     panes = events.group_by(pl.col("ts") // PANE * PANE).len().sort("ts")
     cuts, start, held = [], None, 0
     for pane, count in panes.iter_rows():
         start = pane if start is None else start
         held += count
-        if held >= COUNT:
+        if held >= size:
             cuts.append((start, pane + PANE, held))
             start, held = pane + PANE, 0
     if held:
@@ -521,19 +523,27 @@ def _pane_count_cuts(events: pl.DataFrame) -> list[tuple[int, int, int]]:
     return cuts
 
 
+@pytest.mark.parametrize(
+    ("size", "complete"),
+    [
+        # the stream's panes hold 500 events in three: windows of exactly ``size``
+        (500, 12),
+        # two-hour windows: the concept drift is found while its window is open
+        (2000, 3),
+    ],
+)
 def test_spread_count_windows_are_whole_panes_holding_size_events_as_one_replay_finds(
-    reference_file: Path, database_url: str, tmp_path: Path
+    reference_file: Path, database_url: str, tmp_path: Path, size: int, complete: int
 ) -> None:
     """A spread model's count windows are runs of whole panes, each cut where it first
     holds ``size`` events; instances that each read some partitions store what one replay
-    does, but for the last, smaller window, which only the end of the input closes."""
-    config = _config(reference_file, database_url, window=COUNT_WINDOW)
+    does, but for a last, smaller window, which only the end of the input closes."""
+    config = _config(reference_file, database_url, window=_count_window(size))
     events, labels = _stream()
     stored = _shared(config, database_url, events, labels)
     expected = _replayed(config, events, labels, tmp_path)
-    cuts = _pane_count_cuts(events)
-    complete = sum(events >= COUNT for _, _, events in cuts)
-    assert complete >= 6
+    cuts = _pane_count_cuts(events, size)
+    assert sum(events >= size for _, _, events in cuts) == complete
     windows: dict[int, tuple[int, int, int]] = {}
     for record in expected.values():
         if record.kind == "data_drift":
@@ -560,7 +570,7 @@ def test_spread_count_windows_do_not_depend_on_ownership_or_batching(
     owners = [{p for p in range(PARTITIONS) if owner[p] == i} for i in sorted(set(owner))]
     with tempfile.TemporaryDirectory() as directory:
         url = f"sqlite:///{directory}/state.db"
-        config = _config(reference_file, url, QUIET, window=COUNT_WINDOW)
+        config = _config(reference_file, url, QUIET, window=_count_window(500))
         events, labels = _small_stream()
         stored = _shared(config, url, events, labels, owners, batches)
         expected = _small_count_replay(reference_file)
@@ -572,5 +582,5 @@ def test_spread_count_windows_do_not_depend_on_ownership_or_batching(
 def _small_count_replay(reference: Path) -> dict[tuple, ResultRecord]:
     with tempfile.TemporaryDirectory() as directory:
         url = f"sqlite:///{directory}/replay.db"
-        config = _config(reference, url, QUIET, window=COUNT_WINDOW)
+        config = _config(reference, url, QUIET, window=_count_window(500))
         return _replayed(config, *_small_stream(), Path(directory))
