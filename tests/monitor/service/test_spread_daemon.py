@@ -32,6 +32,10 @@ from driftwarden.monitor.storage.lanes import part_key
 
 pytestmark = pytest.mark.slow
 PARTITIONS = 6
+TIME_WINDOW = "{kind: time, size: 1h, allowed_lateness: 5m, idle_timeout: 3s}"
+COUNT_WINDOW = "{kind: count, size: 1500, pane: 10m, allowed_lateness: 5m, idle_timeout: 3s}"
+"""Windows of 1,500 of the stream's 2,000 events an hour: five ten-minute panes each, so
+seven close and the eighth, smaller, stays open (``replay`` closes it at the end)."""
 
 
 def _partitions(frame: pl.DataFrame) -> list[int]:
@@ -64,8 +68,11 @@ def _replayed(config: Path, events: pl.DataFrame, labels: pl.DataFrame, director
     return replay(loaded, predictions, directory / "replay", labels=answers).results
 
 
+@pytest.mark.parametrize(
+    ("window", "closed"), [(TIME_WINDOW, WINDOWS), (COUNT_WINDOW, 7)], ids=["time", "count"]
+)
 def test_three_instances_on_six_partitions_store_what_one_replay_does_through_a_sigkill(
-    tmp_path, broker, reference_file, postgres_url, library
+    tmp_path, broker, reference_file, postgres_url, library, window: str, closed: int
 ) -> None:
     events = synthetic.events(
         synthetic.Stream(
@@ -94,12 +101,13 @@ def test_three_instances_on_six_partitions_store_what_one_replay_does_through_a_
             library=library,
             labels=labels_topic,
             max_poll_records=500,
-        ).replace("idle_timeout: 3s}\n", "idle_timeout: 3s}\n    spread: true\n")
+        ).replace(TIME_WINDOW + "\n", window + "\n    spread: true\n")
         config = tmp_path / f"instance-{i}.yaml"
         config.write_text(text)
         configs.append(config)
 
-    expected = _replayed(configs[0], events, labels, tmp_path)
+    replayed = _replayed(configs[0], events, labels, tmp_path)
+    expected = {key: r for key, r in replayed.items() if r.window_index < closed}
     concept = {key for key, record in expected.items() if record.kind == "concept_drift"}
     assert concept, "the stream's concept drift is found"
 
@@ -135,12 +143,13 @@ def test_three_instances_on_six_partitions_store_what_one_replay_does_through_a_
                 first.kill()  # SIGKILL
                 third.start()
             time.sleep(0.3)
-        wait_for(lambda: count_rows(postgres_url, "windows") >= WINDOWS, 240, "every window")
+        wait_for(lambda: count_rows(postgres_url, "windows") >= closed, 240, "every window")
         wait_for(lambda: _labelled(postgres_url) >= labels.height, 180, "every label")
         wait_for(detected, 120, "every concept-drift detection")
     assert _labelled(postgres_url) == labels.height
     assert count_rows(postgres_url, "dead_letters") == 0
-    assert {r.window_index for r in expected.values()} == set(range(WINDOWS))
+    windows = {r.window_index for r in replayed.values()}
+    assert windows == set(range(WINDOWS if window == TIME_WINDOW else closed + 1))
     assert any(r.kind == "performance" for r in expected.values())
     assert_same_results(postgres_url, expected)
     assert np.unique(_partitions(events)).size == PARTITIONS
