@@ -77,6 +77,10 @@ DRAIN_TIMEOUT = 30.0
 DECODING_THREADS = 2
 """Polled batches decoded at once: decoding (polars, without the GIL) is the longest stage,
 so the next batch's starts before the previous one's ends."""
+BATCHES_AHEAD = 3
+"""Polled batches queued for the fold worker (each decoding meanwhile): a few absorb the
+uneven pace of decoding and folding, so that polling seldom waits. With one, the confluent
+daemon's polling waited for the fold worker about a third of the time."""
 LEASE_TTL_MS = 10_000
 """How long the lease of the database-wide figures outlives its holder's last renewal."""
 
@@ -109,7 +113,7 @@ class Daemon:
         self._positions: dict[tuple[str, int], int] = {}
         self._generation = 0
         self._queue: queue.Queue[tuple[int, Future[SourceBatch]] | _Reload | None] = queue.Queue(
-            maxsize=1
+            maxsize=BATCHES_AHEAD
         )
         self._decoder: ThreadPoolExecutor | None = None
         self._failure: BaseException | None = None
@@ -141,8 +145,9 @@ class Daemon:
 
         The main thread polls Kafka (rebalances happen there), two decoding threads decode
         the polls and the fold worker runs them through the rest of the batch path, in poll
-        order: polling one batch, decoding the two before and folding the one before those
-        overlap (librdkafka and polars release the GIL). Rebalance callbacks wait
+        order: polling one batch, decoding the ones before and folding an earlier one
+        overlap (librdkafka and polars release the GIL), with up to ``BATCHES_AHEAD``
+        batches queued between polling and folding. Rebalance callbacks wait
         for the batch in progress, and a batch polled before a rebalance is dropped
         unprocessed (its partitions are read again from their stored positions).
         """
