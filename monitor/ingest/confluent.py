@@ -33,6 +33,13 @@ except ImportError:  # pragma: no cover - the extra is installed by make test
 METADATA_TIMEOUT = 30.0
 """Seconds to wait for the broker's topic metadata (kafka-python's bootstrap waits as long)."""
 
+FETCH_QUEUE_BACKOFF_MS = 10
+"""librdkafka's ``fetch.queue.backoff.ms``: once its local queue of fetched messages is over
+its thresholds (``queued.min.messages``, 100,000 by default), librdkafka waits this long
+before fetching again. Its default, a second, starves a daemon catching up on a backlog: it
+drains the queue in less than that and then waits for the fetch (a quarter of its time on
+bench/scale.py's stream). ``kafka.client`` can set it."""
+
 
 def _library() -> Any:
     if ck is None:
@@ -59,6 +66,7 @@ class ConfluentConsumer:
             "enable.auto.commit": False,
             "auto.offset.reset": kafka.start_from,
             "client.id": "driftwarden",
+            "fetch.queue.backoff.ms": FETCH_QUEUE_BACKOFF_MS,
         }
         settings.update(kafka.client)
         try:

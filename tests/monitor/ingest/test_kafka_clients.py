@@ -173,3 +173,40 @@ def _consumer(broker: str, library: str, group: str) -> Consumer:
         bootstrap_servers=broker, group_id=group, library=library, client=FAST_GROUP[library]
     )
     return kafka.consumer(settings)
+
+
+@pytest.mark.parametrize(("backoff", "stalled"), [(None, False), (1000, True)])
+def test_a_confluent_consumer_does_not_wait_a_second_for_its_next_fetch(
+    broker, backoff, stalled
+) -> None:
+    """Once librdkafka's local queue is over its thresholds it waits
+    ``fetch.queue.backoff.ms`` before fetching again, however soon the consumer drains it.
+    With a low threshold, records sent after the consumer has drained the queue arrive at
+    once by default; with librdkafka's own default of a second (set through
+    ``kafka.client``) each round waits out most of it."""
+    topic = unique("backoff")
+    create_topic(broker, topic, 1)
+    client = {**FAST_GROUP["confluent"], "queued.min.messages": 50}
+    if backoff is not None:
+        client["fetch.queue.backoff.ms"] = backoff
+    settings = KafkaConfig(
+        bootstrap_servers=broker, group_id=unique("group"), library="confluent", client=client
+    )
+    consumer = kafka.consumer(settings)
+    consumer.subscribe([topic], lambda _: None, lambda _: None)
+    producer = confluent_kafka.Producer({"bootstrap.servers": broker})
+    waits = []
+    try:
+        for round_ in range(5):
+            sent = [b'{"n": %d}' % (round_ * 100 + i) for i in range(100)]
+            for value in sent:
+                producer.produce(topic, value=value, partition=0)
+            producer.flush(10)
+            started = time.monotonic()
+            _, values = _read_until(consumer, 100)
+            waits.append(time.monotonic() - started)
+            assert values == sent
+    finally:
+        consumer.close()
+    longest = max(waits[1:])  # the first round includes joining the group
+    assert longest > 0.9 if stalled else longest < 0.4
