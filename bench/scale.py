@@ -17,12 +17,18 @@ machine, more instances than cores cannot run faster in wall time, so no total t
 is measured for them. ``--instances-only`` skips the single-process part.
 
     .venv/bin/python bench/scale.py [--events 1000000] [--repeats 3] [--instances 1 2 4]
-                                    [--window-hours 1]
+                                    [--window-hours 1] [--profile FILE] [--stages FILE]
+
+``--profile FILE`` writes cProfiles of one confluent run's threads; ``--stages FILE`` times
+each batch's poll, decoding and fold in one run of each daemon and prints where the time
+went (a polling thread waiting for records while the fold worker idles is a starved
+daemon: how librdkafka's fetch backoff was found).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import statistics
@@ -78,6 +84,27 @@ finally:
 """
 """``driftwarden run`` with cProfile on the polling thread, the decoding threads (one profile
 of both) and the fold worker."""
+STAGED = """
+import atexit, json, sys, threading, time
+from driftwarden.monitor.commands.cli import main
+from driftwarden.monitor.service import daemon
+out, sys.argv = sys.argv[1], ["driftwarden", *sys.argv[2:]]
+spans = []
+def timed(stage, method):
+    def run(self, *args):
+        began, cpu = time.perf_counter(), time.thread_time()
+        result = method(self, *args)
+        count = sum(map(len, result)) if stage == "poll" else 0
+        spans.append((stage, began, time.perf_counter(), time.thread_time() - cpu, count))
+        return result
+    return run
+for stage, name in (("poll", "_poll_batch"), ("decode", "_decode"), ("fold", "_process")):
+    setattr(daemon.Daemon, name, timed(stage, getattr(daemon.Daemon, name)))
+atexit.register(lambda: json.dump(spans, open(out, "w")))
+main()
+"""
+"""``driftwarden run`` timing each polled batch (``_poll_batch``), its decoding and its fold
+(``_process``): wall-clock and thread CPU seconds, and how many records each poll returned."""
 
 
 def produce(bootstrap: str, topic: str, lines: list[bytes], *, spread: bool = False) -> None:
@@ -182,7 +209,7 @@ def run_daemons(
     library: str,
     instances: int = 1,
     spread: bool = False,
-    profile: Path | None = None,
+    instrument: tuple[str, Path] | None = None,
     postgres: str | None = None,
     hours: int = 1,
 ) -> tuple[float, float]:
@@ -194,8 +221,9 @@ def run_daemons(
     engine = sqlalchemy.create_engine(url)
     storage.upgrade(storage.create(url))
     command = [sys.executable]
-    if profile is not None:
-        command += ["-c", PROFILED, str(profile)]
+    if instrument is not None:
+        script, out = instrument
+        command += ["-c", script, str(out)]
     else:
         command += ["-m", "driftwarden.monitor.commands.cli"]
     command += ["run", "--log-format", "json"]
@@ -289,8 +317,39 @@ def single(
             "million events after start-up"
         )
     if args.profile is not None:
-        run_daemons(directory, bootstrap, topic, "confluent", profile=args.profile)
+        run_daemons(directory, bootstrap, topic, "confluent", instrument=(PROFILED, args.profile))
         print(f"  profile of one confluent run: {args.profile}.poll, .decode, .fold")
+    if args.stages is not None:
+        for library in ("kafka-python", "confluent"):
+            out = args.stages.with_name(f"{args.stages.name}.{library}")
+            run_daemons(directory, bootstrap, topic, library, instrument=(STAGED, out))
+            print_stages(library, out)
+
+
+def print_stages(library: str, spans_file: Path) -> None:
+    """Where one daemon's time went, from the first poll that returned records to the end of
+    the last fold: each stage's wall-clock and CPU seconds (decoding runs on two threads),
+    the polls that waited for records, and the fold worker's time without a batch."""
+    spans = json.loads(spans_file.read_text())
+    start = min(began for stage, began, _, _, count in spans if stage == "poll" and count)
+    end = max(ended for stage, _, ended, _, _ in spans if stage == "fold")
+    within = [  # (stage, wall seconds within the run, CPU seconds)
+        (stage, min(ended, end) - max(began, start), cpu)
+        for stage, began, ended, cpu, _ in spans
+        if ended > start and began < end
+    ]
+    print(f"  stages of the {library} daemon over {end - start:.2f} s (seconds):")
+    for name in ("poll", "decode", "fold"):
+        of = [span for span in within if span[0] == name]
+        wall = sum(span[1] for span in of)
+        cpu = sum(span[2] for span in of)
+        print(f"    {name:<7} {len(of):4d} calls  wall {wall:6.2f}  CPU {cpu:6.2f}")
+    waits = [wall for stage, wall, cpu in within if stage == "poll" and cpu < wall / 10]
+    folding = sum(wall for stage, wall, _ in within if stage == "fold")
+    print(
+        f"    {len(waits)} polls mostly waited for records (CPU under a tenth of their wall "
+        f"time): {sum(waits):.2f} s; the fold worker had no batch for {end - start - folding:.2f} s"
+    )
 
 
 def main() -> None:
@@ -304,6 +363,12 @@ def main() -> None:
         help="the server the instances share (several processes need PostgreSQL)",
     )
     parser.add_argument("--profile", type=Path, help="write a cProfile of one confluent run")
+    parser.add_argument(
+        "--stages",
+        type=Path,
+        help="time each batch's poll, decoding and fold in one run of each daemon: writes "
+        "FILE.kafka-python and FILE.confluent and prints where the time went",
+    )
     parser.add_argument("--instances-only", action="store_true")
     parser.add_argument(
         "--window-hours",
