@@ -183,10 +183,11 @@ def test_a_confluent_consumer_does_not_wait_a_second_for_its_next_fetch(
     ``fetch.queue.backoff.ms`` before fetching again, however soon the consumer drains it.
     With a low threshold, records sent after the consumer has drained the queue arrive at
     once by default; with librdkafka's own default of a second (set through
-    ``kafka.client``) each round waits out most of it."""
+    ``kafka.client``) a round waits out most of it. The broker answers a fetch within
+    100 ms even with nothing new (``fetch.wait.max.ms``), so only the backoff can stall."""
     topic = unique("backoff")
     create_topic(broker, topic, 1)
-    client = {**FAST_GROUP["confluent"], "queued.min.messages": 50}
+    client = {**FAST_GROUP["confluent"], "queued.min.messages": 50, "fetch.wait.max.ms": 100}
     if backoff is not None:
         client["fetch.queue.backoff.ms"] = backoff
     settings = KafkaConfig(
