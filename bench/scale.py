@@ -85,7 +85,7 @@ finally:
 """``driftwarden run`` with cProfile on the polling thread, the decoding threads (one profile
 of both) and the fold worker."""
 STAGED = """
-import atexit, json, sys, threading, time
+import atexit, json, sys, time
 from driftwarden.monitor.commands.cli import main
 from driftwarden.monitor.service import daemon
 out, sys.argv = sys.argv[1], ["driftwarden", *sys.argv[2:]]
