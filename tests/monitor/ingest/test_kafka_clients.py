@@ -167,10 +167,13 @@ def test_each_library_produces_what_dead_letter_replay_sends(broker, library) ->
         reader.close()
 
 
-def _consumer(broker: str, library: str, group: str) -> Consumer:
-    """A consumer of ``library`` in ``group``, with the fast group timings."""
+def _consumer(broker: str, library: str, group: str, **client: object) -> Consumer:
+    """A consumer of ``library`` in ``group``, with the fast group timings and ``client``."""
     settings = KafkaConfig(
-        bootstrap_servers=broker, group_id=group, library=library, client=FAST_GROUP[library]
+        bootstrap_servers=broker,
+        group_id=group,
+        library=library,
+        client={**FAST_GROUP[library], **client},
     )
     return kafka.consumer(settings)
 
@@ -187,13 +190,10 @@ def test_a_confluent_consumer_does_not_wait_a_second_for_its_next_fetch(
     100 ms even with nothing new (``fetch.wait.max.ms``), so only the backoff can stall."""
     topic = unique("backoff")
     create_topic(broker, topic, 1)
-    client = {**FAST_GROUP["confluent"], "queued.min.messages": 50, "fetch.wait.max.ms": 100}
+    client = {"queued.min.messages": 50, "fetch.wait.max.ms": 100}
     if backoff is not None:
         client["fetch.queue.backoff.ms"] = backoff
-    settings = KafkaConfig(
-        bootstrap_servers=broker, group_id=unique("group"), library="confluent", client=client
-    )
-    consumer = kafka.consumer(settings)
+    consumer = _consumer(broker, "confluent", unique("group"), **client)
     consumer.subscribe([topic], lambda _: None, lambda _: None)
     producer = confluent_kafka.Producer({"bootstrap.servers": broker})
     waits = []
