@@ -72,6 +72,7 @@ from driftwarden.detectors.performance_regression import (
 )
 from driftwarden.detectors.proportion_test import ProportionTest
 from driftwarden.detectors.ranking import DEFAULT_SCORE_BINS
+from driftwarden.detectors.risk_cusum import RiskCUSUM
 from driftwarden.detectors.stream import Detections, StreamDetector
 
 DATA_DRIFT_DETECTORS: dict[str, type] = {
@@ -163,20 +164,24 @@ CONCEPT_DRIFT_DETECTORS: dict[str, type[StreamDetector]] = {
     "loss_cusum": LossCUSUM,
     "page_hinkley": PageHinkley,
     "proportion_test": ProportionTest,
+    "risk_cusum": RiskCUSUM,
 }
 """Concept-drift detector classes by the name used in config and result records.
 
 Each takes its hyperparameters as keyword arguments, reads a stream of error
 bits (or losses: ADWIN, Page-Hinkley; values in [0, 1]: HDDM-A) through
 ``update(values) -> Detections``, and saves and restores its state with
-``state_dict()`` / ``from_state()``. ``cusum`` (error bits) and ``loss_cusum``
-(losses) are calibrated on the reference: they also take its error rate
-(``reference_rate``) or its loss quantiles (``reference_quantiles``).
+``state_dict()`` / ``from_state()``. ``cusum`` (error bits), ``risk_cusum``
+(error bits with the scores they were made at) and ``loss_cusum`` (losses) are
+calibrated on the reference: they also take its error rate (``reference_rate``),
+its error rate per band of scores (``reference_bins``) or its loss quantiles
+(``reference_quantiles``).
 """
 
 CALIBRATED_CONCEPT_DRIFT: dict[str, str] = {
     "cusum": "reference_rate",
     "loss_cusum": "reference_quantiles",
+    "risk_cusum": "reference_bins",
 }
 """Concept-drift detectors calibrated on the reference, and the setting they take from it."""
 
@@ -229,6 +234,7 @@ __all__ += [  # model quality
     "ProportionTest",
     "Rate",
     "RegressionPerformanceSummary",
+    "RiskCUSUM",
     "ScoreHistogram",
     "StreamDetector",
     "binary_performance",

@@ -148,7 +148,7 @@ class CUSUM(StreamDetector):
             raise ValueError(f"odds_ratio must be a finite number > 1, got {odds_ratio!r}")
         self.odds_ratio = odds_ratio
         self.arl = check_arl(arl)
-        self._design = _bernoulli_design(self.reference_rate, self.odds_ratio, self.arl)
+        self._design = bernoulli_design(self.reference_rate, self.odds_ratio, self.arl)
         self._reset()
 
     def _reset(self) -> None:
@@ -363,7 +363,7 @@ def calibrate_height(
 
 
 @dataclass(frozen=True)
-class _Design:
+class BernoulliDesign:
     up: int
     down: int
     unit: float
@@ -373,7 +373,7 @@ class _Design:
 
 
 @lru_cache(maxsize=256)
-def _bernoulli_design(p0: float, odds_ratio: float, arl: float) -> _Design:
+def bernoulli_design(p0: float, odds_ratio: float, arl: float) -> BernoulliDesign:
     """Integer steps, lattice unit, threshold and effective alternative of the chart."""
     b = math.log1p((odds_ratio - 1.0) * p0)
     a = math.log(odds_ratio) - b
@@ -402,7 +402,7 @@ def _bernoulli_design(p0: float, odds_ratio: float, arl: float) -> _Design:
     b_eff = math.log1p((effective - 1.0) * p0)
     steps = np.array([up, -down], dtype=np.int64)
     height, expected = calibrate_height(steps, np.array([p0, 1.0 - p0]), arl)
-    return _Design(
+    return BernoulliDesign(
         up=up,
         down=down,
         unit=b_eff / down,

@@ -129,8 +129,9 @@ class StreamDetector(abc.ABC):
 
     name: ClassVar[str]
     _PARAMS: ClassVar[tuple[str, ...]]
-    reads: ClassVar[Literal["binary", "unit", "real"]] = "real"
-    """What the stream may hold: error bits, values in [0, 1], or any finite losses."""
+    reads: ClassVar[Literal["binary", "unit", "real", "scored"]] = "real"
+    """What the stream may hold: error bits, values in [0, 1], any finite losses, or rows of
+    (error bit, score) pairs."""
 
     _drift_detected: bool
     _warning_detected: bool
@@ -158,7 +159,8 @@ class StreamDetector(abc.ABC):
         Parameters
         ----------
         values : array_like
-            1-D array of the next values of the stream.
+            1-D array of the next values of the stream (for ``reads == "scored"``
+            an ``(n, 2)`` array of error bits and scores).
 
         Returns
         -------
@@ -166,7 +168,7 @@ class StreamDetector(abc.ABC):
             Positions within ``values`` of warnings and drifts.
         """
         x = self._validate(values)
-        n = x.size
+        n = x.shape[0]
         if n == 0:
             return Detections.none()
         warnings: list[np.ndarray] = []
