@@ -25,6 +25,7 @@ from driftwarden.detectors import (
     StreamDetector,
 )
 from driftwarden.detectors.loss_cusum import DEFAULT_KNOTS
+from driftwarden.detectors.risk_cusum import DEFAULT_BINS, MIN_ROWS_PER_BIN
 from driftwarden.monitor.config.sections import ConceptDriftConfig, ModelConfig
 from driftwarden.monitor.errors import ConfigError
 
@@ -100,13 +101,27 @@ def check_quality_settings(model: ModelConfig, path: str) -> None:
                 f"unknown fairness metric (known: {', '.join(FAIRNESS_METRICS)})",
                 f"{path}.fairness.thresholds.{metric}",
             )
-    detector = build_concept_detector(
-        model.concept_drift, f"{path}.concept_drift", STAND_IN_REFERENCE
-    )
+    concept = model.concept_drift
+    if concept.detector is None:
+        if concept.params is not None:
+            raise ConfigError(
+                "params need a detector: the default one depends on the reference (risk_cusum "
+                "for a binary classifier whose reference has scores and labels, else adwin)",
+                f"{path}.concept_drift.params",
+            )
+        binary = model.task == "binary_classification"
+        concept = ConceptDriftConfig(detector="risk_cusum" if binary else "adwin")
+    detector = build_concept_detector(concept, f"{path}.concept_drift", STAND_IN_REFERENCE)
     if model.task == "regression" and detector.reads != "real":
         raise ConfigError(
             f"{detector.name} reads error bits; a regression model's error stream is its "
             "absolute errors (use adwin, page_hinkley or loss_cusum)",
+            f"{path}.concept_drift.detector",
+        )
+    if model.task != "binary_classification" and detector.reads == "scored":
+        raise ConfigError(
+            f"{detector.name} reads a binary classifier's errors with their scores; this "
+            f"model's task is {model.task} (use cusum)",
             f"{path}.concept_drift.detector",
         )
     if model.task != "regression" and detector.name == "loss_cusum":
@@ -122,33 +137,43 @@ def build_concept_detector(
     """The streaming detector a model's error stream runs through.
 
     ``reference`` is what the reference's labelled rows say (``OutcomeProfile.error_reference``):
-    a calibrated detector (``cusum``, ``loss_cusum``) takes its ``reference_rate`` or
-    ``reference_quantiles`` from it unless its params set them.
+    a calibrated detector (``cusum``, ``risk_cusum``, ``loss_cusum``) takes its
+    ``reference_rate``, ``reference_bins`` or ``reference_quantiles`` from it unless its
+    params set them, and a model that names no detector gets
+    :func:`default_concept_detector`'s.
     """
-    cls = CONCEPT_DRIFT_DETECTORS.get(config.detector)
+    name = config.detector or default_concept_detector(reference)
+    cls = CONCEPT_DRIFT_DETECTORS.get(name)
     if cls is None:
         known = ", ".join(sorted(CONCEPT_DRIFT_DETECTORS))
         raise ConfigError(f"unknown detector (known: {known})", f"{path}.detector")
     params = dict(
-        config.params
-        if config.params is not None
-        else DEFAULT_CONCEPT_DRIFT.get(config.detector, {})
+        config.params if config.params is not None else DEFAULT_CONCEPT_DRIFT.get(name, {})
     )
-    setting = CALIBRATED_CONCEPT_DRIFT.get(config.detector)
+    setting = CALIBRATED_CONCEPT_DRIFT.get(name)
     if setting is not None and setting not in params:
         if setting not in reference:
             raise ConfigError(
-                f"{config.detector} is calibrated on the reference's errors: the reference "
+                f"{name} is calibrated on the reference's errors: the reference "
                 f"needs a label column with labelled rows (at least {DEFAULT_KNOTS} for "
-                f"loss_cusum), or set params.{setting}",
+                f"loss_cusum, {DEFAULT_BINS * MIN_ROWS_PER_BIN} with scores not all equal "
+                f"for risk_cusum), or set params.{setting}",
                 f"{path}.detector",
             )
         params[setting] = reference[setting]
     return _construct(cls, params, f"{path}.params")
 
 
+def default_concept_detector(reference: Mapping[str, Any]) -> str:
+    """The detector of a model that names none: ``risk_cusum`` where the reference's labelled
+    rows give error rates per band of scores (binary classifiers, 1,000 rows on), ``adwin``
+    elsewhere (see docs/detectors.md)."""
+    return "risk_cusum" if "reference_bins" in reference else "adwin"
+
+
 STAND_IN_REFERENCE: dict[str, Any] = {
     "reference_rate": 0.1,
     "reference_quantiles": [float(i) for i in range(DEFAULT_KNOTS)],
+    "reference_bins": {"edges": [0.5], "rates": [0.1, 0.1], "shares": [0.5, 0.5]},
 }
 """A reference to check a calibrated detector's other settings before any profile exists."""

@@ -437,7 +437,10 @@ class FairnessConfig(Section):
 
 
 class ConceptDriftConfig(Section):
-    detector: str = "adwin"
+    """The streaming detector on a model's labelled errors; ``detector`` null picks the
+    default by what the reference holds (``default_concept_detector``)."""
+
+    detector: str | None = None
     params: dict[str, Any] | None = None
 
 

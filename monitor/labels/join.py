@@ -31,7 +31,7 @@ from driftwarden.monitor.ingest.decoding import DecodedBatch
 from driftwarden.monitor.labels.orphans import Orphans
 from driftwarden.monitor.labels.waiting import WaitingPredictions
 from driftwarden.monitor.storage.join_store import JoinStore
-from driftwarden.monitor.windows.outcomes import LabelSummary, error_stream
+from driftwarden.monitor.windows.outcomes import LabelSummary, detector_stream, error_stream
 from driftwarden.monitor.windows.profile import Profile
 from driftwarden.monitor.windows.segmentation import SegmentProfiles
 from driftwarden.monitor.windows.summary import decode_buckets, error_buckets
@@ -347,6 +347,7 @@ class ModelLabels:
                 pl.max_horizontal("ts", "pts").alias("at"),
                 "id",
                 pl.Series("error", errors, pl.Float64),
+                *self._score_column(),
                 "ts",
                 "pane",
                 "late",
@@ -354,7 +355,8 @@ class ModelLabels:
             self.errors.append(kept.filter(~pl.col("late")).drop("late"))
             return
         assert self.detector is not None
-        detections = self.detector.update(errors)
+        stream = detector_stream(self.detector.reads, errors, rows["prediction"])
+        detections = self.detector.update(stream)
         times = rows["ts"].to_list()
         panes = rows["pane"].to_list()
         for position in detections.drifts.tolist():
@@ -362,6 +364,12 @@ class ModelLabels:
                 Detection(self.position + position, times[position], panes[position])
             )
         self.position += rows.height
+
+    def _score_column(self) -> list[pl.Expr]:
+        """The scores a spread binary classifier's errors keep, for detectors that read them."""
+        if self.profile.task != "binary_classification":
+            return []
+        return [pl.col("prediction").cast(pl.Float64).alias("score")]
 
     # -- panes -----------------------------------------------------------------------------
 

@@ -21,6 +21,7 @@ from driftwarden.monitor.windows.profile import (
     read_reference,
     reference_id,
     with_importance,
+    with_score_bands,
 )
 from driftwarden.monitor.windows.segmentation import SegmentProfiles, fit_segments
 from driftwarden.monitor.windows.vocabulary import category_texts
@@ -42,8 +43,8 @@ def load_reference(name: str, model: ModelConfig, store: Store) -> LoadedReferen
     """The model's profile, from the database if this reference was fitted before, else
     fitted; segment profiles are fitted on the same rows at every start.
 
-    A profile stored before feature importance (or error attribution) existed gets that part
-    fitted on the reference again at every start.
+    A profile stored before feature importance (or error attribution, or score bands)
+    existed gets that part fitted on the reference again at every start.
     """
     frame, content = read_reference(model.reference)
     segments = fit_segments(name, model, frame, content)
@@ -51,6 +52,7 @@ def load_reference(name: str, model: ModelConfig, store: Store) -> LoadedReferen
     stored = store.profile(reference_id(content, model))
     if stored is not None:
         profile = with_importance(Profile.from_bytes(stored), model, frame)
+        profile = with_score_bands(profile, model, frame)
         return LoadedReference(profile, False, segments, version)
     profile = fit(name, model, frame, content)
     store.save_profile(profile.reference_id, name, str(model.reference), profile.to_bytes())

@@ -90,7 +90,7 @@ from driftwarden.monitor.storage.partials import (
     progress_of,
     take_error_partials,
 )
-from driftwarden.monitor.windows.outcomes import LabelSummary
+from driftwarden.monitor.windows.outcomes import LabelSummary, detector_stream
 from driftwarden.monitor.windows.pane_counts import PaneCountWindows
 from driftwarden.monitor.windows.profile import Profile
 from driftwarden.monitor.windows.segmentation import SegmentProfiles
@@ -543,7 +543,10 @@ class SpreadPipeline:
         position = 0 if concept is None else concept["position"]
         for pane in sorted(taken):
             rows = pl.concat([_decoded(blob) for blob in taken[pane]]).sort("at", "id")
-            found = detector.update(rows["error"].to_numpy())
+            scores = rows["score"] if "score" in rows.columns else None
+            found = detector.update(
+                detector_stream(detector.reads, rows["error"].to_numpy(), scores)
+            )
             times, panes = rows["ts"].to_list(), rows["pane"].to_list()
             for at in found.drifts.tolist():
                 detection = Detection(position + at, times[at], panes[at])

@@ -4,6 +4,7 @@ and the label summaries of panes that realized performance and fairness read."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from contextlib import suppress
 from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +26,7 @@ from driftwarden.detectors.performance_regression import (
     regression_performance,
 )
 from driftwarden.detectors.result import DetectorResult
+from driftwarden.detectors.risk_cusum import DEFAULT_BINS, MIN_ROWS_PER_BIN, reference_bins
 from driftwarden.monitor.windows.vocabulary import (
     Vocabulary,
     category_texts,
@@ -50,8 +52,10 @@ class OutcomeProfile:
     label_shift: float = 0.0
     error_reference: dict[str, Any] = field(default_factory=dict)
     """What calibrated concept-drift detectors take from the reference's labelled rows:
-    ``reference_rate`` (classifiers: the error rate) and ``reference_quantiles``
-    (regression: ``loss_cusum``'s 256 quantiles of the absolute errors, from 256 rows on)."""
+    ``reference_rate`` (classifiers: the error rate), ``reference_bins`` (binary
+    classifiers: ``risk_cusum``'s error rate per band of scores, from 1,000 rows on) and
+    ``reference_quantiles`` (regression: ``loss_cusum``'s 256 quantiles of the absolute
+    errors, from 256 rows on)."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -143,15 +147,30 @@ def error_stream(
     return errors.to_numpy()
 
 
+def detector_stream(reads: str, errors: np.ndarray, scores: pl.Series | None) -> np.ndarray:
+    """What a concept-drift detector reads of labelled rows: their errors, or for a detector
+    that reads ``scored`` rows each error beside its score (binary classifiers' predictions)."""
+    if reads != "scored":
+        return errors
+    if scores is None:
+        raise ValueError("a detector that reads scored rows needs the predictions' scores")
+    return np.column_stack([errors, scores.cast(pl.Float64).to_numpy()])
+
+
 def error_reference(
     task: str, decision_threshold: float, prediction: pl.Series, label: pl.Series
 ) -> dict[str, Any]:
-    """The reference's error rate, or its loss quantiles (see ``OutcomeProfile``)."""
+    """The reference's error rate (and per band of scores), or its loss quantiles (see
+    ``OutcomeProfile``)."""
     if task == "multiclass_classification":  # classes compare as text, as the reference's
         prediction, label = category_texts(prediction), category_texts(label)
     errors = error_stream(task, decision_threshold, prediction, label)
     if task != "regression":
-        return {"reference_rate": float(errors.mean())}
+        found: dict[str, Any] = {"reference_rate": float(errors.mean())}
+        if task == "binary_classification" and errors.size >= DEFAULT_BINS * MIN_ROWS_PER_BIN:
+            with suppress(ValueError):  # every score equal: no bands to tell apart
+                found["reference_bins"] = reference_bins(errors, prediction.cast(pl.Float64))
+        return found
     if errors.size < DEFAULT_KNOTS:
         return {}
     levels = (np.arange(DEFAULT_KNOTS) + 0.5) / DEFAULT_KNOTS

@@ -39,7 +39,12 @@ from driftwarden.monitor.windows.archive import (
 )
 from driftwarden.monitor.windows.importance import ImportanceProfile
 from driftwarden.monitor.windows.multivariate import MultivariateProfile
-from driftwarden.monitor.windows.outcomes import OutcomeProfile, error_stream, fit_outcomes
+from driftwarden.monitor.windows.outcomes import (
+    OutcomeProfile,
+    error_reference,
+    error_stream,
+    fit_outcomes,
+)
 from driftwarden.monitor.windows.vocabulary import (
     Vocabulary,
     category_codes,
@@ -403,6 +408,21 @@ def with_reference_errors(
         importance.bucket_codes(numeric, codes), losses, importance.n_buckets
     )
     return replace(importance, errors=errors)
+
+
+def with_score_bands(profile: Profile, model: ModelConfig, frame: pl.DataFrame) -> Profile:
+    """``profile`` with the reference's error rate per band of scores (``risk_cusum``'s
+    ``reference_bins``), which profiles stored by earlier releases lack, from its labelled
+    rows ``frame``."""
+    found = profile.outcomes.error_reference
+    if model.task != "binary_classification" or "reference_rate" not in found:
+        return profile
+    if "reference_bins" in found:
+        return profile
+    rows = frame.filter(pl.col("label").is_not_null() & pl.col("prediction").is_not_null())
+    threshold = profile.outcomes.decision_threshold
+    found = error_reference(model.task, threshold, rows["prediction"], rows["label"])
+    return replace(profile, outcomes=replace(profile.outcomes, error_reference=found))
 
 
 def with_importance(profile: Profile, model: ModelConfig, frame: pl.DataFrame) -> Profile:

@@ -127,6 +127,25 @@ def test_relative_reference_paths_resolve_beside_the_file(tmp_path: Path) -> Non
             "models.credit-default.concept_drift.params: odds_ratio must be",
         ),
         (
+            MINIMAL.replace("binary_classification", "regression")
+            + "    concept_drift: {detector: risk_cusum}\n",
+            "models.credit-default.concept_drift.detector: risk_cusum reads error bits",
+        ),
+        (
+            MINIMAL.replace("binary_classification", "multiclass_classification")
+            + "    concept_drift: {detector: risk_cusum}\n",
+            "models.credit-default.concept_drift.detector: risk_cusum reads a binary "
+            "classifier's errors with their scores; this model's task is multiclass",
+        ),
+        (
+            MINIMAL + "    concept_drift: {params: {delta: 0.001}}\n",
+            "models.credit-default.concept_drift.params: params need a detector",
+        ),
+        (
+            MINIMAL + "    concept_drift: {detector: risk_cusum, params: {flip: 0.7}}\n",
+            "models.credit-default.concept_drift.params: flip must be a number in (0, 0.5)",
+        ),
+        (
             MINIMAL.replace("{numeric: [age, income], categorical: [region]}", "{numeric: [age]}")
             + "    multivariate_drift: {enabled: true}\n",
             "multivariate_drift needs at least 2 features",

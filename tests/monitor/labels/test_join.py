@@ -275,7 +275,7 @@ def test_concept_drift_is_detected_after_outcomes_change(
     detections = [r for r in read_results(tmp_path / "out") if r["kind"] == "concept_drift"]
     assert detections, "the change of outcomes at hour 4 was not detected"
     assert all(r["detected_at"] >= "2026-11-26T04:00:00.000Z" for r in detections)
-    assert all(r["detector"] == "adwin" and r["drift"] for r in detections)
+    assert all(r["detector"] == "risk_cusum" and r["drift"] for r in detections)
 
 
 def test_labels_of_a_model_without_the_join_are_counted_as_ignored(
@@ -294,20 +294,21 @@ def test_labels_of_a_model_without_the_join_are_counted_as_ignored(
     assert outcome.events == 12_000
 
 
+@pytest.mark.parametrize("detector", ["cusum", "risk_cusum"])
 def test_the_calibrated_cusum_finds_the_change_and_only_after_it(
-    tmp_path: Path, reference_file: Path, day: dict
+    tmp_path: Path, reference_file: Path, day: dict, detector: str
 ) -> None:
     loaded = write_config(tmp_path, reference_file)
     model = loaded.models[synthetic.MODEL]
     calibrated = model.model_copy(
-        update={"concept_drift": model.concept_drift.model_copy(update={"detector": "cusum"})}
+        update={"concept_drift": model.concept_drift.model_copy(update={"detector": detector})}
     )
     loaded = loaded.model_copy(update={"models": {synthetic.MODEL: calibrated}})
     replay(loaded, day["predictions"], tmp_path / "out", labels=day["label_file"])
     detections = [r for r in read_results(tmp_path / "out") if r["kind"] == "concept_drift"]
     assert detections, "the change of outcomes at hour 4 was not detected"
     assert all(r["detected_at"] >= "2026-11-26T04:00:00.000Z" for r in detections)
-    assert all(r["detector"] == "cusum" and r["drift"] for r in detections)
+    assert all(r["detector"] == detector and r["drift"] for r in detections)
 
 
 def test_the_cusum_is_calibrated_on_the_reference_error_rate(reference_file: Path) -> None:
@@ -320,6 +321,42 @@ def test_the_cusum_is_calibrated_on_the_reference_error_rate(reference_file: Pat
     expected = 1.0 - accuracy_score(frame["label"], frame["prediction"] >= 0.5)
     assert detector.name == "cusum"
     assert detector.reference_rate == pytest.approx(expected, abs=1e-12)
+
+
+def test_risk_cusum_is_calibrated_on_the_reference_error_rate_per_band_of_scores(
+    reference_file: Path,
+) -> None:
+    text = synthetic.config_yaml(str(reference_file), "sqlite://")
+    loaded = configuration.parse(text + "    concept_drift: {detector: risk_cusum}\n", environ={})
+    model = loaded.models[synthetic.MODEL]
+    frame, content = read_reference(model.reference)
+    profile = fit(synthetic.MODEL, model, frame, content)
+    detector = build_concept_detector(model.concept_drift, "x", profile.outcomes.error_reference)
+    scores = frame["prediction"].to_numpy()
+    wrong = (scores >= 0.5) != (frame["label"].to_numpy() == 1)
+    edges = np.asarray(detector.reference_bins["edges"])
+    band = np.searchsorted(edges, scores, side="right")
+    assert detector.name == "risk_cusum" and edges.size == 19
+    assert (np.diff(np.r_[0, np.cumsum(np.bincount(band, minlength=20))]) > 0).all()
+    for k in range(20):
+        inside = band == k
+        rate = (wrong[inside].sum() + 0.5) / (inside.sum() + 1)
+        assert detector.reference_bins["rates"][k] == pytest.approx(rate, rel=1e-12)
+        assert detector.reference_bins["shares"][k] == pytest.approx(inside.mean(), rel=1e-12)
+    assert sum(detector.reference_bins["shares"]) == pytest.approx(1.0)
+
+
+def test_a_model_naming_no_detector_gets_adwin_where_the_reference_has_no_labels(
+    reference_file: Path,
+) -> None:
+    text = synthetic.config_yaml(str(reference_file), "sqlite://")
+    model = configuration.parse(text, environ={}).models[synthetic.MODEL]
+    frame, content = read_reference(model.reference)
+    labelled = fit(synthetic.MODEL, model, frame, content).outcomes.error_reference
+    unlabelled = fit(synthetic.MODEL, model, frame.drop("label"), content).outcomes
+    assert build_concept_detector(model.concept_drift, "x", labelled).name == "risk_cusum"
+    detector = build_concept_detector(model.concept_drift, "x", unlabelled.error_reference)
+    assert detector.name == "adwin" and detector.delta == 0.00002
 
 
 def test_a_saved_concept_detector_continues_only_under_the_same_detector_and_settings(
@@ -341,4 +378,4 @@ def test_a_saved_concept_detector_continues_only_under_the_same_detector_and_set
     changed = ModelPipeline(synthetic.MODEL, rarer, profile, state=snapshot, join=label_join)
     assert changed.labels is not None and changed.labels.detector.statistic == 0
     other = ModelPipeline(synthetic.MODEL, model, profile, state=snapshot, join=label_join)
-    assert other.labels is not None and other.labels.detector.name == "adwin"
+    assert other.labels is not None and other.labels.detector.name == "risk_cusum"

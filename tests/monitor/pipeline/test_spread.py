@@ -213,6 +213,23 @@ def test_instances_sharing_a_spread_model_store_what_one_replay_does(
     assert _detections(stored) == documented
 
 
+def test_a_spread_model_feeds_risk_cusum_each_error_with_its_score(
+    reference_file: Path, database_url: str, tmp_path: Path
+) -> None:
+    """Instances hand in each labelled prediction's score with its error; the closer's
+    risk-adjusted detector finds what one replay's does, on the documented order."""
+    config = _config(reference_file, database_url, "    concept_drift: {detector: risk_cusum}\n")
+    events, labels = _stream()
+    stored = _shared(config, database_url, events, labels)
+    store = storage.Store(storage.create(database_url))
+    profile = load_reference(synthetic.MODEL, config.models[synthetic.MODEL], store)
+    store.engine.dispose()
+    _assert_same(stored, _replayed(config, events, labels, tmp_path))
+    documented = _detections_in_documented_order(config, profile.profile, events, labels)
+    assert _detections(stored) == documented
+    assert {r.detector for r in stored.values() if r.kind == "concept_drift"} == {"risk_cusum"}
+
+
 def _shared(
     config,
     url: str,
@@ -286,13 +303,20 @@ def _detections_in_documented_order(config, profile, events, labels) -> list[tup
     threshold = profile.outcomes.decision_threshold
     wrong = (pairs["prediction"].to_numpy() >= threshold) != (pairs["label"].to_numpy() == 1)
     frame = pl.DataFrame(
-        {"pane": at // HOUR, "at": at, "id": pairs["id"], "error": wrong.astype(float)}
+        {
+            "pane": at // HOUR,
+            "at": at,
+            "id": pairs["id"],
+            "error": wrong.astype(float),
+            "score": pairs["prediction"],
+        }
     ).with_columns(pairs["ts"])
     frame = frame.sort("pane", "at", "id")
     detector = concept_detector(synthetic.MODEL, model, profile, None)
+    read = ["error", "score"] if detector.reads == "scored" else "error"
     found, position = [], 0
     for (_,), rows in frame.partition_by("pane", as_dict=True, maintain_order=True).items():
-        drifts = detector.update(rows["error"].to_numpy()).drifts
+        drifts = detector.update(rows[read].to_numpy()).drifts
         found += [(position + int(i), int(rows["ts"][int(i)])) for i in drifts]
         position += rows.height
     assert found, "the stream's concept drift is found"

@@ -113,7 +113,7 @@ def test_labels_with_random_delays_give_scikit_learn_performance_per_window(
 CALIBRATED = "    concept_drift: {detector: cusum}\n    multivariate_drift: {enabled: true}\n"
 
 
-@pytest.mark.parametrize("settings", ["", CALIBRATED], ids=["adwin", "cusum-and-multivariate"])
+@pytest.mark.parametrize("settings", ["", CALIBRATED], ids=["default", "cusum-and-multivariate"])
 def test_sigkill_while_predictions_wait_then_every_label_joins_as_in_an_uninterrupted_run(
     tmp_path, broker, reference_file, settings: str, library
 ) -> None:
@@ -162,7 +162,7 @@ def test_sigkill_while_predictions_wait_then_every_label_joins_as_in_an_uninterr
     assert sorted(set(restarted) ^ set(uninterrupted)) == []
     assert any((metric or "").startswith("position_") for _, metric in uninterrupted)
     assert all(
-        record.detector == ("cusum" if settings else "adwin")
+        record.detector == ("cusum" if settings else "risk_cusum")
         for record in uninterrupted.values()
         if record.kind == "concept_drift"
     )
