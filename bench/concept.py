@@ -7,6 +7,9 @@ Run by hand (not a test)::
     .venv/bin/python bench/concept.py --quick    # 200,000 steps, no HDDM-A in River
     .venv/bin/python bench/concept.py --cusum-only --direct-arl
                                                  # the CUSUM sections only, ~8 min
+    .venv/bin/python bench/concept.py --risk-only
+                                                 # the scored streams and the risk-adjusted
+                                                 # CUSUM's ARL only, ~6 min
 
 Streams (seeded, ``np.random.default_rng``): Bernoulli error bits, fed in
 arrays of ``--batch`` (1,000) elements.
@@ -54,6 +57,20 @@ CUSUM over River's ADWIN's (target <= 0.8). With an ARL of 1e7, 20 seeds of
 0.14): zero is luck, not a property; the arl=1e9 row shows what 100 times
 rarer false alarms cost in delay.
 
+Scored streams (``--risk-seeds``, 20). The default detector of a binary classifier,
+``risk_cusum`` (``detectors/risk_cusum.py``), reads each error bit with its score, so it
+is compared on streams that carry scores: a calibrated model whose logit is N(0, sigma^2),
+sigma set so that it errs on 0.10 of rows at the threshold 0.5, each row erring with its
+own chance p0 = min(s, 1 - s) while nothing changes. The same rises of the error rate as
+above (abrupt 0.10 -> 0.25 -> 0.10 -> 0.30, a ramp 0.10 -> 0.25, and no change) come in
+two shapes: ``flip`` reverses a share of labels at every score (p0 + q (1 - 2 p0)), a
+changed concept reaching the predictions the model was sure of; ``odds`` multiplies the
+odds of an error at every score, which raises errors mostly where it was unsure. Each seed
+fits the detector on 100,000 reference rows of the same model. River's detectors, our
+ADWIN and the error-bit CUSUM read the same error bits; scoring as above. The ARL check
+then simulates the pair's in-control run length with band rates from 10,000,000 and from
+100,000 reference rows.
+
 Calibration check. An estimate of an ARL of 1e7 within +-5 % needs some 400
 false alarms, i.e. 4e9 simulated events: about 70 s of CPU here for the error
 bits (our scan runs at ~60M events/s with the random draws), ~10 min for the
@@ -75,6 +92,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.optimize import brentq
+from scipy.special import expit
 
 from driftwarden.detectors import DEFAULT_CONCEPT_DRIFT
 from driftwarden.detectors.adwin import ADWIN
@@ -85,6 +104,7 @@ from driftwarden.detectors.hddm_a import HDDMA
 from driftwarden.detectors.loss_cusum import LossCUSUM
 from driftwarden.detectors.page_hinkley import PageHinkley
 from driftwarden.detectors.proportion_test import ProportionTest
+from driftwarden.detectors.risk_cusum import RiskCUSUM
 
 
 @dataclass
@@ -158,6 +178,8 @@ def main() -> None:
     parser.add_argument("--cusum-seeds", type=int, default=20, help="seeds of the CUSUM comparison")
     parser.add_argument("--cusum-only", action="store_true", help="only the CUSUM sections")
     parser.add_argument("--direct-arl", action="store_true", help="also simulate the ARL of 1e7")
+    parser.add_argument("--risk-seeds", type=int, default=20, help="seeds of the scored streams")
+    parser.add_argument("--risk-only", action="store_true", help="only the scored streams and ARL")
     args = parser.parse_args()
     steps = 200_000 if args.quick else args.steps
 
@@ -182,6 +204,10 @@ def main() -> None:
         ("ADWIN delta=0.0002", lambda: ADWIN(delta=0.0002), None),
         ("ADWIN delta=0.00002 (default)", lambda: ADWIN(**DEFAULT_CONCEPT_DRIFT["adwin"]), None),
     ]
+    if args.risk_only:
+        risk_comparison(args.risk_seeds, steps, args.batch, args.seed)
+        risk_arl_check(args.seed)
+        return
     if args.cusum_only:
         cusum_comparison(args.cusum_seeds, steps, args.batch, args.seed)
         arl_check(args.seed, args.direct_arl)
@@ -220,6 +246,9 @@ def main() -> None:
     if args.cusum_seeds:
         cusum_comparison(args.cusum_seeds, steps, args.batch, args.seed)
     arl_check(args.seed, args.direct_arl)
+    if args.risk_seeds:
+        risk_comparison(args.risk_seeds, steps, args.batch, args.seed)
+        risk_arl_check(args.seed)
 
 
 def seed_check(n_seeds: int, steps: int, batch: int, seed: int) -> None:
@@ -475,6 +504,224 @@ def arl_check(seed: int, direct: bool) -> None:
         f"\ndefault CUSUM(0.10): threshold h = {default.threshold:.3f} (log-likelihood units), "
         f"p1' = {default.alternative_rate:.4f}, exact in-control ARL {default.expected_arl:,.0f}"
     )
+
+
+# --- scored streams: error bits with the scores they were made at ----------------------------
+
+REFERENCE_ROWS = 100_000
+RATES = [0.10, 0.25, 0.10, 0.30]
+
+
+def score_spread() -> float:
+    """sigma of a calibrated model's logit, N(0, sigma^2), whose error rate is 0.10 at 0.5."""
+    z = np.random.default_rng(0).standard_normal(2_000_000)
+    return brentq(lambda sigma: float(risk_of(expit(sigma * z)).mean()) - REFERENCE_RATE, 0.5, 50)
+
+
+def risk_of(scores: np.ndarray) -> np.ndarray:
+    """A calibrated model's chance of erring at each score (threshold 0.5)."""
+    return np.minimum(scores, 1.0 - scores)
+
+
+def flipped(p0: np.ndarray, share: np.ndarray) -> np.ndarray:
+    """The error rate once a ``share`` of labels is reversed."""
+    return p0 + share * (1.0 - 2.0 * p0)
+
+
+def odds_raised(p0: np.ndarray, ratio: np.ndarray) -> np.ndarray:
+    """The error rate once the odds of an error are ``ratio`` times the reference's."""
+    odds = ratio * p0 / (1.0 - p0)
+    return odds / (1.0 + odds)
+
+
+def odds_for(rate: float, sigma: float) -> float:
+    """The odds ratio whose raised errors average ``rate`` over the model's scores."""
+    p0 = risk_of(expit(sigma * np.random.default_rng(1).standard_normal(2_000_000)))
+    return brentq(lambda r: float(odds_raised(p0, np.float64(r)).mean()) - rate, 1.0, 1e3)
+
+
+def scored_stream(sigma: float, shape: str, amounts: np.ndarray, seed: int) -> np.ndarray:
+    """``(n, 2)`` rows of (error bit, score) of the calibrated model; step t errs at
+    ``flipped(p0, amounts[t])`` or ``odds_raised(p0, amounts[t])``, p0 its reference risk."""
+    rng = np.random.default_rng(seed)
+    scores = expit(sigma * rng.standard_normal(amounts.size))
+    p0 = risk_of(scores)
+    p = flipped(p0, amounts) if shape == "flip" else odds_raised(p0, amounts)
+    return np.column_stack([rng.random(amounts.size) < p, scores]).astype(np.float64)
+
+
+def risk_comparison(n_seeds: int, steps: int, batch: int, seed: int) -> None:
+    """The risk-adjusted CUSUM beside the error-bit detectors, ours and River's, on streams
+    that carry scores: a change that reverses a share of labels at every score (``flip``)
+    and one that multiplies the odds of an error at every score (``odds``)."""
+    from river import drift
+
+    sigma = score_spread()
+    ramp_start, ramp_length = steps // 2, min(50_000, steps // 4)
+    abrupt_rates = segment_rates(steps, RATES)
+    t = np.arange(steps)
+    ramp = np.clip((t - ramp_start) / ramp_length, 0.0, 1.0)
+    ramp_rates = REFERENCE_RATE + (0.25 - REFERENCE_RATE) * ramp
+    odds = {rate: odds_for(rate, sigma) for rate in set(RATES) - {REFERENCE_RATE}}
+    odds[REFERENCE_RATE] = 1.0
+    amounts = {
+        ("abrupt", "flip"): (abrupt_rates - REFERENCE_RATE) / (1.0 - 2.0 * REFERENCE_RATE),
+        ("gradual", "flip"): (ramp_rates - REFERENCE_RATE) / (1.0 - 2.0 * REFERENCE_RATE),
+        ("abrupt", "odds"): segment_rates(steps, [odds[r] for r in RATES]),
+        ("gradual", "odds"): 1.0 + (odds[0.25] - 1.0) * ramp,
+    }
+    nominal = {"abrupt": abrupt_rates, "gradual": ramp_rates, "none": np.full(steps, 0.10)}
+    print(
+        f"\n### Scored streams: calibrated model, logit ~ N(0, {sigma:.3f}^2), "
+        f"{REFERENCE_ROWS:,} reference rows per seed, odds ratios "
+        f"{odds[0.25]:.2f} (0.25) and {odds[0.30]:.2f} (0.30)\n"
+    )
+
+    def references(k: int) -> dict[str, list[float]]:
+        rng = np.random.default_rng(seed + 1000 * k + 11)
+        scores = expit(sigma * rng.standard_normal(REFERENCE_ROWS))
+        errors = (scores >= 0.5) != (rng.random(REFERENCE_ROWS) < scores)
+        return {"errors": errors, "scores": scores}
+
+    rows: list[tuple[str, str, Callable[[dict], object]]] = [
+        (
+            "risk CUSUM, the default (flip 0.1, odds ratio 2, arl 1e9)",
+            "scored",
+            lambda ref: RiskCUSUM.from_reference(ref["errors"], ref["scores"]),
+        ),
+        (
+            "risk CUSUM, arl 1e7",
+            "scored",
+            lambda ref: RiskCUSUM.from_reference(ref["errors"], ref["scores"], arl=1e7),
+        ),
+        (
+            "CUSUM p0 from the reference (arl 1e7)",
+            "bits",
+            lambda ref: CUSUM(reference_rate=float(ref["errors"].mean())),
+        ),
+        (
+            "ADWIN delta=0.00002 (our default)",
+            "bits",
+            lambda ref: ADWIN(**DEFAULT_CONCEPT_DRIFT["adwin"]),
+        ),
+        ("River ADWIN (defaults)", "river", lambda ref: drift.ADWIN()),
+        ("River EDDM (defaults)", "river", lambda ref: drift.binary.EDDM()),
+        ("River Page-Hinkley (defaults)", "river", lambda ref: drift.PageHinkley()),
+    ]
+    names = [("abrupt", "flip"), ("gradual", "flip"), ("abrupt", "odds"), ("gradual", "odds")]
+    results: dict[str, dict[tuple[str, str], list[Score]]] = {
+        label: {key: [] for key in [*names, ("none", "")]} for label, _, _ in rows
+    }
+    for k in range(n_seeds):
+        reference = references(k)
+        streams = {
+            key: scored_stream(sigma, key[1], amounts[key], seed + 1000 * k + 20 + i)
+            for i, key in enumerate(names)
+        }
+        streams[("none", "")] = scored_stream(sigma, "flip", np.zeros(steps), seed + 1000 * k + 29)
+        for label, kind, factory in rows:
+            for key, x in streams.items():
+
+                def make(
+                    factory: Callable[[dict], object] = factory, reference: dict = reference
+                ) -> object:
+                    return factory(reference)
+
+                if kind == "scored":
+                    found = run_ours(make, x, batch).drifts
+                elif kind == "bits":
+                    found = run_ours(make, x[:, 0], batch).drifts
+                else:
+                    found = run_river(make, x[:, 0]).drifts
+                results[label][key].append(score_against_reference(found, nominal[key[0]]))
+
+    reference_steps = n_seeds * (steps + 2 * (steps // 2 + ramp_start))
+    print(
+        f"Over {n_seeds} seeds; {reference_steps:,} steps at the reference rate in all "
+        "(both shapes' change streams and the no-change stream).\n"
+    )
+    print(
+        "| detector | change | rises found | median delay 0.10->0.25 | 0.10->0.30 | ramp "
+        "| median, all rises | ratio to River ADWIN | false alarms (change streams) |"
+    )
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+
+    def median(values: list[int | None]) -> str:
+        found = [v for v in values if v is not None]
+        return f"{np.median(found):.0f}" if found else "-"
+
+    river = "River ADWIN (defaults)"
+    lines: dict[tuple[str, str], tuple[list[int | None], ...]] = {}
+    medians: dict[tuple[str, str], float] = {}
+    for shape in ("flip", "odds"):
+        for label, _, _ in rows:
+            abrupt, gradual = results[label][("abrupt", shape)], results[label][("gradual", shape)]
+            delays = (
+                [s.delays[0] for s in abrupt],
+                [s.delays[1] for s in abrupt],
+                [s.delays[0] for s in gradual],
+            )
+            every = [d for values in delays for d in values if d is not None]
+            medians[(label, shape)] = float(np.median(every)) if every else float("nan")
+            lines[(label, shape)] = delays
+    for shape in ("flip", "odds"):
+        for label, _, _ in rows:
+            first, second, ramps = lines[(label, shape)]
+            found = sum(d is not None for d in first + second + ramps)
+            ratio = medians[(label, shape)] / medians[(river, shape)]
+            false = sum(
+                s.false_alarms
+                for s in results[label][("abrupt", shape)] + results[label][("gradual", shape)]
+            )
+            print(
+                f"| {label} | {shape} | {found}/{3 * n_seeds} | {median(first)} "
+                f"| {median(second)} | {median(ramps)} | {medians[(label, shape)]:.0f} "
+                f"| {ratio:.2f} | {false} |"
+            )
+    print("\n| detector | false alarms, no-change streams | all false alarms |")
+    print("|---|---:|---:|")
+    for label, _, _ in rows:
+        none = sum(s.false_alarms for s in results[label][("none", "")])
+        every = sum(s.false_alarms for runs in results[label].values() for s in runs)
+        print(f"| {label} | {none} | {every} |")
+    for shape in ("flip", "odds"):
+        for label, _, _ in rows[:3]:
+            print(
+                f"median delay ratio ({shape}), {label} / {river}: "
+                f"{medians[(label, shape)] / medians[(river, shape)]:.2f} (target <= 0.8)"
+            )
+
+
+def risk_arl_check(seed: int) -> None:
+    """The risk-adjusted pair's simulated in-control ARL against its target."""
+    sigma = score_spread()
+    rng = np.random.default_rng(seed + 98)
+
+    def draw(n: int) -> np.ndarray:
+        s = expit(sigma * rng.standard_normal(n))
+        return np.column_stack([rng.random(n) < risk_of(s), s]).astype(np.float64)
+
+    print("\n### Risk-adjusted CUSUM: in-control average run length, simulated\n")
+    print(
+        "The stream errs at each score at the model's true rate; the detector's rates come "
+        "from a reference of the given size (the chain is exact for those rates, so a small "
+        "reference shows what estimating them costs).\n"
+    )
+    print("| reference rows | target | exact, each chart | simulated (95 % interval) ", end="")
+    print("| alarms | ratio |")
+    print("|---:|---:|---|---|---:|---:|")
+    for rows, target in ((10_000_000, 1e5), (10_000_000, 1e6), (REFERENCE_ROWS, 1e6)):
+        reference = draw(rows)
+        detector = RiskCUSUM.from_reference(reference[:, 0], reference[:, 1], arl=target)
+        lengths = simulated_arl(detector, draw, alarms=400)
+        mean = float(lengths.mean())
+        half = 1.96 * float(lengths.std(ddof=1)) / np.sqrt(lengths.size)
+        charts = " / ".join(f"{a:,.0f}" for a in detector.chart_arls)
+        print(
+            f"| {rows:,} | {target:.0e} | {charts} "
+            f"| {mean:,.0f} ({mean - half:,.0f}-{mean + half:,.0f}) "
+            f"| {lengths.size} | {mean / target:.3f} |"
+        )
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ Values are checked against scikit-learn and fairlearn on the joined rows of each
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -21,10 +22,12 @@ from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_sc
 from support.pipeline import HOUR, START, make_config
 
 from driftwarden.monitor import config as configuration
+from driftwarden.monitor import storage
 from driftwarden.monitor.commands import synthetic
 from driftwarden.monitor.commands.replay import replay
 from driftwarden.monitor.config import ConceptDriftConfig
 from driftwarden.monitor.config.detectors import build_concept_detector
+from driftwarden.monitor.pipeline.building import load_reference
 from driftwarden.monitor.pipeline.model_pipeline import ModelPipeline
 from driftwarden.monitor.storage.join_store import JoinStore
 from driftwarden.monitor.windows.profile import fit, read_reference
@@ -344,6 +347,32 @@ def test_risk_cusum_is_calibrated_on_the_reference_error_rate_per_band_of_scores
         assert detector.reference_bins["rates"][k] == pytest.approx(rate, rel=1e-12)
         assert detector.reference_bins["shares"][k] == pytest.approx(inside.mean(), rel=1e-12)
     assert sum(detector.reference_bins["shares"]) == pytest.approx(1.0)
+
+
+def test_a_profile_stored_before_score_bands_gets_them_at_start(
+    tmp_path: Path, reference_file: Path
+) -> None:
+    url = f"sqlite:///{tmp_path / 'state.db'}"
+    model = configuration.parse(synthetic.config_yaml(str(reference_file), url), environ={}).models[
+        synthetic.MODEL
+    ]
+    frame, content = read_reference(model.reference)
+    profile = fit(synthetic.MODEL, model, frame, content)
+    rate = profile.outcomes.error_reference["reference_rate"]
+    older = replace(
+        profile, outcomes=replace(profile.outcomes, error_reference={"reference_rate": rate})
+    )
+    engine = storage.create(url)
+    storage.upgrade(engine)
+    store = storage.Store(engine)
+    store.save_profile(
+        profile.reference_id, synthetic.MODEL, str(model.reference), older.to_bytes()
+    )
+    loaded = load_reference(synthetic.MODEL, model, store)
+    engine.dispose()
+    assert not loaded.fitted
+    assert loaded.profile.outcomes.error_reference == profile.outcomes.error_reference
+    assert "reference_bins" in loaded.profile.outcomes.error_reference
 
 
 def test_a_model_naming_no_detector_gets_adwin_where_the_reference_has_no_labels(
