@@ -326,9 +326,25 @@ def score_against_reference(drifts: np.ndarray, rates: np.ndarray) -> Score:
     return Score(delays, returns, int(false), int(re_alarms))
 
 
+def baselines(ours: str) -> list[tuple[str, str, Callable[[object], object]]]:
+    """Rows of our ADWIN default (run as ``ours``) and River's ADWIN, EDDM and Page-Hinkley
+    with River's defaults; each factory ignores its argument."""
+    from river import drift
+
+    return [
+        (
+            "ADWIN delta=0.00002 (the default without scores)",
+            ours,
+            lambda _: ADWIN(**DEFAULT_CONCEPT_DRIFT["adwin"]),
+        ),
+        ("River ADWIN (defaults)", "river", lambda _: drift.ADWIN()),
+        ("River EDDM (defaults)", "river", lambda _: drift.binary.EDDM()),
+        ("River Page-Hinkley (defaults)", "river", lambda _: drift.PageHinkley()),
+    ]
+
+
 def cusum_comparison(n_seeds: int, steps: int, batch: int, seed: int) -> None:
     """The calibrated CUSUM beside River's ADWIN, EDDM, Page-Hinkley and our default ADWIN."""
-    from river import drift
 
     ramp_start = steps // 2
     ramp_length = min(50_000, steps // 4)
@@ -347,14 +363,7 @@ def cusum_comparison(n_seeds: int, steps: int, batch: int, seed: int) -> None:
             lambda k: CUSUM(REFERENCE_RATE, odds_ratio=3.0, arl=1e9),
         ),
         ("CUSUM p0 from 100k reference labels", "ours", estimated),
-        (
-            "ADWIN delta=0.00002 (our default)",
-            "ours",
-            lambda k: ADWIN(**DEFAULT_CONCEPT_DRIFT["adwin"]),
-        ),
-        ("River ADWIN (defaults)", "river", lambda k: drift.ADWIN()),
-        ("River EDDM (defaults)", "river", lambda k: drift.binary.EDDM()),
-        ("River Page-Hinkley (defaults)", "river", lambda k: drift.PageHinkley()),
+        *baselines("ours"),
     ]
     results: dict[str, dict[str, list[Score]]] = {
         label: {"abrupt": [], "gradual": [], "none": []} for label, _, _ in rows
@@ -554,7 +563,6 @@ def risk_comparison(n_seeds: int, steps: int, batch: int, seed: int) -> None:
     """The risk-adjusted CUSUM beside the error-bit detectors, ours and River's, on streams
     that carry scores: a change that reverses a share of labels at every score (``flip``)
     and one that multiplies the odds of an error at every score (``odds``)."""
-    from river import drift
 
     sigma = score_spread()
     ramp_start, ramp_length = steps // 2, min(50_000, steps // 4)
@@ -599,14 +607,7 @@ def risk_comparison(n_seeds: int, steps: int, batch: int, seed: int) -> None:
             "bits",
             lambda ref: CUSUM(reference_rate=float(ref["errors"].mean())),
         ),
-        (
-            "ADWIN delta=0.00002 (our default)",
-            "bits",
-            lambda ref: ADWIN(**DEFAULT_CONCEPT_DRIFT["adwin"]),
-        ),
-        ("River ADWIN (defaults)", "river", lambda ref: drift.ADWIN()),
-        ("River EDDM (defaults)", "river", lambda ref: drift.binary.EDDM()),
-        ("River Page-Hinkley (defaults)", "river", lambda ref: drift.PageHinkley()),
+        *baselines("bits"),
     ]
     names = [("abrupt", "flip"), ("gradual", "flip"), ("abrupt", "odds"), ("gradual", "odds")]
     results: dict[str, dict[tuple[str, str], list[Score]]] = {

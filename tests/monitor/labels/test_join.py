@@ -21,6 +21,7 @@ from fairlearn.metrics import (
 from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score, roc_auc_score
 from support.pipeline import HOUR, START, make_config
 
+from driftwarden.detectors import StreamDetector
 from driftwarden.monitor import config as configuration
 from driftwarden.monitor import storage
 from driftwarden.monitor.commands import synthetic
@@ -314,13 +315,19 @@ def test_the_calibrated_cusum_finds_the_change_and_only_after_it(
     assert all(r["detector"] == detector and r["drift"] for r in detections)
 
 
-def test_the_cusum_is_calibrated_on_the_reference_error_rate(reference_file: Path) -> None:
+def _calibrated(reference_file: Path, detector: str) -> tuple[pl.DataFrame, StreamDetector]:
+    """The synthetic reference and the named detector as the daemon builds it from it."""
     text = synthetic.config_yaml(str(reference_file), "sqlite://")
-    loaded = configuration.parse(text + "    concept_drift: {detector: cusum}\n", environ={})
-    model = loaded.models[synthetic.MODEL]
+    concept = f"    concept_drift: {{detector: {detector}}}\n"
+    model = configuration.parse(text + concept, environ={}).models[synthetic.MODEL]
     frame, content = read_reference(model.reference)
     profile = fit(synthetic.MODEL, model, frame, content)
-    detector = build_concept_detector(model.concept_drift, "x", profile.outcomes.error_reference)
+    reference = profile.outcomes.error_reference
+    return frame, build_concept_detector(model.concept_drift, "x", reference)
+
+
+def test_the_cusum_is_calibrated_on_the_reference_error_rate(reference_file: Path) -> None:
+    frame, detector = _calibrated(reference_file, "cusum")
     expected = 1.0 - accuracy_score(frame["label"], frame["prediction"] >= 0.5)
     assert detector.name == "cusum"
     assert detector.reference_rate == pytest.approx(expected, abs=1e-12)
@@ -329,12 +336,7 @@ def test_the_cusum_is_calibrated_on_the_reference_error_rate(reference_file: Pat
 def test_risk_cusum_is_calibrated_on_the_reference_error_rate_per_band_of_scores(
     reference_file: Path,
 ) -> None:
-    text = synthetic.config_yaml(str(reference_file), "sqlite://")
-    loaded = configuration.parse(text + "    concept_drift: {detector: risk_cusum}\n", environ={})
-    model = loaded.models[synthetic.MODEL]
-    frame, content = read_reference(model.reference)
-    profile = fit(synthetic.MODEL, model, frame, content)
-    detector = build_concept_detector(model.concept_drift, "x", profile.outcomes.error_reference)
+    frame, detector = _calibrated(reference_file, "risk_cusum")
     scores = frame["prediction"].to_numpy()
     wrong = (scores >= 0.5) != (frame["label"].to_numpy() == 1)
     edges = np.asarray(detector.reference_bins["edges"])
