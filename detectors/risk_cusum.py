@@ -319,12 +319,11 @@ def as_scored_stream(values: Any) -> np.ndarray:
     if array.dtype.kind not in "biuf":
         raise ValueError(f"values must be numeric, got dtype {array.dtype}")
     array = array.astype(np.float64)
-    try:
-        as_stream(array[:, 0], binary=True)
-        as_stream(array[:, 1])
-    except ValueError as error:
-        column = "error bits" if "0 or 1" in str(error) else "error bits and scores"
-        raise ValueError(f"{column}: {error}") from None
+    for column, name in enumerate(("error bits", "scores")):
+        try:
+            as_stream(array[:, column], binary=column == 0)
+        except ValueError as error:
+            raise ValueError(f"{name}: {error}") from None
     return array
 
 

@@ -8,6 +8,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from driftwarden.detectors.cusum import CUSUM
 from driftwarden.detectors.risk_cusum import RiskCUSUM, reference_bins
@@ -173,7 +175,10 @@ def test_bad_parameters_are_named(params, message) -> None:
             np.array([[0.0, 0.5], [0.5, 0.5]]),
             "error bits: values must be 0 or 1, got 0.5 at position 1",
         ),
-        (np.array([[0.0, 0.5], [1.0, np.nan]]), "values must be finite, got nan at position 1"),
+        (
+            np.array([[0.0, 0.5], [1.0, np.nan]]),
+            "scores: values must be finite, got nan at position 1",
+        ),
         (np.array([["a", "b"]]), "numeric"),
     ],
 )
@@ -213,3 +218,34 @@ def test_a_change_reaching_confident_scores_is_found_sooner_than_from_the_bits_a
         ours.append(found[found >= 2000][0] - 2000)
         bits.append(plain[plain >= 2000][0] - 2000)
     assert np.median(ours) < 0.5 * np.median(bits), (np.median(ours), np.median(bits))
+
+
+ROW = st.tuples(
+    st.sampled_from([0.0, 1.0, 1.0, 0.5, math.nan]),
+    st.floats(allow_nan=True, allow_infinity=True, width=64),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(batches=st.lists(st.lists(ROW, max_size=40), min_size=1, max_size=6))
+def test_any_batches_give_the_plain_recursion_or_a_named_refusal(batches) -> None:
+    """Whole batches of arbitrary rows: a batch with a bad row is refused, naming it, and
+    leaves the statistics as they were; the good batches give the plain recursion's drifts."""
+    detector = RiskCUSUM(BINS, flip=0.3, arl=50.0)
+    good: list[np.ndarray] = []
+    found: list[int] = []
+    for batch in batches:
+        rows = np.array(batch, dtype=float).reshape(-1, 2)
+        bad = ~np.isin(rows[:, 0], [0.0, 1.0]) | ~np.isfinite(rows[:, 1])
+        before = detector.statistics
+        if bad.any():
+            with pytest.raises(ValueError, match=r"^(error bits|scores): values must be"):
+                detector.update(rows)
+            assert detector.statistics == before
+            continue
+        offset = sum(len(g) for g in good)
+        found += (detector.update(rows).drifts + offset).tolist()
+        good.append(rows)
+    if good:
+        every = np.concatenate(good)
+        assert found == plain_risk_cusum(every, BINS, 0.3, RiskCUSUM(BINS, flip=0.3, arl=50.0))
