@@ -387,12 +387,18 @@ class ModelPipeline:
         return out
 
     def _window_of(self, connection: Connection, commit: Commit, key: int) -> WindowInfo:
-        """The earliest window holding ``key``: closed, or the open one it will close as."""
+        """The earliest window holding ``key``: closed, or the open one it will close as
+        (named, where versions are not split, by the most frequent version under ``key``:
+        the window's is known when it closes)."""
         closed = self.closed_holding(connection, commit, {key})
         if closed:
             return closed[0][0]
         bounds = self.windows.open_window_of(key)
-        version = None if self.lane is None else self.lane.version
+        if self.lane is not None:
+            version = self.lane.version
+        else:
+            held = self.windows.open_summary(key)
+            version = None if held is None else held.model_version
         return WindowInfo(
             self.name, version, self.profile.reference_id, bounds.index, bounds.start, bounds.end
         )
