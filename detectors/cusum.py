@@ -230,15 +230,26 @@ def scan_lattice(level: int, steps: np.ndarray, height: int) -> tuple[int, int]:
     >>> scan_lattice(0, np.array([2, -5, 3, 3, -1, 4]), 9)
     (9, 5)
     """
-    totals = np.cumsum(steps)
-    totals += level
-    floor = np.minimum.accumulate(totals)
+    path, hit = lattice_path(level, steps, height)
+    return int(path[hit]), hit
+
+
+def lattice_path(level: int, steps: np.ndarray, height: int) -> tuple[np.ndarray, int]:
+    """:math:`S_t = \\max(0, S_{t-1} + y_t)` from ``level`` at every element, and the position
+    of its first :math:`S_t \\ge H` or -1 (the path is :func:`scan_lattice`'s up to there).
+
+    Examples
+    --------
+    >>> lattice_path(0, np.array([2, -5, 3, 3, -1, 4]), 9)
+    (array([2, 0, 3, 6, 5, 9]), 5)
+    """
+    path = np.cumsum(steps)
+    path += level
+    floor = np.minimum.accumulate(path)
     np.minimum(floor, 0, out=floor)
-    totals -= floor
-    hits = np.flatnonzero(totals >= height)
-    if hits.size:
-        return int(totals[hits[0]]), int(hits[0])
-    return int(totals[-1]), -1
+    path -= floor
+    hits = np.flatnonzero(path >= height)
+    return path, int(hits[0]) if hits.size else -1
 
 
 def lattice_arl(steps: np.ndarray, probabilities: np.ndarray, height: int) -> float:

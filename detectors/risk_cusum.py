@@ -10,7 +10,7 @@ from typing import Any, Self
 
 import numpy as np
 
-from .cusum import _NONE, bernoulli_design, calibrate_height, check_arl, scan_lattice
+from .cusum import _NONE, bernoulli_design, calibrate_height, check_arl, lattice_path
 from .stream import StreamDetector, as_stream, check_positive, check_positive_int
 
 # Lattice unit of the scored chart, in log-likelihood units: each weight is rounded to it.
@@ -66,7 +66,21 @@ class RiskCUSUM(StreamDetector):
     :math:`W_t = x_t \log(p'_k / p_k) + (1 - x_t) \log((1 - p'_k) / (1 - p_k))`,
     :math:`p'_k = p_k + q (1 - 2 p_k)`, to :math:`S_t = \max(0, S_{t-1} +
     W_t)`, each weight rounded to a multiple of 0.01; a drift is :math:`S_t \ge
-    h`. While the scores keep the reference's distribution (the shares) and the
+    h`.
+
+    *One drift per excursion.* A chart that keeps restarting against a fixed
+    reference fires again every few hundred labels while the error rate stays
+    raised. Instead, at a drift both charts are *disarmed*: they go on, each
+    capped at its threshold, and a disarmed chart is armed again once its
+    statistic is back at 0 (the errors look like the reference's again). Only an
+    armed chart reaching its threshold is a drift. So a change is reported once,
+    and a later one after the model has returned to the reference's errors; a
+    concept that stays changed, or changes further, is not reported again until
+    then (refit the reference to watch the new concept). While the model errs as
+    on the reference, a chart is disarmed only for the few hundred labels its
+    statistic takes to fall back after a false alarm, so the ARL below holds.
+
+    While the scores keep the reference's distribution (the shares) and the
     model errs at the reference's rate in each bin, the rounded increments are
     i.i.d. on the lattice, so the chart is a Markov chain whose run length from 0
     is exact (Brook & Evans, :func:`~driftwarden.detectors.cusum.lattice_arl`);
@@ -97,8 +111,10 @@ class RiskCUSUM(StreamDetector):
     The batch form maps every score to its bin with ``np.searchsorted``, looks
     up the integer weights and runs both lattice recursions with ``np.cumsum``
     and ``np.minimum.accumulate``
-    (:func:`~driftwarden.detectors.cusum.scan_lattice`); the saved state is the
-    two integer statistics, so restoring continues exactly.
+    (:func:`~driftwarden.detectors.cusum.lattice_path`; a disarmed chart as
+    :math:`h - S`, whose cap is then a floor), from one arming or drift to the
+    next; the saved state is the two integer statistics and whether each chart is
+    armed, so restoring continues exactly.
 
     References
     ----------
@@ -165,7 +181,12 @@ class RiskCUSUM(StreamDetector):
 
     def _reset(self) -> None:
         super()._reset()
-        self._levels = (0, 0)
+        self._levels = [0, 0]
+        self._armed = [True, True]
+
+    def _restart(self) -> None:
+        """After a drift the charts go on, disarmed (see Notes): no fresh start."""
+        self._drift_detected = False
 
     def _validate(self, values: Any) -> np.ndarray:
         return as_scored_stream(values)
@@ -184,6 +205,11 @@ class RiskCUSUM(StreamDetector):
         return (self._levels[0] * UNIT, self._levels[1] * self._plain.unit)
 
     @property
+    def armed(self) -> tuple[bool, bool]:
+        """Whether the scored and the plain chart reaching its threshold is a drift now."""
+        return (self._armed[0], self._armed[1])
+
+    @property
     def chart_arls(self) -> tuple[float, float]:
         """The exact in-control ARL of each chart (near ``2 * arl``)."""
         return (self._scored.arl, self._plain.arl)
@@ -199,30 +225,58 @@ class RiskCUSUM(StreamDetector):
 
     def _scan(self, x: np.ndarray) -> tuple[np.ndarray, int]:
         plain = np.where(x[:, 0] > 0.5, self._plain.up, -self._plain.down)
-        scored_level, scored_at = scan_lattice(
-            self._levels[0], self._scored_steps(x), self._scored.height
-        )
-        plain_level, plain_at = scan_lattice(self._levels[1], plain, self._plain.height)
-        alarms = [at for at in (scored_at, plain_at) if at >= 0]
-        if alarms:
-            self._drift_detected = True
-            return _NONE, min(alarms)
-        self._levels = (scored_level, plain_level)
+        steps = (self._scored_steps(x), plain)
+        heights = (self._scored.height, self._plain.height)
+        start = 0
+        while start < x.shape[0]:
+            paths, events = [], []
+            for level, armed, chart, height in zip(
+                self._levels, self._armed, steps, heights, strict=True
+            ):
+                if armed:  # S = max(0, S + W) until it reaches the threshold
+                    path, event = lattice_path(level, chart[start:], height)
+                else:  # S = min(h, max(0, S + W)) until it returns to 0: h - S from 0 to h
+                    path, event = lattice_path(height - level, -chart[start:], height)
+                    path = height - path
+                paths.append(path)
+                events.append(event)
+            found = [event for event in events if event >= 0]
+            if not found:
+                self._levels = [int(path[-1]) for path in paths]
+                return _NONE, -1
+            at = min(found)
+            levels = [int(path[at]) for path in paths]
+            alarm = any(a and e == at for a, e in zip(self._armed, events, strict=True))
+            levels = [min(max(level, 0), h) for level, h in zip(levels, heights, strict=True)]
+            if alarm:
+                self._levels = levels
+                self._armed = [False, False]
+                self._drift_detected = True
+                return _NONE, start + at
+            self._levels = levels
+            self._armed = [a or e == at for a, e in zip(self._armed, events, strict=True)]
+            start += at + 1
         return _NONE, -1
 
     def _get_state(self) -> dict[str, Any]:
-        return {"levels": list(self._levels)}
+        return {"levels": list(self._levels), "armed": list(self._armed)}
 
     def _set_state(self, state: dict[str, Any]) -> None:
-        levels = state["levels"]
+        levels, armed = state["levels"], state["armed"]
         valid = (
             isinstance(levels, list)
             and len(levels) == 2
             and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in levels)
+            and isinstance(armed, list)
+            and len(armed) == 2
+            and all(isinstance(v, bool) for v in armed)
         )
         if not valid:
-            raise ValueError(f"RiskCUSUM state levels must be two integers >= 0, got {levels!r}")
-        self._levels = (levels[0], levels[1])
+            raise ValueError(
+                "RiskCUSUM state must hold two integer levels >= 0 and two armed flags, "
+                f"got {levels!r} and {armed!r}"
+            )
+        self._levels, self._armed = list(levels), list(armed)
 
     def __repr__(self) -> str:
         return (

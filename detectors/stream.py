@@ -123,8 +123,9 @@ class StreamDetector(abc.ABC):
 
     Subclasses store every constructor argument as a public attribute of the
     same name (listed in ``_PARAMS``), rebuild their private state in
-    ``_reset()``, scan a batch in ``_scan()`` and describe their private state
-    in ``_get_state()`` / ``_set_state()``.
+    ``_reset()`` (which ``_restart()`` calls after a drift, unless a detector
+    goes on otherwise), scan a batch in ``_scan()`` and describe their private
+    state in ``_get_state()`` / ``_set_state()``.
     """
 
     name: ClassVar[str]
@@ -139,6 +140,10 @@ class StreamDetector(abc.ABC):
     def _reset(self) -> None:
         self._drift_detected = False
         self._warning_detected = False
+
+    def _restart(self) -> None:
+        """Start again after a drift, before the next element (River's detectors: afresh)."""
+        self._reset()
 
     @property
     def drift_detected(self) -> bool:
@@ -176,7 +181,7 @@ class StreamDetector(abc.ABC):
         start = 0
         while start < n:
             if self._drift_detected:
-                self._reset()
+                self._restart()
             stop = min(n, start + _MAX_SCAN)
             found_warnings, drift_at = self._scan(x[start:stop])
             if found_warnings.size:

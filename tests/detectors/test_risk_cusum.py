@@ -33,27 +33,35 @@ def draw(rng: np.random.Generator, n: int, flip: float = 0.0) -> np.ndarray:
 
 
 def plain_risk_cusum(rows: np.ndarray, bins: dict, flip: float, detector: RiskCUSUM) -> list[int]:
-    """Two charts, either one's alarm a drift: the scored chart adds each row's log-likelihood
-    ratio (a share ``flip`` reversed against its band's rate), rounded to 0.01; the plain chart
-    is CUSUM on the bits at the bands' overall rate, with twice the ARL."""
+    """Two charts: the scored chart adds each row's log-likelihood ratio (a share ``flip``
+    reversed against its band's rate) rounded to 0.01; the plain chart is CUSUM on the bits
+    at the bands' overall rate, with twice the ARL (exact logs: its steps are multiples of its
+    lattice unit). An armed chart reaching its threshold is a drift, which disarms both; a
+    disarmed chart is capped at its threshold and armed again when it is back at 0."""
     plain = CUSUM(
         sum(r * s for r, s in zip(bins["rates"], bins["shares"], strict=True)),
         odds_ratio=detector.odds_ratio,
         arl=2 * detector.arl,
     )
     p0, p1 = plain.reference_rate, plain.alternative_rate
-    plain_up, plain_down = math.log(p1 / p0), math.log((1 - p1) / (1 - p0))
-    scored_height = round(detector.thresholds[0] / 0.01)
-    s_scored, s_plain, drifts = 0, 0.0, []
+    plain_steps = (math.log(p1 / p0), math.log((1 - p1) / (1 - p0)))
+    heights = (round(detector.thresholds[0] / 0.01), plain.threshold - 1e-9)
+    levels, armed, drifts = [0.0, 0.0], [True, True], []
     for i, (error, score) in enumerate(rows.tolist()):
         p = bins["rates"][bisect.bisect_right(bins["edges"], score)]
         q = p + flip * (1 - 2 * p)
         weight = math.log(q / p) if error else math.log((1 - q) / (1 - p))
-        s_scored = max(0, s_scored + round(weight / 0.01))
-        s_plain = max(0.0, s_plain + (plain_up if error else plain_down))
-        if s_scored >= scored_height or s_plain >= plain.threshold - 1e-9:
+        steps = (round(weight / 0.01), plain_steps[0 if error else 1])
+        for k in range(2):
+            levels[k] = max(0.0, levels[k] + steps[k])
+            if not armed[k]:
+                levels[k] = min(levels[k], heights[k])
+        if any(armed[k] and levels[k] >= heights[k] for k in range(2)):
             drifts.append(i)
-            s_scored, s_plain = 0, 0.0
+            levels = [min(level, h) for level, h in zip(levels, heights, strict=True)]
+            armed = [False, False]
+        else:
+            armed = [armed[k] or levels[k] == 0.0 for k in range(2)]
     return drifts
 
 
@@ -70,6 +78,19 @@ def test_rows_match_the_plain_recursion(seed, flip, arl) -> None:
     expected = plain_risk_cusum(rows, BINS, flip, detector)
     assert detector.update(rows).drifts.tolist() == expected
     assert expected, "the change at 3,000 is found"
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_a_change_is_reported_once_while_it_lasts_and_again_after_a_return(seed) -> None:
+    rng = np.random.default_rng(100 + seed)
+    parts = [draw(rng, 3000), draw(rng, 3000, flip=0.2), draw(rng, 3000), draw(rng, 3000, 0.2)]
+    detector = RiskCUSUM(BINS)
+    drifts = np.concatenate(
+        [detector.update(part).drifts + 3000 * k for k, part in enumerate(parts)]
+    )
+    assert len(drifts) == 2, drifts
+    assert 3000 <= drifts[0] < 3300 and 9000 <= drifts[1] < 9300, drifts
+    assert detector.armed == (False, False)
 
 
 def test_the_plain_chart_alone_finds_a_rise_where_the_model_was_unsure() -> None:
