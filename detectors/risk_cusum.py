@@ -62,7 +62,8 @@ class RiskCUSUM(StreamDetector):
     -----
     A labelled prediction is the pair (error bit :math:`x_t`, score
     :math:`s_t`); its bin :math:`k` is where :math:`s_t` falls among the edges
-    (a score equal to an edge belongs to the bin above it). The scored chart adds
+    (a score equal to an edge belongs to the bin above it; a row without a score,
+    NaN, weighs as the reference's overall error rate says). The scored chart adds
     :math:`W_t = x_t \log(p'_k / p_k) + (1 - x_t) \log((1 - p'_k) / (1 - p_k))`,
     :math:`p'_k = p_k + q (1 - 2 p_k)`, to :math:`S_t = \max(0, S_{t-1} +
     W_t)`, each weight rounded to a multiple of 0.01; a drift is :math:`S_t \ge
@@ -221,6 +222,7 @@ class RiskCUSUM(StreamDetector):
     def _scored_steps(self, x: np.ndarray) -> np.ndarray:
         errors = x[:, 0] > 0.5
         bins = np.searchsorted(self._edges, x[:, 1], side="right")
+        bins[np.isnan(x[:, 1])] = self._edges.size + 1  # no score: the overall rate's weights
         return np.where(errors, self._scored.up[bins], self._scored.down[bins])
 
     def _scan(self, x: np.ndarray) -> tuple[np.ndarray, int]:
@@ -364,7 +366,8 @@ def reference_bins(errors: Any, scores: Any, bins: int = DEFAULT_BINS) -> dict[s
 
 
 def as_scored_stream(values: Any) -> np.ndarray:
-    """One batch of (error bit, score) pairs as an ``(n, 2)`` float64 array, validated."""
+    """One batch of (error bit, score) pairs as an ``(n, 2)`` float64 array, its error bits
+    validated (any score places a row in a band; NaN is a row without one)."""
     array = np.asarray(values)
     if array.ndim != 2 or array.shape[1] != 2:
         raise ValueError(
@@ -373,18 +376,17 @@ def as_scored_stream(values: Any) -> np.ndarray:
     if array.dtype.kind not in "biuf":
         raise ValueError(f"values must be numeric, got dtype {array.dtype}")
     array = array.astype(np.float64)
-    for column, name in enumerate(("error bits", "scores")):
-        try:
-            as_stream(array[:, column], binary=column == 0)
-        except ValueError as error:
-            raise ValueError(f"{name}: {error}") from None
+    try:
+        as_stream(array[:, 0], binary=True)
+    except ValueError as error:
+        raise ValueError(f"error bits: {error}") from None
     return array
 
 
 @dataclass(frozen=True)
 class _ScoredDesign:
-    up: np.ndarray  # lattice step of an error, per bin
-    down: np.ndarray  # lattice step of a correct prediction, per bin
+    up: np.ndarray  # lattice step of an error, per bin, then for a row without a score
+    down: np.ndarray  # lattice step of a correct prediction, likewise
     height: int
     arl: float
 
@@ -398,13 +400,13 @@ def _scored_design(
     arl: float,
 ) -> _ScoredDesign:
     """Integer weights per bin and the threshold whose in-control ARL is nearest ``arl``."""
-    p = np.asarray(rates)
+    share = np.asarray(shares)
+    p = np.append(rates, np.dot(rates, share))  # the last: a row without a score
     changed = p + flip * (1.0 - 2.0 * p)
     up = np.rint(np.log(changed / p) / UNIT).astype(np.int64)
     down = np.rint(np.log((1.0 - changed) / (1.0 - p)) / UNIT).astype(np.int64)
-    share = np.asarray(shares)
-    steps = np.concatenate([up, down])
-    probabilities = np.concatenate([share * p, share * (1.0 - p)])
+    steps = np.concatenate([up[:-1], down[:-1]])
+    probabilities = np.concatenate([share * p[:-1], share * (1.0 - p[:-1])])
     kept = probabilities > 0
     height, expected = calibrate_height(steps[kept], probabilities[kept], arl)
     return _ScoredDesign(up=up, down=down, height=height, arl=expected)

@@ -149,11 +149,12 @@ def error_stream(
 
 def detector_stream(reads: str, errors: np.ndarray, scores: pl.Series | None) -> np.ndarray:
     """What a concept-drift detector reads of labelled rows: their errors, or for a detector
-    that reads ``scored`` rows each error beside its score (binary classifiers' predictions)."""
+    that reads ``scored`` rows each error beside its score (binary classifiers' predictions;
+    NaN for errors kept without one, as spread instances of earlier releases handed in)."""
     if reads != "scored":
         return errors
     if scores is None:
-        raise ValueError("a detector that reads scored rows needs the predictions' scores")
+        return np.column_stack([errors, np.full(errors.size, np.nan)])
     return np.column_stack([errors, scores.cast(pl.Float64).to_numpy()])
 
 

@@ -48,7 +48,10 @@ def plain_risk_cusum(rows: np.ndarray, bins: dict, flip: float, detector: RiskCU
     heights = (round(detector.thresholds[0] / 0.01), plain.threshold - 1e-9)
     levels, armed, drifts = [0.0, 0.0], [True, True], []
     for i, (error, score) in enumerate(rows.tolist()):
-        p = bins["rates"][bisect.bisect_right(bins["edges"], score)]
+        if math.isnan(score):  # no score: the reference's overall rate
+            p = sum(r * s for r, s in zip(bins["rates"], bins["shares"], strict=True))
+        else:
+            p = bins["rates"][bisect.bisect_right(bins["edges"], score)]
         q = p + flip * (1 - 2 * p)
         weight = math.log(q / p) if error else math.log((1 - q) / (1 - p))
         steps = (round(weight / 0.01), plain_steps[0 if error else 1])
@@ -197,8 +200,8 @@ def test_bad_parameters_are_named(params, message) -> None:
             "error bits: values must be 0 or 1, got 0.5 at position 1",
         ),
         (
-            np.array([[0.0, 0.5], [1.0, np.nan]]),
-            "scores: values must be finite, got nan at position 1",
+            np.array([[0.0, 0.5], [np.nan, 0.5]]),
+            "error bits: values must be finite, got nan at position 1",
         ),
         (np.array([["a", "b"]]), "numeric"),
     ],
@@ -250,17 +253,18 @@ ROW = st.tuples(
 @settings(max_examples=200, deadline=None)
 @given(batches=st.lists(st.lists(ROW, max_size=40), min_size=1, max_size=6))
 def test_any_batches_give_the_plain_recursion_or_a_named_refusal(batches) -> None:
-    """Whole batches of arbitrary rows: a batch with a bad row is refused, naming it, and
-    leaves the statistics as they were; the good batches give the plain recursion's drifts."""
+    """Whole batches of arbitrary rows: a batch with a bad error bit is refused, naming it,
+    and leaves the statistics as they were; any score places a row (NaN: none, the overall
+    rate), and the good batches give the plain recursion's drifts."""
     detector = RiskCUSUM(BINS, flip=0.3, arl=50.0)
     good: list[np.ndarray] = []
     found: list[int] = []
     for batch in batches:
         rows = np.array(batch, dtype=float).reshape(-1, 2)
-        bad = ~np.isin(rows[:, 0], [0.0, 1.0]) | ~np.isfinite(rows[:, 1])
+        bad = ~np.isin(rows[:, 0], [0.0, 1.0])
         before = detector.statistics
         if bad.any():
-            with pytest.raises(ValueError, match=r"^(error bits|scores): values must be"):
+            with pytest.raises(ValueError, match=r"^error bits: values must be"):
                 detector.update(rows)
             assert detector.statistics == before
             continue
