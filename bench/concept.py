@@ -636,6 +636,16 @@ def risk_comparison(n_seeds: int, steps: int, batch: int, seed: int) -> None:
                     found = run_river(make, x[:, 0]).drifts
                 results[label][key].append(score_against_reference(found, nominal[key[0]]))
 
+    calm = streams[("none", "")]
+    speeds = []
+    for label, kind, factory in rows[:3]:
+
+        def fresh(factory: Callable[[dict], object] = factory) -> object:
+            return factory(reference)
+
+        rate = run_ours(fresh, calm if kind == "scored" else calm[:, 0], batch, repeats=3).rate
+        speeds.append(f"{label}: {rate / 1e6:.1f}M")
+    print(f"Updates per CPU second, best of 3, batches of {batch:,}: " + "; ".join(speeds) + "\n")
     reference_steps = n_seeds * (steps + 2 * (steps // 2 + ramp_start))
     print(
         f"Over {n_seeds} seeds; {reference_steps:,} steps at the reference rate in all "
