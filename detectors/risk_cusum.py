@@ -215,10 +215,6 @@ class RiskCUSUM(StreamDetector):
         """The exact in-control ARL of each chart (near ``2 * arl``)."""
         return (self._scored.arl, self._plain.arl)
 
-    def weights(self, values: Any) -> np.ndarray:
-        """The scored chart's increments :math:`W_t`, in log-likelihood units (see Notes)."""
-        return self._scored_steps(self._validate(values)) * UNIT
-
     def _scored_steps(self, x: np.ndarray) -> np.ndarray:
         errors = x[:, 0] > 0.5
         bins = np.searchsorted(self._edges, x[:, 1], side="right")
