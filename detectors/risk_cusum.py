@@ -104,10 +104,11 @@ class RiskCUSUM(StreamDetector):
     increments keep a negative mean in every band, so it stays quiet; the plain
     chart sees the overall error rate rise and may fire.
 
-    *Calibration.* The ARL trusts the reference's rate in every bin; a bin's rate
-    comes from at least 50 labelled rows, smoothed as :math:`(e_k + \tfrac12) /
-    (n_k + 1)` so that a bin without errors still has a rate. Use a reference of
-    some 20,000 labelled rows or more (1,000 per bin).
+    *Calibration.* The ARL trusts the reference's rate in every bin, smoothed as
+    :math:`(e_k + \tfrac12) / (n_k + 1)` so that a bin without errors still has
+    a rate; the reference needs 50 labelled rows per bin (repeated scores can
+    leave a bin between two of them with fewer, and a small share). Use a
+    reference of some 20,000 labelled rows or more (1,000 per bin).
 
     The batch form maps every score to its bin with ``np.searchsorted``, looks
     up the integer weights and runs both lattice recursions with ``np.cumsum``
@@ -334,8 +335,8 @@ def reference_bins(errors: Any, scores: Any, bins: int = DEFAULT_BINS) -> dict[s
     The edges are the scores' quantiles at :math:`k / K` (the smallest score with
     at least that share of rows at or below it; repeated ones kept once, the
     lowest score dropped, as no score falls below it), each bin's rate is
-    :math:`(e_k + \\frac12) / (n_k + 1)` and its share :math:`n_k / n`. Needs at
-    least 50 rows per bin.
+    :math:`(e_k + \\frac12) / (n_k + 1)` and its share :math:`n_k / n`. Needs 50
+    rows per bin (1,000 for the default 20).
     """
     bins = check_positive_int("bins", bins, minimum=2)
     bits = as_stream(errors, binary=True)
