@@ -86,6 +86,7 @@ directly (about a minute).
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
 import time
 from collections.abc import Callable
@@ -559,6 +560,11 @@ def scored_stream(sigma: float, shape: str, amounts: np.ndarray, seed: int) -> n
     return np.column_stack([rng.random(amounts.size) < p, scores]).astype(np.float64)
 
 
+def read_by(kind: str, rows: np.ndarray) -> np.ndarray:
+    """What a detector of ``kind`` reads of (error bit, score) rows: both, or the bits."""
+    return rows if kind == "scored" else rows[:, 0]
+
+
 def risk_comparison(n_seeds: int, steps: int, batch: int, seed: int) -> None:
     """The risk-adjusted CUSUM beside the error-bit detectors, ours and River's, on streams
     that carry scores: a change that reverses a share of labels at every score (``flip``)
@@ -578,7 +584,11 @@ def risk_comparison(n_seeds: int, steps: int, batch: int, seed: int) -> None:
         ("abrupt", "odds"): segment_rates(steps, [odds[r] for r in RATES]),
         ("gradual", "odds"): 1.0 + (odds[0.25] - 1.0) * ramp,
     }
-    nominal = {"abrupt": abrupt_rates, "gradual": ramp_rates, "none": np.full(steps, 0.10)}
+    nominal = {
+        "abrupt": abrupt_rates,
+        "gradual": ramp_rates,
+        "none": np.full(steps, REFERENCE_RATE),
+    }
     print(
         f"\n### Scored streams: calibrated model, logit ~ N(0, {sigma:.3f}^2), "
         f"{REFERENCE_ROWS:,} reference rows per seed, odds ratios "
@@ -622,28 +632,18 @@ def risk_comparison(n_seeds: int, steps: int, batch: int, seed: int) -> None:
         streams[("none", "")] = scored_stream(sigma, "flip", np.zeros(steps), seed + 1000 * k + 29)
         for label, kind, factory in rows:
             for key, x in streams.items():
-
-                def make(
-                    factory: Callable[[dict], object] = factory, reference: dict = reference
-                ) -> object:
-                    return factory(reference)
-
-                if kind == "scored":
-                    found = run_ours(make, x, batch).drifts
-                elif kind == "bits":
-                    found = run_ours(make, x[:, 0], batch).drifts
+                make = functools.partial(factory, reference)
+                if kind == "river":
+                    found = run_river(make, read_by(kind, x)).drifts
                 else:
-                    found = run_river(make, x[:, 0]).drifts
+                    found = run_ours(make, read_by(kind, x), batch).drifts
                 results[label][key].append(score_against_reference(found, nominal[key[0]]))
 
     calm = streams[("none", "")]
     speeds = []
     for label, kind, factory in rows[:3]:
-
-        def fresh(factory: Callable[[dict], object] = factory) -> object:
-            return factory(reference)
-
-        rate = run_ours(fresh, calm if kind == "scored" else calm[:, 0], batch, repeats=3).rate
+        make = functools.partial(factory, reference)
+        rate = run_ours(make, read_by(kind, calm), batch, repeats=3).rate
         speeds.append(f"{label}: {rate / 1e6:.1f}M")
     print(f"Updates per CPU second, best of 3, batches of {batch:,}: " + "; ".join(speeds) + "\n")
     reference_steps = n_seeds * (steps + 2 * (steps // 2 + ramp_start))

@@ -102,15 +102,14 @@ def check_quality_settings(model: ModelConfig, path: str) -> None:
                 f"{path}.fairness.thresholds.{metric}",
             )
     concept = model.concept_drift
-    if concept.detector is None:
+    if concept.detector is None:  # the default fits every task (default_concept_detector)
         if concept.params is not None:
             raise ConfigError(
                 "params need a detector: the default one depends on the reference (risk_cusum "
                 "for a binary classifier whose reference has scores and labels, else adwin)",
                 f"{path}.concept_drift.params",
             )
-        binary = model.task == "binary_classification"
-        concept = ConceptDriftConfig(detector="risk_cusum" if binary else "adwin")
+        return
     detector = build_concept_detector(concept, f"{path}.concept_drift", STAND_IN_REFERENCE)
     if model.task == "regression" and detector.reads != "real":
         raise ConfigError(

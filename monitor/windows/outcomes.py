@@ -104,7 +104,7 @@ def reference_outcomes(
     model: ModelConfig, frame: pl.DataFrame, outcomes: OutcomeProfile
 ) -> OutcomeProfile:
     """Reference performance and, for binary classifiers, the fitted CBPE."""
-    rows = frame.filter(pl.col("label").is_not_null() & pl.col("prediction").is_not_null())
+    rows = labelled_rows(frame)
     if rows.height == 0:
         return outcomes
     label_shift = 0.0
@@ -130,6 +130,11 @@ def reference_outcomes(
         )
         cbpe = estimator.state_dict()
     return replace(outcomes, reference_performance=reference, cbpe=cbpe)
+
+
+def labelled_rows(frame: pl.DataFrame) -> pl.DataFrame:
+    """The reference rows with both a prediction and a label."""
+    return frame.filter(pl.col("label").is_not_null() & pl.col("prediction").is_not_null())
 
 
 def error_stream(

@@ -44,6 +44,7 @@ from driftwarden.monitor.windows.outcomes import (
     error_reference,
     error_stream,
     fit_outcomes,
+    labelled_rows,
 )
 from driftwarden.monitor.windows.vocabulary import (
     Vocabulary,
@@ -419,7 +420,7 @@ def with_score_bands(profile: Profile, model: ModelConfig, frame: pl.DataFrame) 
         return profile
     if "reference_bins" in found:
         return profile
-    rows = frame.filter(pl.col("label").is_not_null() & pl.col("prediction").is_not_null())
+    rows = labelled_rows(frame)
     threshold = profile.outcomes.decision_threshold
     found = error_reference(model.task, threshold, rows["prediction"], rows["label"])
     return replace(profile, outcomes=replace(profile.outcomes, error_reference=found))
